@@ -1,0 +1,32 @@
+//! Named limits on everything the model accepts. Units come last in every name.
+//!
+//! These limits are part of the format: an event that breaks one is refused at
+//! decode time, wherever it comes from (JSON, canonical bytes, the log).
+
+/// Largest canonical event encoding accepted (the bytes that are signed).
+pub const EVENT_SIZE_BYTES_MAX: usize = 64 * 1024;
+/// Longest free-text field (reasons, grounds, remedies, descriptions).
+pub const TEXT_BYTES_MAX: usize = 8 * 1024;
+/// Longest short name (agency, list, measure, MOU, rule set, case number, labels).
+pub const NAME_BYTES_MAX: usize = 128;
+/// Longest value of a subject identifier in an "other" scheme.
+pub const OTHER_ID_BYTES_MAX: usize = 64;
+/// Most roles one agency may hold.
+pub const ROLES_PER_AGENCY_MAX: usize = 8;
+/// Most keys registered in one agency-registered event.
+pub const KEYS_PER_EVENT_MAX: usize = 16;
+/// Most legal references cited by one event.
+pub const LEGAL_REFS_PER_EVENT_MAX: usize = 32;
+/// Most parties (responsible agencies) in one MOU event. One real MOU binds 40+ agencies.
+pub const MOU_PARTIES_MAX: usize = 256;
+/// Most measure codes granted to one MOU party.
+pub const MEASURES_PER_PARTY_MAX: usize = 256;
+/// Most evidence digests attached to one objection.
+pub const EVIDENCE_PER_OBJECTION_MAX: usize = 64;
+/// Longest designation term, and longest single extension, in months (SPC allows 1–3 years
+/// of extension; 10 years is a generous ceiling that still catches unit mistakes).
+pub const TERM_MONTHS_MAX: u16 = 120;
+/// Earliest and latest year accepted in any timestamp or date.
+pub const YEAR_MIN: i32 = 1900;
+/// See [`YEAR_MIN`].
+pub const YEAR_MAX: i32 = 2199;
