@@ -593,3 +593,341 @@ impl Registry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CaseAction, ServiceMethod, FORMAT_VERSION};
+    use crate::golden;
+    use crate::ids::{Name, SubjectId, Uscc};
+
+    fn name(text: &str) -> Name {
+        Name::parse(text).unwrap()
+    }
+    fn at(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+    fn key(label: &str) -> PublicKey {
+        PublicKey(golden::signing_key(label).verifying_key().to_bytes())
+    }
+    fn registry_event(body: RegistryEvent) -> Event {
+        Event {
+            format: FORMAT_VERSION,
+            signer: Signer::Registry,
+            key: key("registry-root"),
+            effective_at: at("2024-01-01T00:00:00+08:00"),
+            body: Body::Registry(body),
+        }
+    }
+    fn case_event(agency: &str, key_label: &str, effective: &str, action: CaseAction) -> Event {
+        Event {
+            format: FORMAT_VERSION,
+            signer: Signer::Agency(name(agency)),
+            key: key(key_label),
+            effective_at: at(effective),
+            body: Body::Case(CaseEvent {
+                list: name("defaulters"),
+                subject: SubjectId::Uscc(Uscc::parse("91110105MA01ABCD13").unwrap()),
+                number: name("(2024)1"),
+                expected_version: None,
+                action,
+            }),
+        }
+    }
+    fn register(registry: &mut Registry, agency: &str, roles: Vec<Role>) {
+        let body = RegistryEvent::AgencyRegistered {
+            agency: name(agency),
+            name: agency.into(),
+            roles,
+            keys: vec![key(agency)],
+        };
+        registry
+            .apply(&registry_event(body), at("2024-01-01T00:00:00+08:00"))
+            .unwrap();
+    }
+    fn notice() -> CaseAction {
+        CaseAction::Notice {
+            served_at: at("2024-03-01T00:00:00+08:00"),
+            method: ServiceMethod::Post,
+            matter: String::new(),
+            rights: String::new(),
+        }
+    }
+    fn measure(code: &str) -> CaseAction {
+        CaseAction::MeasureApplied {
+            measure: name(code),
+            mou: name("mou"),
+        }
+    }
+
+    /// A registry with a court (designating), an airline regulator (responsible),
+    /// a petitions office (intake), one list, two measures and one MOU.
+    fn setup() -> Registry {
+        let mut registry = Registry::new(key("registry-root"));
+        register(&mut registry, "court", vec![Role::Designating]);
+        register(&mut registry, "caac", vec![Role::Responsible]);
+        register(&mut registry, "petitions", vec![Role::Intake]);
+        let now = at("2024-01-01T00:00:00+08:00");
+        let list = RegistryEvent::ListDefined {
+            list: name("defaulters"),
+            name: "x".into(),
+            designating_agency: name("court"),
+            rule_set: name("rules"),
+            legal_basis: vec![],
+        };
+        registry.apply(&registry_event(list), now).unwrap();
+        for code in ["fly", "rail"] {
+            let authority = LegalRef {
+                instrument: "law".into(),
+                article: "1".into(),
+            };
+            registry
+                .apply(
+                    &registry_event(RegistryEvent::MeasureCatalogued {
+                        code: name(code),
+                        description: String::new(),
+                        authority,
+                    }),
+                    now,
+                )
+                .unwrap();
+        }
+        let parties = vec![MouParty {
+            agency: name("caac"),
+            measures: vec![name("fly")],
+        }];
+        let mou = RegistryEvent::MouSigned {
+            mou: name("mou"),
+            list: name("defaulters"),
+            parties,
+            effective_from: at("2024-01-01T00:00:00+08:00"),
+            effective_until: None,
+        };
+        registry.apply(&registry_event(mou), now).unwrap();
+        registry
+    }
+
+    #[test]
+    fn roles_decide_who_signs_what() {
+        let registry = setup();
+        let now = at("2024-05-01T00:00:00+08:00");
+        let t = "2024-03-01T00:00:00+08:00";
+        assert_eq!(
+            registry.authorize(&case_event("court", "court", t, notice()), now),
+            Ok(())
+        );
+        assert!(matches!(
+            registry.authorize(&case_event("caac", "caac", t, notice()), now),
+            Err(AuthError::NotDesignatingAgency { .. })
+        ));
+        assert_eq!(
+            registry.authorize(&case_event("caac", "caac", t, measure("fly")), now),
+            Ok(())
+        );
+        assert!(matches!(
+            registry.authorize(&case_event("court", "court", t, measure("fly")), now),
+            Err(AuthError::MissingRole {
+                role: Role::Responsible,
+                ..
+            })
+        ));
+        let objection = CaseAction::Objection {
+            received_at: at(t),
+            grounds: String::new(),
+            evidence: vec![],
+        };
+        assert_eq!(
+            registry.authorize(
+                &case_event("petitions", "petitions", t, objection.clone()),
+                now
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            registry.authorize(&case_event("court", "court", t, objection.clone()), now),
+            Ok(())
+        );
+        assert!(matches!(
+            registry.authorize(&case_event("caac", "caac", t, objection), now),
+            Err(AuthError::MissingRole {
+                role: Role::Intake,
+                ..
+            })
+        ));
+        // A key of another agency is not this agency's key.
+        assert!(matches!(
+            registry.authorize(&case_event("court", "caac", t, notice()), now),
+            Err(AuthError::UnknownKey { .. })
+        ));
+        // Uncatalogued measures are recorded: the auditor flags them, the registry does not refuse them.
+        assert_eq!(
+            registry.authorize(&case_event("caac", "caac", t, measure("ban-internet")), now),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn registry_events_need_the_root_key_and_resolving_references() {
+        let mut registry = setup();
+        let now = at("2024-05-01T00:00:00+08:00");
+        let mut forged = registry_event(RegistryEvent::KeyAdded {
+            agency: name("court"),
+            key: key("mallory"),
+        });
+        forged.key = key("court");
+        assert!(matches!(
+            registry.apply(&forged, now),
+            Err(AuthError::NotRootKey { .. })
+        ));
+        let reuse = registry_event(RegistryEvent::KeyAdded {
+            agency: name("court"),
+            key: key("caac"),
+        });
+        assert!(matches!(
+            registry.apply(&reuse, now),
+            Err(AuthError::KeyInUse { .. })
+        ));
+        let bad_party = vec![MouParty {
+            agency: name("court"),
+            measures: vec![name("fly")],
+        }];
+        let mou = RegistryEvent::MouSigned {
+            mou: name("mou-2"),
+            list: name("defaulters"),
+            parties: bad_party,
+            effective_from: now,
+            effective_until: None,
+        };
+        assert!(matches!(
+            registry.apply(&registry_event(mou), now),
+            Err(AuthError::MissingRole {
+                role: Role::Responsible,
+                ..
+            })
+        ));
+        let unknown_measure = vec![MouParty {
+            agency: name("caac"),
+            measures: vec![name("swim")],
+        }];
+        let mou = RegistryEvent::MouSigned {
+            mou: name("mou-3"),
+            list: name("defaulters"),
+            parties: unknown_measure,
+            effective_from: now,
+            effective_until: None,
+        };
+        assert!(matches!(
+            registry.apply(&registry_event(mou), now),
+            Err(AuthError::UnknownMeasure(_))
+        ));
+        let before = registry.clone();
+        let duplicate = RegistryEvent::AgencyRegistered {
+            agency: name("court"),
+            name: String::new(),
+            roles: vec![Role::Oversight],
+            keys: vec![key("other")],
+        };
+        assert!(matches!(
+            registry.apply(&registry_event(duplicate), now),
+            Err(AuthError::Duplicate { .. })
+        ));
+        assert_eq!(registry, before, "a refused event changes nothing");
+        let rules = |version| {
+            registry_event(RegistryEvent::RuleSetPublished {
+                rule_set: name("rules"),
+                version,
+                digest: crate::Digest::Blake3(crate::Hash32([0; 32])),
+                source: String::new(),
+            })
+        };
+        registry.apply(&rules(2), now).unwrap();
+        assert!(matches!(
+            registry.apply(&rules(2), now),
+            Err(AuthError::StaleRuleSet { current: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_revoked_key_signs_nothing_recorded_or_effective_after_invalid_from() {
+        let mut registry = setup();
+        let revoke = RegistryEvent::KeyRevoked {
+            agency: name("court"),
+            key: key("court"),
+            invalid_from: at("2024-04-01T00:00:00+08:00"),
+        };
+        registry
+            .apply(&registry_event(revoke), at("2024-04-02T00:00:00+08:00"))
+            .unwrap();
+        let early = case_event("court", "court", "2024-03-01T00:00:00+08:00", notice());
+        // Recorded before invalid_from, declared before it: still valid (replay of old history).
+        assert_eq!(
+            registry.authorize(&early, at("2024-03-31T00:00:00+08:00")),
+            Ok(())
+        );
+        // Recorded after invalid_from: refused even though back-dated.
+        assert!(matches!(
+            registry.authorize(&early, at("2024-04-02T00:00:00+08:00")),
+            Err(AuthError::RevokedKey { .. })
+        ));
+        // Declared effective after invalid_from: refused.
+        let late = case_event("court", "court", "2024-04-01T00:00:00+08:00", notice());
+        assert!(matches!(
+            registry.authorize(&late, at("2024-03-31T00:00:00+08:00")),
+            Err(AuthError::RevokedKey { .. })
+        ));
+        // A new key restores the agency's ability to sign.
+        registry
+            .apply(
+                &registry_event(RegistryEvent::KeyAdded {
+                    agency: name("court"),
+                    key: key("court-2"),
+                }),
+                at("2024-04-03T00:00:00+08:00"),
+            )
+            .unwrap();
+        assert_eq!(
+            registry.authorize(
+                &case_event("court", "court-2", "2024-04-05T00:00:00+08:00", notice()),
+                at("2024-04-05T00:00:00+08:00")
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn mou_coverage_follows_amendments_in_valid_time() {
+        let mut registry = setup();
+        let (mou, list, caac, fly, rail) = (
+            name("mou"),
+            name("defaulters"),
+            name("caac"),
+            name("fly"),
+            name("rail"),
+        );
+        let march = at("2024-03-01T00:00:00+08:00");
+        assert!(registry.mou_covers(&mou, &list, &caac, &fly, march));
+        assert!(!registry.mou_covers(&mou, &list, &caac, &rail, march));
+        assert!(!registry.mou_covers(&mou, &list, &caac, &fly, at("2023-12-31T00:00:00+08:00")));
+        let parties = vec![MouParty {
+            agency: caac.clone(),
+            measures: vec![fly.clone(), rail.clone()],
+        }];
+        let amended = RegistryEvent::MouAmended {
+            mou: mou.clone(),
+            parties,
+            effective_from: at("2024-06-01T00:00:00+08:00"),
+            effective_until: Some(at("2025-01-01T00:00:00+08:00")),
+        };
+        registry.apply(&registry_event(amended), march).unwrap();
+        assert!(
+            !registry.mou_covers(&mou, &list, &caac, &rail, march),
+            "amendment is not retroactive"
+        );
+        assert!(registry.mou_covers(&mou, &list, &caac, &rail, at("2024-07-01T00:00:00+08:00")));
+        assert!(
+            !registry.mou_covers(&mou, &list, &caac, &fly, at("2025-01-01T00:00:00+08:00")),
+            "ended"
+        );
+        assert!(!registry.mou_covers(&mou, &name("other-list"), &caac, &fly, march));
+    }
+}

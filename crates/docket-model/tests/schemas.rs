@@ -98,7 +98,8 @@ fn schemas_refuse_broken_events() {
         .expect("notice example");
     let signed =
         serde_json::to_value(common::sign_example(example.clone()).to_json()).expect("json");
-    let breakages: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Breakage = Box<dyn Fn(&mut Value)>;
+    let breakages: Vec<(&str, Breakage)> = vec![
         (
             "missing effective_at",
             Box::new(|v| drop(v.as_object_mut().map(|o| o.remove("effective_at")))),
