@@ -472,3 +472,41 @@ proptest! {
         }
     }
 }
+
+// ---- signatures ----
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn batch_equals_single_and_agrees_with_dalek_strict(
+        items in proptest::collection::vec((0..4usize, proptest::collection::vec(any::<u8>(), 0..64), proptest::option::of((0..64usize, 1..=255u8))), 1..24)
+    ) {
+        use docket_model::crypto::{verify, verify_batch, BatchItem};
+        use docket_model::Signature;
+        let keys: Vec<ed25519_dalek::SigningKey> = (0..4).map(|i| golden::signing_key(&format!("prop-{i}"))).collect();
+        let publics: Vec<PublicKey> = keys.iter().map(|k| PublicKey(k.verifying_key().to_bytes())).collect();
+        let signatures: Vec<Signature> = items
+            .iter()
+            .map(|(key, message, corruption)| {
+                let mut signature = Signature(ed25519_dalek::Signer::sign(&keys[*key], message).to_bytes());
+                if let Some((index, flip)) = corruption {
+                    signature.0[*index] ^= flip;
+                }
+                signature
+            })
+            .collect();
+        let batch: Vec<BatchItem<'_>> = items.iter().zip(&signatures).map(|((key, message, _), s)| (&publics[*key], message.as_slice(), s)).collect();
+        let batched = verify_batch(&batch);
+        for (index, (key, message, signature)) in batch.iter().enumerate() {
+            let single = verify(key, message, signature);
+            prop_assert_eq!(batched[index], single, "item {}", index);
+            let dalek = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+                .expect("valid key")
+                .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature.0))
+                .is_ok();
+            prop_assert_eq!(single.is_ok(), dalek, "item {} disagrees with dalek verify_strict", index);
+            prop_assert_eq!(single.is_ok(), items[index].2.is_none(), "item {}: only corrupted signatures fail", index);
+        }
+    }
+}
