@@ -85,6 +85,20 @@ fn inclusion_proofs_match_the_reference() {
 }
 
 #[test]
+fn consistency_proof_matches_the_reference() {
+    let leaves = leaves();
+    let expected = vec![
+        h("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
+        h("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
+    ];
+    assert_eq!(consistency_proof(&leaves, 2, 5).expect("proof"), expected);
+    assert_eq!(
+        verify_consistency(2, 5, &h(ROOTS[2]), &h(ROOTS[5]), &expected),
+        Ok(())
+    );
+}
+
+#[test]
 fn every_generated_proof_verifies_and_every_altered_one_fails() {
     let leaves: Vec<Hash> = (0..70u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
     let roots: Vec<Hash> = (0..=leaves.len()).map(|n| root(&leaves[..n])).collect();
