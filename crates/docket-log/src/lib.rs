@@ -1,9 +1,17 @@
-//! docket's log of record.
-//!
-//! Built so far: the RFC 6962 / RFC 9162 Merkle tree with inclusion and
-//! consistency proofs (`merkle`), and C2SP signed notes and checkpoints
-//! (`note`). To come (issue 3): segment files, the group-commit sequencer,
-//! tiles, and the log itself.
+//! docket's log of record: segment files of framed records, a single-writer
+//! core with batched `fdatasync` (group commit), the RFC 6962 Merkle tree,
+//! C2SP signed notes and checkpoints.
 
+pub mod demo;
+pub mod frame;
+pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod segment;
+pub mod sequencer;
+pub mod storage;
+pub mod tree;
+
+pub use log::{Config, Log, LogError, Receipt, Record, Recovery, Refusal};
+pub use sequencer::{AppendError, Limits, Sequencer};
+pub use storage::{FsStorage, SegmentFile, Storage};

@@ -1,0 +1,668 @@
+//! A deterministic demo ledger: a registry with three lists (court
+//! judgment defaulters, civil aviation, tax), 24 agencies, 32 catalogued
+//! measures and their MOUs, and `subjects` cases that run the whole
+//! lifecycle, with a known number of procedural violations of each kind.
+//!
+//! Everything (keys, identifiers, times, choices) follows from the seed.
+
+use std::collections::BTreeMap;
+
+use docket_model::event::*;
+use docket_model::{
+    Digest, Hash32, Name, PublicKey, ResidentId, SignedEvent, SubjectId, Timestamp, Uscc,
+};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest as _, Sha256};
+
+/// A violation the demo plants on purpose, for the auditor to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Violation {
+    /// Designation decision with no notice before it.
+    NoNotice,
+    /// Designation in force before the objection window closed.
+    WindowNotObserved,
+    /// A timely objection that is never decided.
+    ObjectionUndecided,
+    /// A measure applied by an agency whose MOU does not cover it.
+    MeasureWithoutMou,
+    /// A measure that is not in the catalogue.
+    UncataloguedMeasure,
+    /// A measure applied to a case that was never designated.
+    MeasureOnUndesignated,
+    /// Measures left in place after restoration.
+    NotLiftedAfterRestoration,
+    /// Decision document with empty required fields and no basis.
+    IncompleteDecision,
+}
+
+impl Violation {
+    /// Every kind, in order.
+    pub const ALL: [Violation; 8] = [
+        Self::NoNotice,
+        Self::WindowNotObserved,
+        Self::ObjectionUndecided,
+        Self::MeasureWithoutMou,
+        Self::UncataloguedMeasure,
+        Self::MeasureOnUndesignated,
+        Self::NotLiftedAfterRestoration,
+        Self::IncompleteDecision,
+    ];
+}
+
+/// The demo's events and what was planted in them.
+#[derive(Debug)]
+pub struct Demo {
+    pub registry_root: SigningKey,
+    pub events: Vec<SignedEvent>,
+    /// Number of cases planted with each violation (one violation per case at most).
+    pub violations: BTreeMap<Violation, u64>,
+}
+
+/// The deterministic key named `name` for demo seed `seed`.
+pub fn key(seed: u64, name: &str) -> SigningKey {
+    let digest: [u8; 32] = Sha256::digest(format!("docket demo key {seed}: {name}")).into();
+    SigningKey::from_bytes(&digest)
+}
+
+fn name(text: &str) -> Name {
+    Name::parse(text).unwrap_or_else(|error| unreachable!("demo names are valid: {error}"))
+}
+
+fn at(day: i64, hour: i64) -> Timestamp {
+    // Day 0 is 2024-01-01T00:00:00+08:00.
+    let base = 1_704_038_400_000_000i64;
+    Timestamp::from_micros(base + (day * 24 + hour) * 3_600_000_000)
+        .unwrap_or_else(|_| unreachable!("demo times are in range"))
+}
+
+/// A small deterministic generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const RESPONSIBLE: [&str; 20] = [
+    "china-railway",
+    "mof-procurement",
+    "pboc-credit",
+    "nfra",
+    "mohrss",
+    "samr",
+    "mnr",
+    "mohurd",
+    "moe",
+    "mot",
+    "nia-exit",
+    "customs",
+    "nhc",
+    "mem",
+    "csrc",
+    "ndrc",
+    "mofcom",
+    "cac",
+    "mct",
+    "nppa",
+];
+
+const MEASURES: [(&str, &str); 32] = [
+    ("restrict-air-travel", "No purchase of air tickets"),
+    (
+        "restrict-rail-soft-berth",
+        "No soft berths or first-class high-speed rail seats",
+    ),
+    ("restrict-luxury-hotel", "No stays in star-rated hotels"),
+    ("restrict-golf", "No golf or high-consumption leisure"),
+    ("restrict-property-purchase", "No purchase of real estate"),
+    (
+        "restrict-luxury-vehicle",
+        "No purchase of non-essential vehicles",
+    ),
+    (
+        "restrict-private-school",
+        "Children may not attend high-fee private schools",
+    ),
+    ("restrict-overseas-travel", "No overseas travel for tourism"),
+    (
+        "bar-government-procurement",
+        "Barred from government procurement",
+    ),
+    (
+        "bar-public-bidding",
+        "Barred from bidding on public construction projects",
+    ),
+    (
+        "bar-state-land",
+        "Barred from acquiring state land-use rights",
+    ),
+    ("bar-subsidies", "No government subsidies or support funds"),
+    ("deny-bond-issuance", "No issuance of corporate bonds"),
+    (
+        "deny-stock-listing",
+        "No listing or refinancing on exchanges",
+    ),
+    (
+        "deny-financial-license",
+        "No licence for financial institutions",
+    ),
+    (
+        "restrict-executive-post",
+        "May not serve as legal representative or executive",
+    ),
+    (
+        "restrict-civil-service",
+        "May not be hired as a civil servant",
+    ),
+    ("deny-honours", "No public honours or titles"),
+    ("credit-rating-downgrade", "Considered in credit ratings"),
+    (
+        "loan-review-tightened",
+        "Stricter review of loan applications",
+    ),
+    ("insurance-premium-review", "Premiums reviewed by insurers"),
+    ("customs-enhanced-inspection", "Enhanced customs inspection"),
+    ("tax-enhanced-supervision", "Enhanced tax supervision"),
+    (
+        "restrict-invoice-supply",
+        "Restricted supply of VAT invoices",
+    ),
+    ("deny-export-rebate", "No export tax rebates"),
+    ("deny-production-license", "No new production licences"),
+    ("deny-medical-license", "No new medical practice licences"),
+    ("deny-safety-license", "No new work safety licences"),
+    (
+        "deny-broadcast-license",
+        "No broadcasting or publication licences",
+    ),
+    (
+        "deny-internet-service-license",
+        "No Internet information service licences",
+    ),
+    ("deny-tourism-license", "No travel agency licences"),
+    (
+        "public-disclosure",
+        "Publication on the national credit portal",
+    ),
+];
+
+fn uscc(rng: &mut Rng) -> Uscc {
+    let alphabet = Uscc::alphabet();
+    let mut first: String = "91".into();
+    first.push_str(&format!("{:06}", 110000 + rng.below(540000)));
+    for _ in 0..9 {
+        first.push(alphabet[rng.below(31) as usize] as char);
+    }
+    let check = Uscc::check_character(first.as_bytes());
+    Uscc::parse(&format!("{first}{check}"))
+        .unwrap_or_else(|error| unreachable!("generated USCC is valid: {error}"))
+}
+
+fn resident(rng: &mut Rng) -> ResidentId {
+    let first = format!(
+        "{:06}{:04}{:02}{:02}{:03}",
+        110101 + rng.below(500000),
+        1950 + rng.below(50),
+        1 + rng.below(12),
+        1 + rng.below(28),
+        rng.below(1000)
+    );
+    let check = ResidentId::check_character(first.as_bytes());
+    ResidentId::parse(&format!("{first}{check}"))
+        .unwrap_or_else(|error| unreachable!("generated id is valid: {error}"))
+}
+
+struct Builder {
+    seed: u64,
+    events: Vec<SignedEvent>,
+    root: SigningKey,
+}
+
+impl Builder {
+    fn registry(&mut self, day: i64, body: RegistryEvent) {
+        let event = Event {
+            format: FORMAT_VERSION,
+            signer: Signer::Registry,
+            key: PublicKey(self.root.verifying_key().to_bytes()),
+            effective_at: at(day, 9),
+            body: Body::Registry(body),
+        };
+        self.events.push(
+            SignedEvent::sign(event, &self.root)
+                .unwrap_or_else(|error| unreachable!("demo registry event: {error}")),
+        );
+    }
+
+    fn case(
+        &mut self,
+        agency: &str,
+        when: Timestamp,
+        case: &(Name, SubjectId, Name),
+        action: CaseAction,
+    ) {
+        let signing = key(self.seed, agency);
+        let event = Event {
+            format: FORMAT_VERSION,
+            signer: Signer::Agency(name(agency)),
+            key: PublicKey(signing.verifying_key().to_bytes()),
+            effective_at: when,
+            body: Body::Case(CaseEvent {
+                list: case.0.clone(),
+                subject: case.1.clone(),
+                number: case.2.clone(),
+                expected_version: None,
+                action,
+            }),
+        };
+        self.events.push(
+            SignedEvent::sign(event, &signing)
+                .unwrap_or_else(|error| unreachable!("demo case event: {error}")),
+        );
+    }
+}
+
+fn legal(instrument: &str, article: &str) -> LegalRef {
+    LegalRef {
+        instrument: instrument.into(),
+        article: article.into(),
+    }
+}
+
+/// A list: id, designating agency, rule set, MOU parties (agency, measure indexes).
+type ListSpec = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, Vec<usize>)>,
+);
+
+/// The demo's lists.
+fn lists() -> Vec<ListSpec> {
+    let court_parties: Vec<(&str, Vec<usize>)> = RESPONSIBLE
+        .iter()
+        .enumerate()
+        .map(|(i, agency)| {
+            let (first, second) = (i % 31, (i * 7 + 3) % 31);
+            (
+                *agency,
+                if first == second {
+                    vec![first]
+                } else {
+                    vec![first, second]
+                },
+            )
+        })
+        .chain([("caac", vec![0]), ("sat", vec![22, 23])])
+        .collect();
+    let aviation_parties = vec![
+        ("caac", vec![0]),
+        ("china-railway", vec![1]),
+        ("mct", vec![30]),
+    ];
+    let tax_parties = vec![
+        ("sat", vec![22, 23, 24]),
+        ("customs", vec![21]),
+        ("pboc-credit", vec![18, 19]),
+        ("mof-procurement", vec![8]),
+    ];
+    vec![
+        (
+            "cn-spc-defaulters",
+            "spc",
+            "cn-spc-defaulters",
+            court_parties,
+        ),
+        (
+            "cn-civil-aviation",
+            "caac",
+            "cn-civil-aviation-2018",
+            aviation_parties,
+        ),
+        (
+            "cn-tax-serious",
+            "sat",
+            "cn-serious-untrustworthy",
+            tax_parties,
+        ),
+    ]
+}
+
+fn registry(builder: &mut Builder) {
+    let designating = [
+        ("spc", "Supreme People's Court", vec![Role::Designating]),
+        (
+            "caac",
+            "Civil Aviation Administration",
+            vec![Role::Designating, Role::Responsible],
+        ),
+        (
+            "sat",
+            "State Taxation Administration",
+            vec![Role::Designating, Role::Responsible],
+        ),
+    ];
+    let mut agencies: Vec<(String, String, Vec<Role>)> = designating
+        .iter()
+        .map(|(a, n, r)| (a.to_string(), n.to_string(), r.clone()))
+        .collect();
+    agencies.extend(RESPONSIBLE.iter().map(|a| {
+        (
+            a.to_string(),
+            format!("Agency {a}"),
+            vec![Role::Responsible],
+        )
+    }));
+    agencies.push((
+        "petitions".into(),
+        "State Bureau for Letters and Calls".into(),
+        vec![Role::Intake],
+    ));
+    for (agency, full, roles) in agencies {
+        let public = PublicKey(key(builder.seed, &agency).verifying_key().to_bytes());
+        builder.registry(
+            0,
+            RegistryEvent::AgencyRegistered {
+                agency: name(&agency),
+                name: full,
+                roles,
+                keys: vec![public],
+            },
+        );
+    }
+    for (code, description) in MEASURES {
+        let authority = legal(
+            "Opinions on Joint Disciplinary Measures against Untrustworthy Persons",
+            &format!("item {}", code.len()),
+        );
+        builder.registry(
+            0,
+            RegistryEvent::MeasureCatalogued {
+                code: name(code),
+                description: description.into(),
+                authority,
+            },
+        );
+    }
+    for (list, designating, rule_set, parties) in lists() {
+        let legal_basis = vec![legal("Civil Procedure Law of the PRC", "art. 266")];
+        builder.registry(
+            1,
+            RegistryEvent::RuleSetPublished {
+                rule_set: name(rule_set),
+                version: 1,
+                digest: Digest::Blake3(Hash32(*blake3::hash(rule_set.as_bytes()).as_bytes())),
+                source: format!("{rule_set} (demo)"),
+            },
+        );
+        builder.registry(
+            1,
+            RegistryEvent::ListDefined {
+                list: name(list),
+                name: list.into(),
+                designating_agency: name(designating),
+                rule_set: name(rule_set),
+                legal_basis,
+            },
+        );
+        let parties = parties
+            .into_iter()
+            .map(|(agency, measures)| MouParty {
+                agency: name(agency),
+                measures: measures.into_iter().map(|m| name(MEASURES[m].0)).collect(),
+            })
+            .collect();
+        builder.registry(
+            2,
+            RegistryEvent::MouSigned {
+                mou: name(&format!("mou-{list}")),
+                list: name(list),
+                parties,
+                effective_from: at(2, 0),
+                effective_until: None,
+            },
+        );
+    }
+}
+
+/// Builds the demo: registry first, then `subjects` cases.
+pub fn build(subjects: u64, seed: u64) -> Demo {
+    let mut builder = Builder {
+        seed,
+        events: Vec::new(),
+        root: key(seed, "registry-root"),
+    };
+    registry(&mut builder);
+    let lists = lists();
+    let mut rng = Rng(seed);
+    let mut violations = BTreeMap::new();
+    for index in 0..subjects {
+        let (list, designating, _, parties) = &lists[(index % 3) as usize];
+        let subject = if rng.chance(60) {
+            SubjectId::Uscc(uscc(&mut rng))
+        } else {
+            SubjectId::Resident(resident(&mut rng))
+        };
+        let case = (
+            name(list),
+            subject,
+            name(&format!("({})demo-{index}", 2024 + index % 3)),
+        );
+        // One planted violation in about a quarter of the cases, by rotation.
+        let violation = (index % 4 == 3).then(|| Violation::ALL[((index / 4) % 8) as usize]);
+        if let Some(v) = violation {
+            *violations.entry(v).or_insert(0) += 1;
+        }
+        lifecycle(
+            &mut builder,
+            &mut rng,
+            index,
+            &case,
+            designating,
+            parties,
+            violation,
+        );
+    }
+    Demo {
+        registry_root: builder.root,
+        events: builder.events,
+        violations,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lifecycle(
+    builder: &mut Builder,
+    rng: &mut Rng,
+    index: u64,
+    case: &(Name, SubjectId, Name),
+    designating: &str,
+    parties: &[(&str, Vec<usize>)],
+    violation: Option<Violation>,
+) {
+    let start = 10 + (index as i64 * 3) % 500;
+    let notice_at = at(start, 10);
+    let v = |kind| violation == Some(kind);
+    if !v(Violation::NoNotice) {
+        builder.case(
+            designating,
+            notice_at,
+            case,
+            CaseAction::Notice {
+                served_at: notice_at,
+                method: ServiceMethod::Post,
+                matter: "Failure to perform an effective judgment".into(),
+                rights: "Objection within 7 working days".into(),
+            },
+        );
+    }
+    if v(Violation::MeasureOnUndesignated) {
+        let (agency, measures) = &parties[0];
+        builder.case(
+            agency,
+            at(start + 2, 9),
+            case,
+            CaseAction::MeasureApplied {
+                measure: name(MEASURES[measures[0]].0),
+                mou: name(&format!("mou-{}", case.0)),
+            },
+        );
+        return;
+    }
+    // Without a notice the case opens with the designation, so nothing can come before it.
+    let objects = !v(Violation::NoNotice) && (rng.chance(30) || v(Violation::ObjectionUndecided));
+    if objects {
+        builder.case(
+            "petitions",
+            at(start + 3, 15),
+            case,
+            CaseAction::Objection {
+                received_at: at(start + 3, 15),
+                grounds: "The debt was paid".into(),
+                evidence: vec![],
+            },
+        );
+        if !v(Violation::ObjectionUndecided) {
+            let objection = builder
+                .events
+                .last()
+                .map(SignedEvent::id)
+                .unwrap_or_else(|| unreachable!("just pushed"));
+            let outcome = if rng.chance(20) {
+                ObjectionOutcome::Upheld
+            } else {
+                ObjectionOutcome::Rejected
+            };
+            let upheld = outcome == ObjectionOutcome::Upheld;
+            builder.case(
+                designating,
+                at(start + 12, 9),
+                case,
+                CaseAction::ObjectionDecision {
+                    objection,
+                    outcome,
+                    reasons: "Reviewed".into(),
+                },
+            );
+            if upheld {
+                return;
+            }
+        }
+    }
+    let designate_day = if v(Violation::WindowNotObserved) {
+        start + 2
+    } else {
+        start + 20
+    };
+    let complete = !v(Violation::IncompleteDecision);
+    let basis = complete.then(|| BasisDocument {
+        issuer: "People's Court".into(),
+        number: format!("({})执{index}号", 2023),
+        date: docket_model::Date::new(
+            chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap_or_default(),
+        )
+        .unwrap_or_else(|_| unreachable!()),
+        digest: Digest::Sha256(Hash32(Sha256::digest(index.to_be_bytes()).into())),
+    });
+    let text = |t: &str| {
+        if complete {
+            t.to_owned()
+        } else {
+            String::new()
+        }
+    };
+    builder.case(
+        designating,
+        at(designate_day, 9),
+        case,
+        CaseAction::DesignationDecision {
+            basis,
+            reasons: text("Able to perform but refuses"),
+            legal_basis: vec![legal(
+                "SPC Provisions on Publishing the List of Dishonest Judgment Defaulters",
+                "art. 1",
+            )],
+            measures_warning: text("Joint disciplinary measures apply"),
+            removal_conditions: text("Full performance"),
+            remedies: text("Correction request; review"),
+            severity: Severity::Serious,
+            term_months: Some(24),
+        },
+    );
+    let mou = name(&format!("mou-{}", case.0));
+    let appliers: Vec<&(&str, Vec<usize>)> =
+        parties.iter().take(2 + rng.below(4) as usize).collect();
+    for (offset, (agency, measures)) in appliers.iter().enumerate() {
+        builder.case(
+            agency,
+            at(designate_day + 1 + offset as i64, 9),
+            case,
+            CaseAction::MeasureApplied {
+                measure: name(MEASURES[measures[0]].0),
+                mou: mou.clone(),
+            },
+        );
+    }
+    if v(Violation::MeasureWithoutMou) {
+        let (agency, measures) = appliers[0];
+        let outside = (1..31)
+            .map(|step| MEASURES[(measures[0] + step) % 31].0)
+            .find(|code| !measures.iter().any(|m| MEASURES[*m].0 == *code))
+            .unwrap_or(MEASURES[31].0);
+        builder.case(
+            agency,
+            at(designate_day + 6, 9),
+            case,
+            CaseAction::MeasureApplied {
+                measure: name(outside),
+                mou: mou.clone(),
+            },
+        );
+    }
+    if v(Violation::UncataloguedMeasure) {
+        builder.case(
+            appliers[0].0,
+            at(designate_day + 6, 9),
+            case,
+            CaseAction::MeasureApplied {
+                measure: name("deny-hospital-internet-license"),
+                mou: mou.clone(),
+            },
+        );
+    }
+    if rng.chance(40) || v(Violation::NotLiftedAfterRestoration) {
+        let restored = designate_day + 60 + rng.below(200) as i64;
+        builder.case(
+            designating,
+            at(restored, 9),
+            case,
+            CaseAction::Restoration {
+                reason: RestorationReason::ObligationsPerformed,
+                statement: "Paid in full".into(),
+            },
+        );
+        if !v(Violation::NotLiftedAfterRestoration) {
+            for (offset, (agency, measures)) in appliers.iter().enumerate() {
+                builder.case(
+                    agency,
+                    at(restored + 1 + offset as i64, 9),
+                    case,
+                    CaseAction::MeasureLifted {
+                        measure: name(MEASURES[measures[0]].0),
+                        reason: LiftReason::CaseClosed,
+                    },
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! The log core: recovery on open, stateful validation, and batched durable
+//! appends. Single-threaded by design: the sequencer (`sequencer.rs`) owns a
+//! `Log` on one thread and feeds it batches.
+
+use std::collections::{BTreeMap, HashMap};
+
+use docket_model::{
+    AuthError, CaseRef, EventError, EventId, EventKind, PublicKey, Registry, SignedEvent, Timestamp,
+};
+
+use crate::frame;
+use crate::merkle::leaf_hash;
+use crate::segment;
+use crate::storage::{SegmentFile, Storage};
+use crate::tree::Tree;
+
+/// Limits and tuning of the log.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A segment is closed once it would grow past this many bytes.
+    pub segment_bytes_max: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            segment_bytes_max: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the ledger gives back for an accepted event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// Gapless position in the log, from 0.
+    pub seq: u64,
+    pub id: EventId,
+    /// Index of the record's leaf in the Merkle tree (equal to `seq`).
+    pub leaf_index: u64,
+    /// When the ledger recorded it (monotonic per log).
+    pub system_time: Timestamp,
+}
+
+/// Why one event was refused. Nothing was written for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("not authorised: {0}")]
+    Auth(#[from] AuthError),
+    #[error("case {list}/{subject}/{number} does not exist; a case opens with a notice or a designation decision")]
+    NoSuchCase {
+        list: String,
+        subject: String,
+        number: String,
+    },
+    #[error("stale expected version: expected {expected}, the case is at version {actual}")]
+    Conflict { expected: u64, actual: u64 },
+}
+
+/// Why the log itself failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("corrupted log: segment {segment}, offset {offset}, seq {seq}: {reason}")]
+    Corrupted {
+        segment: String,
+        offset: u64,
+        seq: u64,
+        reason: String,
+    },
+    #[error("the log is poisoned by an earlier write failure; reopen it to recover")]
+    Poisoned,
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LogError {
+    let context = context.into();
+    move |source| LogError::Io { context, source }
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Records in the log after recovery.
+    pub records: u64,
+    /// Bytes cut from a torn tail, and where.
+    pub truncated: Option<(String, u64, u64)>,
+}
+
+/// One accepted record, as recovery and readers see it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub seq: u64,
+    pub system_time: Timestamp,
+    pub event: SignedEvent,
+}
+
+/// An event accepted into a batch: event, seq, system time, checksum, wire form.
+type Accepted = (SignedEvent, u64, i64, [u8; 32], Vec<u8>);
+
+struct Segment<F> {
+    name: String,
+    file: F,
+    len: u64,
+}
+
+/// The log of record.
+pub struct Log<S: Storage> {
+    storage: S,
+    config: Config,
+    current: Segment<S::File>,
+    next_seq: u64,
+    last_checksum: [u8; 32],
+    last_time: i64,
+    tree: Tree,
+    registry: Registry,
+    cases: HashMap<CaseRef, u64>,
+    ids: HashMap<EventId, (u64, i64)>,
+    poisoned: bool,
+}
+
+impl<S: Storage> std::fmt::Debug for Log<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("next_seq", &self.next_seq)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+impl<S: Storage> Log<S> {
+    /// Opens (or creates) the log, recovering from a torn tail.
+    /// `on_record` sees every record in order, e.g. to rebuild a projection.
+    pub fn open(
+        storage: S,
+        config: Config,
+        root: PublicKey,
+        mut on_record: impl FnMut(&Record),
+    ) -> Result<(Self, Recovery), LogError> {
+        let mut names: Vec<(u64, String)> = storage
+            .list()
+            .map_err(io("listing segments"))?
+            .into_iter()
+            .filter_map(|name| segment::parse_name(&name).map(|first| (first, name)))
+            .collect();
+        names.sort();
+        let mut log = Self {
+            current: Segment {
+                name: String::new(),
+                file: Self::create_segment(&storage, 0)?,
+                len: segment::HEADER_BYTES as u64,
+            },
+            storage,
+            config,
+            next_seq: 0,
+            last_checksum: [0; 32],
+            last_time: i64::MIN,
+            tree: Tree::new(),
+            registry: Registry::new(root),
+            cases: HashMap::new(),
+            ids: HashMap::new(),
+            poisoned: false,
+        };
+        if names.is_empty() {
+            log.current.name = segment::name(0);
+            return Ok((log, Recovery::default()));
+        }
+        let mut recovery = Recovery::default();
+        let last = names.len() - 1;
+        for (position, (first_seq, name)) in names.iter().enumerate() {
+            let mut file = log
+                .storage
+                .open(name)
+                .map_err(io(format!("opening {name}")))?;
+            let bytes = file.read_all().map_err(io(format!("reading {name}")))?;
+            let scan = segment::scan(&bytes, *first_seq);
+            for (offset, frame) in &scan.frames {
+                log.replay(name, *offset, frame, &mut on_record)?;
+            }
+            if let Some((offset, reason, torn)) = scan.fault {
+                if !(torn && position == last) {
+                    return Err(LogError::Corrupted {
+                        segment: name.clone(),
+                        offset,
+                        seq: log.next_seq,
+                        reason,
+                    });
+                }
+                let cut = bytes.len() as u64 - scan.valid_len;
+                file.truncate(scan.valid_len)
+                    .map_err(io(format!("truncating the torn tail of {name}")))?;
+                if scan.valid_len == 0 {
+                    file.append(&segment::header(*first_seq))
+                        .and_then(|()| file.sync())
+                        .map_err(io(format!("rewriting the header of {name}")))?;
+                }
+                recovery.truncated = Some((name.clone(), offset, cut));
+            }
+            let len = scan.valid_len.max(segment::HEADER_BYTES as u64);
+            log.current = Segment {
+                name: name.clone(),
+                file,
+                len,
+            };
+        }
+        recovery.records = log.next_seq;
+        Ok((log, recovery))
+    }
+
+    fn create_segment(storage: &S, first_seq: u64) -> Result<S::File, LogError> {
+        let name = segment::name(first_seq);
+        match storage.open(&name) {
+            Ok(file) => Ok(file),
+            Err(_) => {
+                let mut file = storage
+                    .create(&name)
+                    .map_err(io(format!("creating {name}")))?;
+                file.append(&segment::header(first_seq))
+                    .and_then(|()| file.sync())
+                    .map_err(io(format!("writing the header of {name}")))?;
+                Ok(file)
+            }
+        }
+    }
+
+    fn replay(
+        &mut self,
+        name: &str,
+        offset: u64,
+        frame: &frame::Frame,
+        on_record: &mut impl FnMut(&Record),
+    ) -> Result<(), LogError> {
+        let corrupted = |reason: String| LogError::Corrupted {
+            segment: name.to_owned(),
+            offset,
+            seq: frame.seq,
+            reason,
+        };
+        if frame.seq != self.next_seq {
+            return Err(corrupted(format!("expected seq {}", self.next_seq)));
+        }
+        if frame.prev != self.last_checksum {
+            return Err(corrupted(
+                "hash chain broken: prev does not match the previous record".into(),
+            ));
+        }
+        if frame.system_time <= self.last_time {
+            return Err(corrupted("system time does not increase".into()));
+        }
+        let event = SignedEvent::from_wire(&frame.wire)
+            .map_err(|error| corrupted(format!("event does not decode: {error}")))?;
+        let system_time = Timestamp::from_micros(frame.system_time)
+            .map_err(|error| corrupted(error.to_string()))?;
+        self.registry
+            .apply(event.event(), system_time)
+            .map_err(|error| corrupted(format!("not authorised at its position: {error}")))?;
+        self.commit(
+            &event,
+            frame.seq,
+            frame.system_time,
+            frame.checksum,
+            &frame.wire,
+        );
+        on_record(&Record {
+            seq: frame.seq,
+            system_time,
+            event,
+        });
+        Ok(())
+    }
+
+    /// Updates in-memory state for a record that is (or is about to be) durable.
+    fn commit(
+        &mut self,
+        event: &SignedEvent,
+        seq: u64,
+        system_time: i64,
+        checksum: [u8; 32],
+        wire: &[u8],
+    ) {
+        if let Some(case) = event.event().case() {
+            *self.cases.entry(case.case_ref()).or_insert(0) += 1;
+        }
+        self.ids.insert(event.id(), (seq, system_time));
+        self.tree
+            .push(leaf_hash(&frame::entry(seq, system_time, wire)));
+        self.next_seq = seq + 1;
+        self.last_checksum = checksum;
+        self.last_time = system_time;
+    }
+
+    fn receipt(&self, id: EventId, seq: u64, time: i64) -> Receipt {
+        let system_time = Timestamp::from_micros(time)
+            .unwrap_or_else(|_| unreachable!("stored times were checked"));
+        Receipt {
+            seq,
+            id,
+            leaf_index: seq,
+            system_time,
+        }
+    }
+
+    /// The stateful checks: duplicate, authorisation, case existence, expected version.
+    /// `Ok(Some(receipt))` is a duplicate of an earlier record.
+    fn check(
+        &self,
+        event: &SignedEvent,
+        system_time: Timestamp,
+        pending: &BTreeMap<CaseRef, u64>,
+    ) -> Result<Option<Receipt>, Refusal> {
+        if let Some((seq, time)) = self.ids.get(&event.id()) {
+            return Ok(Some(self.receipt(event.id(), *seq, *time)));
+        }
+        self.registry.authorize(event.event(), system_time)?;
+        if let Some(case) = event.event().case() {
+            let key = case.case_ref();
+            let version = pending
+                .get(&key)
+                .copied()
+                .unwrap_or_else(|| self.cases.get(&key).copied().unwrap_or(0));
+            let opens = matches!(
+                event.event().kind(),
+                EventKind::Notice | EventKind::DesignationDecision
+            );
+            if version == 0 && !opens {
+                return Err(Refusal::NoSuchCase {
+                    list: key.list.to_string(),
+                    subject: key.subject.display_masked(),
+                    number: key.number.to_string(),
+                });
+            }
+            if let Some(expected) = case.expected_version {
+                if expected != version {
+                    return Err(Refusal::Conflict {
+                        expected,
+                        actual: version,
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Appends a batch: checks each event in order, writes the accepted ones,
+    /// calls `fdatasync` once, and only then returns their receipts. Signatures
+    /// must already be verified (the sequencer does it before sequencing).
+    /// A write or sync failure poisons the log.
+    pub fn append_batch(
+        &mut self,
+        events: Vec<SignedEvent>,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Receipt, Refusal>>, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let mut results = Vec::with_capacity(events.len());
+        let mut accepted: Vec<Accepted> = Vec::new();
+        let mut pending_cases: BTreeMap<CaseRef, u64> = BTreeMap::new();
+        let mut pending_ids: HashMap<EventId, Receipt> = HashMap::new();
+        let mut registry_before = None;
+        let mut buffer = Vec::new();
+        let (mut seq, mut checksum, mut time) = (self.next_seq, self.last_checksum, self.last_time);
+        for event in events {
+            if let Some(receipt) = pending_ids.get(&event.id()) {
+                results.push(Ok(*receipt));
+                continue;
+            }
+            let system_time =
+                Timestamp::from_micros(now.micros().max(time.saturating_add(1))).unwrap_or(now);
+            match self.check(&event, system_time, &pending_cases) {
+                Ok(Some(receipt)) => results.push(Ok(receipt)),
+                Err(refusal) => results.push(Err(refusal)),
+                Ok(None) => {
+                    if event.event().kind().is_registry() {
+                        registry_before.get_or_insert_with(|| self.registry.clone());
+                        // authorize() passed, so apply() cannot fail.
+                        let _ = self.registry.apply(event.event(), system_time);
+                    }
+                    if let Some(case) = event.event().case() {
+                        let key = case.case_ref();
+                        let version = pending_cases
+                            .get(&key)
+                            .copied()
+                            .unwrap_or_else(|| self.cases.get(&key).copied().unwrap_or(0));
+                        pending_cases.insert(key, version + 1);
+                    }
+                    time = system_time.micros();
+                    let wire = event.to_wire();
+                    let (bytes, sum) = frame::encode(seq, time, &checksum, &wire);
+                    self.write(&mut buffer, &bytes, seq)?;
+                    let receipt = Receipt {
+                        seq,
+                        id: event.id(),
+                        leaf_index: seq,
+                        system_time,
+                    };
+                    pending_ids.insert(event.id(), receipt);
+                    results.push(Ok(receipt));
+                    accepted.push((event, seq, time, sum, wire));
+                    checksum = sum;
+                    seq += 1;
+                }
+            }
+        }
+        if let Err(error) = self.flush(&mut buffer) {
+            self.poisoned = true;
+            if let Some(before) = registry_before {
+                self.registry = before;
+            }
+            return Err(error);
+        }
+        for (event, seq, time, sum, wire) in accepted {
+            self.commit(&event, seq, time, sum, &wire);
+        }
+        Ok(results)
+    }
+
+    /// Adds a frame to the write buffer, rotating to a new segment first if
+    /// the current one would outgrow `segment_bytes_max`.
+    fn write(&mut self, buffer: &mut Vec<u8>, bytes: &[u8], seq: u64) -> Result<(), LogError> {
+        let len = self.current.len + buffer.len() as u64;
+        if len > segment::HEADER_BYTES as u64
+            && len + bytes.len() as u64 > self.config.segment_bytes_max
+        {
+            if let Err(error) = self.flush(buffer) {
+                self.poisoned = true;
+                return Err(error);
+            }
+            let file = match Self::create_segment(&self.storage, seq) {
+                Ok(file) => file,
+                Err(error) => {
+                    self.poisoned = true;
+                    return Err(error);
+                }
+            };
+            self.current = Segment {
+                name: segment::name(seq),
+                file,
+                len: segment::HEADER_BYTES as u64,
+            };
+        }
+        buffer.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self, buffer: &mut Vec<u8>) -> Result<(), LogError> {
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let name = self.current.name.clone();
+        self.current
+            .file
+            .append(buffer)
+            .map_err(io(format!("appending to {name}")))?;
+        self.current
+            .file
+            .sync()
+            .map_err(io(format!("syncing {name}")))?;
+        self.current.len += buffer.len() as u64;
+        buffer.clear();
+        Ok(())
+    }
+
+    /// Records in the log.
+    pub fn size(&self) -> u64 {
+        self.next_seq
+    }
+    /// The Merkle tree over all records.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+    /// The registry as of the end of the log.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    /// The current version (event count) of a case.
+    pub fn case_version(&self, case: &CaseRef) -> u64 {
+        self.cases.get(case).copied().unwrap_or(0)
+    }
+    /// Whether a write failure has poisoned the log.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+}

@@ -1,0 +1,240 @@
+//! The log core on real files: demo ingest, refusals, duplicates, reopen,
+//! torn tails, corruption in the middle, and the sequencer under concurrency.
+
+use std::collections::BTreeSet;
+
+use docket_log::demo;
+use docket_log::{Config, FsStorage, Log, LogError, Refusal, Sequencer};
+use docket_model::{PublicKey, SignedEvent, Timestamp};
+
+fn root(demo: &demo::Demo) -> PublicKey {
+    PublicKey(demo.registry_root.verifying_key().to_bytes())
+}
+
+fn open(dir: &std::path::Path, root: PublicKey) -> Log<FsStorage> {
+    Log::open(
+        FsStorage::new(dir),
+        Config {
+            segment_bytes_max: 64 * 1024,
+        },
+        root,
+        |_| {},
+    )
+    .expect("opens")
+    .0
+}
+
+fn now() -> Timestamp {
+    Timestamp::parse("2026-01-01T00:00:00+08:00").expect("time")
+}
+
+#[test]
+fn the_demo_ingests_and_survives_reopen() {
+    let demo = demo::build(60, 7);
+    assert!(demo.events.len() > 400, "{} events", demo.events.len());
+    assert!(
+        demo.violations.len() == 8,
+        "every violation kind is planted: {:?}",
+        demo.violations
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), root(&demo));
+    for chunk in demo.events.chunks(50) {
+        let results = log.append_batch(chunk.to_vec(), now()).expect("appends");
+        for (result, event) in results.iter().zip(chunk) {
+            assert!(
+                result.is_ok(),
+                "{:?} refused: {result:?}",
+                event.event().kind()
+            );
+        }
+    }
+    let size = log.size();
+    assert_eq!(size, demo.events.len() as u64);
+    let root_hash = log.tree().root(size);
+    let segments = std::fs::read_dir(dir.path()).expect("dir").count();
+    assert!(segments > 1, "64 KiB segments rotate: {segments}");
+    drop(log);
+    let mut seen = Vec::new();
+    let (log, recovery) = Log::open(
+        FsStorage::new(dir.path()),
+        Config {
+            segment_bytes_max: 64 * 1024,
+        },
+        root(&demo),
+        |record| seen.push(record.seq),
+    )
+    .expect("reopens");
+    assert_eq!(recovery.records, size);
+    assert_eq!(recovery.truncated, None);
+    assert_eq!(seen, (0..size).collect::<Vec<_>>());
+    assert_eq!(log.tree().root(size), root_hash);
+}
+
+#[test]
+fn refusals_duplicates_and_conflicts() {
+    let demo = demo::build(3, 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), root(&demo));
+    let first = log
+        .append_batch(demo.events.clone(), now())
+        .expect("appends");
+    let size = log.size();
+    // The same events again: each returns its original receipt, nothing is written.
+    let again = log
+        .append_batch(demo.events.clone(), now())
+        .expect("appends");
+    assert_eq!(first, again);
+    assert_eq!(log.size(), size);
+    // A case event for a case that does not exist.
+    let notice = demo
+        .events
+        .iter()
+        .find(|e| e.event().kind() == docket_model::EventKind::MeasureApplied)
+        .expect("a measure")
+        .clone();
+    let mut orphan = notice.event().clone();
+    if let docket_model::Body::Case(case) = &mut orphan.body {
+        case.number = docket_model::Name::parse("no-such-case").expect("name");
+    }
+    let signing = demo::key(
+        1,
+        match &orphan.signer {
+            docket_model::Signer::Agency(a) => a.as_str(),
+            _ => unreachable!(),
+        },
+    );
+    let orphan = SignedEvent::sign(orphan, &signing).expect("signs");
+    let result = log.append_batch(vec![orphan], now()).expect("appends");
+    assert!(
+        matches!(result[0], Err(Refusal::NoSuchCase { .. })),
+        "{result:?}"
+    );
+    // A stale expected version names the actual version.
+    let mut stale = notice.event().clone();
+    if let docket_model::Body::Case(case) = &mut stale.body {
+        case.expected_version = Some(0);
+    }
+    let stale = SignedEvent::sign(stale, &signing).expect("signs");
+    let result = log.append_batch(vec![stale], now()).expect("appends");
+    assert!(
+        matches!(result[0], Err(Refusal::Conflict { expected: 0, actual }) if actual > 0),
+        "{result:?}"
+    );
+    // A key that is not registered.
+    let mut forged = notice.event().clone();
+    let mallory = demo::key(1, "mallory");
+    forged.key = PublicKey(mallory.verifying_key().to_bytes());
+    let forged = SignedEvent::sign(forged, &mallory).expect("signs");
+    let result = log.append_batch(vec![forged], now()).expect("appends");
+    assert!(matches!(result[0], Err(Refusal::Auth(_))), "{result:?}");
+    assert_eq!(log.size(), size, "refusals write nothing");
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
+    let demo = demo::build(10, 3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), root(&demo));
+    log.append_batch(demo.events.clone(), now())
+        .expect("appends");
+    let size = log.size();
+    drop(log);
+    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    segments.sort();
+    let last = segments.last().expect("a segment").clone();
+    // Tear the last frame.
+    let bytes = std::fs::read(&last).expect("read");
+    std::fs::write(&last, &bytes[..bytes.len() - 10]).expect("write");
+    let (log, recovery) = Log::open(
+        FsStorage::new(dir.path()),
+        Config {
+            segment_bytes_max: 64 * 1024,
+        },
+        root(&demo),
+        |_| {},
+    )
+    .expect("recovers");
+    assert_eq!(log.size(), size - 1);
+    assert!(recovery.truncated.is_some());
+    drop(log);
+    // Flip a byte in the middle of the first segment: a hard error naming where.
+    let first = segments[0].clone();
+    let mut bytes = std::fs::read(&first).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&first, &bytes).expect("write");
+    let error = Log::open(
+        FsStorage::new(dir.path()),
+        Config::default(),
+        root(&demo),
+        |_| {},
+    )
+    .expect_err("corruption is an error");
+    match error {
+        LogError::Corrupted {
+            segment, offset, ..
+        } => {
+            assert!(segment.ends_with(".log"));
+            assert!(offset <= middle as u64);
+        }
+        other => panic!("expected Corrupted, got {other}"),
+    }
+}
+
+#[test]
+fn the_sequencer_gives_a_gapless_log_under_concurrent_appends() {
+    let demo = demo::build(40, 9);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), root(&demo));
+    // Registry first (case events depend on it), then case events from many tasks.
+    let registry: Vec<SignedEvent> = demo
+        .events
+        .iter()
+        .filter(|e| e.event().kind().is_registry())
+        .cloned()
+        .collect();
+    log.append_batch(registry.clone(), now()).expect("registry");
+    let notices: Vec<SignedEvent> = demo
+        .events
+        .iter()
+        .filter(|e| e.event().kind() == docket_model::EventKind::Notice)
+        .cloned()
+        .collect();
+    let (sequencer, writer) = Sequencer::start(log, docket_log::Limits::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
+    let receipts = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for chunk in notices.chunks(3) {
+            let sequencer = sequencer.clone();
+            let chunk = chunk.to_vec();
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                for event in chunk {
+                    out.push((event.id(), sequencer.append(event).await.expect("accepted")));
+                }
+                out
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.expect("task"));
+        }
+        all
+    });
+    drop(sequencer);
+    let (log, stats) = writer.join().expect("writer");
+    let seqs: BTreeSet<u64> = receipts.iter().map(|(_, r)| r.seq).collect();
+    let expected: BTreeSet<u64> = (registry.len() as u64..log.size()).collect();
+    assert_eq!(seqs, expected, "gapless and duplicate-free");
+    assert!(stats.batches <= stats.events);
+    for (id, receipt) in &receipts {
+        assert_eq!(*id, receipt.id);
+    }
+}
