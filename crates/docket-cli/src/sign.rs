@@ -49,10 +49,15 @@ pub fn sign(key_path: &Path, input: Option<&Path>, out: Option<&Path>) -> Result
     Ok(true)
 }
 
+/// Parses one signed event given as JSON text: form and id, not the signature.
+pub fn parse_signed(text: &str) -> Result<SignedEvent, String> {
+    let json: SignedJson = lines::parse(text)?;
+    SignedEvent::from_json(json).map_err(|error| error.to_string())
+}
+
 /// Checks one signed event given as JSON text: form, id, signature.
 pub fn check_line(text: &str) -> Result<SignedEvent, String> {
-    let json: SignedJson = lines::parse(text)?;
-    let signed = SignedEvent::from_json(json).map_err(|error| error.to_string())?;
+    let signed = parse_signed(text)?;
     signed
         .verify()
         .map_err(|error| format!("signature: {error}"))?;

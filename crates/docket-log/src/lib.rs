@@ -4,6 +4,8 @@
 
 pub mod demo;
 pub mod frame;
+pub mod keyfile;
+pub mod ledger;
 pub mod log;
 pub mod merkle;
 pub mod note;
@@ -11,6 +13,7 @@ pub mod segment;
 pub mod sequencer;
 pub mod storage;
 pub mod tree;
+pub mod verify;
 
 pub use log::{Config, Log, LogError, Receipt, Record, Recovery, Refusal};
 pub use sequencer::{AppendError, Limits, Sequencer};

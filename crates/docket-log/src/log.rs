@@ -79,7 +79,7 @@ pub enum LogError {
     Poisoned,
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LogError {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LogError {
     let context = context.into();
     move |source| LogError::Io { context, source }
 }
@@ -89,7 +89,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LogError {
 pub struct Recovery {
     /// Records in the log after recovery.
     pub records: u64,
-    /// Bytes cut from a torn tail, and where.
+    /// A torn tail that was cut: segment, offset, bytes cut.
     pub truncated: Option<(String, u64, u64)>,
 }
 
@@ -101,14 +101,109 @@ pub struct Record {
     pub event: SignedEvent,
 }
 
-/// An event accepted into a batch: event, seq, system time, checksum, wire form.
-type Accepted = (SignedEvent, u64, i64, [u8; 32], Vec<u8>);
+/// What the stateful checks need: the registry, case versions, and the ids
+/// already in the log. Shared by the append path and `verify`, so that both
+/// apply the same rules.
+#[derive(Debug, Clone)]
+pub struct State {
+    registry: Registry,
+    cases: HashMap<CaseRef, u64>,
+    ids: HashMap<EventId, (u64, i64)>,
+}
+
+impl State {
+    /// An empty log's state under the given registry root key.
+    pub fn new(root: PublicKey) -> Self {
+        Self {
+            registry: Registry::new(root),
+            cases: HashMap::new(),
+            ids: HashMap::new(),
+        }
+    }
+
+    /// The stateful checks: duplicate, authorisation, case existence, expected
+    /// version. `pending` holds case versions of a batch not yet applied.
+    /// `Ok(Some(receipt))` means a duplicate of an earlier record.
+    pub fn check(
+        &self,
+        event: &SignedEvent,
+        system_time: Timestamp,
+        pending: &BTreeMap<CaseRef, u64>,
+    ) -> Result<Option<Receipt>, Refusal> {
+        if let Some((seq, time)) = self.ids.get(&event.id()) {
+            let system_time = Timestamp::from_micros(*time)
+                .unwrap_or_else(|_| unreachable!("stored times were checked"));
+            return Ok(Some(Receipt {
+                seq: *seq,
+                id: event.id(),
+                leaf_index: *seq,
+                system_time,
+            }));
+        }
+        self.registry.authorize(event.event(), system_time)?;
+        if let Some(case) = event.event().case() {
+            let key = case.case_ref();
+            let version = pending
+                .get(&key)
+                .copied()
+                .unwrap_or_else(|| self.case_version(&key));
+            let opens = matches!(
+                event.event().kind(),
+                EventKind::Notice | EventKind::DesignationDecision
+            );
+            if version == 0 && !opens {
+                return Err(Refusal::NoSuchCase {
+                    list: key.list.to_string(),
+                    subject: key.subject.display_masked(),
+                    number: key.number.to_string(),
+                });
+            }
+            if let Some(expected) = case.expected_version {
+                if expected != version {
+                    return Err(Refusal::Conflict {
+                        expected,
+                        actual: version,
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records an event that passed `check` (or is being replayed from the log).
+    pub fn apply(
+        &mut self,
+        event: &SignedEvent,
+        seq: u64,
+        system_time: Timestamp,
+    ) -> Result<(), AuthError> {
+        self.registry.apply(event.event(), system_time)?;
+        if let Some(case) = event.event().case() {
+            *self.cases.entry(case.case_ref()).or_insert(0) += 1;
+        }
+        self.ids.insert(event.id(), (seq, system_time.micros()));
+        Ok(())
+    }
+
+    /// The registry as of the events applied so far.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The current version (event count) of a case.
+    pub fn case_version(&self, case: &CaseRef) -> u64 {
+        self.cases.get(case).copied().unwrap_or(0)
+    }
+}
 
 struct Segment<F> {
     name: String,
     file: F,
     len: u64,
 }
+
+/// A record accepted into a batch, waiting for the sync: seq, system time, checksum, wire form.
+type Accepted = (u64, i64, [u8; 32], Vec<u8>);
 
 /// The log of record.
 pub struct Log<S: Storage> {
@@ -119,9 +214,7 @@ pub struct Log<S: Storage> {
     last_checksum: [u8; 32],
     last_time: i64,
     tree: Tree,
-    registry: Registry,
-    cases: HashMap<CaseRef, u64>,
-    ids: HashMap<EventId, (u64, i64)>,
+    state: State,
     poisoned: bool,
 }
 
@@ -150,10 +243,11 @@ impl<S: Storage> Log<S> {
             .filter_map(|name| segment::parse_name(&name).map(|first| (first, name)))
             .collect();
         names.sort();
+        let first = Self::create_segment(&storage, 0)?;
         let mut log = Self {
             current: Segment {
-                name: String::new(),
-                file: Self::create_segment(&storage, 0)?,
+                name: segment::name(0),
+                file: first,
                 len: segment::HEADER_BYTES as u64,
             },
             storage,
@@ -162,17 +256,11 @@ impl<S: Storage> Log<S> {
             last_checksum: [0; 32],
             last_time: i64::MIN,
             tree: Tree::new(),
-            registry: Registry::new(root),
-            cases: HashMap::new(),
-            ids: HashMap::new(),
+            state: State::new(root),
             poisoned: false,
         };
-        if names.is_empty() {
-            log.current.name = segment::name(0);
-            return Ok((log, Recovery::default()));
-        }
         let mut recovery = Recovery::default();
-        let last = names.len() - 1;
+        let last = names.len().saturating_sub(1);
         for (position, (first_seq, name)) in names.iter().enumerate() {
             let mut file = log
                 .storage
@@ -215,18 +303,16 @@ impl<S: Storage> Log<S> {
 
     fn create_segment(storage: &S, first_seq: u64) -> Result<S::File, LogError> {
         let name = segment::name(first_seq);
-        match storage.open(&name) {
-            Ok(file) => Ok(file),
-            Err(_) => {
-                let mut file = storage
-                    .create(&name)
-                    .map_err(io(format!("creating {name}")))?;
-                file.append(&segment::header(first_seq))
-                    .and_then(|()| file.sync())
-                    .map_err(io(format!("writing the header of {name}")))?;
-                Ok(file)
-            }
+        if let Ok(file) = storage.open(&name) {
+            return Ok(file);
         }
+        let mut file = storage
+            .create(&name)
+            .map_err(io(format!("creating {name}")))?;
+        file.append(&segment::header(first_seq))
+            .and_then(|()| file.sync())
+            .map_err(io(format!("writing the header of {name}")))?;
+        Ok(file)
     }
 
     fn replay(
@@ -254,19 +340,13 @@ impl<S: Storage> Log<S> {
             return Err(corrupted("system time does not increase".into()));
         }
         let event = SignedEvent::from_wire(&frame.wire)
-            .map_err(|error| corrupted(format!("event does not decode: {error}")))?;
-        let system_time = Timestamp::from_micros(frame.system_time)
-            .map_err(|error| corrupted(error.to_string()))?;
-        self.registry
-            .apply(event.event(), system_time)
-            .map_err(|error| corrupted(format!("not authorised at its position: {error}")))?;
-        self.commit(
-            &event,
-            frame.seq,
-            frame.system_time,
-            frame.checksum,
-            &frame.wire,
-        );
+            .map_err(|e| corrupted(format!("event does not decode: {e}")))?;
+        let system_time =
+            Timestamp::from_micros(frame.system_time).map_err(|e| corrupted(e.to_string()))?;
+        self.state
+            .apply(&event, frame.seq, system_time)
+            .map_err(|e| corrupted(format!("not authorised at its position: {e}")))?;
+        self.advance(frame.seq, frame.system_time, frame.checksum, &frame.wire);
         on_record(&Record {
             seq: frame.seq,
             system_time,
@@ -275,19 +355,8 @@ impl<S: Storage> Log<S> {
         Ok(())
     }
 
-    /// Updates in-memory state for a record that is (or is about to be) durable.
-    fn commit(
-        &mut self,
-        event: &SignedEvent,
-        seq: u64,
-        system_time: i64,
-        checksum: [u8; 32],
-        wire: &[u8],
-    ) {
-        if let Some(case) = event.event().case() {
-            *self.cases.entry(case.case_ref()).or_insert(0) += 1;
-        }
-        self.ids.insert(event.id(), (seq, system_time));
+    /// Moves the log's position past a durable record.
+    fn advance(&mut self, seq: u64, system_time: i64, checksum: [u8; 32], wire: &[u8]) {
         self.tree
             .push(leaf_hash(&frame::entry(seq, system_time, wire)));
         self.next_seq = seq + 1;
@@ -295,114 +364,73 @@ impl<S: Storage> Log<S> {
         self.last_time = system_time;
     }
 
-    fn receipt(&self, id: EventId, seq: u64, time: i64) -> Receipt {
-        let system_time = Timestamp::from_micros(time)
-            .unwrap_or_else(|_| unreachable!("stored times were checked"));
-        Receipt {
-            seq,
-            id,
-            leaf_index: seq,
-            system_time,
-        }
-    }
-
-    /// The stateful checks: duplicate, authorisation, case existence, expected version.
-    /// `Ok(Some(receipt))` is a duplicate of an earlier record.
-    fn check(
-        &self,
-        event: &SignedEvent,
-        system_time: Timestamp,
-        pending: &BTreeMap<CaseRef, u64>,
-    ) -> Result<Option<Receipt>, Refusal> {
-        if let Some((seq, time)) = self.ids.get(&event.id()) {
-            return Ok(Some(self.receipt(event.id(), *seq, *time)));
-        }
-        self.registry.authorize(event.event(), system_time)?;
-        if let Some(case) = event.event().case() {
-            let key = case.case_ref();
-            let version = pending
-                .get(&key)
-                .copied()
-                .unwrap_or_else(|| self.cases.get(&key).copied().unwrap_or(0));
-            let opens = matches!(
-                event.event().kind(),
-                EventKind::Notice | EventKind::DesignationDecision
-            );
-            if version == 0 && !opens {
-                return Err(Refusal::NoSuchCase {
-                    list: key.list.to_string(),
-                    subject: key.subject.display_masked(),
-                    number: key.number.to_string(),
-                });
-            }
-            if let Some(expected) = case.expected_version {
-                if expected != version {
-                    return Err(Refusal::Conflict {
-                        expected,
-                        actual: version,
-                    });
-                }
-            }
-        }
-        Ok(None)
-    }
-
     /// Appends a batch: checks each event in order, writes the accepted ones,
-    /// calls `fdatasync` once, and only then returns their receipts. Signatures
-    /// must already be verified (the sequencer does it before sequencing).
-    /// A write or sync failure poisons the log.
+    /// calls `fdatasync` once, and only then returns their receipts.
+    /// Signatures must already be verified (the sequencer does it before
+    /// sequencing). A write or sync failure poisons the log.
     pub fn append_batch(
         &mut self,
         events: Vec<SignedEvent>,
         now: Timestamp,
     ) -> Result<Vec<Result<Receipt, Refusal>>, LogError> {
+        self.append_batch_with(events, now, false)
+    }
+
+    /// As [`Log::append_batch`]; with `stop_on_refusal`, the first refusal
+    /// ends the batch and the events after it are neither checked nor
+    /// written (their results are missing from the returned list).
+    pub fn append_batch_with(
+        &mut self,
+        events: Vec<SignedEvent>,
+        now: Timestamp,
+        stop_on_refusal: bool,
+    ) -> Result<Vec<Result<Receipt, Refusal>>, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
+        let before = self.state.clone();
         let mut results = Vec::with_capacity(events.len());
         let mut accepted: Vec<Accepted> = Vec::new();
         let mut pending_cases: BTreeMap<CaseRef, u64> = BTreeMap::new();
-        let mut pending_ids: HashMap<EventId, Receipt> = HashMap::new();
-        let mut registry_before = None;
         let mut buffer = Vec::new();
         let (mut seq, mut checksum, mut time) = (self.next_seq, self.last_checksum, self.last_time);
         for event in events {
-            if let Some(receipt) = pending_ids.get(&event.id()) {
-                results.push(Ok(*receipt));
-                continue;
-            }
             let system_time =
                 Timestamp::from_micros(now.micros().max(time.saturating_add(1))).unwrap_or(now);
-            match self.check(&event, system_time, &pending_cases) {
+            match self.state.check(&event, system_time, &pending_cases) {
                 Ok(Some(receipt)) => results.push(Ok(receipt)),
-                Err(refusal) => results.push(Err(refusal)),
-                Ok(None) => {
-                    if event.event().kind().is_registry() {
-                        registry_before.get_or_insert_with(|| self.registry.clone());
-                        // authorize() passed, so apply() cannot fail.
-                        let _ = self.registry.apply(event.event(), system_time);
+                Err(refusal) => {
+                    results.push(Err(refusal));
+                    if stop_on_refusal {
+                        break;
                     }
+                }
+                Ok(None) => {
                     if let Some(case) = event.event().case() {
                         let key = case.case_ref();
                         let version = pending_cases
                             .get(&key)
                             .copied()
-                            .unwrap_or_else(|| self.cases.get(&key).copied().unwrap_or(0));
+                            .unwrap_or_else(|| self.state.case_version(&key));
                         pending_cases.insert(key, version + 1);
                     }
+                    // check() passed, so apply() cannot fail. Applying now lets
+                    // later events of the batch see this one (and its duplicates).
+                    let _ = self.state.apply(&event, seq, system_time);
                     time = system_time.micros();
                     let wire = event.to_wire();
                     let (bytes, sum) = frame::encode(seq, time, &checksum, &wire);
-                    self.write(&mut buffer, &bytes, seq)?;
-                    let receipt = Receipt {
+                    if let Err(error) = self.write(&mut buffer, &bytes, seq) {
+                        self.state = before;
+                        return Err(error);
+                    }
+                    results.push(Ok(Receipt {
                         seq,
                         id: event.id(),
                         leaf_index: seq,
                         system_time,
-                    };
-                    pending_ids.insert(event.id(), receipt);
-                    results.push(Ok(receipt));
-                    accepted.push((event, seq, time, sum, wire));
+                    }));
+                    accepted.push((seq, time, sum, wire));
                     checksum = sum;
                     seq += 1;
                 }
@@ -410,40 +438,38 @@ impl<S: Storage> Log<S> {
         }
         if let Err(error) = self.flush(&mut buffer) {
             self.poisoned = true;
-            if let Some(before) = registry_before {
-                self.registry = before;
-            }
+            self.state = before;
             return Err(error);
         }
-        for (event, seq, time, sum, wire) in accepted {
-            self.commit(&event, seq, time, sum, &wire);
+        for (seq, time, sum, wire) in accepted {
+            self.advance(seq, time, sum, &wire);
         }
         Ok(results)
     }
 
     /// Adds a frame to the write buffer, rotating to a new segment first if
-    /// the current one would outgrow `segment_bytes_max`.
+    /// the current one would outgrow `segment_bytes_max`. Poisons on failure.
     fn write(&mut self, buffer: &mut Vec<u8>, bytes: &[u8], seq: u64) -> Result<(), LogError> {
         let len = self.current.len + buffer.len() as u64;
         if len > segment::HEADER_BYTES as u64
             && len + bytes.len() as u64 > self.config.segment_bytes_max
         {
-            if let Err(error) = self.flush(buffer) {
-                self.poisoned = true;
-                return Err(error);
-            }
-            let file = match Self::create_segment(&self.storage, seq) {
-                Ok(file) => file,
+            let rotated = self
+                .flush(buffer)
+                .and_then(|()| Self::create_segment(&self.storage, seq));
+            match rotated {
+                Ok(file) => {
+                    self.current = Segment {
+                        name: segment::name(seq),
+                        file,
+                        len: segment::HEADER_BYTES as u64,
+                    }
+                }
                 Err(error) => {
                     self.poisoned = true;
                     return Err(error);
                 }
-            };
-            self.current = Segment {
-                name: segment::name(seq),
-                file,
-                len: segment::HEADER_BYTES as u64,
-            };
+            }
         }
         buffer.extend_from_slice(bytes);
         Ok(())
@@ -453,7 +479,7 @@ impl<S: Storage> Log<S> {
         if buffer.is_empty() {
             return Ok(());
         }
-        let name = self.current.name.clone();
+        let name = &self.current.name;
         self.current
             .file
             .append(buffer)
@@ -475,13 +501,9 @@ impl<S: Storage> Log<S> {
     pub fn tree(&self) -> &Tree {
         &self.tree
     }
-    /// The registry as of the end of the log.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-    /// The current version (event count) of a case.
-    pub fn case_version(&self, case: &CaseRef) -> u64 {
-        self.cases.get(case).copied().unwrap_or(0)
+    /// The validation state as of the end of the log.
+    pub fn state(&self) -> &State {
+        &self.state
     }
     /// Whether a write failure has poisoned the log.
     pub fn is_poisoned(&self) -> bool {

@@ -1,0 +1,266 @@
+//! Offline verification of a ledger directory, as an outside party would do
+//! it with the public keys and a copy of the files: every frame and the hash
+//! chain, every signature (batched, on all cores), authorisation of every
+//! event as of its position (the append path's own `State` rules), and the
+//! Merkle root against the latest checkpoint and, optionally, an older one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use docket_model::{SignedEvent, Timestamp};
+
+use crate::frame::{self, Frame};
+use crate::ledger::{self, Paths};
+use crate::log::State;
+use crate::merkle::{leaf_hash, verify_consistency};
+use crate::note::Checkpoint;
+use crate::segment;
+use crate::sequencer::verify_parallel;
+use crate::tree::Tree;
+
+/// Events verified per parallel signature batch.
+pub const VERIFY_CHUNK_EVENTS: usize = 16 * 1024;
+
+/// The first thing found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}{}{reason}", seq.map(|s| format!("seq {s}: ")).unwrap_or_default(), segment.as_ref().map(|s| format!("segment {s}: ")).unwrap_or_default(), offset.map(|o| format!("offset {o}: ")).unwrap_or_default())]
+pub struct Failure {
+    pub seq: Option<u64>,
+    pub segment: Option<String>,
+    pub offset: Option<u64>,
+    pub reason: String,
+}
+
+fn failure(reason: impl Into<String>) -> Failure {
+    Failure {
+        seq: None,
+        segment: None,
+        offset: None,
+        reason: reason.into(),
+    }
+}
+
+/// What verification checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub records: u64,
+    pub segments: u64,
+    pub root: [u8; 32],
+    /// Size of the latest checkpoint, which matched.
+    pub checkpoint_size: Option<u64>,
+    /// Size of the older checkpoint given, which is consistent.
+    pub older_size: Option<u64>,
+}
+
+struct Verifier {
+    state: State,
+    tree: Tree,
+    next_seq: u64,
+    last_checksum: [u8; 32],
+    last_time: i64,
+}
+
+/// Verifies the ledger in `dir`. `progress` is called with records done and
+/// an estimate of the total (from segment sizes).
+pub fn verify(
+    dir: &Path,
+    older_checkpoint: Option<&str>,
+    threads: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, Failure> {
+    let (_, root, log_key) = ledger::read_config(dir).map_err(|e| failure(e.to_string()))?;
+    let paths = Paths {
+        dir: dir.to_owned(),
+    };
+    let mut names: Vec<(u64, String)> = std::fs::read_dir(paths.segments())
+        .map_err(|e| failure(format!("reading {}: {e}", paths.segments().display())))?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            segment::parse_name(&name).map(|first| (first, name))
+        })
+        .collect();
+    names.sort();
+    let total_bytes: u64 = names
+        .iter()
+        .filter_map(|(_, n)| std::fs::metadata(paths.segments().join(n)).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut verifier = Verifier {
+        state: State::new(root),
+        tree: Tree::new(),
+        next_seq: 0,
+        last_checksum: [0; 32],
+        last_time: i64::MIN,
+    };
+    let mut bytes_done = 0u64;
+    for (first_seq, name) in &names {
+        let path = paths.segments().join(name);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| failure(format!("reading {}: {e}", path.display())))?;
+        let at = |offset: u64, seq: u64, reason: String| Failure {
+            seq: Some(seq),
+            segment: Some(name.clone()),
+            offset: Some(offset),
+            reason,
+        };
+        if *first_seq != verifier.next_seq {
+            return Err(at(
+                0,
+                verifier.next_seq,
+                format!(
+                    "segment starts at seq {first_seq}, expected {}",
+                    verifier.next_seq
+                ),
+            ));
+        }
+        let scan = segment::scan(&bytes, *first_seq);
+        for chunk in scan.frames.chunks(VERIFY_CHUNK_EVENTS) {
+            verifier.chunk(chunk, threads, &at)?;
+            let done = verifier.next_seq;
+            let estimate = if bytes_done + scan.valid_len > 0 {
+                done * total_bytes / (bytes_done + scan.valid_len).max(1)
+            } else {
+                done
+            };
+            progress(done, estimate.max(done));
+        }
+        if let Some((offset, reason, torn)) = scan.fault {
+            let what = if torn {
+                "torn tail (the log truncates it on open)"
+            } else {
+                "bad frame"
+            };
+            return Err(at(offset, verifier.next_seq, format!("{what}: {reason}")));
+        }
+        bytes_done += bytes.len() as u64;
+    }
+    let size = verifier.next_seq;
+    let tree_root = verifier
+        .tree
+        .root(size)
+        .unwrap_or_else(|| unreachable!("tree has every record"));
+    let mut report = Report {
+        records: size,
+        segments: names.len() as u64,
+        root: tree_root,
+        checkpoint_size: None,
+        older_size: None,
+    };
+    if let Ok(text) = std::fs::read_to_string(paths.latest_checkpoint()) {
+        let checkpoint = ledger::open_checkpoint(&text, &log_key)
+            .map_err(|e| failure(format!("latest checkpoint: {e}")))?;
+        report.checkpoint_size = Some(check_against(
+            &verifier.tree,
+            size,
+            &checkpoint,
+            "latest checkpoint",
+        )?);
+    }
+    if let Some(text) = older_checkpoint {
+        let older = ledger::open_checkpoint(text, &log_key)
+            .map_err(|e| failure(format!("given checkpoint: {e}")))?;
+        check_against(&verifier.tree, size, &older, "given checkpoint")?;
+        let proof = verifier
+            .tree
+            .consistency_proof(older.size.max(1), size)
+            .map_err(|e| failure(e.to_string()))?;
+        if older.size > 0 {
+            verify_consistency(older.size, size, &older.root, &tree_root, &proof).map_err(|e| {
+                failure(format!(
+                    "given checkpoint is not consistent with the log: {e}"
+                ))
+            })?;
+        }
+        report.older_size = Some(older.size);
+    }
+    Ok(report)
+}
+
+fn check_against(
+    tree: &Tree,
+    size: u64,
+    checkpoint: &Checkpoint,
+    what: &str,
+) -> Result<u64, Failure> {
+    if checkpoint.size > size {
+        return Err(Failure {
+            seq: Some(size),
+            segment: None,
+            offset: None,
+            reason: format!(
+                "{what} covers {} records but the log has {size}: records are missing",
+                checkpoint.size
+            ),
+        });
+    }
+    if tree.root(checkpoint.size) != Some(checkpoint.root) {
+        return Err(failure(format!(
+            "{what} root at size {} does not match the log's tree",
+            checkpoint.size
+        )));
+    }
+    Ok(checkpoint.size)
+}
+
+impl Verifier {
+    fn chunk(
+        &mut self,
+        chunk: &[(u64, Frame)],
+        threads: usize,
+        at: &dyn Fn(u64, u64, String) -> Failure,
+    ) -> Result<(), Failure> {
+        let mut events = Vec::with_capacity(chunk.len());
+        for (index, (offset, frame)) in chunk.iter().enumerate() {
+            let seq = self.next_seq + index as u64;
+            events.push(
+                SignedEvent::from_wire(&frame.wire)
+                    .map_err(|e| at(*offset, seq, format!("event does not decode: {e}")))?,
+            );
+        }
+        let signatures = verify_parallel(&events, threads);
+        for (((offset, frame), event), signature) in chunk.iter().zip(&events).zip(signatures) {
+            let fail = |reason: String| at(*offset, frame.seq, reason);
+            if frame.seq != self.next_seq {
+                return Err(fail(format!(
+                    "seq {} where {} was expected",
+                    frame.seq, self.next_seq
+                )));
+            }
+            if frame.prev != self.last_checksum {
+                return Err(fail(
+                    "hash chain broken: prev does not match the previous record".into(),
+                ));
+            }
+            if frame.system_time <= self.last_time {
+                return Err(fail("system time does not increase".into()));
+            }
+            signature.map_err(|e| fail(format!("signature: {e}")))?;
+            let system_time =
+                Timestamp::from_micros(frame.system_time).map_err(|e| fail(e.to_string()))?;
+            match self.state.check(event, system_time, &BTreeMap::new()) {
+                Ok(None) => {}
+                Ok(Some(original)) => {
+                    return Err(fail(format!("duplicate of seq {}", original.seq)))
+                }
+                Err(refusal) => {
+                    return Err(fail(format!(
+                        "would have been refused at its position: {refusal}"
+                    )))
+                }
+            }
+            self.state
+                .apply(event, frame.seq, system_time)
+                .map_err(|e| fail(e.to_string()))?;
+            self.tree.push(leaf_hash(&frame::entry(
+                frame.seq,
+                frame.system_time,
+                &frame.wire,
+            )));
+            self.next_seq += 1;
+            self.last_checksum = frame.checksum;
+            self.last_time = frame.system_time;
+        }
+        Ok(())
+    }
+}
