@@ -12,9 +12,6 @@ pub fn keygen(path: &Path, force: bool) -> Result<bool> {
     let key = SigningKey::generate(&mut rand_core::OsRng);
     write(path, &key, force)?;
     println!("{}", PublicKey(key.verifying_key().to_bytes()));
-    eprintln!(
-        "wrote secret key to {} (mode 0600); the line above is its public key",
-        path.display()
-    );
+    eprintln!("wrote secret key to {} (mode 0600); the line above is its public key", path.display());
     Ok(true)
 }

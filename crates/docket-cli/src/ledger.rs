@@ -48,57 +48,40 @@ pub fn init(dir: &Path, origin: &str, registry: Option<&Path>) -> Result<bool> {
     println!("ledger created in {}", dir.display());
     println!("registry root public key  {}", root_public);
     println!("log key (signed-note)     {}", config.log_key);
-    println!(
-        "secret keys are in {}/keys (mode 0600)\n\nfirst checkpoint:\n{checkpoint}",
-        dir.display()
-    );
+    println!("secret keys are in {}/keys (mode 0600)\n\nfirst checkpoint:\n{checkpoint}", dir.display());
     Ok(true)
 }
 
 /// Appends events in batches, stopping at the first refusal. Returns how many were appended.
-fn append_all(
-    ledger: &mut Ledger,
-    events: Vec<SignedEvent>,
-    name: &str,
-    line_numbers: &[usize],
-) -> Result<usize> {
+fn append_all(ledger: &mut Ledger, events: Vec<SignedEvent>, name: &str, line_numbers: &[usize]) -> Result<usize> {
     let mut appended = 0usize;
     let mut offset = 0usize;
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
         let batch: Vec<SignedEvent> = events.by_ref().take(APPEND_BATCH_EVENTS).collect();
-        let signatures = docket_log::sequencer::verify_parallel(
-            &batch,
-            std::thread::available_parallelism().map_or(1, usize::from),
-        );
+        let signatures =
+            docket_log::sequencer::verify_parallel(&batch, std::thread::available_parallelism().map_or(1, usize::from));
         let first_bad = signatures.iter().position(Result::is_err);
-        let good: Vec<SignedEvent> = batch
-            .into_iter()
-            .take(first_bad.unwrap_or(usize::MAX))
-            .collect();
+        let good: Vec<SignedEvent> = batch.into_iter().take(first_bad.unwrap_or(usize::MAX)).collect();
         let results = ledger.log.append_batch_with(good, Timestamp::now(), true)?;
         for (index, result) in results.iter().enumerate() {
-            let line = line_numbers
-                .get(offset + index)
-                .copied()
-                .unwrap_or(offset + index + 1);
+            let line = line_numbers.get(offset + index).copied().unwrap_or(offset + index + 1);
             match result {
                 Ok(receipt) => {
-                    println!("{}", json!({"line": line, "seq": receipt.seq, "id": receipt.id, "leaf_index": receipt.leaf_index, "system_time": receipt.system_time}));
+                    println!(
+                        "{}",
+                        json!({"line": line, "seq": receipt.seq, "id": receipt.id, "leaf_index": receipt.leaf_index, "system_time": receipt.system_time})
+                    );
                     appended += 1;
                 }
-                Err(refusal) => bail!("{name}: line {line}: refused: {refusal}\n{appended} event(s) before it were appended and kept"),
+                Err(refusal) => bail!(
+                    "{name}: line {line}: refused: {refusal}\n{appended} event(s) before it were appended and kept"
+                ),
             }
         }
         if let Some(bad) = first_bad {
-            let line = line_numbers
-                .get(offset + bad)
-                .copied()
-                .unwrap_or(offset + bad + 1);
-            let error = signatures[bad]
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
+            let line = line_numbers.get(offset + bad).copied().unwrap_or(offset + bad + 1);
+            let error = signatures[bad].err().map(|e| e.to_string()).unwrap_or_default();
             bail!("{name}: line {line}: refused: signature: {error}\n{appended} event(s) before it were appended and kept");
         }
         offset += results.len();
@@ -129,10 +112,7 @@ pub fn append(dir: &Path, input: Option<&Path>) -> Result<bool> {
     let appended = append_all(&mut ledger, events, &name, &line_numbers);
     checkpoint_if_possible(&mut ledger);
     let appended = appended?;
-    eprintln!(
-        "appended {appended} event(s); the log has {} records",
-        ledger.log.size()
-    );
+    eprintln!("appended {appended} event(s); the log has {} records", ledger.log.size());
     Ok(true)
 }
 
@@ -143,10 +123,7 @@ fn report_recovery(ledger: &Ledger) {
 }
 
 fn checkpoint_if_possible(ledger: &mut Ledger) {
-    match ledger
-        .read_log_key()
-        .and_then(|key| ledger.checkpoint(&key))
-    {
+    match ledger.read_log_key().and_then(|key| ledger.checkpoint(&key)) {
         Ok(_) => {}
         Err(error) => eprintln!("warning: no new checkpoint: {error}"),
     }
@@ -155,25 +132,18 @@ fn checkpoint_if_possible(ledger: &mut Ledger) {
 pub fn checkpoint(dir: &Path) -> Result<bool> {
     let mut ledger = Ledger::open(dir, Config::default())?;
     report_recovery(&ledger);
-    let key = ledger
-        .read_log_key()
-        .context("signing a checkpoint needs keys/log.key")?;
+    let key = ledger.read_log_key().context("signing a checkpoint needs keys/log.key")?;
     print!("{}", ledger.checkpoint(&key)?);
     Ok(true)
 }
 
 pub fn proof_inclusion(dir: &Path, seq: u64, size: Option<u64>) -> Result<bool> {
     let ledger = Ledger::open(dir, Config::default())?;
-    let size = size
-        .or(ledger.latest_checkpoint().map(|c| c.size))
-        .unwrap_or(ledger.log.size());
+    let size = size.or(ledger.latest_checkpoint().map(|c| c.size)).unwrap_or(ledger.log.size());
     let tree = ledger.log.tree();
     let proof = tree.inclusion_proof(seq, size)?;
     let root = tree.root(size).context("size beyond the log")?;
-    let leaf = tree
-        .tile(0, seq / 256, size)
-        .and_then(|t| t.get((seq % 256) as usize).copied())
-        .context("leaf")?;
+    let leaf = tree.tile(0, seq / 256, size).and_then(|t| t.get((seq % 256) as usize).copied()).context("leaf")?;
     verify_inclusion(seq, size, &leaf, &proof, &root).context("self-check of the proof failed")?;
     let proof: Vec<String> = proof.iter().map(hex32).collect();
     println!(
@@ -187,17 +157,11 @@ pub fn proof_inclusion(dir: &Path, seq: u64, size: Option<u64>) -> Result<bool> 
 
 pub fn proof_consistency(dir: &Path, old: u64, new: Option<u64>) -> Result<bool> {
     let ledger = Ledger::open(dir, Config::default())?;
-    let new = new
-        .or(ledger.latest_checkpoint().map(|c| c.size))
-        .unwrap_or(ledger.log.size());
+    let new = new.or(ledger.latest_checkpoint().map(|c| c.size)).unwrap_or(ledger.log.size());
     let tree = ledger.log.tree();
     let proof = tree.consistency_proof(old, new)?;
-    let (old_root, new_root) = (
-        tree.root(old).context("old size")?,
-        tree.root(new).context("new size")?,
-    );
-    verify_consistency(old, new, &old_root, &new_root, &proof)
-        .context("self-check of the proof failed")?;
+    let (old_root, new_root) = (tree.root(old).context("old size")?, tree.root(new).context("new size")?);
+    verify_consistency(old, new, &old_root, &new_root, &proof).context("self-check of the proof failed")?;
     let proof: Vec<String> = proof.iter().map(hex32).collect();
     println!(
         "{}",
@@ -215,10 +179,8 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "verifying {bar:40} {pos}/{len} records ({per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("verifying {bar:40} {pos}/{len} records ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -245,9 +207,7 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
             println!(
                 "root {} matches the latest checkpoint (size {})",
                 hex32(&report.root),
-                report
-                    .checkpoint_size
-                    .map_or("none".into(), |s| s.to_string())
+                report.checkpoint_size.map_or("none".into(), |s| s.to_string())
             );
             if let Some(older) = report.older_size {
                 println!("the given checkpoint (size {older}) is consistent with the log");
@@ -265,30 +225,17 @@ pub fn demo(dir: &Path, subjects: u64, seed: u64) -> Result<bool> {
     let built = demo::build(subjects, seed);
     let log_key = demo::key(seed, "log");
     let root = PublicKey(built.registry_root.verifying_key().to_bytes());
-    ledger::init(
-        dir,
-        &format!("docket.invalid/demo-{seed}"),
-        &log_key,
-        root,
-        Some(&built.registry_root),
-    )?;
+    ledger::init(dir, &format!("docket.invalid/demo-{seed}"), &log_key, root, Some(&built.registry_root))?;
     let agencies = dir.join("keys/agencies");
     std::fs::create_dir_all(&agencies)?;
     for agency in agency_names(&built.events) {
-        docket_log::keyfile::write(
-            &agencies.join(format!("{agency}.key")),
-            &demo::key(seed, &agency),
-            false,
-        )?;
+        docket_log::keyfile::write(&agencies.join(format!("{agency}.key")), &demo::key(seed, &agency), false)?;
     }
     let mut ledger = Ledger::open(dir, Config::default())?;
     let count = built.events.len();
     let appended = append_quiet(&mut ledger, built.events)?;
     let checkpoint = ledger.checkpoint(&log_key)?;
-    println!(
-        "demo ledger in {}: {appended} of {count} events, {subjects} subjects, seed {seed}",
-        dir.display()
-    );
+    println!("demo ledger in {}: {appended} of {count} events, {subjects} subjects, seed {seed}", dir.display());
     println!("planted procedural violations (cases), for the auditor to find:");
     for (violation, cases) in &built.violations {
         println!("  {violation:?}: {cases}");
@@ -301,10 +248,9 @@ fn agency_names(events: &[SignedEvent]) -> Vec<String> {
     let mut names: Vec<String> = events
         .iter()
         .filter_map(|e| match &e.event().body {
-            docket_model::Body::Registry(docket_model::RegistryEvent::AgencyRegistered {
-                agency,
-                ..
-            }) => Some(agency.to_string()),
+            docket_model::Body::Registry(docket_model::RegistryEvent::AgencyRegistered { agency, .. }) => {
+                Some(agency.to_string())
+            }
             _ => None,
         })
         .collect();
@@ -315,18 +261,9 @@ fn agency_names(events: &[SignedEvent]) -> Vec<String> {
 fn append_quiet(ledger: &mut Ledger, events: Vec<SignedEvent>) -> Result<usize> {
     let mut appended = 0;
     for batch in events.chunks(APPEND_BATCH_EVENTS) {
-        for (result, event) in ledger
-            .log
-            .append_batch_with(batch.to_vec(), Timestamp::now(), true)?
-            .iter()
-            .zip(batch)
-        {
+        for (result, event) in ledger.log.append_batch_with(batch.to_vec(), Timestamp::now(), true)?.iter().zip(batch) {
             if let Err(refusal) = result {
-                bail!(
-                    "demo event {} ({}) refused: {refusal}",
-                    appended,
-                    event.event().kind().name()
-                );
+                bail!("demo event {} ({}) refused: {refusal}", appended, event.event().kind().name());
             }
             appended += 1;
         }

@@ -15,8 +15,7 @@ pub fn open(input: Option<&Path>) -> Result<(String, Box<dyn Read>)> {
         None => Ok(("<stdin>".into(), Box::new(std::io::stdin()))),
         Some(path) if path.as_os_str() == "-" => Ok(("<stdin>".into(), Box::new(std::io::stdin()))),
         Some(path) => {
-            let file = std::fs::File::open(path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             Ok((path.display().to_string(), Box::new(file)))
         }
     }
@@ -34,8 +33,7 @@ pub fn records(name: &str, input: impl Read) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let mut all = String::new();
     for (index, line) in BufReader::new(input).lines().enumerate() {
-        let line =
-            line.with_context(|| format!("{name}: line {}: cannot read (not UTF-8?)", index + 1))?;
+        let line = line.with_context(|| format!("{name}: line {}: cannot read (not UTF-8?)", index + 1))?;
         if line.len() > LINE_BYTES_MAX {
             anyhow::bail!(
                 "{name}: line {}: {} bytes, more than line_bytes_max = {LINE_BYTES_MAX}",
@@ -47,19 +45,13 @@ pub fn records(name: &str, input: impl Read) -> Result<Vec<Record>> {
         all.push('\n');
         let trimmed = line.trim();
         if !trimmed.is_empty() && !trimmed.starts_with('#') {
-            out.push(Record {
-                line: index + 1,
-                text: line,
-            });
+            out.push(Record { line: index + 1, text: line });
         }
     }
     let pretty = out.first().is_some_and(|first| first.text.trim() == "{") && out.len() > 1;
     if pretty {
         let first = out[0].line;
-        return Ok(vec![Record {
-            line: first,
-            text: all,
-        }]);
+        return Ok(vec![Record { line: first, text: all }]);
     }
     Ok(out)
 }

@@ -21,12 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// restoration) with ed25519 keys; docket checks, stores and replays them.
 /// Start with `docket tour` for a two-minute walk through signing and checking.
 #[derive(Debug, Parser)]
-#[command(
-    name = "docket",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "docket", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -215,25 +210,13 @@ fn main() -> ExitCode {
         Command::Sign { key, input, out } => sign::sign(&key, input.as_deref(), out.as_deref()),
         Command::Inspect { input, format } => sign::inspect(input.as_deref(), format),
         Command::Id(IdCommand::Check { codes, format }) => id::check(&codes, format),
-        Command::Init {
-            dir,
-            origin,
-            registry,
-        } => ledger::init(&dir, &origin, registry.as_deref()),
+        Command::Init { dir, origin, registry } => ledger::init(&dir, &origin, registry.as_deref()),
         Command::Append { dir, input } => ledger::append(&dir, input.as_deref()),
         Command::Checkpoint { dir } => ledger::checkpoint(&dir),
-        Command::Proof(ProofCommand::Inclusion { dir, seq, size }) => {
-            ledger::proof_inclusion(&dir, seq, size)
-        }
-        Command::Proof(ProofCommand::Consistency { dir, old, new }) => {
-            ledger::proof_consistency(&dir, old, new)
-        }
+        Command::Proof(ProofCommand::Inclusion { dir, seq, size }) => ledger::proof_inclusion(&dir, seq, size),
+        Command::Proof(ProofCommand::Consistency { dir, old, new }) => ledger::proof_consistency(&dir, old, new),
         Command::Verify { dir, checkpoint } => ledger::verify(&dir, checkpoint.as_deref()),
-        Command::Demo {
-            dir,
-            subjects,
-            seed,
-        } => ledger::demo(&dir, subjects, seed),
+        Command::Demo { dir, subjects, seed } => ledger::demo(&dir, subjects, seed),
         Command::Tour => tour::run(),
     };
     match result {

@@ -16,9 +16,7 @@ pub fn sign_line(text: &str, key: &ed25519_dalek::SigningKey) -> Result<SignedEv
     let mut value: Value = lines::parse(text)?;
     let public = PublicKey(key.verifying_key().to_bytes());
     if let Some(object) = value.as_object_mut() {
-        object
-            .entry("key")
-            .or_insert_with(|| Value::String(public.to_hex()));
+        object.entry("key").or_insert_with(|| Value::String(public.to_hex()));
     }
     let event: Event = lines::parse(&value.to_string())?;
     SignedEvent::sign(event, key).map_err(|error| error.to_string())
@@ -30,20 +28,15 @@ pub fn sign(key_path: &Path, input: Option<&Path>, out: Option<&Path>) -> Result
     let mut output = String::new();
     let mut count = 0usize;
     for record in lines::records(&name, reader)? {
-        let signed = sign_line(&record.text, &key)
-            .map_err(|error| anyhow::anyhow!("{name}: line {}: {error}", record.line))?;
-        let json =
-            serde_json::to_string(&signed.to_json()).context("serialising a signed event")?;
+        let signed =
+            sign_line(&record.text, &key).map_err(|error| anyhow::anyhow!("{name}: line {}: {error}", record.line))?;
+        let json = serde_json::to_string(&signed.to_json()).context("serialising a signed event")?;
         writeln!(output, "{json}").context("formatting")?;
         count += 1;
     }
     match out {
-        Some(path) => std::fs::write(path, output)
-            .with_context(|| format!("cannot write {}", path.display()))?,
-        None => std::io::stdout()
-            .lock()
-            .write_all(output.as_bytes())
-            .context("writing standard output")?,
+        Some(path) => std::fs::write(path, output).with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(output.as_bytes()).context("writing standard output")?,
     }
     eprintln!("signed {count} event(s) from {name}");
     Ok(true)
@@ -58,9 +51,7 @@ pub fn parse_signed(text: &str) -> Result<SignedEvent, String> {
 /// Checks one signed event given as JSON text: form, id, signature.
 pub fn check_line(text: &str) -> Result<SignedEvent, String> {
     let signed = parse_signed(text)?;
-    signed
-        .verify()
-        .map_err(|error| format!("signature: {error}"))?;
+    signed.verify().map_err(|error| format!("signature: {error}"))?;
     Ok(signed)
 }
 
@@ -88,14 +79,9 @@ pub fn inspect(input: Option<&Path>, format: Format) -> Result<bool> {
         if result.is_err() {
             failures += 1;
         }
-        out.write_all(text.as_bytes())
-            .context("writing standard output")?;
+        out.write_all(text.as_bytes()).context("writing standard output")?;
     }
-    eprintln!(
-        "{name}: {} event(s), {} verified, {failures} failed",
-        records.len(),
-        records.len() - failures
-    );
+    eprintln!("{name}: {} event(s), {} verified, {failures} failed", records.len(), records.len() - failures);
     Ok(failures == 0)
 }
 
@@ -116,23 +102,13 @@ fn describe(line: usize, signed: &SignedEvent) -> String {
     let body = serde_json::to_value(&event.body).unwrap_or(Value::Null);
     let inner = match event.case() {
         Some(case) => {
-            let _ = writeln!(
-                text,
-                "  case       {} / {} / {}",
-                case.list, case.subject, case.number
-            );
+            let _ = writeln!(text, "  case       {} / {} / {}", case.list, case.subject, case.number);
             if let Some(version) = case.expected_version {
                 let _ = writeln!(text, "  expects    case version {version}");
             }
-            body["case"]["action"]
-                .as_object()
-                .and_then(|o| o.values().next())
-                .cloned()
+            body["case"]["action"].as_object().and_then(|o| o.values().next()).cloned()
         }
-        None => body["registry"]
-            .as_object()
-            .and_then(|o| o.values().next())
-            .cloned(),
+        None => body["registry"].as_object().and_then(|o| o.values().next()).cloned(),
     };
     if let Some(inner) = inner {
         render(&mut text, &inner, 2);

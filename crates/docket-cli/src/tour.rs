@@ -6,73 +6,35 @@ use crate::{id, keys, sign, Format};
 
 /// The examples of `schemas/examples/`, bundled so the tour needs no checkout.
 const EXAMPLES: &[(&str, &str)] = &[
-    (
-        "agency_registered",
-        include_str!("../../../schemas/examples/agency_registered.json"),
-    ),
-    (
-        "list_defined",
-        include_str!("../../../schemas/examples/list_defined.json"),
-    ),
-    (
-        "notice",
-        include_str!("../../../schemas/examples/notice.json"),
-    ),
-    (
-        "objection",
-        include_str!("../../../schemas/examples/objection.json"),
-    ),
-    (
-        "designation_decision",
-        include_str!("../../../schemas/examples/designation_decision.json"),
-    ),
-    (
-        "measure_applied",
-        include_str!("../../../schemas/examples/measure_applied.json"),
-    ),
-    (
-        "restoration",
-        include_str!("../../../schemas/examples/restoration.json"),
-    ),
+    ("agency_registered", include_str!("../../../schemas/examples/agency_registered.json")),
+    ("list_defined", include_str!("../../../schemas/examples/list_defined.json")),
+    ("notice", include_str!("../../../schemas/examples/notice.json")),
+    ("objection", include_str!("../../../schemas/examples/objection.json")),
+    ("designation_decision", include_str!("../../../schemas/examples/designation_decision.json")),
+    ("measure_applied", include_str!("../../../schemas/examples/measure_applied.json")),
+    ("restoration", include_str!("../../../schemas/examples/restoration.json")),
 ];
 
 pub fn run() -> Result<bool> {
     let dir = std::env::temp_dir().join(format!("docket-tour-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key_path = dir.join("tour.key");
-    println!(
-        "== 1. A signing key (docket keygen --out {})",
-        key_path.display()
-    );
+    println!("== 1. A signing key (docket keygen --out {})", key_path.display());
     let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
     keys::write(&key_path, &key, true)?;
-    println!(
-        "public key {}\n",
-        hex::encode(key.verifying_key().to_bytes())
-    );
+    println!("public key {}\n", hex::encode(key.verifying_key().to_bytes()));
 
-    println!(
-        "== 2. Sign {} example events (docket sign --key tour.key events.jsonl)",
-        EXAMPLES.len()
-    );
+    println!("== 2. Sign {} example events (docket sign --key tour.key events.jsonl)", EXAMPLES.len());
     let mut signed_lines = Vec::new();
     for (name, text) in EXAMPLES {
-        let signed = sign::sign_line(text, &key)
-            .map_err(|error| anyhow::anyhow!("example {name}: {error}"))?;
-        println!(
-            "  {name:<22} id {}  {} canonical bytes",
-            signed.id(),
-            signed.bytes().len()
-        );
+        let signed = sign::sign_line(text, &key).map_err(|error| anyhow::anyhow!("example {name}: {error}"))?;
+        println!("  {name:<22} id {}  {} canonical bytes", signed.id(), signed.bytes().len());
         signed_lines.push(serde_json::to_string(&signed.to_json())?);
     }
     let signed_path = dir.join("signed.jsonl");
     std::fs::write(&signed_path, signed_lines.join("\n") + "\n")?;
 
-    println!(
-        "\n== 3. Inspect them (docket inspect {})",
-        signed_path.display()
-    );
+    println!("\n== 3. Inspect them (docket inspect {})", signed_path.display());
     sign::inspect(Some(&signed_path), Format::Text)?;
 
     println!("\n== 4. Change one character of line 3 and inspect again");
@@ -80,18 +42,10 @@ pub fn run() -> Result<bool> {
     let tampered_path = dir.join("tampered.jsonl");
     std::fs::write(&tampered_path, signed_lines.join("\n") + "\n")?;
     let clean = sign::inspect(Some(&tampered_path), Format::Text)?;
-    println!(
-        "(inspect exit status would be {})",
-        if clean { 0 } else { 1 }
-    );
+    println!("(inspect exit status would be {})", if clean { 0 } else { 1 });
 
     println!("\n== 5. Check identifiers (docket id check ...)");
-    let codes = [
-        "91110105MA01ABCD13",
-        "91110105MA01ABCD14",
-        "110105198001011238",
-        "11010519800101123X",
-    ];
+    let codes = ["91110105MA01ABCD13", "91110105MA01ABCD14", "110105198001011238", "11010519800101123X"];
     id::check(&codes.map(String::from), Format::Text)?;
 
     println!("\nFiles are in {}. Next: docket --help", dir.display());

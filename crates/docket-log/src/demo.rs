@@ -8,9 +8,7 @@
 use std::collections::BTreeMap;
 
 use docket_model::event::*;
-use docket_model::{
-    Digest, Hash32, Name, PublicKey, ResidentId, SignedEvent, SubjectId, Timestamp, Uscc,
-};
+use docket_model::{Digest, Hash32, Name, PublicKey, ResidentId, SignedEvent, SubjectId, Timestamp, Uscc};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
 
@@ -119,82 +117,37 @@ const RESPONSIBLE: [&str; 20] = [
 
 const MEASURES: [(&str, &str); 32] = [
     ("restrict-air-travel", "No purchase of air tickets"),
-    (
-        "restrict-rail-soft-berth",
-        "No soft berths or first-class high-speed rail seats",
-    ),
+    ("restrict-rail-soft-berth", "No soft berths or first-class high-speed rail seats"),
     ("restrict-luxury-hotel", "No stays in star-rated hotels"),
     ("restrict-golf", "No golf or high-consumption leisure"),
     ("restrict-property-purchase", "No purchase of real estate"),
-    (
-        "restrict-luxury-vehicle",
-        "No purchase of non-essential vehicles",
-    ),
-    (
-        "restrict-private-school",
-        "Children may not attend high-fee private schools",
-    ),
+    ("restrict-luxury-vehicle", "No purchase of non-essential vehicles"),
+    ("restrict-private-school", "Children may not attend high-fee private schools"),
     ("restrict-overseas-travel", "No overseas travel for tourism"),
-    (
-        "bar-government-procurement",
-        "Barred from government procurement",
-    ),
-    (
-        "bar-public-bidding",
-        "Barred from bidding on public construction projects",
-    ),
-    (
-        "bar-state-land",
-        "Barred from acquiring state land-use rights",
-    ),
+    ("bar-government-procurement", "Barred from government procurement"),
+    ("bar-public-bidding", "Barred from bidding on public construction projects"),
+    ("bar-state-land", "Barred from acquiring state land-use rights"),
     ("bar-subsidies", "No government subsidies or support funds"),
     ("deny-bond-issuance", "No issuance of corporate bonds"),
-    (
-        "deny-stock-listing",
-        "No listing or refinancing on exchanges",
-    ),
-    (
-        "deny-financial-license",
-        "No licence for financial institutions",
-    ),
-    (
-        "restrict-executive-post",
-        "May not serve as legal representative or executive",
-    ),
-    (
-        "restrict-civil-service",
-        "May not be hired as a civil servant",
-    ),
+    ("deny-stock-listing", "No listing or refinancing on exchanges"),
+    ("deny-financial-license", "No licence for financial institutions"),
+    ("restrict-executive-post", "May not serve as legal representative or executive"),
+    ("restrict-civil-service", "May not be hired as a civil servant"),
     ("deny-honours", "No public honours or titles"),
     ("credit-rating-downgrade", "Considered in credit ratings"),
-    (
-        "loan-review-tightened",
-        "Stricter review of loan applications",
-    ),
+    ("loan-review-tightened", "Stricter review of loan applications"),
     ("insurance-premium-review", "Premiums reviewed by insurers"),
     ("customs-enhanced-inspection", "Enhanced customs inspection"),
     ("tax-enhanced-supervision", "Enhanced tax supervision"),
-    (
-        "restrict-invoice-supply",
-        "Restricted supply of VAT invoices",
-    ),
+    ("restrict-invoice-supply", "Restricted supply of VAT invoices"),
     ("deny-export-rebate", "No export tax rebates"),
     ("deny-production-license", "No new production licences"),
     ("deny-medical-license", "No new medical practice licences"),
     ("deny-safety-license", "No new work safety licences"),
-    (
-        "deny-broadcast-license",
-        "No broadcasting or publication licences",
-    ),
-    (
-        "deny-internet-service-license",
-        "No Internet information service licences",
-    ),
+    ("deny-broadcast-license", "No broadcasting or publication licences"),
+    ("deny-internet-service-license", "No Internet information service licences"),
     ("deny-tourism-license", "No travel agency licences"),
-    (
-        "public-disclosure",
-        "Publication on the national credit portal",
-    ),
+    ("public-disclosure", "Publication on the national credit portal"),
 ];
 
 fn uscc(rng: &mut Rng) -> Uscc {
@@ -205,8 +158,7 @@ fn uscc(rng: &mut Rng) -> Uscc {
         first.push(alphabet[rng.below(31) as usize] as char);
     }
     let check = Uscc::check_character(first.as_bytes());
-    Uscc::parse(&format!("{first}{check}"))
-        .unwrap_or_else(|error| unreachable!("generated USCC is valid: {error}"))
+    Uscc::parse(&format!("{first}{check}")).unwrap_or_else(|error| unreachable!("generated USCC is valid: {error}"))
 }
 
 fn resident(rng: &mut Rng) -> ResidentId {
@@ -219,8 +171,7 @@ fn resident(rng: &mut Rng) -> ResidentId {
         rng.below(1000)
     );
     let check = ResidentId::check_character(first.as_bytes());
-    ResidentId::parse(&format!("{first}{check}"))
-        .unwrap_or_else(|error| unreachable!("generated id is valid: {error}"))
+    ResidentId::parse(&format!("{first}{check}")).unwrap_or_else(|error| unreachable!("generated id is valid: {error}"))
 }
 
 struct Builder {
@@ -239,18 +190,11 @@ impl Builder {
             body: Body::Registry(body),
         };
         self.events.push(
-            SignedEvent::sign(event, &self.root)
-                .unwrap_or_else(|error| unreachable!("demo registry event: {error}")),
+            SignedEvent::sign(event, &self.root).unwrap_or_else(|error| unreachable!("demo registry event: {error}")),
         );
     }
 
-    fn case(
-        &mut self,
-        agency: &str,
-        when: Timestamp,
-        case: &(Name, SubjectId, Name),
-        action: CaseAction,
-    ) {
+    fn case(&mut self, agency: &str, when: Timestamp, case: &(Name, SubjectId, Name), action: CaseAction) {
         let signing = key(self.seed, agency);
         let event = Event {
             format: FORMAT_VERSION,
@@ -265,27 +209,17 @@ impl Builder {
                 action,
             }),
         };
-        self.events.push(
-            SignedEvent::sign(event, &signing)
-                .unwrap_or_else(|error| unreachable!("demo case event: {error}")),
-        );
+        self.events
+            .push(SignedEvent::sign(event, &signing).unwrap_or_else(|error| unreachable!("demo case event: {error}")));
     }
 }
 
 fn legal(instrument: &str, article: &str) -> LegalRef {
-    LegalRef {
-        instrument: instrument.into(),
-        article: article.into(),
-    }
+    LegalRef { instrument: instrument.into(), article: article.into() }
 }
 
 /// A list: id, designating agency, rule set, MOU parties (agency, measure indexes).
-type ListSpec = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Vec<(&'static str, Vec<usize>)>,
-);
+type ListSpec = (&'static str, &'static str, &'static str, Vec<(&'static str, Vec<usize>)>);
 
 /// The demo's lists.
 fn lists() -> Vec<ListSpec> {
@@ -294,22 +228,11 @@ fn lists() -> Vec<ListSpec> {
         .enumerate()
         .map(|(i, agency)| {
             let (first, second) = (i % 31, (i * 7 + 3) % 31);
-            (
-                *agency,
-                if first == second {
-                    vec![first]
-                } else {
-                    vec![first, second]
-                },
-            )
+            (*agency, if first == second { vec![first] } else { vec![first, second] })
         })
         .chain([("caac", vec![0]), ("sat", vec![22, 23])])
         .collect();
-    let aviation_parties = vec![
-        ("caac", vec![0]),
-        ("china-railway", vec![1]),
-        ("mct", vec![30]),
-    ];
+    let aviation_parties = vec![("caac", vec![0]), ("china-railway", vec![1]), ("mct", vec![30])];
     let tax_parties = vec![
         ("sat", vec![22, 23, 24]),
         ("customs", vec![21]),
@@ -317,67 +240,27 @@ fn lists() -> Vec<ListSpec> {
         ("mof-procurement", vec![8]),
     ];
     vec![
-        (
-            "cn-spc-defaulters",
-            "spc",
-            "cn-spc-defaulters",
-            court_parties,
-        ),
-        (
-            "cn-civil-aviation",
-            "caac",
-            "cn-civil-aviation-2018",
-            aviation_parties,
-        ),
-        (
-            "cn-tax-serious",
-            "sat",
-            "cn-serious-untrustworthy",
-            tax_parties,
-        ),
+        ("cn-spc-defaulters", "spc", "cn-spc-defaulters", court_parties),
+        ("cn-civil-aviation", "caac", "cn-civil-aviation-2018", aviation_parties),
+        ("cn-tax-serious", "sat", "cn-serious-untrustworthy", tax_parties),
     ]
 }
 
 fn registry(builder: &mut Builder) {
     let designating = [
         ("spc", "Supreme People's Court", vec![Role::Designating]),
-        (
-            "caac",
-            "Civil Aviation Administration",
-            vec![Role::Designating, Role::Responsible],
-        ),
-        (
-            "sat",
-            "State Taxation Administration",
-            vec![Role::Designating, Role::Responsible],
-        ),
+        ("caac", "Civil Aviation Administration", vec![Role::Designating, Role::Responsible]),
+        ("sat", "State Taxation Administration", vec![Role::Designating, Role::Responsible]),
     ];
-    let mut agencies: Vec<(String, String, Vec<Role>)> = designating
-        .iter()
-        .map(|(a, n, r)| (a.to_string(), n.to_string(), r.clone()))
-        .collect();
-    agencies.extend(RESPONSIBLE.iter().map(|a| {
-        (
-            a.to_string(),
-            format!("Agency {a}"),
-            vec![Role::Responsible],
-        )
-    }));
-    agencies.push((
-        "petitions".into(),
-        "State Bureau for Letters and Calls".into(),
-        vec![Role::Intake],
-    ));
+    let mut agencies: Vec<(String, String, Vec<Role>)> =
+        designating.iter().map(|(a, n, r)| (a.to_string(), n.to_string(), r.clone())).collect();
+    agencies.extend(RESPONSIBLE.iter().map(|a| (a.to_string(), format!("Agency {a}"), vec![Role::Responsible])));
+    agencies.push(("petitions".into(), "State Bureau for Letters and Calls".into(), vec![Role::Intake]));
     for (agency, full, roles) in agencies {
         let public = PublicKey(key(builder.seed, &agency).verifying_key().to_bytes());
         builder.registry(
             0,
-            RegistryEvent::AgencyRegistered {
-                agency: name(&agency),
-                name: full,
-                roles,
-                keys: vec![public],
-            },
+            RegistryEvent::AgencyRegistered { agency: name(&agency), name: full, roles, keys: vec![public] },
         );
     }
     for (code, description) in MEASURES {
@@ -387,11 +270,7 @@ fn registry(builder: &mut Builder) {
         );
         builder.registry(
             0,
-            RegistryEvent::MeasureCatalogued {
-                code: name(code),
-                description: description.into(),
-                authority,
-            },
+            RegistryEvent::MeasureCatalogued { code: name(code), description: description.into(), authority },
         );
     }
     for (list, designating, rule_set, parties) in lists() {
@@ -437,47 +316,24 @@ fn registry(builder: &mut Builder) {
 
 /// Builds the demo: registry first, then `subjects` cases.
 pub fn build(subjects: u64, seed: u64) -> Demo {
-    let mut builder = Builder {
-        seed,
-        events: Vec::new(),
-        root: key(seed, "registry-root"),
-    };
+    let mut builder = Builder { seed, events: Vec::new(), root: key(seed, "registry-root") };
     registry(&mut builder);
     let lists = lists();
     let mut rng = Rng(seed);
     let mut violations = BTreeMap::new();
     for index in 0..subjects {
         let (list, designating, _, parties) = &lists[(index % 3) as usize];
-        let subject = if rng.chance(60) {
-            SubjectId::Uscc(uscc(&mut rng))
-        } else {
-            SubjectId::Resident(resident(&mut rng))
-        };
-        let case = (
-            name(list),
-            subject,
-            name(&format!("({})demo-{index}", 2024 + index % 3)),
-        );
+        let subject =
+            if rng.chance(60) { SubjectId::Uscc(uscc(&mut rng)) } else { SubjectId::Resident(resident(&mut rng)) };
+        let case = (name(list), subject, name(&format!("({})demo-{index}", 2024 + index % 3)));
         // One planted violation in about a quarter of the cases, by rotation.
         let violation = (index % 4 == 3).then(|| Violation::ALL[((index / 4) % 8) as usize]);
         if let Some(v) = violation {
             *violations.entry(v).or_insert(0) += 1;
         }
-        lifecycle(
-            &mut builder,
-            &mut rng,
-            index,
-            &case,
-            designating,
-            parties,
-            violation,
-        );
+        lifecycle(&mut builder, &mut rng, index, &case, designating, parties, violation);
     }
-    Demo {
-        registry_root: builder.root,
-        events: builder.events,
-        violations,
-    }
+    Demo { registry_root: builder.root, events: builder.events, violations }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -533,45 +389,27 @@ fn lifecycle(
             },
         );
         if !v(Violation::ObjectionUndecided) {
-            let objection = builder
-                .events
-                .last()
-                .map(SignedEvent::id)
-                .unwrap_or_else(|| unreachable!("just pushed"));
-            let outcome = if rng.chance(20) {
-                ObjectionOutcome::Upheld
-            } else {
-                ObjectionOutcome::Rejected
-            };
+            let objection = builder.events.last().map(SignedEvent::id).unwrap_or_else(|| unreachable!("just pushed"));
+            let outcome = if rng.chance(20) { ObjectionOutcome::Upheld } else { ObjectionOutcome::Rejected };
             let upheld = outcome == ObjectionOutcome::Upheld;
             builder.case(
                 designating,
                 at(start + 12, 9),
                 case,
-                CaseAction::ObjectionDecision {
-                    objection,
-                    outcome,
-                    reasons: "Reviewed".into(),
-                },
+                CaseAction::ObjectionDecision { objection, outcome, reasons: "Reviewed".into() },
             );
             if upheld {
                 return;
             }
         }
     }
-    let designate_day = if v(Violation::WindowNotObserved) {
-        start + 2
-    } else {
-        start + 20
-    };
+    let designate_day = if v(Violation::WindowNotObserved) { start + 2 } else { start + 20 };
     let complete = !v(Violation::IncompleteDecision);
     let basis = complete.then(|| BasisDocument {
         issuer: "People's Court".into(),
         number: format!("({})执{index}号", 2023),
-        date: docket_model::Date::new(
-            chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap_or_default(),
-        )
-        .unwrap_or_else(|_| unreachable!()),
+        date: docket_model::Date::new(chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap_or_default())
+            .unwrap_or_else(|_| unreachable!()),
         digest: Digest::Sha256(Hash32(Sha256::digest(index.to_be_bytes()).into())),
     });
     let text = |t: &str| {
@@ -600,17 +438,13 @@ fn lifecycle(
         },
     );
     let mou = name(&format!("mou-{}", case.0));
-    let appliers: Vec<&(&str, Vec<usize>)> =
-        parties.iter().take(2 + rng.below(4) as usize).collect();
+    let appliers: Vec<&(&str, Vec<usize>)> = parties.iter().take(2 + rng.below(4) as usize).collect();
     for (offset, (agency, measures)) in appliers.iter().enumerate() {
         builder.case(
             agency,
             at(designate_day + 1 + offset as i64, 9),
             case,
-            CaseAction::MeasureApplied {
-                measure: name(MEASURES[measures[0]].0),
-                mou: mou.clone(),
-            },
+            CaseAction::MeasureApplied { measure: name(MEASURES[measures[0]].0), mou: mou.clone() },
         );
     }
     if v(Violation::MeasureWithoutMou) {
@@ -623,10 +457,7 @@ fn lifecycle(
             agency,
             at(designate_day + 6, 9),
             case,
-            CaseAction::MeasureApplied {
-                measure: name(outside),
-                mou: mou.clone(),
-            },
+            CaseAction::MeasureApplied { measure: name(outside), mou: mou.clone() },
         );
     }
     if v(Violation::UncataloguedMeasure) {
@@ -634,10 +465,7 @@ fn lifecycle(
             appliers[0].0,
             at(designate_day + 6, 9),
             case,
-            CaseAction::MeasureApplied {
-                measure: name("deny-hospital-internet-license"),
-                mou: mou.clone(),
-            },
+            CaseAction::MeasureApplied { measure: name("deny-hospital-internet-license"), mou: mou.clone() },
         );
     }
     if rng.chance(40) || v(Violation::NotLiftedAfterRestoration) {

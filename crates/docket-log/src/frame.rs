@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! frame    = length:u32be || body || checksum[32]
-//! body     = version:u8 || seq:u64be || system_time:i64be (µs) || prev[32] || wire
+//! body     = version:u8 || flags:u8 || seq:u64be || system_time:i64be (µs) || prev[32] || wire
+//! flags    = bit 0 COMMIT: the last frame of a write that was synced before any
+//!            append in it was acknowledged
 //! checksum = BLAKE3-derive-key("docket/v1/frame", length || body)
 //! prev     = checksum of the previous frame ([0; 32] for seq 0)
 //! ```
@@ -16,8 +18,10 @@ use docket_model::signed::WIRE_SIZE_BYTES_MAX;
 
 /// Version of the frame layout.
 pub const FRAME_VERSION: u8 = 1;
-/// Bytes before the wire form: length, version, seq, time, prev.
-pub const HEADER_BYTES: usize = 4 + 1 + 8 + 8 + 32;
+/// Bytes before the wire form: length, version, flags, seq, time, prev.
+pub const HEADER_BYTES: usize = 4 + 1 + 1 + 8 + 8 + 32;
+/// Flag: last frame of a synced write.
+pub const COMMIT: u8 = 0x01;
 /// Bytes after the wire form.
 pub const TRAILER_BYTES: usize = 32;
 /// Largest frame: header, the largest wire form, checksum.
@@ -27,6 +31,7 @@ const CHECKSUM_CONTEXT: &str = "docket/v1/frame";
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    pub commit: bool,
     pub seq: u64,
     pub system_time: i64,
     pub prev: [u8; 32],
@@ -67,15 +72,13 @@ fn checksum(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Encodes a frame; returns the bytes and the checksum (the next frame's `prev`).
-pub fn encode(seq: u64, system_time: i64, prev: &[u8; 32], wire: &[u8]) -> (Vec<u8>, [u8; 32]) {
-    assert!(
-        wire.len() <= WIRE_SIZE_BYTES_MAX,
-        "callers check the wire size first"
-    );
-    let body_len = 1 + 8 + 8 + 32 + wire.len();
+pub fn encode(commit: bool, seq: u64, system_time: i64, prev: &[u8; 32], wire: &[u8]) -> (Vec<u8>, [u8; 32]) {
+    assert!(wire.len() <= WIRE_SIZE_BYTES_MAX, "callers check the wire size first");
+    let body_len = HEADER_BYTES - 4 + wire.len();
     let mut out = Vec::with_capacity(4 + body_len + TRAILER_BYTES);
     out.extend_from_slice(&(body_len as u32).to_be_bytes());
     out.push(FRAME_VERSION);
+    out.push(if commit { COMMIT } else { 0 });
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&system_time.to_be_bytes());
     out.extend_from_slice(prev);
@@ -88,10 +91,7 @@ pub fn encode(seq: u64, system_time: i64, prev: &[u8; 32], wire: &[u8]) -> (Vec<
 /// Decodes the frame at the start of `bytes`; returns it and its total size.
 pub fn decode(bytes: &[u8]) -> Result<(Frame, usize), FrameFault> {
     if bytes.len() < 4 {
-        return Err(FrameFault::Incomplete {
-            needed: 4,
-            available: bytes.len(),
-        });
+        return Err(FrameFault::Incomplete { needed: 4, available: bytes.len() });
     }
     let length = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let body_len = length as usize;
@@ -100,10 +100,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Frame, usize), FrameFault> {
     }
     let total = 4 + body_len + TRAILER_BYTES;
     if bytes.len() < total {
-        return Err(FrameFault::Incomplete {
-            needed: total,
-            available: bytes.len(),
-        });
+        return Err(FrameFault::Incomplete { needed: total, available: bytes.len() });
     }
     let stored: [u8; 32] = bytes[4 + body_len..total].try_into().unwrap_or([0; 32]);
     if checksum(&bytes[..4 + body_len]) != stored {
@@ -113,20 +110,15 @@ pub fn decode(bytes: &[u8]) -> Result<(Frame, usize), FrameFault> {
     if body[0] != FRAME_VERSION {
         return Err(FrameFault::Version(body[0]));
     }
-    let seq = u64::from_be_bytes(body[1..9].try_into().unwrap_or([0; 8]));
-    let system_time = i64::from_be_bytes(body[9..17].try_into().unwrap_or([0; 8]));
-    let prev: [u8; 32] = body[17..49].try_into().unwrap_or([0; 32]);
-    let wire = body[49..].to_vec();
-    Ok((
-        Frame {
-            seq,
-            system_time,
-            prev,
-            wire,
-            checksum: stored,
-        },
-        total,
-    ))
+    if body[1] & !COMMIT != 0 {
+        return Err(FrameFault::Version(body[0]));
+    }
+    let commit = body[1] & COMMIT != 0;
+    let seq = u64::from_be_bytes(body[2..10].try_into().unwrap_or([0; 8]));
+    let system_time = i64::from_be_bytes(body[10..18].try_into().unwrap_or([0; 8]));
+    let prev: [u8; 32] = body[18..50].try_into().unwrap_or([0; 32]);
+    let wire = body[50..].to_vec();
+    Ok((Frame { commit, seq, system_time, prev, wire, checksum: stored }, total))
 }
 
 /// The Merkle leaf entry of a record.
@@ -144,17 +136,11 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_every_flipped_byte_is_caught() {
-        let (bytes, sum) = encode(7, 1_700_000_000_000_000, &[3; 32], b"wire bytes");
+        let (bytes, sum) = encode(true, 7, 1_700_000_000_000_000, &[3; 32], b"wire bytes");
         let (frame, size) = decode(&bytes).unwrap();
         assert_eq!(size, bytes.len());
         assert_eq!(
-            (
-                frame.seq,
-                frame.system_time,
-                frame.prev,
-                frame.wire.as_slice(),
-                frame.checksum
-            ),
+            (frame.seq, frame.system_time, frame.prev, frame.wire.as_slice(), frame.checksum),
             (7, 1_700_000_000_000_000, [3; 32], &b"wire bytes"[..], sum)
         );
         for index in 0..bytes.len() {
@@ -162,9 +148,6 @@ mod tests {
             changed[index] ^= 0x10;
             assert!(decode(&changed).is_err(), "flip at {index} not caught");
         }
-        assert!(matches!(
-            decode(&bytes[..bytes.len() - 1]),
-            Err(FrameFault::Incomplete { .. })
-        ));
+        assert!(matches!(decode(&bytes[..bytes.len() - 1]), Err(FrameFault::Incomplete { .. })));
     }
 }

@@ -85,9 +85,7 @@ pub fn init(
     root: PublicKey,
     root_secret: Option<&SigningKey>,
 ) -> Result<LedgerConfig, LedgerError> {
-    let paths = Paths {
-        dir: dir.to_owned(),
-    };
+    let paths = Paths { dir: dir.to_owned() };
     if paths.config().exists() {
         return Err(LedgerError::Exists(dir.display().to_string()));
     }
@@ -98,13 +96,8 @@ pub fn init(
     if let Some(secret) = root_secret {
         keyfile::write(&paths.keys().join("registry-root.key"), secret, false)?;
     }
-    let note_key =
-        NoteKey::new(origin, PublicKey(log_key.verifying_key().to_bytes())).map_err(|error| {
-            LedgerError::Config {
-                path: "origin".into(),
-                reason: error.to_string(),
-            }
-        })?;
+    let note_key = NoteKey::new(origin, PublicKey(log_key.verifying_key().to_bytes()))
+        .map_err(|error| LedgerError::Config { path: "origin".into(), reason: error.to_string() })?;
     let config = LedgerConfig {
         format: LEDGER_FORMAT,
         origin: origin.into(),
@@ -132,35 +125,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {
 
 /// Reads `ledger.json`.
 pub fn read_config(dir: &Path) -> Result<(LedgerConfig, PublicKey, NoteKey), LedgerError> {
-    let path = Paths {
-        dir: dir.to_owned(),
-    }
-    .config();
+    let path = Paths { dir: dir.to_owned() }.config();
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(&path).map_err(|error| LedgerError::Config {
         path: shown.clone(),
         reason: format!("{error}; is this a ledger directory (docket init --dir DIR)?"),
     })?;
-    let config: LedgerConfig =
-        serde_json::from_str(&text).map_err(|error| LedgerError::Config {
-            path: shown.clone(),
-            reason: error.to_string(),
-        })?;
+    let config: LedgerConfig = serde_json::from_str(&text)
+        .map_err(|error| LedgerError::Config { path: shown.clone(), reason: error.to_string() })?;
     if config.format != LEDGER_FORMAT {
         return Err(LedgerError::Config {
             path: shown,
             reason: format!("format {} is not {LEDGER_FORMAT}", config.format),
         });
     }
-    let root =
-        PublicKey::from_hex(&config.registry_root).map_err(|reason| LedgerError::Config {
-            path: shown.clone(),
-            reason,
-        })?;
-    let log_key = NoteKey::parse(&config.log_key).map_err(|error| LedgerError::Config {
-        path: shown,
-        reason: error.to_string(),
-    })?;
+    let root = PublicKey::from_hex(&config.registry_root)
+        .map_err(|reason| LedgerError::Config { path: shown.clone(), reason })?;
+    let log_key = NoteKey::parse(&config.log_key)
+        .map_err(|error| LedgerError::Config { path: shown, reason: error.to_string() })?;
     Ok((config, root, log_key))
 }
 
@@ -181,18 +163,12 @@ impl Ledger {
     /// root at that size, has lost acknowledged records and is refused.
     pub fn open(dir: &Path, config: Config) -> Result<Self, LedgerError> {
         let (ledger_config, root, log_key) = read_config(dir)?;
-        let paths = Paths {
-            dir: dir.to_owned(),
-        };
+        let paths = Paths { dir: dir.to_owned() };
         let (log, recovery) = Log::open(FsStorage::new(paths.segments()), config, root, |_| {})?;
         let latest = match std::fs::read_to_string(paths.latest_checkpoint()) {
             Ok(text) => Some(open_checkpoint(&text, &log_key)?),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            Err(error) => {
-                return Err(LedgerError::Checkpoint(format!(
-                    "reading the latest checkpoint: {error}"
-                )))
-            }
+            Err(error) => return Err(LedgerError::Checkpoint(format!("reading the latest checkpoint: {error}"))),
         };
         if let Some(checkpoint) = &latest {
             if log.tree().root(checkpoint.size) != Some(checkpoint.root) {
@@ -203,14 +179,7 @@ impl Ledger {
                 )));
             }
         }
-        Ok(Self {
-            paths,
-            config: ledger_config,
-            log,
-            recovery,
-            log_key,
-            latest,
-        })
+        Ok(Self { paths, config: ledger_config, log, recovery, log_key, latest })
     }
 
     /// The newest checkpoint, if any.
@@ -234,23 +203,11 @@ impl Ledger {
                     .map_err(|error| LedgerError::Checkpoint(error.to_string()));
             }
         }
-        let root = self
-            .log
-            .tree()
-            .root(size)
-            .unwrap_or_else(|| unreachable!("the tree has every record"));
-        let checkpoint = Checkpoint {
-            origin: self.config.origin.clone(),
-            size,
-            root,
-            extensions: Vec::new(),
-        };
+        let root = self.log.tree().root(size).unwrap_or_else(|| unreachable!("the tree has every record"));
+        let checkpoint = Checkpoint { origin: self.config.origin.clone(), size, root, extensions: Vec::new() };
         let signed = note::sign(&checkpoint.to_text(), &self.log_key, signing)
             .map_err(|e| LedgerError::Checkpoint(e.to_string()))?;
-        write_atomic(
-            &self.paths.checkpoints().join(format!("{size:020}")),
-            signed.as_bytes(),
-        )?;
+        write_atomic(&self.paths.checkpoints().join(format!("{size:020}")), signed.as_bytes())?;
         write_atomic(&self.paths.latest_checkpoint(), signed.as_bytes())?;
         self.latest = Some(checkpoint);
         Ok(signed)
@@ -264,8 +221,7 @@ impl Ledger {
 
 /// Verifies a signed checkpoint note against the log key and parses it.
 pub fn open_checkpoint(text: &str, key: &NoteKey) -> Result<Checkpoint, LedgerError> {
-    let (body, _) = note::open(text, std::slice::from_ref(key))
-        .map_err(|e| LedgerError::Checkpoint(e.to_string()))?;
+    let (body, _) = note::open(text, std::slice::from_ref(key)).map_err(|e| LedgerError::Checkpoint(e.to_string()))?;
     let checkpoint = Checkpoint::parse(body).map_err(|e| LedgerError::Checkpoint(e.to_string()))?;
     if checkpoint.origin != key.name {
         return Err(LedgerError::Checkpoint(format!(

@@ -4,9 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use docket_model::{
-    AuthError, CaseRef, EventError, EventId, EventKind, PublicKey, Registry, SignedEvent, Timestamp,
-};
+use docket_model::{AuthError, CaseRef, EventError, EventId, EventKind, PublicKey, Registry, SignedEvent, Timestamp};
 
 use crate::frame;
 use crate::merkle::leaf_hash;
@@ -23,9 +21,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            segment_bytes_max: 64 * 1024 * 1024,
-        }
+        Self { segment_bytes_max: 64 * 1024 * 1024 }
     }
 }
 
@@ -50,11 +46,7 @@ pub enum Refusal {
     #[error("not authorised: {0}")]
     Auth(#[from] AuthError),
     #[error("case {list}/{subject}/{number} does not exist; a case opens with a notice or a designation decision")]
-    NoSuchCase {
-        list: String,
-        subject: String,
-        number: String,
-    },
+    NoSuchCase { list: String, subject: String, number: String },
     #[error("stale expected version: expected {expected}, the case is at version {actual}")]
     Conflict { expected: u64, actual: u64 },
 }
@@ -64,17 +56,9 @@ pub enum Refusal {
 #[non_exhaustive]
 pub enum LogError {
     #[error("I/O error while {context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
     #[error("corrupted log: segment {segment}, offset {offset}, seq {seq}: {reason}")]
-    Corrupted {
-        segment: String,
-        offset: u64,
-        seq: u64,
-        reason: String,
-    },
+    Corrupted { segment: String, offset: u64, seq: u64, reason: String },
     #[error("the log is poisoned by an earlier write failure; reopen it to recover")]
     Poisoned,
 }
@@ -114,11 +98,7 @@ pub struct State {
 impl State {
     /// An empty log's state under the given registry root key.
     pub fn new(root: PublicKey) -> Self {
-        Self {
-            registry: Registry::new(root),
-            cases: HashMap::new(),
-            ids: HashMap::new(),
-        }
+        Self { registry: Registry::new(root), cases: HashMap::new(), ids: HashMap::new() }
     }
 
     /// The stateful checks: duplicate, authorisation, case existence, expected
@@ -131,26 +111,15 @@ impl State {
         pending: &BTreeMap<CaseRef, u64>,
     ) -> Result<Option<Receipt>, Refusal> {
         if let Some((seq, time)) = self.ids.get(&event.id()) {
-            let system_time = Timestamp::from_micros(*time)
-                .unwrap_or_else(|_| unreachable!("stored times were checked"));
-            return Ok(Some(Receipt {
-                seq: *seq,
-                id: event.id(),
-                leaf_index: *seq,
-                system_time,
-            }));
+            let system_time =
+                Timestamp::from_micros(*time).unwrap_or_else(|_| unreachable!("stored times were checked"));
+            return Ok(Some(Receipt { seq: *seq, id: event.id(), leaf_index: *seq, system_time }));
         }
         self.registry.authorize(event.event(), system_time)?;
         if let Some(case) = event.event().case() {
             let key = case.case_ref();
-            let version = pending
-                .get(&key)
-                .copied()
-                .unwrap_or_else(|| self.case_version(&key));
-            let opens = matches!(
-                event.event().kind(),
-                EventKind::Notice | EventKind::DesignationDecision
-            );
+            let version = pending.get(&key).copied().unwrap_or_else(|| self.case_version(&key));
+            let opens = matches!(event.event().kind(), EventKind::Notice | EventKind::DesignationDecision);
             if version == 0 && !opens {
                 return Err(Refusal::NoSuchCase {
                     list: key.list.to_string(),
@@ -160,10 +129,7 @@ impl State {
             }
             if let Some(expected) = case.expected_version {
                 if expected != version {
-                    return Err(Refusal::Conflict {
-                        expected,
-                        actual: version,
-                    });
+                    return Err(Refusal::Conflict { expected, actual: version });
                 }
             }
         }
@@ -171,12 +137,7 @@ impl State {
     }
 
     /// Records an event that passed `check` (or is being replayed from the log).
-    pub fn apply(
-        &mut self,
-        event: &SignedEvent,
-        seq: u64,
-        system_time: Timestamp,
-    ) -> Result<(), AuthError> {
+    pub fn apply(&mut self, event: &SignedEvent, seq: u64, system_time: Timestamp) -> Result<(), AuthError> {
         self.registry.apply(event.event(), system_time)?;
         if let Some(case) = event.event().case() {
             *self.cases.entry(case.case_ref()).or_insert(0) += 1;
@@ -205,6 +166,14 @@ struct Segment<F> {
 /// A record accepted into a batch, waiting for the sync: seq, system time, checksum, wire form.
 type Accepted = (u64, i64, [u8; 32], Vec<u8>);
 
+/// The frames of one batch on their way to disk.
+struct Write {
+    buffer: Vec<u8>,
+    accepted: Vec<Accepted>,
+    /// Where the last buffered frame starts, and its prev, to flag it COMMIT.
+    last: Option<(usize, [u8; 32])>,
+}
+
 /// The log of record.
 pub struct Log<S: Storage> {
     storage: S,
@@ -220,10 +189,7 @@ pub struct Log<S: Storage> {
 
 impl<S: Storage> std::fmt::Debug for Log<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log")
-            .field("next_seq", &self.next_seq)
-            .field("poisoned", &self.poisoned)
-            .finish()
+        f.debug_struct("Log").field("next_seq", &self.next_seq).field("poisoned", &self.poisoned).finish()
     }
 }
 
@@ -245,11 +211,7 @@ impl<S: Storage> Log<S> {
         names.sort();
         let first = Self::create_segment(&storage, 0)?;
         let mut log = Self {
-            current: Segment {
-                name: segment::name(0),
-                file: first,
-                len: segment::HEADER_BYTES as u64,
-            },
+            current: Segment { name: segment::name(0), file: first, len: segment::HEADER_BYTES as u64 },
             storage,
             config,
             next_seq: 0,
@@ -262,40 +224,32 @@ impl<S: Storage> Log<S> {
         let mut recovery = Recovery::default();
         let last = names.len().saturating_sub(1);
         for (position, (first_seq, name)) in names.iter().enumerate() {
-            let mut file = log
-                .storage
-                .open(name)
-                .map_err(io(format!("opening {name}")))?;
+            let mut file = log.storage.open(name).map_err(io(format!("opening {name}")))?;
             let bytes = file.read_all().map_err(io(format!("reading {name}")))?;
             let scan = segment::scan(&bytes, *first_seq);
-            for (offset, frame) in &scan.frames {
+            for (offset, frame) in &scan.frames[..scan.committed] {
                 log.replay(name, *offset, frame, &mut on_record)?;
             }
-            if let Some((offset, reason, torn)) = scan.fault {
+            if !scan.is_clean() {
+                let (offset, reason, torn) = scan.fault.clone().unwrap_or_else(|| {
+                    let at = scan.frames[scan.committed].0;
+                    (at, "frames after the last commit point (a write that was never synced)".into(), true)
+                });
                 if !(torn && position == last) {
-                    return Err(LogError::Corrupted {
-                        segment: name.clone(),
-                        offset,
-                        seq: log.next_seq,
-                        reason,
-                    });
+                    return Err(LogError::Corrupted { segment: name.clone(), offset, seq: log.next_seq, reason });
                 }
-                let cut = bytes.len() as u64 - scan.valid_len;
-                file.truncate(scan.valid_len)
-                    .map_err(io(format!("truncating the torn tail of {name}")))?;
-                if scan.valid_len == 0 {
+                let cut = bytes.len() as u64 - scan.committed_len;
+                file.truncate(scan.committed_len).map_err(io(format!("truncating the torn tail of {name}")))?;
+                if scan.committed_len < segment::HEADER_BYTES as u64 {
+                    file.truncate(0).map_err(io(format!("truncating {name}")))?;
                     file.append(&segment::header(*first_seq))
                         .and_then(|()| file.sync())
                         .map_err(io(format!("rewriting the header of {name}")))?;
                 }
                 recovery.truncated = Some((name.clone(), offset, cut));
             }
-            let len = scan.valid_len.max(segment::HEADER_BYTES as u64);
-            log.current = Segment {
-                name: name.clone(),
-                file,
-                len,
-            };
+            let len = scan.committed_len.max(segment::HEADER_BYTES as u64);
+            log.current = Segment { name: name.clone(), file, len };
         }
         recovery.records = log.next_seq;
         Ok((log, recovery))
@@ -306,9 +260,7 @@ impl<S: Storage> Log<S> {
         if let Ok(file) = storage.open(&name) {
             return Ok(file);
         }
-        let mut file = storage
-            .create(&name)
-            .map_err(io(format!("creating {name}")))?;
+        let mut file = storage.create(&name).map_err(io(format!("creating {name}")))?;
         file.append(&segment::header(first_seq))
             .and_then(|()| file.sync())
             .map_err(io(format!("writing the header of {name}")))?;
@@ -322,43 +274,31 @@ impl<S: Storage> Log<S> {
         frame: &frame::Frame,
         on_record: &mut impl FnMut(&Record),
     ) -> Result<(), LogError> {
-        let corrupted = |reason: String| LogError::Corrupted {
-            segment: name.to_owned(),
-            offset,
-            seq: frame.seq,
-            reason,
-        };
+        let corrupted =
+            |reason: String| LogError::Corrupted { segment: name.to_owned(), offset, seq: frame.seq, reason };
         if frame.seq != self.next_seq {
             return Err(corrupted(format!("expected seq {}", self.next_seq)));
         }
         if frame.prev != self.last_checksum {
-            return Err(corrupted(
-                "hash chain broken: prev does not match the previous record".into(),
-            ));
+            return Err(corrupted("hash chain broken: prev does not match the previous record".into()));
         }
         if frame.system_time <= self.last_time {
             return Err(corrupted("system time does not increase".into()));
         }
-        let event = SignedEvent::from_wire(&frame.wire)
-            .map_err(|e| corrupted(format!("event does not decode: {e}")))?;
-        let system_time =
-            Timestamp::from_micros(frame.system_time).map_err(|e| corrupted(e.to_string()))?;
+        let event =
+            SignedEvent::from_wire(&frame.wire).map_err(|e| corrupted(format!("event does not decode: {e}")))?;
+        let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| corrupted(e.to_string()))?;
         self.state
             .apply(&event, frame.seq, system_time)
             .map_err(|e| corrupted(format!("not authorised at its position: {e}")))?;
         self.advance(frame.seq, frame.system_time, frame.checksum, &frame.wire);
-        on_record(&Record {
-            seq: frame.seq,
-            system_time,
-            event,
-        });
+        on_record(&Record { seq: frame.seq, system_time, event });
         Ok(())
     }
 
     /// Moves the log's position past a durable record.
     fn advance(&mut self, seq: u64, system_time: i64, checksum: [u8; 32], wire: &[u8]) {
-        self.tree
-            .push(leaf_hash(&frame::entry(seq, system_time, wire)));
+        self.tree.push(leaf_hash(&frame::entry(seq, system_time, wire)));
         self.next_seq = seq + 1;
         self.last_checksum = checksum;
         self.last_time = system_time;
@@ -390,13 +330,11 @@ impl<S: Storage> Log<S> {
         }
         let before = self.state.clone();
         let mut results = Vec::with_capacity(events.len());
-        let mut accepted: Vec<Accepted> = Vec::new();
+        let mut write = Write { buffer: Vec::new(), accepted: Vec::new(), last: None };
         let mut pending_cases: BTreeMap<CaseRef, u64> = BTreeMap::new();
-        let mut buffer = Vec::new();
         let (mut seq, mut checksum, mut time) = (self.next_seq, self.last_checksum, self.last_time);
         for event in events {
-            let system_time =
-                Timestamp::from_micros(now.micros().max(time.saturating_add(1))).unwrap_or(now);
+            let system_time = Timestamp::from_micros(now.micros().max(time.saturating_add(1))).unwrap_or(now);
             match self.state.check(&event, system_time, &pending_cases) {
                 Ok(Some(receipt)) => results.push(Ok(receipt)),
                 Err(refusal) => {
@@ -408,10 +346,7 @@ impl<S: Storage> Log<S> {
                 Ok(None) => {
                     if let Some(case) = event.event().case() {
                         let key = case.case_ref();
-                        let version = pending_cases
-                            .get(&key)
-                            .copied()
-                            .unwrap_or_else(|| self.state.case_version(&key));
+                        let version = pending_cases.get(&key).copied().unwrap_or_else(|| self.state.case_version(&key));
                         pending_cases.insert(key, version + 1);
                     }
                     // check() passed, so apply() cannot fail. Applying now lets
@@ -419,51 +354,50 @@ impl<S: Storage> Log<S> {
                     let _ = self.state.apply(&event, seq, system_time);
                     time = system_time.micros();
                     let wire = event.to_wire();
-                    let (bytes, sum) = frame::encode(seq, time, &checksum, &wire);
-                    if let Err(error) = self.write(&mut buffer, &bytes, seq) {
+                    if let Err(error) = self.make_room(&mut write, &mut checksum, wire.len(), seq) {
                         self.state = before;
                         return Err(error);
                     }
-                    results.push(Ok(Receipt {
-                        seq,
-                        id: event.id(),
-                        leaf_index: seq,
-                        system_time,
-                    }));
-                    accepted.push((seq, time, sum, wire));
+                    let (bytes, sum) = frame::encode(false, seq, time, &checksum, &wire);
+                    write.last = Some((write.buffer.len(), checksum));
+                    write.buffer.extend_from_slice(&bytes);
+                    write.accepted.push((seq, time, sum, wire));
+                    results.push(Ok(Receipt { seq, id: event.id(), leaf_index: seq, system_time }));
                     checksum = sum;
                     seq += 1;
                 }
             }
         }
-        if let Err(error) = self.flush(&mut buffer) {
-            self.poisoned = true;
+        if let Err(error) = self.sync_write(&mut write, &mut checksum) {
             self.state = before;
             return Err(error);
         }
-        for (seq, time, sum, wire) in accepted {
+        for (seq, time, sum, wire) in write.accepted {
             self.advance(seq, time, sum, &wire);
         }
         Ok(results)
     }
 
-    /// Adds a frame to the write buffer, rotating to a new segment first if
-    /// the current one would outgrow `segment_bytes_max`. Poisons on failure.
-    fn write(&mut self, buffer: &mut Vec<u8>, bytes: &[u8], seq: u64) -> Result<(), LogError> {
-        let len = self.current.len + buffer.len() as u64;
-        if len > segment::HEADER_BYTES as u64
-            && len + bytes.len() as u64 > self.config.segment_bytes_max
-        {
-            let rotated = self
-                .flush(buffer)
-                .and_then(|()| Self::create_segment(&self.storage, seq));
-            match rotated {
+    /// Before a frame of `wire_len` bytes joins the write: syncs what is
+    /// buffered if the write would pass `WRITE_BYTES_MAX`, and rotates to a
+    /// new segment if the current one would pass `segment_bytes_max`.
+    fn make_room(
+        &mut self,
+        write: &mut Write,
+        checksum: &mut [u8; 32],
+        wire_len: usize,
+        seq: u64,
+    ) -> Result<(), LogError> {
+        let size = (frame::HEADER_BYTES + wire_len + frame::TRAILER_BYTES) as u64;
+        let used = self.current.len + write.buffer.len() as u64;
+        let rotate = used > segment::HEADER_BYTES as u64 && used + size > self.config.segment_bytes_max;
+        if rotate || write.buffer.len() as u64 + size > segment::WRITE_BYTES_MAX as u64 {
+            self.sync_write(write, checksum)?;
+        }
+        if rotate {
+            match Self::create_segment(&self.storage, seq) {
                 Ok(file) => {
-                    self.current = Segment {
-                        name: segment::name(seq),
-                        file,
-                        len: segment::HEADER_BYTES as u64,
-                    }
+                    self.current = Segment { name: segment::name(seq), file, len: segment::HEADER_BYTES as u64 }
                 }
                 Err(error) => {
                     self.poisoned = true;
@@ -471,25 +405,34 @@ impl<S: Storage> Log<S> {
                 }
             }
         }
-        buffer.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn flush(&mut self, buffer: &mut Vec<u8>) -> Result<(), LogError> {
-        if buffer.is_empty() {
+    /// Flags the last buffered frame COMMIT (re-encoding it, which changes its
+    /// checksum), appends the buffer, and syncs. Poisons the log on failure.
+    fn sync_write(&mut self, write: &mut Write, checksum: &mut [u8; 32]) -> Result<(), LogError> {
+        let Some((start, prev)) = write.last.take() else {
             return Ok(());
-        }
+        };
+        let last = write.accepted.last_mut().unwrap_or_else(|| unreachable!("a buffered frame was accepted"));
+        let (bytes, sum) = frame::encode(true, last.0, last.1, &prev, &last.3);
+        write.buffer.truncate(start);
+        write.buffer.extend_from_slice(&bytes);
+        last.2 = sum;
+        *checksum = sum;
         let name = &self.current.name;
-        self.current
+        let result = self
+            .current
             .file
-            .append(buffer)
-            .map_err(io(format!("appending to {name}")))?;
-        self.current
-            .file
-            .sync()
-            .map_err(io(format!("syncing {name}")))?;
-        self.current.len += buffer.len() as u64;
-        buffer.clear();
+            .append(&write.buffer)
+            .map_err(io(format!("appending to {name}")))
+            .and_then(|()| self.current.file.sync().map_err(io(format!("syncing {name}"))));
+        if let Err(error) = result {
+            self.poisoned = true;
+            return Err(error);
+        }
+        self.current.len += write.buffer.len() as u64;
+        write.buffer.clear();
         Ok(())
     }
 

@@ -91,11 +91,7 @@ fn path(m: usize, leaves: &[Hash]) -> Vec<Hash> {
 /// prefix of the tree of `new` leaves.
 pub fn consistency_proof(leaves: &[Hash], old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
     if old == 0 || old > new || new > leaves.len() as u64 {
-        return Err(ProofError::BadSizes {
-            old,
-            new,
-            size: leaves.len() as u64,
-        });
+        return Err(ProofError::BadSizes { old, new, size: leaves.len() as u64 });
     }
     Ok(subproof(old as usize, &leaves[..new as usize], true))
 }
@@ -103,11 +99,7 @@ pub fn consistency_proof(leaves: &[Hash], old: u64, new: u64) -> Result<Vec<Hash
 fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
     let n = leaves.len();
     if m == n {
-        return if complete {
-            Vec::new()
-        } else {
-            vec![root(leaves)]
-        };
+        return if complete { Vec::new() } else { vec![root(leaves)] };
     }
     let k = split(n as u64) as usize;
     if m <= k {
@@ -136,10 +128,7 @@ pub fn verify_inclusion(
     let mut r = *leaf;
     for p in proof {
         if s_n == 0 {
-            return Err(ProofError::WrongLength {
-                actual: proof.len(),
-                expected: inclusion_length(index, size),
-            });
+            return Err(ProofError::WrongLength { actual: proof.len(), expected: inclusion_length(index, size) });
         }
         if f_n & 1 == 1 || f_n == s_n {
             r = node_hash(p, &r);
@@ -156,10 +145,7 @@ pub fn verify_inclusion(
         s_n >>= 1;
     }
     if s_n != 0 {
-        return Err(ProofError::WrongLength {
-            actual: proof.len(),
-            expected: inclusion_length(index, size),
-        });
+        return Err(ProofError::WrongLength { actual: proof.len(), expected: inclusion_length(index, size) });
     }
     if r == *expected_root {
         Ok(())
@@ -194,20 +180,13 @@ pub fn verify_consistency(
     proof: &[Hash],
 ) -> Result<(), ProofError> {
     if old == 0 || old > new {
-        return Err(ProofError::BadSizes {
-            old,
-            new,
-            size: new,
-        });
+        return Err(ProofError::BadSizes { old, new, size: new });
     }
     if old == new {
         return if proof.is_empty() && old_root == new_root {
             Ok(())
         } else if !proof.is_empty() {
-            Err(ProofError::WrongLength {
-                actual: proof.len(),
-                expected: 0,
-            })
+            Err(ProofError::WrongLength { actual: proof.len(), expected: 0 })
         } else {
             Err(ProofError::RootMismatch)
         };
@@ -219,10 +198,7 @@ pub fn verify_consistency(
     }
     path.extend_from_slice(proof);
     let Some((first, rest)) = path.split_first() else {
-        return Err(ProofError::WrongLength {
-            actual: 0,
-            expected: 1,
-        });
+        return Err(ProofError::WrongLength { actual: 0, expected: 1 });
     };
     // Steps 2-5.
     let (mut f_n, mut s_n) = (old - 1, new - 1);
@@ -233,10 +209,7 @@ pub fn verify_consistency(
     let (mut f_r, mut s_r) = (*first, *first);
     for c in rest {
         if s_n == 0 {
-            return Err(ProofError::WrongLength {
-                actual: proof.len(),
-                expected: proof.len() - 1,
-            });
+            return Err(ProofError::WrongLength { actual: proof.len(), expected: proof.len() - 1 });
         }
         if f_n & 1 == 1 || f_n == s_n {
             f_r = node_hash(c, &f_r);
@@ -254,10 +227,7 @@ pub fn verify_consistency(
         s_n >>= 1;
     }
     if s_n != 0 {
-        return Err(ProofError::WrongLength {
-            actual: proof.len(),
-            expected: proof.len() + 1,
-        });
+        return Err(ProofError::WrongLength { actual: proof.len(), expected: proof.len() + 1 });
     }
     if f_r == *old_root && s_r == *new_root {
         Ok(())

@@ -49,9 +49,7 @@ pub struct NoteKey {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('+')
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+    !name.is_empty() && !name.contains('+') && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 impl NoteKey {
@@ -63,10 +61,7 @@ impl NoteKey {
                 reason: "name is empty or contains '+' or white space".into(),
             });
         }
-        Ok(Self {
-            name: name.into(),
-            key,
-        })
+        Ok(Self { name: name.into(), key })
     }
 
     /// The 4-byte key id.
@@ -83,32 +78,19 @@ impl NoteKey {
     pub fn verifier_string(&self) -> String {
         let mut typed = vec![ED25519];
         typed.extend_from_slice(&self.key.0);
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex_id(self.key_id()),
-            STANDARD.encode(typed)
-        )
+        format!("{}+{}+{}", self.name, hex_id(self.key_id()), STANDARD.encode(typed))
     }
 
     /// Parses a verifier key string, checking the key id.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
-        let fail = |reason: &str| NoteError::Key {
-            key: text.into(),
-            reason: reason.into(),
-        };
+        let fail = |reason: &str| NoteError::Key { key: text.into(), reason: reason.into() };
         let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id), Some(material)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(id), Some(material)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(fail("expected name+keyid+base64"));
         };
-        let typed = STANDARD
-            .decode(material)
-            .map_err(|_| fail("key material is not base64"))?;
+        let typed = STANDARD.decode(material).map_err(|_| fail("key material is not base64"))?;
         if typed.len() != 33 || typed[0] != ED25519 {
-            return Err(fail(
-                "key material is not 0x01 followed by a 32-byte Ed25519 key",
-            ));
+            return Err(fail("key material is not 0x01 followed by a 32-byte Ed25519 key"));
         }
         let mut key = [0u8; 32];
         key.copy_from_slice(&typed[1..]);
@@ -126,20 +108,13 @@ fn hex_id(id: [u8; 4]) -> String {
 
 /// Parses a Go-style private key `PRIVATE+KEY+<name>+<hex id>+<base64(0x01 || seed)>`.
 pub fn parse_private_key(text: &str) -> Result<(NoteKey, SigningKey), NoteError> {
-    let fail = |reason: &str| NoteError::Key {
-        key: "PRIVATE+KEY+…".into(),
-        reason: reason.into(),
-    };
-    let rest = text
-        .strip_prefix("PRIVATE+KEY+")
-        .ok_or_else(|| fail("missing PRIVATE+KEY+ prefix"))?;
+    let fail = |reason: &str| NoteError::Key { key: "PRIVATE+KEY+…".into(), reason: reason.into() };
+    let rest = text.strip_prefix("PRIVATE+KEY+").ok_or_else(|| fail("missing PRIVATE+KEY+ prefix"))?;
     let mut parts = rest.splitn(3, '+');
     let (Some(name), Some(id), Some(material)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(fail("expected PRIVATE+KEY+name+keyid+base64"));
     };
-    let typed = STANDARD
-        .decode(material)
-        .map_err(|_| fail("key material is not base64"))?;
+    let typed = STANDARD.decode(material).map_err(|_| fail("key material is not base64"))?;
     if typed.len() != 33 || typed[0] != ED25519 {
         return Err(fail("key material is not 0x01 followed by a 32-byte seed"));
     }
@@ -155,19 +130,13 @@ pub fn parse_private_key(text: &str) -> Result<(NoteKey, SigningKey), NoteError>
 
 fn check_text(text: &str) -> Result<(), NoteError> {
     if text.is_empty() || !text.ends_with('\n') {
-        return Err(NoteError::Malformed(
-            "text must be non-empty and end with a newline".into(),
-        ));
+        return Err(NoteError::Malformed("text must be non-empty and end with a newline".into()));
     }
     if text.contains("\n\n") || text.starts_with('\n') {
-        return Err(NoteError::Malformed(
-            "text may not contain blank lines".into(),
-        ));
+        return Err(NoteError::Malformed("text may not contain blank lines".into()));
     }
     if text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(NoteError::Malformed(
-            "text may not contain control characters other than newline".into(),
-        ));
+        return Err(NoteError::Malformed("text may not contain control characters other than newline".into()));
     }
     Ok(())
 }
@@ -178,11 +147,7 @@ pub fn sign(text: &str, key: &NoteKey, signing: &SigningKey) -> Result<String, N
     let signature = signing.sign(text.as_bytes()).to_bytes();
     let mut blob = key.key_id().to_vec();
     blob.extend_from_slice(&signature);
-    Ok(format!(
-        "{text}\n— {} {}\n",
-        key.name,
-        STANDARD.encode(blob)
-    ))
+    Ok(format!("{text}\n— {} {}\n", key.name, STANDARD.encode(blob)))
 }
 
 /// One signature line of a note.
@@ -196,20 +161,13 @@ pub struct NoteSignature {
 /// Splits a note into its text and signature lines, without verifying.
 pub fn parse(note: &str) -> Result<(&str, Vec<NoteSignature>), NoteError> {
     if note.len() > NOTE_BYTES_MAX {
-        return Err(NoteError::Malformed(format!(
-            "{} bytes, more than note_bytes_max = {NOTE_BYTES_MAX}",
-            note.len()
-        )));
+        return Err(NoteError::Malformed(format!("{} bytes, more than note_bytes_max = {NOTE_BYTES_MAX}", note.len())));
     }
-    let split = note
-        .rfind("\n\n")
-        .ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
+    let split = note.rfind("\n\n").ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
     let (text, signatures) = (&note[..=split], &note[split + 2..]);
     check_text(text)?;
     if !signatures.ends_with('\n') {
-        return Err(NoteError::Malformed(
-            "signature block must end with a newline".into(),
-        ));
+        return Err(NoteError::Malformed("signature block must end with a newline".into()));
     }
     let mut out = Vec::new();
     for line in signatures.lines() {
@@ -218,19 +176,16 @@ pub fn parse(note: &str) -> Result<(&str, Vec<NoteSignature>), NoteError> {
                 "more than note_signatures_max = {NOTE_SIGNATURES_MAX} signatures"
             )));
         }
-        let rest = line.strip_prefix("— ").ok_or_else(|| {
-            NoteError::Malformed(format!("signature line {line:?} does not start with '— '"))
-        })?;
-        let (name, blob) = rest.split_once(' ').ok_or_else(|| {
-            NoteError::Malformed(format!("signature line {line:?} has no signature"))
-        })?;
-        let blob = STANDARD
-            .decode(blob)
-            .map_err(|_| NoteError::Malformed(format!("signature of {name} is not base64")))?;
+        let rest = line
+            .strip_prefix("— ")
+            .ok_or_else(|| NoteError::Malformed(format!("signature line {line:?} does not start with '— '")))?;
+        let (name, blob) = rest
+            .split_once(' ')
+            .ok_or_else(|| NoteError::Malformed(format!("signature line {line:?} has no signature")))?;
+        let blob =
+            STANDARD.decode(blob).map_err(|_| NoteError::Malformed(format!("signature of {name} is not base64")))?;
         if !valid_name(name) || blob.len() < 5 {
-            return Err(NoteError::Malformed(format!(
-                "signature line {line:?} is malformed"
-            )));
+            return Err(NoteError::Malformed(format!("signature line {line:?} is malformed")));
         }
         out.push(NoteSignature {
             name: name.into(),
@@ -248,35 +203,20 @@ pub fn open<'a>(note: &'a str, known: &[NoteKey]) -> Result<(&'a str, Vec<NoteKe
     let (text, signatures) = parse(note)?;
     let mut verified = Vec::new();
     for signature in &signatures {
-        let Some(key) = known
-            .iter()
-            .find(|k| k.name == signature.name && k.key_id() == signature.key_id)
-        else {
+        let Some(key) = known.iter().find(|k| k.name == signature.name && k.key_id() == signature.key_id) else {
             continue;
         };
-        let bytes: [u8; 64] =
-            signature
-                .signature
-                .as_slice()
-                .try_into()
-                .map_err(|_| NoteError::BadSignature {
-                    name: key.name.clone(),
-                    key_id: hex_id(key.key_id()),
-                })?;
-        docket_model::crypto::verify(&key.key, text.as_bytes(), &Signature(bytes)).map_err(
-            |_| NoteError::BadSignature {
-                name: key.name.clone(),
-                key_id: hex_id(key.key_id()),
-            },
-        )?;
+        let bytes: [u8; 64] = signature
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| NoteError::BadSignature { name: key.name.clone(), key_id: hex_id(key.key_id()) })?;
+        docket_model::crypto::verify(&key.key, text.as_bytes(), &Signature(bytes))
+            .map_err(|_| NoteError::BadSignature { name: key.name.clone(), key_id: hex_id(key.key_id()) })?;
         verified.push(key.clone());
     }
     if verified.is_empty() {
-        let known = known
-            .iter()
-            .map(NoteKey::verifier_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let known = known.iter().map(NoteKey::verifier_string).collect::<Vec<_>>().join(", ");
         return Err(NoteError::Unverified { known });
     }
     Ok((text, verified))
@@ -296,12 +236,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text.
     pub fn to_text(&self) -> String {
-        let mut text = format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            STANDARD.encode(self.root)
-        );
+        let mut text = format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root));
         for line in &self.extensions {
             text.push_str(line);
             text.push('\n');
@@ -313,14 +248,8 @@ impl Checkpoint {
     /// leading zeros, base64 of a 32-byte root, then extension lines.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let fail = |reason: &str| NoteError::Checkpoint(reason.into());
-        let mut lines = text
-            .strip_suffix('\n')
-            .ok_or_else(|| fail("text must end with a newline"))?
-            .split('\n');
-        let origin = lines
-            .next()
-            .filter(|o| !o.is_empty())
-            .ok_or_else(|| fail("missing origin line"))?;
+        let mut lines = text.strip_suffix('\n').ok_or_else(|| fail("text must end with a newline"))?.split('\n');
+        let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| fail("missing origin line"))?;
         let size_line = lines.next().ok_or_else(|| fail("missing size line"))?;
         if size_line.is_empty()
             || (size_line.len() > 1 && size_line.starts_with('0'))
@@ -328,9 +257,7 @@ impl Checkpoint {
         {
             return Err(fail("size is not a decimal number without leading zeros"));
         }
-        let size = size_line
-            .parse()
-            .map_err(|_| fail("size does not fit in 64 bits"))?;
+        let size = size_line.parse().map_err(|_| fail("size does not fit in 64 bits"))?;
         let root_line = lines.next().ok_or_else(|| fail("missing root hash line"))?;
         let root: Hash = STANDARD
             .decode(root_line)
@@ -341,11 +268,6 @@ impl Checkpoint {
         if extensions.iter().any(String::is_empty) {
             return Err(fail("blank extension line"));
         }
-        Ok(Self {
-            origin: origin.into(),
-            size,
-            root,
-            extensions,
-        })
+        Ok(Self { origin: origin.into(), size, root, extensions })
     }
 }

@@ -5,7 +5,7 @@
 //! name   = seg-<first_seq, 20 digits>.log
 //! ```
 
-use crate::frame::{self, Frame, FrameFault};
+use crate::frame::{self, Frame};
 
 /// File name suffix of segment files.
 pub const SEGMENT_SUFFIX: &str = ".log";
@@ -23,10 +23,7 @@ pub fn name(first_seq: u64) -> String {
 
 /// The first sequence number a segment name claims.
 pub fn parse_name(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?
-        .strip_suffix(SEGMENT_SUFFIX)?
-        .parse()
-        .ok()
+    name.strip_prefix("seg-")?.strip_suffix(SEGMENT_SUFFIX)?.parse().ok()
 }
 
 /// The header of a segment starting at `first_seq`.
@@ -38,83 +35,77 @@ pub fn header(first_seq: u64) -> [u8; HEADER_BYTES] {
     out
 }
 
+/// Most bytes written between two syncs. A torn tail can only be as long as
+/// the last unsynced write, which bounds the search recovery makes past a bad frame.
+pub const WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
 /// Result of scanning one segment's bytes.
 #[derive(Debug)]
 pub struct Scan {
-    /// Frames that decoded, in order, with their byte offsets.
+    /// Every frame that decodes, up to the first bad one, with its offset.
     pub frames: Vec<(u64, Frame)>,
-    /// Offset where valid data ends.
-    pub valid_len: u64,
-    /// If the scan stopped early: the offset, and why.
+    /// How many of `frames` end at or before the last commit point.
+    pub committed: usize,
+    /// Offset of the end of the last commit point (durable, acknowledged data).
+    pub committed_len: u64,
+    /// A bad frame: its offset, why, and whether it is provably a torn tail.
     pub fault: Option<(u64, String, bool)>,
 }
 
-/// Scans a segment. A bad frame that reaches the end of the file is a torn
-/// tail (`fault.2 == true`); a bad frame with data after it is corruption.
+impl Scan {
+    /// Whether the segment ends exactly at a commit point with nothing bad.
+    pub fn is_clean(&self) -> bool {
+        self.fault.is_none() && self.committed == self.frames.len()
+    }
+}
+
+/// Scans a segment.
+///
+/// Every synced write ends with a frame flagged COMMIT, and no append is
+/// acknowledged before its write is synced. So frames after the last commit
+/// point were never acknowledged, whatever state they are in. A bad frame is
+/// a torn tail if it lies within one write of the end and no commit-flagged
+/// frame follows it; otherwise a later write was synced after it, and it is
+/// corruption of acknowledged data.
 pub fn scan(bytes: &[u8], first_seq: u64) -> Scan {
+    let empty = |reason: String, torn| Scan {
+        frames: Vec::new(),
+        committed: 0,
+        committed_len: 0,
+        fault: Some((0, reason, torn)),
+    };
     if bytes.len() < HEADER_BYTES {
         let torn = bytes.iter().zip(header(first_seq)).all(|(a, b)| *a == b);
-        return Scan {
-            frames: Vec::new(),
-            valid_len: 0,
-            fault: Some((0, "incomplete segment header".into(), torn)),
-        };
+        return empty("incomplete segment header".into(), torn);
     }
     if bytes[..HEADER_BYTES] != header(first_seq) {
-        return Scan {
-            frames: Vec::new(),
-            valid_len: 0,
-            fault: Some((
-                0,
-                format!("bad segment header (expected first seq {first_seq})"),
-                false,
-            )),
-        };
+        return empty(format!("bad segment header (expected first seq {first_seq})"), false);
     }
     let mut offset = HEADER_BYTES;
-    let mut frames = Vec::new();
+    let mut scan = Scan { frames: Vec::new(), committed: 0, committed_len: HEADER_BYTES as u64, fault: None };
     while offset < bytes.len() {
         match frame::decode(&bytes[offset..]) {
             Ok((frame, size)) => {
-                frames.push((offset as u64, frame));
+                let commit = frame.commit;
+                scan.frames.push((offset as u64, frame));
                 offset += size;
+                if commit {
+                    scan.committed = scan.frames.len();
+                    scan.committed_len = offset as u64;
+                }
             }
             Err(fault) => {
-                let torn = match fault {
-                    FrameFault::Incomplete { .. } => true,
-                    // A complete frame that fails its checksum is torn only if nothing follows it.
-                    FrameFault::Checksum => {
-                        declared_end(&bytes[offset..]) == Some(bytes.len() - offset)
-                    }
-                    FrameFault::BadLength(_) => {
-                        bytes.len() - offset < frame::FRAME_BYTES_MAX
-                            && looks_unwritten(&bytes[offset..])
-                    }
-                    FrameFault::Version(_) => false,
-                };
-                return Scan {
-                    frames,
-                    valid_len: offset as u64,
-                    fault: Some((offset as u64, fault.to_string(), torn)),
-                };
+                let torn = bytes.len() - offset <= WRITE_BYTES_MAX + frame::FRAME_BYTES_MAX
+                    && !commit_follows(&bytes[offset + 1..]);
+                scan.fault = Some((offset as u64, fault.to_string(), torn));
+                return scan;
             }
         }
     }
-    Scan {
-        frames,
-        valid_len: offset as u64,
-        fault: None,
-    }
+    scan
 }
 
-fn declared_end(bytes: &[u8]) -> Option<usize> {
-    let length = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    Some(4 + length + frame::TRAILER_BYTES)
-}
-
-/// A tail whose length field is garbage is torn only if it is short and has no
-/// frame-shaped data after it; this keeps a flipped length byte in the last
-/// acknowledged frame from passing as a torn write when more frames follow.
-fn looks_unwritten(bytes: &[u8]) -> bool {
-    (1..bytes.len()).all(|start| frame::decode(&bytes[start..]).is_err())
+/// Whether a valid commit-flagged frame starts anywhere in `bytes`.
+fn commit_follows(bytes: &[u8]) -> bool {
+    (0..bytes.len()).any(|start| matches!(frame::decode(&bytes[start..]), Ok((frame, _)) if frame.commit))
 }

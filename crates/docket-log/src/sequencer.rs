@@ -70,10 +70,7 @@ pub struct Stats {
 impl Sequencer {
     /// Starts the writer thread. It ends, returning the log, when every
     /// `Sequencer` handle is dropped.
-    pub fn start<S: Storage>(
-        log: Log<S>,
-        limits: Limits,
-    ) -> (Self, std::thread::JoinHandle<(Log<S>, Stats)>) {
+    pub fn start<S: Storage>(log: Log<S>, limits: Limits) -> (Self, std::thread::JoinHandle<(Log<S>, Stats)>) {
         let (requests, receiver) = mpsc::channel(limits.queue_depth_max.max(1));
         let writer = std::thread::Builder::new()
             .name("docket-sequencer".into())
@@ -85,28 +82,19 @@ impl Sequencer {
     /// Appends one signed event; returns when it is durable (or refused).
     pub async fn append(&self, event: SignedEvent) -> Result<Receipt, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request { event, reply })
-            .await
-            .map_err(|_| AppendError::Stopped)?;
+        self.requests.send(Request { event, reply }).await.map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
     }
 
     /// Appends from synchronous code (not from inside an async runtime).
     pub fn append_blocking(&self, event: SignedEvent) -> Result<Receipt, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .blocking_send(Request { event, reply })
-            .map_err(|_| AppendError::Stopped)?;
+        self.requests.blocking_send(Request { event, reply }).map_err(|_| AppendError::Stopped)?;
         answer.blocking_recv().map_err(|_| AppendError::Stopped)?
     }
 }
 
-fn run<S: Storage>(
-    mut log: Log<S>,
-    mut receiver: mpsc::Receiver<Request>,
-    limits: Limits,
-) -> (Log<S>, Stats) {
+fn run<S: Storage>(mut log: Log<S>, mut receiver: mpsc::Receiver<Request>, limits: Limits) -> (Log<S>, Stats) {
     let mut stats = Stats::default();
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
@@ -126,8 +114,7 @@ fn run<S: Storage>(
 }
 
 fn write_batch<S: Storage>(log: &mut Log<S>, batch: Vec<Request>, threads: usize) {
-    let (events, replies): (Vec<SignedEvent>, Vec<_>) =
-        batch.into_iter().map(|r| (r.event, r.reply)).unzip();
+    let (events, replies): (Vec<SignedEvent>, Vec<_>) = batch.into_iter().map(|r| (r.event, r.reply)).unzip();
     let verified = verify_parallel(&events, threads);
     let mut to_write = Vec::with_capacity(events.len());
     let mut slots = Vec::with_capacity(events.len());
@@ -137,18 +124,12 @@ fn write_batch<S: Storage>(log: &mut Log<S>, batch: Vec<Request>, threads: usize
                 slots.push(None);
                 to_write.push(event);
             }
-            Err(error) => slots.push(Some(Err(AppendError::Refused(Refusal::Event(
-                error.into(),
-            ))))),
+            Err(error) => slots.push(Some(Err(AppendError::Refused(Refusal::Event(error.into()))))),
         }
     }
     let written = log.append_batch(to_write, Timestamp::now());
     let mut written = match written {
-        Ok(results) => results
-            .into_iter()
-            .map(|r| r.map_err(AppendError::Refused))
-            .collect::<Vec<_>>()
-            .into_iter(),
+        Ok(results) => results.into_iter().map(|r| r.map_err(AppendError::Refused)).collect::<Vec<_>>().into_iter(),
         Err(error) => {
             let error = Arc::new(error);
             for reply in replies {
@@ -164,25 +145,16 @@ fn write_batch<S: Storage>(log: &mut Log<S>, batch: Vec<Request>, threads: usize
 }
 
 /// Batch-verifies signatures, split across `threads` threads.
-pub fn verify_parallel(
-    events: &[SignedEvent],
-    threads: usize,
-) -> Vec<Result<(), docket_model::SignatureError>> {
+pub fn verify_parallel(events: &[SignedEvent], threads: usize) -> Vec<Result<(), docket_model::SignatureError>> {
     let chunk = events.len().div_ceil(threads.max(1)).max(1);
     if events.len() <= chunk {
         return verify_all(events);
     }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = events
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || verify_all(part)))
-            .collect();
+        let handles: Vec<_> = events.chunks(chunk).map(|part| scope.spawn(move || verify_all(part))).collect();
         handles
             .into_iter()
-            .flat_map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| unreachable!("verification does not panic"))
-            })
+            .flat_map(|h| h.join().unwrap_or_else(|_| unreachable!("verification does not panic")))
             .collect()
     })
 }

@@ -61,19 +61,12 @@ impl Storage for FsStorage {
     }
 
     fn open(&self, name: &str) -> io::Result<FsFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(self.dir.join(name))?;
+        let file = OpenOptions::new().read(true).write(true).open(self.dir.join(name))?;
         Ok(FsFile { file })
     }
 
     fn create(&self, name: &str) -> io::Result<FsFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(self.dir.join(name))?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(self.dir.join(name))?;
         file.sync_all()?;
         sync_dir(&self.dir)?;
         Ok(FsFile { file })

@@ -92,11 +92,7 @@ impl Tree {
     /// PROOF(old, D[new]).
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
         if old == 0 || old > new || new > self.size() {
-            return Err(ProofError::BadSizes {
-                old,
-                new,
-                size: self.size(),
-            });
+            return Err(ProofError::BadSizes { old, new, size: self.size() });
         }
         let mut proof = Vec::new();
         self.subproof(old, 0, new, true, &mut proof);
@@ -131,9 +127,7 @@ impl Tree {
             return None;
         }
         let end = available.min(start + TILE_WIDTH);
-        self.levels
-            .get(tree_level)
-            .map(|hashes| hashes[start as usize..end as usize].to_vec())
+        self.levels.get(tree_level).map(|hashes| hashes[start as usize..end as usize].to_vec())
     }
 }
 
@@ -142,23 +136,10 @@ impl Tree {
 pub fn tile_path(level: u8, index: u64, width: u64) -> String {
     let digits = format!("{index}");
     let padded = format!("{}{digits}", "0".repeat((3 - digits.len() % 3) % 3));
-    let groups: Vec<&str> = padded
-        .as_bytes()
-        .chunks(3)
-        .map(|c| std::str::from_utf8(c).unwrap_or("000"))
-        .collect();
+    let groups: Vec<&str> = padded.as_bytes().chunks(3).map(|c| std::str::from_utf8(c).unwrap_or("000")).collect();
     let last = groups.len() - 1;
-    let path: Vec<String> = groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| {
-            if i < last {
-                format!("x{g}")
-            } else {
-                (*g).to_owned()
-            }
-        })
-        .collect();
+    let path: Vec<String> =
+        groups.iter().enumerate().map(|(i, g)| if i < last { format!("x{g}") } else { (*g).to_owned() }).collect();
     let mut out = format!("tile/{level}/{}", path.join("/"));
     if width < TILE_WIDTH {
         out.push_str(&format!(".p/{width}"));
@@ -184,25 +165,13 @@ mod tests {
             let root = tree.root(size).unwrap();
             for index in (0..size).step_by(7) {
                 let proof = tree.inclusion_proof(index, size).unwrap();
-                assert_eq!(
-                    proof,
-                    merkle::inclusion_proof(&leaves, index, size).unwrap()
-                );
-                assert_eq!(
-                    verify_inclusion(index, size, &leaves[index as usize], &proof, &root),
-                    Ok(())
-                );
+                assert_eq!(proof, merkle::inclusion_proof(&leaves, index, size).unwrap());
+                assert_eq!(verify_inclusion(index, size, &leaves[index as usize], &proof, &root), Ok(()));
             }
             for old in (1..=size).step_by(5) {
                 let proof = tree.consistency_proof(old, size).unwrap();
-                assert_eq!(
-                    proof,
-                    merkle::consistency_proof(&leaves, old, size).unwrap()
-                );
-                assert_eq!(
-                    verify_consistency(old, size, &tree.root(old).unwrap(), &root, &proof),
-                    Ok(())
-                );
+                assert_eq!(proof, merkle::consistency_proof(&leaves, old, size).unwrap());
+                assert_eq!(verify_consistency(old, size, &tree.root(old).unwrap(), &root, &proof), Ok(()));
             }
         }
         assert_eq!(tree.tile(0, 0, 300).map(|t| t.len()), Some(256));

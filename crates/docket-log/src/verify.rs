@@ -32,12 +32,7 @@ pub struct Failure {
 }
 
 fn failure(reason: impl Into<String>) -> Failure {
-    Failure {
-        seq: None,
-        segment: None,
-        offset: None,
-        reason: reason.into(),
-    }
+    Failure { seq: None, segment: None, offset: None, reason: reason.into() }
 }
 
 /// What verification checked.
@@ -69,9 +64,7 @@ pub fn verify(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, Failure> {
     let (_, root, log_key) = ledger::read_config(dir).map_err(|e| failure(e.to_string()))?;
-    let paths = Paths {
-        dir: dir.to_owned(),
-    };
+    let paths = Paths { dir: dir.to_owned() };
     let mut names: Vec<(u64, String)> = std::fs::read_dir(paths.segments())
         .map_err(|e| failure(format!("reading {}: {e}", paths.segments().display())))?
         .filter_map(|entry| entry.ok())
@@ -81,11 +74,8 @@ pub fn verify(
         })
         .collect();
     names.sort();
-    let total_bytes: u64 = names
-        .iter()
-        .filter_map(|(_, n)| std::fs::metadata(paths.segments().join(n)).ok())
-        .map(|m| m.len())
-        .sum();
+    let total_bytes: u64 =
+        names.iter().filter_map(|(_, n)| std::fs::metadata(paths.segments().join(n)).ok()).map(|m| m.len()).sum();
     let mut verifier = Verifier {
         state: State::new(root),
         tree: Tree::new(),
@@ -96,8 +86,7 @@ pub fn verify(
     let mut bytes_done = 0u64;
     for (first_seq, name) in &names {
         let path = paths.segments().join(name);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| failure(format!("reading {}: {e}", path.display())))?;
+        let bytes = std::fs::read(&path).map_err(|e| failure(format!("reading {}: {e}", path.display())))?;
         let at = |offset: u64, seq: u64, reason: String| Failure {
             seq: Some(seq),
             segment: Some(name.clone()),
@@ -108,38 +97,34 @@ pub fn verify(
             return Err(at(
                 0,
                 verifier.next_seq,
-                format!(
-                    "segment starts at seq {first_seq}, expected {}",
-                    verifier.next_seq
-                ),
+                format!("segment starts at seq {first_seq}, expected {}", verifier.next_seq),
             ));
         }
         let scan = segment::scan(&bytes, *first_seq);
         for chunk in scan.frames.chunks(VERIFY_CHUNK_EVENTS) {
             verifier.chunk(chunk, threads, &at)?;
             let done = verifier.next_seq;
-            let estimate = if bytes_done + scan.valid_len > 0 {
-                done * total_bytes / (bytes_done + scan.valid_len).max(1)
+            let estimate = if bytes_done + scan.committed_len > 0 {
+                done * total_bytes / (bytes_done + scan.committed_len).max(1)
             } else {
                 done
             };
             progress(done, estimate.max(done));
         }
         if let Some((offset, reason, torn)) = scan.fault {
-            let what = if torn {
-                "torn tail (the log truncates it on open)"
-            } else {
-                "bad frame"
-            };
+            let what = if torn { "torn tail (the log truncates it on open)" } else { "bad frame" };
             return Err(at(offset, verifier.next_seq, format!("{what}: {reason}")));
+        }
+        if scan.committed < scan.frames.len() {
+            let (offset, frame) = &scan.frames[scan.committed];
+            let reason =
+                "frames after the last commit point: a write that was never synced (the log truncates it on open)";
+            return Err(at(*offset, frame.seq, reason.into()));
         }
         bytes_done += bytes.len() as u64;
     }
     let size = verifier.next_seq;
-    let tree_root = verifier
-        .tree
-        .root(size)
-        .unwrap_or_else(|| unreachable!("tree has every record"));
+    let tree_root = verifier.tree.root(size).unwrap_or_else(|| unreachable!("tree has every record"));
     let mut report = Report {
         records: size,
         segments: names.len() as u64,
@@ -148,57 +133,34 @@ pub fn verify(
         older_size: None,
     };
     if let Ok(text) = std::fs::read_to_string(paths.latest_checkpoint()) {
-        let checkpoint = ledger::open_checkpoint(&text, &log_key)
-            .map_err(|e| failure(format!("latest checkpoint: {e}")))?;
-        report.checkpoint_size = Some(check_against(
-            &verifier.tree,
-            size,
-            &checkpoint,
-            "latest checkpoint",
-        )?);
+        let checkpoint =
+            ledger::open_checkpoint(&text, &log_key).map_err(|e| failure(format!("latest checkpoint: {e}")))?;
+        report.checkpoint_size = Some(check_against(&verifier.tree, size, &checkpoint, "latest checkpoint")?);
     }
     if let Some(text) = older_checkpoint {
-        let older = ledger::open_checkpoint(text, &log_key)
-            .map_err(|e| failure(format!("given checkpoint: {e}")))?;
+        let older = ledger::open_checkpoint(text, &log_key).map_err(|e| failure(format!("given checkpoint: {e}")))?;
         check_against(&verifier.tree, size, &older, "given checkpoint")?;
-        let proof = verifier
-            .tree
-            .consistency_proof(older.size.max(1), size)
-            .map_err(|e| failure(e.to_string()))?;
+        let proof = verifier.tree.consistency_proof(older.size.max(1), size).map_err(|e| failure(e.to_string()))?;
         if older.size > 0 {
-            verify_consistency(older.size, size, &older.root, &tree_root, &proof).map_err(|e| {
-                failure(format!(
-                    "given checkpoint is not consistent with the log: {e}"
-                ))
-            })?;
+            verify_consistency(older.size, size, &older.root, &tree_root, &proof)
+                .map_err(|e| failure(format!("given checkpoint is not consistent with the log: {e}")))?;
         }
         report.older_size = Some(older.size);
     }
     Ok(report)
 }
 
-fn check_against(
-    tree: &Tree,
-    size: u64,
-    checkpoint: &Checkpoint,
-    what: &str,
-) -> Result<u64, Failure> {
+fn check_against(tree: &Tree, size: u64, checkpoint: &Checkpoint, what: &str) -> Result<u64, Failure> {
     if checkpoint.size > size {
         return Err(Failure {
             seq: Some(size),
             segment: None,
             offset: None,
-            reason: format!(
-                "{what} covers {} records but the log has {size}: records are missing",
-                checkpoint.size
-            ),
+            reason: format!("{what} covers {} records but the log has {size}: records are missing", checkpoint.size),
         });
     }
     if tree.root(checkpoint.size) != Some(checkpoint.root) {
-        return Err(failure(format!(
-            "{what} root at size {} does not match the log's tree",
-            checkpoint.size
-        )));
+        return Err(failure(format!("{what} root at size {} does not match the log's tree", checkpoint.size)));
     }
     Ok(checkpoint.size)
 }
@@ -220,43 +182,27 @@ impl Verifier {
         }
         let signatures = verify_parallel(&events, threads);
         for (((offset, frame), event), signature) in chunk.iter().zip(&events).zip(signatures) {
-            let fail = |reason: String| at(*offset, frame.seq, reason);
+            // The first bad position is the one being checked, whatever seq the frame claims.
+            let position = self.next_seq;
+            let fail = |reason: String| at(*offset, position, reason);
             if frame.seq != self.next_seq {
-                return Err(fail(format!(
-                    "seq {} where {} was expected",
-                    frame.seq, self.next_seq
-                )));
+                return Err(fail(format!("seq {} where {} was expected", frame.seq, self.next_seq)));
             }
             if frame.prev != self.last_checksum {
-                return Err(fail(
-                    "hash chain broken: prev does not match the previous record".into(),
-                ));
+                return Err(fail("hash chain broken: prev does not match the previous record".into()));
             }
             if frame.system_time <= self.last_time {
                 return Err(fail("system time does not increase".into()));
             }
             signature.map_err(|e| fail(format!("signature: {e}")))?;
-            let system_time =
-                Timestamp::from_micros(frame.system_time).map_err(|e| fail(e.to_string()))?;
+            let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| fail(e.to_string()))?;
             match self.state.check(event, system_time, &BTreeMap::new()) {
                 Ok(None) => {}
-                Ok(Some(original)) => {
-                    return Err(fail(format!("duplicate of seq {}", original.seq)))
-                }
-                Err(refusal) => {
-                    return Err(fail(format!(
-                        "would have been refused at its position: {refusal}"
-                    )))
-                }
+                Ok(Some(original)) => return Err(fail(format!("duplicate of seq {}", original.seq))),
+                Err(refusal) => return Err(fail(format!("would have been refused at its position: {refusal}"))),
             }
-            self.state
-                .apply(event, frame.seq, system_time)
-                .map_err(|e| fail(e.to_string()))?;
-            self.tree.push(leaf_hash(&frame::entry(
-                frame.seq,
-                frame.system_time,
-                &frame.wire,
-            )));
+            self.state.apply(event, frame.seq, system_time).map_err(|e| fail(e.to_string()))?;
+            self.tree.push(leaf_hash(&frame::entry(frame.seq, frame.system_time, &frame.wire)));
             self.next_seq += 1;
             self.last_checksum = frame.checksum;
             self.last_time = frame.system_time;

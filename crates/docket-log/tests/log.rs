@@ -12,16 +12,7 @@ fn root(demo: &demo::Demo) -> PublicKey {
 }
 
 fn open(dir: &std::path::Path, root: PublicKey) -> Log<FsStorage> {
-    Log::open(
-        FsStorage::new(dir),
-        Config {
-            segment_bytes_max: 64 * 1024,
-        },
-        root,
-        |_| {},
-    )
-    .expect("opens")
-    .0
+    Log::open(FsStorage::new(dir), Config { segment_bytes_max: 64 * 1024 }, root, |_| {}).expect("opens").0
 }
 
 fn now() -> Timestamp {
@@ -32,21 +23,13 @@ fn now() -> Timestamp {
 fn the_demo_ingests_and_survives_reopen() {
     let demo = demo::build(60, 7);
     assert!(demo.events.len() > 400, "{} events", demo.events.len());
-    assert!(
-        demo.violations.len() == 8,
-        "every violation kind is planted: {:?}",
-        demo.violations
-    );
+    assert!(demo.violations.len() == 8, "every violation kind is planted: {:?}", demo.violations);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), root(&demo));
     for chunk in demo.events.chunks(50) {
         let results = log.append_batch(chunk.to_vec(), now()).expect("appends");
         for (result, event) in results.iter().zip(chunk) {
-            assert!(
-                result.is_ok(),
-                "{:?} refused: {result:?}",
-                event.event().kind()
-            );
+            assert!(result.is_ok(), "{:?} refused: {result:?}", event.event().kind());
         }
     }
     let size = log.size();
@@ -56,15 +39,11 @@ fn the_demo_ingests_and_survives_reopen() {
     assert!(segments > 1, "64 KiB segments rotate: {segments}");
     drop(log);
     let mut seen = Vec::new();
-    let (log, recovery) = Log::open(
-        FsStorage::new(dir.path()),
-        Config {
-            segment_bytes_max: 64 * 1024,
-        },
-        root(&demo),
-        |record| seen.push(record.seq),
-    )
-    .expect("reopens");
+    let (log, recovery) =
+        Log::open(FsStorage::new(dir.path()), Config { segment_bytes_max: 64 * 1024 }, root(&demo), |record| {
+            seen.push(record.seq)
+        })
+        .expect("reopens");
     assert_eq!(recovery.records, size);
     assert_eq!(recovery.truncated, None);
     assert_eq!(seen, (0..size).collect::<Vec<_>>());
@@ -76,14 +55,10 @@ fn refusals_duplicates_and_conflicts() {
     let demo = demo::build(3, 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), root(&demo));
-    let first = log
-        .append_batch(demo.events.clone(), now())
-        .expect("appends");
+    let first = log.append_batch(demo.events.clone(), now()).expect("appends");
     let size = log.size();
     // The same events again: each returns its original receipt, nothing is written.
-    let again = log
-        .append_batch(demo.events.clone(), now())
-        .expect("appends");
+    let again = log.append_batch(demo.events.clone(), now()).expect("appends");
     assert_eq!(first, again);
     assert_eq!(log.size(), size);
     // A case event for a case that does not exist.
@@ -106,10 +81,7 @@ fn refusals_duplicates_and_conflicts() {
     );
     let orphan = SignedEvent::sign(orphan, &signing).expect("signs");
     let result = log.append_batch(vec![orphan], now()).expect("appends");
-    assert!(
-        matches!(result[0], Err(Refusal::NoSuchCase { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result[0], Err(Refusal::NoSuchCase { .. })), "{result:?}");
     // A stale expected version names the actual version.
     let mut stale = notice.event().clone();
     if let docket_model::Body::Case(case) = &mut stale.body {
@@ -117,10 +89,7 @@ fn refusals_duplicates_and_conflicts() {
     }
     let stale = SignedEvent::sign(stale, &signing).expect("signs");
     let result = log.append_batch(vec![stale], now()).expect("appends");
-    assert!(
-        matches!(result[0], Err(Refusal::Conflict { expected: 0, actual }) if actual > 0),
-        "{result:?}"
-    );
+    assert!(matches!(result[0], Err(Refusal::Conflict { expected: 0, actual }) if actual > 0), "{result:?}");
     // A key that is not registered.
     let mut forged = notice.event().clone();
     let mallory = demo::key(1, "mallory");
@@ -136,29 +105,23 @@ fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
     let demo = demo::build(10, 3);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), root(&demo));
-    log.append_batch(demo.events.clone(), now())
-        .expect("appends");
+    // Batches of 10: each is one synced write ending in a COMMIT frame.
+    for batch in demo.events.chunks(10) {
+        log.append_batch(batch.to_vec(), now()).expect("appends");
+    }
     let size = log.size();
+    let last_batch = (size - 1) % 10 + 1;
     drop(log);
-    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut segments: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").path()).collect();
     segments.sort();
     let last = segments.last().expect("a segment").clone();
     // Tear the last frame.
     let bytes = std::fs::read(&last).expect("read");
     std::fs::write(&last, &bytes[..bytes.len() - 10]).expect("write");
-    let (log, recovery) = Log::open(
-        FsStorage::new(dir.path()),
-        Config {
-            segment_bytes_max: 64 * 1024,
-        },
-        root(&demo),
-        |_| {},
-    )
-    .expect("recovers");
-    assert_eq!(log.size(), size - 1);
+    let (log, recovery) =
+        Log::open(FsStorage::new(dir.path()), Config { segment_bytes_max: 64 * 1024 }, root(&demo), |_| {})
+            .expect("recovers");
+    assert_eq!(log.size(), size - last_batch, "exactly the torn write is dropped");
     assert!(recovery.truncated.is_some());
     drop(log);
     // Flip a byte in the middle of the first segment: a hard error naming where.
@@ -167,17 +130,10 @@ fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&first, &bytes).expect("write");
-    let error = Log::open(
-        FsStorage::new(dir.path()),
-        Config::default(),
-        root(&demo),
-        |_| {},
-    )
-    .expect_err("corruption is an error");
+    let error = Log::open(FsStorage::new(dir.path()), Config::default(), root(&demo), |_| {})
+        .expect_err("corruption is an error");
     match error {
-        LogError::Corrupted {
-            segment, offset, ..
-        } => {
+        LogError::Corrupted { segment, offset, .. } => {
             assert!(segment.ends_with(".log"));
             assert!(offset <= middle as u64);
         }
@@ -191,24 +147,12 @@ fn the_sequencer_gives_a_gapless_log_under_concurrent_appends() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), root(&demo));
     // Registry first (case events depend on it), then case events from many tasks.
-    let registry: Vec<SignedEvent> = demo
-        .events
-        .iter()
-        .filter(|e| e.event().kind().is_registry())
-        .cloned()
-        .collect();
+    let registry: Vec<SignedEvent> = demo.events.iter().filter(|e| e.event().kind().is_registry()).cloned().collect();
     log.append_batch(registry.clone(), now()).expect("registry");
-    let notices: Vec<SignedEvent> = demo
-        .events
-        .iter()
-        .filter(|e| e.event().kind() == docket_model::EventKind::Notice)
-        .cloned()
-        .collect();
+    let notices: Vec<SignedEvent> =
+        demo.events.iter().filter(|e| e.event().kind() == docket_model::EventKind::Notice).cloned().collect();
     let (sequencer, writer) = Sequencer::start(log, docket_log::Limits::default());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
     let receipts = runtime.block_on(async {
         let mut tasks = Vec::new();
         for chunk in notices.chunks(3) {

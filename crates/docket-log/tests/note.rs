@@ -4,9 +4,9 @@
 use docket_log::note::{self, Checkpoint, NoteError, NoteKey};
 
 const VERIFIER: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-const SIGNER: &str =
-    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
-const TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+const SIGNER: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const TEXT: &str =
+    "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
 const NOTE: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
 
 #[test]
@@ -23,18 +23,11 @@ fn the_go_note_opens_and_a_changed_one_does_not() {
     assert_eq!(text, TEXT);
     assert_eq!(verified, vec![key.clone()]);
     let changed = NOTE.replace("cryptography", "cryptographY");
-    assert!(matches!(
-        note::open(&changed, std::slice::from_ref(&key)),
-        Err(NoteError::BadSignature { .. })
-    ));
+    assert!(matches!(note::open(&changed, std::slice::from_ref(&key)), Err(NoteError::BadSignature { .. })));
     let other = NoteKey::new("Other", key.key).expect("key");
-    assert!(matches!(
-        note::open(NOTE, &[other]),
-        Err(NoteError::Unverified { .. })
-    ));
+    assert!(matches!(note::open(NOTE, &[other]), Err(NoteError::Unverified { .. })));
     assert!(
-        NoteKey::parse("PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
-            .is_err(),
+        NoteKey::parse("PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW").is_err(),
         "wrong key id"
     );
 }
@@ -48,10 +41,7 @@ fn checkpoints_round_trip_and_refuse_malformed_text() {
         extensions: vec!["ext one".into()],
     };
     let text = checkpoint.to_text();
-    assert_eq!(
-        text,
-        "docket.invalid/ledger\n8\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\next one\n"
-    );
+    assert_eq!(text, "docket.invalid/ledger\n8\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\next one\n");
     assert_eq!(Checkpoint::parse(&text), Ok(checkpoint.clone()));
     for bad in [
         "docket\n08\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n",
@@ -71,18 +61,8 @@ fn checkpoints_round_trip_and_refuse_malformed_text() {
 #[test]
 fn malformed_notes_are_refused_without_panicking() {
     let key = NoteKey::parse(VERIFIER).expect("verifier key");
-    for bad in [
-        "",
-        "\n\n",
-        "text\n",
-        "text\n\n",
-        "text\n\nno dash\n",
-        "text\n\n— Name !!!\n",
-        "a\n\nb\n\n— x AAAA\n",
-    ] {
-        assert!(
-            note::open(bad, std::slice::from_ref(&key)).is_err(),
-            "{bad:?}"
-        );
+    for bad in ["", "\n\n", "text\n", "text\n\n", "text\n\nno dash\n", "text\n\n— Name !!!\n", "a\n\nb\n\n— x AAAA\n"]
+    {
+        assert!(note::open(bad, std::slice::from_ref(&key)).is_err(), "{bad:?}");
     }
 }

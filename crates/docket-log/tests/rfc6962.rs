@@ -13,19 +13,10 @@ fn h(text: &str) -> Hash {
 }
 
 fn leaves() -> Vec<Hash> {
-    [
-        "",
-        "00",
-        "10",
-        "2021",
-        "3031",
-        "40414243",
-        "5051525354555657",
-        "606162636465666768696a6b6c6d6e6f",
-    ]
-    .iter()
-    .map(|entry| leaf_hash(&hex::decode(entry).expect("hex")))
-    .collect()
+    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+        .iter()
+        .map(|entry| leaf_hash(&hex::decode(entry).expect("hex")))
+        .collect()
 }
 
 const ROOTS: [&str; 9] = [
@@ -77,10 +68,7 @@ fn inclusion_proofs_match_the_reference() {
         let proof = inclusion_proof(&leaves, index, size).expect("proof");
         assert_eq!(proof, expected, "index {index} size {size}");
         let tree_root = h(ROOTS[size as usize]);
-        assert_eq!(
-            verify_inclusion(index, size, &leaves[index as usize], &proof, &tree_root),
-            Ok(())
-        );
+        assert_eq!(verify_inclusion(index, size, &leaves[index as usize], &proof, &tree_root), Ok(()));
     }
 }
 
@@ -92,10 +80,7 @@ fn consistency_proof_matches_the_reference() {
         h("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
     ];
     assert_eq!(consistency_proof(&leaves, 2, 5).expect("proof"), expected);
-    assert_eq!(
-        verify_consistency(2, 5, &h(ROOTS[2]), &h(ROOTS[5]), &expected),
-        Ok(())
-    );
+    assert_eq!(verify_consistency(2, 5, &h(ROOTS[2]), &h(ROOTS[5]), &expected), Ok(()));
 }
 
 #[test]
@@ -107,36 +92,19 @@ fn every_generated_proof_verifies_and_every_altered_one_fails() {
         for index in 0..size {
             let proof = inclusion_proof(&leaves, index, size).expect("proof");
             let leaf = leaves[index as usize];
-            assert_eq!(
-                verify_inclusion(index, size, &leaf, &proof, &tree_root),
-                Ok(()),
-                "inclusion {index}/{size}"
-            );
-            assert!(verify_inclusion(
-                index,
-                size,
-                &leaves[(index as usize + 1) % 70],
-                &proof,
-                &tree_root
-            )
-            .is_err());
+            assert_eq!(verify_inclusion(index, size, &leaf, &proof, &tree_root), Ok(()), "inclusion {index}/{size}");
+            assert!(verify_inclusion(index, size, &leaves[(index as usize + 1) % 70], &proof, &tree_root).is_err());
             if let Some((first, rest)) = proof.split_first() {
                 let mut bad = first.to_vec();
                 bad[0] ^= 1;
                 let mut altered = vec![<Hash>::try_from(bad.as_slice()).expect("32")];
                 altered.extend_from_slice(rest);
                 assert!(verify_inclusion(index, size, &leaf, &altered, &tree_root).is_err());
-                assert!(
-                    verify_inclusion(index, size, &leaf, rest, &tree_root).is_err(),
-                    "short proof {index}/{size}"
-                );
+                assert!(verify_inclusion(index, size, &leaf, rest, &tree_root).is_err(), "short proof {index}/{size}");
             }
             let mut long = proof.clone();
             long.push(tree_root);
-            assert!(
-                verify_inclusion(index, size, &leaf, &long, &tree_root).is_err(),
-                "long proof {index}/{size}"
-            );
+            assert!(verify_inclusion(index, size, &leaf, &long, &tree_root).is_err(), "long proof {index}/{size}");
         }
         for old in 1..=size {
             let proof = consistency_proof(&leaves, old, size).expect("proof");

@@ -147,47 +147,26 @@ mod serde_big_array_like {
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
             let mut out = [0u8; N];
             for (index, slot) in out.iter_mut().enumerate() {
-                *slot = seq
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(index, &self))?;
+                *slot = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(index, &self))?;
             }
             Ok(out)
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
-        deserializer: D,
-    ) -> Result<[u8; N], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(deserializer: D) -> Result<[u8; N], D::Error> {
         deserializer.deserialize_tuple(N, ArrayVisitor::<N>)
     }
 }
 
-hex_bytes_type!(
-    PublicKey,
-    32,
-    "Ed25519 public key, 32 bytes (64 hex digits)"
-);
-hex_bytes_type!(
-    Signature,
-    64,
-    "Ed25519 signature R || S, 64 bytes (128 hex digits)"
-);
-hex_bytes_type!(
-    EventId,
-    32,
-    "Event id: BLAKE3 (derive-key mode) of the canonical event bytes, 32 bytes"
-);
+hex_bytes_type!(PublicKey, 32, "Ed25519 public key, 32 bytes (64 hex digits)");
+hex_bytes_type!(Signature, 64, "Ed25519 signature R || S, 64 bytes (128 hex digits)");
+hex_bytes_type!(EventId, 32, "Event id: BLAKE3 (derive-key mode) of the canonical event bytes, 32 bytes");
 
 impl PublicKey {
     /// Checks clauses 2 and 3 of the acceptance rule for the key alone, so that
     /// a key that could never verify anything is refused at registration.
     pub fn check(&self) -> Result<(), SignatureError> {
-        decode_point(
-            &self.0,
-            SignatureError::InvalidKey,
-            SignatureError::SmallOrderKey,
-        )
-        .map(|_| ())
+        decode_point(&self.0, SignatureError::InvalidKey, SignatureError::SmallOrderKey).map(|_| ())
     }
 }
 
@@ -217,9 +196,7 @@ impl Digest {
         match text.split_once(':') {
             Some(("sha256", hex)) => Hash32::from_hex(hex).map(Self::Sha256),
             Some(("blake3", hex)) => Hash32::from_hex(hex).map(Self::Blake3),
-            _ => Err(format!(
-                "{text:?} is not a digest of the form sha256:<64 hex> or blake3:<64 hex>"
-            )),
+            _ => Err(format!("{text:?} is not a digest of the form sha256:<64 hex> or blake3:<64 hex>")),
         }
     }
 }
@@ -293,22 +270,13 @@ struct Prepared {
     k: Scalar,
 }
 
-fn prepare_signature(
-    key: &PublicKey,
-    message: &[u8],
-    signature: &Signature,
-) -> Result<Prepared, SignatureError> {
+fn prepare_signature(key: &PublicKey, message: &[u8], signature: &Signature) -> Result<Prepared, SignatureError> {
     let mut s_bytes = [0u8; 32];
     s_bytes.copy_from_slice(&signature.0[32..]);
-    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))
-        .ok_or(SignatureError::NonCanonicalS)?;
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)).ok_or(SignatureError::NonCanonicalS)?;
     let mut r_bytes = [0u8; 32];
     r_bytes.copy_from_slice(&signature.0[..32]);
-    let r = decode_point(
-        &r_bytes,
-        SignatureError::InvalidR,
-        SignatureError::SmallOrderR,
-    )?;
+    let r = decode_point(&r_bytes, SignatureError::InvalidR, SignatureError::SmallOrderR)?;
     let mut hasher = Sha512::new();
     hasher.update(r_bytes);
     hasher.update(key.0);
@@ -318,19 +286,11 @@ fn prepare_signature(
 }
 
 fn decode_key(key: &PublicKey) -> Result<EdwardsPoint, SignatureError> {
-    decode_point(
-        &key.0,
-        SignatureError::InvalidKey,
-        SignatureError::SmallOrderKey,
-    )
+    decode_point(&key.0, SignatureError::InvalidKey, SignatureError::SmallOrderKey)
 }
 
 /// Verifies one signature under the acceptance rule.
-pub fn verify(
-    key: &PublicKey,
-    message: &[u8],
-    signature: &Signature,
-) -> Result<(), SignatureError> {
+pub fn verify(key: &PublicKey, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
     // Clause order matches the error precedence of the batch path.
     let prepared = prepare_signature(key, message, signature);
     if let Err(SignatureError::NonCanonicalS) = prepared {
@@ -362,13 +322,10 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<Result<(), SignatureError>> 
     // point: sum_i z_i k_i A = (sum_i z_i k_i) A when the A_i are equal. In a
     // ledger a few agencies sign most events, so this shrinks the
     // multiscalar multiplication from 2n + 1 points towards n + 1.
-    let mut keys: BTreeMap<[u8; 32], Result<(EdwardsPoint, Scalar), SignatureError>> =
-        BTreeMap::new();
+    let mut keys: BTreeMap<[u8; 32], Result<(EdwardsPoint, Scalar), SignatureError>> = BTreeMap::new();
     let mut prepared: Vec<Result<Prepared, SignatureError>> = Vec::with_capacity(items.len());
     for (key, message, signature) in items {
-        let decoded = keys
-            .entry(key.0)
-            .or_insert_with(|| decode_key(key).map(|a| (a, Scalar::ZERO)));
+        let decoded = keys.entry(key.0).or_insert_with(|| decode_key(key).map(|a| (a, Scalar::ZERO)));
         let result = match prepare_signature(key, message, signature) {
             // Precedence as in verify(): non-canonical S, then the key, then R.
             Err(SignatureError::NonCanonicalS) => Err(SignatureError::NonCanonicalS),
@@ -379,8 +336,7 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<Result<(), SignatureError>> 
         };
         prepared.push(result);
     }
-    let mut transcript =
-        blake3::Hasher::new_derive_key("docket v1 batch verification coefficients");
+    let mut transcript = blake3::Hasher::new_derive_key("docket v1 batch verification coefficients");
     for (key, message, signature) in items {
         transcript.update(&key.0);
         transcript.update(&signature.0);
@@ -401,25 +357,20 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<Result<(), SignatureError>> 
             *sum += z * p.k;
         }
     }
-    let key_terms: Vec<&(EdwardsPoint, Scalar)> =
-        keys.values().filter_map(|k| k.as_ref().ok()).collect();
+    let key_terms: Vec<&(EdwardsPoint, Scalar)> = keys.values().filter_map(|k| k.as_ref().ok()).collect();
     let scalars: Vec<Scalar> = std::iter::once(-b_coefficient)
         .chain(r_terms.iter().map(|(z, _)| *z))
         .chain(key_terms.iter().map(|(_, sum)| *sum))
         .collect();
-    let points: Vec<EdwardsPoint> =
-        std::iter::once(curve25519_dalek::constants::ED25519_BASEPOINT_POINT)
-            .chain(r_terms.iter().map(|(_, r)| *r))
-            .chain(key_terms.iter().map(|(a, _)| *a))
-            .collect();
+    let points: Vec<EdwardsPoint> = std::iter::once(curve25519_dalek::constants::ED25519_BASEPOINT_POINT)
+        .chain(r_terms.iter().map(|(_, r)| *r))
+        .chain(key_terms.iter().map(|(a, _)| *a))
+        .collect();
     let sum = EdwardsPoint::vartime_multiscalar_mul(&scalars, &points);
     if sum.mul_by_cofactor().is_identity() {
         return prepared.into_iter().map(|p| p.map(|_| ())).collect();
     }
-    items
-        .iter()
-        .map(|(key, message, signature)| verify(key, message, signature))
-        .collect()
+    items.iter().map(|(key, message, signature)| verify(key, message, signature)).collect()
 }
 
 #[cfg(test)]
@@ -433,34 +384,19 @@ mod tests {
         let key = PublicKey(signing.verifying_key().to_bytes());
         let signature = Signature(signing.sign(b"hello").to_bytes());
         assert_eq!(verify(&key, b"hello", &signature), Ok(()));
-        assert_eq!(
-            verify(&key, b"hellO", &signature),
-            Err(SignatureError::Equation)
-        );
+        assert_eq!(verify(&key, b"hellO", &signature), Err(SignatureError::Equation));
     }
 
     #[test]
     fn batch_reports_exactly_the_bad_items() {
-        let keys: Vec<SigningKey> = (0..8u8)
-            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
-            .collect();
-        let publics: Vec<PublicKey> = keys
-            .iter()
-            .map(|k| PublicKey(k.verifying_key().to_bytes()))
-            .collect();
+        let keys: Vec<SigningKey> = (0..8u8).map(|i| SigningKey::from_bytes(&[i + 1; 32])).collect();
+        let publics: Vec<PublicKey> = keys.iter().map(|k| PublicKey(k.verifying_key().to_bytes())).collect();
         let messages: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 40]).collect();
-        let mut signatures: Vec<Signature> = keys
-            .iter()
-            .zip(&messages)
-            .map(|(k, m)| Signature(k.sign(m).to_bytes()))
-            .collect();
+        let mut signatures: Vec<Signature> =
+            keys.iter().zip(&messages).map(|(k, m)| Signature(k.sign(m).to_bytes())).collect();
         let all = |signatures: &[Signature]| {
-            let items: Vec<BatchItem<'_>> = publics
-                .iter()
-                .zip(&messages)
-                .zip(signatures)
-                .map(|((k, m), s)| (k, m.as_slice(), s))
-                .collect();
+            let items: Vec<BatchItem<'_>> =
+                publics.iter().zip(&messages).zip(signatures).map(|((k, m), s)| (k, m.as_slice(), s)).collect();
             verify_batch(&items)
         };
         assert!(all(&signatures).iter().all(Result::is_ok));
@@ -468,11 +404,7 @@ mod tests {
         signatures[6] = signatures[5];
         let results = all(&signatures);
         for (index, result) in results.iter().enumerate() {
-            assert_eq!(
-                result.is_err(),
-                index == 3 || index == 6,
-                "item {index}: {result:?}"
-            );
+            assert_eq!(result.is_err(), index == 3 || index == 6, "item {index}: {result:?}");
         }
     }
 }

@@ -57,9 +57,7 @@ pub enum Body {
 
 /// A role an agency holds. Roles say which kinds of events an agency may sign;
 /// the registry adds per-list checks (only a list's designating agency designates).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Sets lists, notifies, decides, designates, restores, revokes.
@@ -95,21 +93,12 @@ pub struct MouParty {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RegistryEvent {
     /// An agency joins, with its roles and first keys.
-    AgencyRegistered {
-        agency: AgencyId,
-        name: String,
-        roles: Vec<Role>,
-        keys: Vec<PublicKey>,
-    },
+    AgencyRegistered { agency: AgencyId, name: String, roles: Vec<Role>, keys: Vec<PublicKey> },
     /// An agency gets another key, valid from the event's effective time.
     KeyAdded { agency: AgencyId, key: PublicKey },
     /// A key stops being valid at `invalid_from` (which may be in the past:
     /// a compromised key invalidates what it signed after that instant).
-    KeyRevoked {
-        agency: AgencyId,
-        key: PublicKey,
-        invalid_from: Timestamp,
-    },
+    KeyRevoked { agency: AgencyId, key: PublicKey, invalid_from: Timestamp },
     /// A list is set up, with its designating agency, rule set and legal basis.
     ListDefined {
         list: ListId,
@@ -119,11 +108,7 @@ pub enum RegistryEvent {
         legal_basis: Vec<LegalRef>,
     },
     /// A measure enters the catalogue with the law that authorises it.
-    MeasureCatalogued {
-        code: MeasureCode,
-        description: String,
-        authority: LegalRef,
-    },
+    MeasureCatalogued { code: MeasureCode, description: String, authority: LegalRef },
     /// An MOU binds responsible agencies to measures on a list.
     MouSigned {
         mou: MouId,
@@ -133,19 +118,9 @@ pub enum RegistryEvent {
         effective_until: Option<Timestamp>,
     },
     /// An MOU's parties or dates change; the new terms replace the old from `effective_from`.
-    MouAmended {
-        mou: MouId,
-        parties: Vec<MouParty>,
-        effective_from: Timestamp,
-        effective_until: Option<Timestamp>,
-    },
+    MouAmended { mou: MouId, parties: Vec<MouParty>, effective_from: Timestamp, effective_until: Option<Timestamp> },
     /// A rule set version is published; its document is identified by digest.
-    RuleSetPublished {
-        rule_set: RuleSetId,
-        version: u32,
-        digest: Digest,
-        source: String,
-    },
+    RuleSetPublished { rule_set: RuleSetId, version: u32, digest: Digest, source: String },
 }
 
 /// A case event: one step in the case of one subject on one list.
@@ -172,11 +147,7 @@ pub struct CaseRef {
 impl CaseEvent {
     /// The case this event belongs to.
     pub fn case_ref(&self) -> CaseRef {
-        CaseRef {
-            list: self.list.clone(),
-            subject: self.subject.clone(),
-            number: self.number.clone(),
-        }
+        CaseRef { list: self.list.clone(), subject: self.subject.clone(), number: self.number.clone() }
     }
 }
 
@@ -272,24 +243,11 @@ pub enum LiftReason {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CaseAction {
     /// The party is informed of the matter, its basis and rights. Opens the case.
-    Notice {
-        served_at: Timestamp,
-        method: ServiceMethod,
-        matter: String,
-        rights: String,
-    },
+    Notice { served_at: Timestamp, method: ServiceMethod, matter: String, rights: String },
     /// The party objects; recorded by the designating agency or an intake agency.
-    Objection {
-        received_at: Timestamp,
-        grounds: String,
-        evidence: Vec<Digest>,
-    },
+    Objection { received_at: Timestamp, grounds: String, evidence: Vec<Digest> },
     /// The objection named by `objection` is decided.
-    ObjectionDecision {
-        objection: EventId,
-        outcome: ObjectionOutcome,
-        reasons: String,
-    },
+    ObjectionDecision { objection: EventId, outcome: ObjectionOutcome, reasons: String },
     /// The designation decision, in force from the event's effective time.
     /// Fields may be empty: the ledger records, the auditor flags what is missing.
     DesignationDecision {
@@ -304,28 +262,15 @@ pub enum CaseAction {
         term_months: Option<u16>,
     },
     /// The term is extended by `months`.
-    TermExtended {
-        months: u16,
-        reasons: String,
-        basis: Option<BasisDocument>,
-    },
+    TermExtended { months: u16, reasons: String, basis: Option<BasisDocument> },
     /// The designation is withdrawn as if never rightly made.
-    Revocation {
-        reason: RevocationReason,
-        statement: String,
-    },
+    Revocation { reason: RevocationReason, statement: String },
     /// The subject is removed from the list.
-    Restoration {
-        reason: RestorationReason,
-        statement: String,
-    },
+    Restoration { reason: RestorationReason, statement: String },
     /// A responsible agency applies a catalogued measure under an MOU.
     MeasureApplied { measure: MeasureCode, mou: MouId },
     /// A responsible agency lifts a measure it applied.
-    MeasureLifted {
-        measure: MeasureCode,
-        reason: LiftReason,
-    },
+    MeasureLifted { measure: MeasureCode, reason: LiftReason },
 }
 
 /// The kind of an event, one name per variant, for filters, schemas and messages.

@@ -14,25 +14,11 @@ use crate::limits::{NAME_BYTES_MAX, OTHER_ID_BYTES_MAX};
 #[non_exhaustive]
 pub enum IdError {
     #[error("{kind}: expected {expected} characters, got {actual}")]
-    Length {
-        kind: &'static str,
-        expected: usize,
-        actual: usize,
-    },
+    Length { kind: &'static str, expected: usize, actual: usize },
     #[error("{kind}: character {position} ({found:?}) is not allowed here: {allowed}")]
-    Character {
-        kind: &'static str,
-        position: usize,
-        found: char,
-        allowed: &'static str,
-    },
+    Character { kind: &'static str, position: usize, found: char, allowed: &'static str },
     #[error("{kind}: check character (position {position}) is {found:?}, expected {expected:?}")]
-    Checksum {
-        kind: &'static str,
-        position: usize,
-        found: char,
-        expected: char,
-    },
+    Checksum { kind: &'static str, position: usize, found: char, expected: char },
     #[error("resident id: characters 7-14 ({found}) are not a valid birth date YYYYMMDD")]
     BirthDate { found: String },
     #[error("{kind}: {reason}")]
@@ -42,9 +28,7 @@ pub enum IdError {
 /// The 31 characters of GB 32100-2015, in value order (no I, O, S, V, Z).
 const USCC_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// Weight of position i is 3^i mod 31.
-const USCC_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 const USCC_LEN: usize = 18;
 
 fn uscc_value(c: u8) -> Option<u32> {
@@ -62,42 +46,26 @@ impl Uscc {
         const KIND: &str = "unified social credit code";
         let chars: Vec<char> = text.chars().collect();
         if chars.len() != USCC_LEN {
-            return Err(IdError::Length {
-                kind: KIND,
-                expected: USCC_LEN,
-                actual: chars.len(),
-            });
+            return Err(IdError::Length { kind: KIND, expected: USCC_LEN, actual: chars.len() });
         }
         for (index, &c) in chars.iter().enumerate() {
-            u8::try_from(c)
-                .ok()
-                .and_then(uscc_value)
-                .ok_or(IdError::Character {
-                    kind: KIND,
-                    position: index + 1,
-                    found: c,
-                    allowed: "digits and upper-case letters other than I, O, S, V, Z",
-                })?;
+            u8::try_from(c).ok().and_then(uscc_value).ok_or(IdError::Character {
+                kind: KIND,
+                position: index + 1,
+                found: c,
+                allowed: "digits and upper-case letters other than I, O, S, V, Z",
+            })?;
         }
         let expected = Self::check_character(&text.as_bytes()[..USCC_LEN - 1]);
         if chars[USCC_LEN - 1] != expected {
-            return Err(IdError::Checksum {
-                kind: KIND,
-                position: USCC_LEN,
-                found: chars[USCC_LEN - 1],
-                expected,
-            });
+            return Err(IdError::Checksum { kind: KIND, position: USCC_LEN, found: chars[USCC_LEN - 1], expected });
         }
         Ok(Self(text.to_owned()))
     }
 
     /// Check character for the first 17 characters (which must be in the alphabet).
     pub fn check_character(first17: &[u8]) -> char {
-        let sum: u32 = first17
-            .iter()
-            .zip(USCC_WEIGHTS)
-            .map(|(&c, w)| uscc_value(c).unwrap_or(0) * w)
-            .sum();
+        let sum: u32 = first17.iter().zip(USCC_WEIGHTS).map(|(&c, w)| uscc_value(c).unwrap_or(0) * w).sum();
         USCC_ALPHABET[((31 - sum % 31) % 31) as usize] as char
     }
 
@@ -145,20 +113,11 @@ impl ResidentId {
             });
         }
         if chars.len() != RESIDENT_LEN {
-            return Err(IdError::Length {
-                kind: KIND,
-                expected: RESIDENT_LEN,
-                actual: chars.len(),
-            });
+            return Err(IdError::Length { kind: KIND, expected: RESIDENT_LEN, actual: chars.len() });
         }
         for (index, &c) in chars.iter().enumerate().take(RESIDENT_LEN - 1) {
             if !c.is_ascii_digit() {
-                return Err(IdError::Character {
-                    kind: KIND,
-                    position: index + 1,
-                    found: c,
-                    allowed: "digits 0-9",
-                });
+                return Err(IdError::Character { kind: KIND, position: index + 1, found: c, allowed: "digits 0-9" });
             }
         }
         let last = chars[RESIDENT_LEN - 1];
@@ -172,12 +131,7 @@ impl ResidentId {
         }
         let expected = Self::check_character(&text.as_bytes()[..RESIDENT_LEN - 1]);
         if last != expected {
-            return Err(IdError::Checksum {
-                kind: KIND,
-                position: RESIDENT_LEN,
-                found: last,
-                expected,
-            });
+            return Err(IdError::Checksum { kind: KIND, position: RESIDENT_LEN, found: last, expected });
         }
         let id = Self(text.to_owned());
         id.birth_date()?;
@@ -186,11 +140,7 @@ impl ResidentId {
 
     /// Check character for the first 17 digits.
     pub fn check_character(first17: &[u8]) -> char {
-        let sum: u32 = first17
-            .iter()
-            .zip(RESIDENT_WEIGHTS)
-            .map(|(&c, w)| u32::from(c.wrapping_sub(b'0')) * w)
-            .sum();
+        let sum: u32 = first17.iter().zip(RESIDENT_WEIGHTS).map(|(&c, w)| u32::from(c.wrapping_sub(b'0')) * w).sum();
         RESIDENT_CHECK[(sum % 11) as usize] as char
     }
 
@@ -200,9 +150,7 @@ impl ResidentId {
         let parsed = NaiveDate::parse_from_str(digits, "%Y%m%d").ok();
         match parsed {
             Some(date) if (1900..=2199).contains(&chrono::Datelike::year(&date)) => Ok(date),
-            _ => Err(IdError::BirthDate {
-                found: digits.to_owned(),
-            }),
+            _ => Err(IdError::BirthDate { found: digits.to_owned() }),
         }
     }
 

@@ -19,8 +19,7 @@ pub mod validate;
 pub use crypto::{Digest, EventId, Hash32, PublicKey, Signature, SignatureError};
 pub use event::*;
 pub use ids::{
-    AgencyId, CaseNumber, IdError, ListId, MeasureCode, MouId, Name, ResidentId, RuleSetId,
-    SubjectId, Uscc,
+    AgencyId, CaseNumber, IdError, ListId, MeasureCode, MouId, Name, ResidentId, RuleSetId, SubjectId, Uscc,
 };
 pub use registry::{AuthError, Registry};
 pub use signed::{decode, encode, event_id, verify_all, EventError, SignedEvent, SignedJson};

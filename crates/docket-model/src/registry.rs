@@ -12,9 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::crypto::{Digest, PublicKey};
-use crate::event::{
-    Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Role, Signer,
-};
+use crate::event::{Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Role, Signer};
 use crate::ids::{AgencyId, ListId, MeasureCode, MouId, RuleSetId};
 use crate::time::Timestamp;
 
@@ -23,34 +21,17 @@ use crate::time::Timestamp;
 #[non_exhaustive]
 pub enum AuthError {
     #[error("registry events must be signed by the registry root key {expected}, not {actual}")]
-    NotRootKey {
-        expected: PublicKey,
-        actual: PublicKey,
-    },
+    NotRootKey { expected: PublicKey, actual: PublicKey },
     #[error("agency {0:?} is not registered")]
     UnknownAgency(AgencyId),
     #[error("key {key} is not registered to agency {agency:?}")]
     UnknownKey { agency: AgencyId, key: PublicKey },
     #[error("key {key} of agency {agency:?} is revoked from {invalid_from}")]
-    RevokedKey {
-        agency: AgencyId,
-        key: PublicKey,
-        invalid_from: Timestamp,
-    },
+    RevokedKey { agency: AgencyId, key: PublicKey, invalid_from: Timestamp },
     #[error("agency {agency:?} lacks the {role:?} role needed for {action}")]
-    MissingRole {
-        agency: AgencyId,
-        role: Role,
-        action: &'static str,
-    },
-    #[error(
-        "agency {agency:?} is not the designating agency of list {list:?} ({designating:?} is)"
-    )]
-    NotDesignatingAgency {
-        agency: AgencyId,
-        list: ListId,
-        designating: AgencyId,
-    },
+    MissingRole { agency: AgencyId, role: Role, action: &'static str },
+    #[error("agency {agency:?} is not the designating agency of list {list:?} ({designating:?} is)")]
+    NotDesignatingAgency { agency: AgencyId, list: ListId, designating: AgencyId },
     #[error("list {0:?} is not defined")]
     UnknownList(ListId),
     #[error("{what} {name:?} already exists")]
@@ -61,14 +42,8 @@ pub enum AuthError {
     UnknownMeasure(MeasureCode),
     #[error("MOU {0:?} does not exist")]
     UnknownMou(MouId),
-    #[error(
-        "rule set {rule_set:?} version {version} is not newer than the published version {current}"
-    )]
-    StaleRuleSet {
-        rule_set: RuleSetId,
-        version: u32,
-        current: u32,
-    },
+    #[error("rule set {rule_set:?} version {version} is not newer than the published version {current}")]
+    StaleRuleSet { rule_set: RuleSetId, version: u32, current: u32 },
 }
 
 /// One key of an agency and when it is valid.
@@ -172,10 +147,7 @@ impl Registry {
         match (&event.signer, &event.body) {
             (Signer::Registry, Body::Registry(body)) => {
                 if event.key != self.root {
-                    return Err(AuthError::NotRootKey {
-                        expected: self.root,
-                        actual: event.key,
-                    });
+                    return Err(AuthError::NotRootKey { expected: self.root, actual: event.key });
                 }
                 self.check_registry(body)
             }
@@ -185,10 +157,7 @@ impl Registry {
             }
             // validate() refuses these pairings before an event gets here.
             (Signer::Registry, Body::Case(_)) | (Signer::Agency(_), Body::Registry(_)) => {
-                Err(AuthError::NotRootKey {
-                    expected: self.root,
-                    actual: event.key,
-                })
+                Err(AuthError::NotRootKey { expected: self.root, actual: event.key })
             }
         }
     }
@@ -203,38 +172,21 @@ impl Registry {
         effective_at: Timestamp,
         recorded_at: Timestamp,
     ) -> Result<(), AuthError> {
-        let state = self
-            .agencies
-            .get(agency)
-            .ok_or_else(|| AuthError::UnknownAgency(agency.clone()))?;
-        let key_state = state.keys.get(key).ok_or_else(|| AuthError::UnknownKey {
-            agency: agency.clone(),
-            key: *key,
-        })?;
+        let state = self.agencies.get(agency).ok_or_else(|| AuthError::UnknownAgency(agency.clone()))?;
+        let key_state =
+            state.keys.get(key).ok_or_else(|| AuthError::UnknownKey { agency: agency.clone(), key: *key })?;
         if let Some(invalid_from) = key_state.invalid_from {
             if recorded_at >= invalid_from || effective_at >= invalid_from {
-                return Err(AuthError::RevokedKey {
-                    agency: agency.clone(),
-                    key: *key,
-                    invalid_from,
-                });
+                return Err(AuthError::RevokedKey { agency: agency.clone(), key: *key, invalid_from });
             }
         }
         Ok(())
     }
 
     fn check_case_role(&self, agency: &AgencyId, body: &CaseEvent) -> Result<(), AuthError> {
-        let list = self
-            .lists
-            .get(&body.list)
-            .ok_or_else(|| AuthError::UnknownList(body.list.clone()))?;
-        let roles = &self
-            .agencies
-            .get(agency)
-            .ok_or_else(|| AuthError::UnknownAgency(agency.clone()))?
-            .roles;
-        let is_designating =
-            list.designating_agency == *agency && roles.contains(&Role::Designating);
+        let list = self.lists.get(&body.list).ok_or_else(|| AuthError::UnknownList(body.list.clone()))?;
+        let roles = &self.agencies.get(agency).ok_or_else(|| AuthError::UnknownAgency(agency.clone()))?.roles;
+        let is_designating = list.designating_agency == *agency && roles.contains(&Role::Designating);
         let not_designating = || AuthError::NotDesignatingAgency {
             agency: agency.clone(),
             list: body.list.clone(),
@@ -268,35 +220,19 @@ impl Registry {
         }
     }
 
-    fn check_agency_role(
-        &self,
-        agency: &AgencyId,
-        role: Role,
-        action: &'static str,
-    ) -> Result<(), AuthError> {
-        let state = self
-            .agencies
-            .get(agency)
-            .ok_or_else(|| AuthError::UnknownAgency(agency.clone()))?;
+    fn check_agency_role(&self, agency: &AgencyId, role: Role, action: &'static str) -> Result<(), AuthError> {
+        let state = self.agencies.get(agency).ok_or_else(|| AuthError::UnknownAgency(agency.clone()))?;
         if state.roles.contains(&role) {
             Ok(())
         } else {
-            Err(AuthError::MissingRole {
-                agency: agency.clone(),
-                role,
-                action,
-            })
+            Err(AuthError::MissingRole { agency: agency.clone(), role, action })
         }
     }
 
     fn check_parties(&self, parties: &[MouParty]) -> Result<(), AuthError> {
         for party in parties {
             self.check_agency_role(&party.agency, Role::Responsible, "being a party to an MOU")?;
-            if let Some(code) = party
-                .measures
-                .iter()
-                .find(|code| !self.measures.contains_key(*code))
-            {
+            if let Some(code) = party.measures.iter().find(|code| !self.measures.contains_key(*code)) {
                 return Err(AuthError::UnknownMeasure(code.clone()));
             }
         }
@@ -305,10 +241,7 @@ impl Registry {
 
     fn check_new_key(&self, key: &PublicKey) -> Result<(), AuthError> {
         match self.key_owners.get(key) {
-            Some(agency) => Err(AuthError::KeyInUse {
-                key: *key,
-                agency: agency.clone(),
-            }),
+            Some(agency) => Err(AuthError::KeyInUse { key: *key, agency: agency.clone() }),
             None if *key == self.root => Err(AuthError::KeyInUse {
                 key: *key,
                 agency: AgencyId::parse("registry-root").unwrap_or_else(|_| unreachable!()),
@@ -318,12 +251,7 @@ impl Registry {
     }
 
     fn check_registry(&self, body: &RegistryEvent) -> Result<(), AuthError> {
-        let duplicate = |what, name: &dyn std::fmt::Display| {
-            Err(AuthError::Duplicate {
-                what,
-                name: name.to_string(),
-            })
-        };
+        let duplicate = |what, name: &dyn std::fmt::Display| Err(AuthError::Duplicate { what, name: name.to_string() });
         match body {
             RegistryEvent::AgencyRegistered { agency, keys, .. } => {
                 if self.agencies.contains_key(agency) {
@@ -338,31 +266,16 @@ impl Registry {
                 self.check_new_key(key)
             }
             RegistryEvent::KeyRevoked { agency, key, .. } => {
-                let state = self
-                    .agencies
-                    .get(agency)
-                    .ok_or_else(|| AuthError::UnknownAgency(agency.clone()))?;
+                let state = self.agencies.get(agency).ok_or_else(|| AuthError::UnknownAgency(agency.clone()))?;
                 match state.keys.get(key) {
-                    None => Err(AuthError::UnknownKey {
-                        agency: agency.clone(),
-                        key: *key,
-                    }),
-                    Some(KeyState {
-                        invalid_from: Some(invalid_from),
-                        ..
-                    }) => Err(AuthError::RevokedKey {
-                        agency: agency.clone(),
-                        key: *key,
-                        invalid_from: *invalid_from,
-                    }),
+                    None => Err(AuthError::UnknownKey { agency: agency.clone(), key: *key }),
+                    Some(KeyState { invalid_from: Some(invalid_from), .. }) => {
+                        Err(AuthError::RevokedKey { agency: agency.clone(), key: *key, invalid_from: *invalid_from })
+                    }
                     Some(_) => Ok(()),
                 }
             }
-            RegistryEvent::ListDefined {
-                list,
-                designating_agency,
-                ..
-            } => {
+            RegistryEvent::ListDefined { list, designating_agency, .. } => {
                 if self.lists.contains_key(list) {
                     return duplicate("list", list);
                 }
@@ -374,9 +287,7 @@ impl Registry {
                 }
                 Ok(())
             }
-            RegistryEvent::MouSigned {
-                mou, list, parties, ..
-            } => {
+            RegistryEvent::MouSigned { mou, list, parties, .. } => {
                 if self.mous.contains_key(mou) {
                     return duplicate("MOU", mou);
                 }
@@ -391,14 +302,8 @@ impl Registry {
                 }
                 self.check_parties(parties)
             }
-            RegistryEvent::RuleSetPublished {
-                rule_set, version, ..
-            } => {
-                match self
-                    .rule_sets
-                    .get(rule_set)
-                    .and_then(|versions| versions.last())
-                {
+            RegistryEvent::RuleSetPublished { rule_set, version, .. } => {
+                match self.rule_sets.get(rule_set).and_then(|versions| versions.last()) {
                     Some(current) if current.version >= *version => Err(AuthError::StaleRuleSet {
                         rule_set: rule_set.clone(),
                         version: *version,
@@ -411,29 +316,14 @@ impl Registry {
     }
 
     fn apply_registry(&mut self, body: &RegistryEvent, effective_at: Timestamp) {
-        let new_key = || KeyState {
-            valid_from: effective_at,
-            invalid_from: None,
-        };
+        let new_key = || KeyState { valid_from: effective_at, invalid_from: None };
         match body.clone() {
-            RegistryEvent::AgencyRegistered {
-                agency,
-                name,
-                roles,
-                keys,
-            } => {
+            RegistryEvent::AgencyRegistered { agency, name, roles, keys } => {
                 for key in &keys {
                     self.key_owners.insert(*key, agency.clone());
                 }
                 let keys = keys.into_iter().map(|key| (key, new_key())).collect();
-                self.agencies.insert(
-                    agency,
-                    AgencyState {
-                        name,
-                        roles: roles.into_iter().collect(),
-                        keys,
-                    },
-                );
+                self.agencies.insert(agency, AgencyState { name, roles: roles.into_iter().collect(), keys });
             }
             RegistryEvent::KeyAdded { agency, key } => {
                 self.key_owners.insert(key, agency.clone());
@@ -441,89 +331,28 @@ impl Registry {
                     state.keys.insert(key, new_key());
                 }
             }
-            RegistryEvent::KeyRevoked {
-                agency,
-                key,
-                invalid_from,
-            } => {
-                if let Some(state) = self
-                    .agencies
-                    .get_mut(&agency)
-                    .and_then(|a| a.keys.get_mut(&key))
-                {
+            RegistryEvent::KeyRevoked { agency, key, invalid_from } => {
+                if let Some(state) = self.agencies.get_mut(&agency).and_then(|a| a.keys.get_mut(&key)) {
                     state.invalid_from = Some(invalid_from);
                 }
             }
-            RegistryEvent::ListDefined {
-                list,
-                name,
-                designating_agency,
-                rule_set,
-                legal_basis,
-            } => {
-                self.lists.insert(
-                    list,
-                    ListState {
-                        name,
-                        designating_agency,
-                        rule_set,
-                        legal_basis,
-                    },
-                );
+            RegistryEvent::ListDefined { list, name, designating_agency, rule_set, legal_basis } => {
+                self.lists.insert(list, ListState { name, designating_agency, rule_set, legal_basis });
             }
-            RegistryEvent::MeasureCatalogued {
-                code,
-                description,
-                authority,
-            } => {
-                self.measures.insert(
-                    code,
-                    MeasureState {
-                        description,
-                        authority,
-                    },
-                );
+            RegistryEvent::MeasureCatalogued { code, description, authority } => {
+                self.measures.insert(code, MeasureState { description, authority });
             }
-            RegistryEvent::MouSigned {
-                mou,
-                list,
-                parties,
-                effective_from,
-                effective_until,
-            } => {
-                let terms = vec![MouTerms {
-                    parties,
-                    effective_from,
-                    effective_until,
-                }];
+            RegistryEvent::MouSigned { mou, list, parties, effective_from, effective_until } => {
+                let terms = vec![MouTerms { parties, effective_from, effective_until }];
                 self.mous.insert(mou, MouState { list, terms });
             }
-            RegistryEvent::MouAmended {
-                mou,
-                parties,
-                effective_from,
-                effective_until,
-            } => {
+            RegistryEvent::MouAmended { mou, parties, effective_from, effective_until } => {
                 if let Some(state) = self.mous.get_mut(&mou) {
-                    state.terms.push(MouTerms {
-                        parties,
-                        effective_from,
-                        effective_until,
-                    });
+                    state.terms.push(MouTerms { parties, effective_from, effective_until });
                 }
             }
-            RegistryEvent::RuleSetPublished {
-                rule_set,
-                version,
-                digest,
-                source,
-            } => {
-                let entry = RuleSetVersion {
-                    version,
-                    digest,
-                    source,
-                    published_at: effective_at,
-                };
+            RegistryEvent::RuleSetPublished { rule_set, version, digest, source } => {
+                let entry = RuleSetVersion { version, digest, source, published_at: effective_at };
                 self.rule_sets.entry(rule_set).or_default().push(entry);
             }
         }
@@ -579,17 +408,10 @@ impl Registry {
         if state.list != *list {
             return false;
         }
-        let terms = state
-            .terms
-            .iter()
-            .rev()
-            .find(|terms| terms.effective_from <= at);
+        let terms = state.terms.iter().rev().find(|terms| terms.effective_from <= at);
         terms.is_some_and(|terms| {
             terms.effective_until.is_none_or(|until| at < until)
-                && terms
-                    .parties
-                    .iter()
-                    .any(|party| party.agency == *agency && party.measures.contains(measure))
+                && terms.parties.iter().any(|party| party.agency == *agency && party.measures.contains(measure))
         })
     }
 }
@@ -641,9 +463,7 @@ mod tests {
             roles,
             keys: vec![key(agency)],
         };
-        registry
-            .apply(&registry_event(body), at("2024-01-01T00:00:00+08:00"))
-            .unwrap();
+        registry.apply(&registry_event(body), at("2024-01-01T00:00:00+08:00")).unwrap();
     }
     fn notice() -> CaseAction {
         CaseAction::Notice {
@@ -654,10 +474,7 @@ mod tests {
         }
     }
     fn measure(code: &str) -> CaseAction {
-        CaseAction::MeasureApplied {
-            measure: name(code),
-            mou: name("mou"),
-        }
+        CaseAction::MeasureApplied { measure: name(code), mou: name("mou") }
     }
 
     /// A registry with a court (designating), an airline regulator (responsible),
@@ -677,10 +494,7 @@ mod tests {
         };
         registry.apply(&registry_event(list), now).unwrap();
         for code in ["fly", "rail"] {
-            let authority = LegalRef {
-                instrument: "law".into(),
-                article: "1".into(),
-            };
+            let authority = LegalRef { instrument: "law".into(), article: "1".into() };
             registry
                 .apply(
                     &registry_event(RegistryEvent::MeasureCatalogued {
@@ -692,10 +506,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        let parties = vec![MouParty {
-            agency: name("caac"),
-            measures: vec![name("fly")],
-        }];
+        let parties = vec![MouParty { agency: name("caac"), measures: vec![name("fly")] }];
         let mou = RegistryEvent::MouSigned {
             mou: name("mou"),
             list: name("defaulters"),
@@ -712,47 +523,22 @@ mod tests {
         let registry = setup();
         let now = at("2024-05-01T00:00:00+08:00");
         let t = "2024-03-01T00:00:00+08:00";
-        assert_eq!(
-            registry.authorize(&case_event("court", "court", t, notice()), now),
-            Ok(())
-        );
+        assert_eq!(registry.authorize(&case_event("court", "court", t, notice()), now), Ok(()));
         assert!(matches!(
             registry.authorize(&case_event("caac", "caac", t, notice()), now),
             Err(AuthError::NotDesignatingAgency { .. })
         ));
-        assert_eq!(
-            registry.authorize(&case_event("caac", "caac", t, measure("fly")), now),
-            Ok(())
-        );
+        assert_eq!(registry.authorize(&case_event("caac", "caac", t, measure("fly")), now), Ok(()));
         assert!(matches!(
             registry.authorize(&case_event("court", "court", t, measure("fly")), now),
-            Err(AuthError::MissingRole {
-                role: Role::Responsible,
-                ..
-            })
+            Err(AuthError::MissingRole { role: Role::Responsible, .. })
         ));
-        let objection = CaseAction::Objection {
-            received_at: at(t),
-            grounds: String::new(),
-            evidence: vec![],
-        };
-        assert_eq!(
-            registry.authorize(
-                &case_event("petitions", "petitions", t, objection.clone()),
-                now
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            registry.authorize(&case_event("court", "court", t, objection.clone()), now),
-            Ok(())
-        );
+        let objection = CaseAction::Objection { received_at: at(t), grounds: String::new(), evidence: vec![] };
+        assert_eq!(registry.authorize(&case_event("petitions", "petitions", t, objection.clone()), now), Ok(()));
+        assert_eq!(registry.authorize(&case_event("court", "court", t, objection.clone()), now), Ok(()));
         assert!(matches!(
             registry.authorize(&case_event("caac", "caac", t, objection), now),
-            Err(AuthError::MissingRole {
-                role: Role::Intake,
-                ..
-            })
+            Err(AuthError::MissingRole { role: Role::Intake, .. })
         ));
         // A key of another agency is not this agency's key.
         assert!(matches!(
@@ -760,37 +546,19 @@ mod tests {
             Err(AuthError::UnknownKey { .. })
         ));
         // Uncatalogued measures are recorded: the auditor flags them, the registry does not refuse them.
-        assert_eq!(
-            registry.authorize(&case_event("caac", "caac", t, measure("ban-internet")), now),
-            Ok(())
-        );
+        assert_eq!(registry.authorize(&case_event("caac", "caac", t, measure("ban-internet")), now), Ok(()));
     }
 
     #[test]
     fn registry_events_need_the_root_key_and_resolving_references() {
         let mut registry = setup();
         let now = at("2024-05-01T00:00:00+08:00");
-        let mut forged = registry_event(RegistryEvent::KeyAdded {
-            agency: name("court"),
-            key: key("mallory"),
-        });
+        let mut forged = registry_event(RegistryEvent::KeyAdded { agency: name("court"), key: key("mallory") });
         forged.key = key("court");
-        assert!(matches!(
-            registry.apply(&forged, now),
-            Err(AuthError::NotRootKey { .. })
-        ));
-        let reuse = registry_event(RegistryEvent::KeyAdded {
-            agency: name("court"),
-            key: key("caac"),
-        });
-        assert!(matches!(
-            registry.apply(&reuse, now),
-            Err(AuthError::KeyInUse { .. })
-        ));
-        let bad_party = vec![MouParty {
-            agency: name("court"),
-            measures: vec![name("fly")],
-        }];
+        assert!(matches!(registry.apply(&forged, now), Err(AuthError::NotRootKey { .. })));
+        let reuse = registry_event(RegistryEvent::KeyAdded { agency: name("court"), key: key("caac") });
+        assert!(matches!(registry.apply(&reuse, now), Err(AuthError::KeyInUse { .. })));
+        let bad_party = vec![MouParty { agency: name("court"), measures: vec![name("fly")] }];
         let mou = RegistryEvent::MouSigned {
             mou: name("mou-2"),
             list: name("defaulters"),
@@ -800,15 +568,9 @@ mod tests {
         };
         assert!(matches!(
             registry.apply(&registry_event(mou), now),
-            Err(AuthError::MissingRole {
-                role: Role::Responsible,
-                ..
-            })
+            Err(AuthError::MissingRole { role: Role::Responsible, .. })
         ));
-        let unknown_measure = vec![MouParty {
-            agency: name("caac"),
-            measures: vec![name("swim")],
-        }];
+        let unknown_measure = vec![MouParty { agency: name("caac"), measures: vec![name("swim")] }];
         let mou = RegistryEvent::MouSigned {
             mou: name("mou-3"),
             list: name("defaulters"),
@@ -816,10 +578,7 @@ mod tests {
             effective_from: now,
             effective_until: None,
         };
-        assert!(matches!(
-            registry.apply(&registry_event(mou), now),
-            Err(AuthError::UnknownMeasure(_))
-        ));
+        assert!(matches!(registry.apply(&registry_event(mou), now), Err(AuthError::UnknownMeasure(_))));
         let before = registry.clone();
         let duplicate = RegistryEvent::AgencyRegistered {
             agency: name("court"),
@@ -827,10 +586,7 @@ mod tests {
             roles: vec![Role::Oversight],
             keys: vec![key("other")],
         };
-        assert!(matches!(
-            registry.apply(&registry_event(duplicate), now),
-            Err(AuthError::Duplicate { .. })
-        ));
+        assert!(matches!(registry.apply(&registry_event(duplicate), now), Err(AuthError::Duplicate { .. })));
         assert_eq!(registry, before, "a refused event changes nothing");
         let rules = |version| {
             registry_event(RegistryEvent::RuleSetPublished {
@@ -841,10 +597,7 @@ mod tests {
             })
         };
         registry.apply(&rules(2), now).unwrap();
-        assert!(matches!(
-            registry.apply(&rules(2), now),
-            Err(AuthError::StaleRuleSet { current: 2, .. })
-        ));
+        assert!(matches!(registry.apply(&rules(2), now), Err(AuthError::StaleRuleSet { current: 2, .. })));
     }
 
     #[test]
@@ -855,15 +608,10 @@ mod tests {
             key: key("court"),
             invalid_from: at("2024-04-01T00:00:00+08:00"),
         };
-        registry
-            .apply(&registry_event(revoke), at("2024-04-02T00:00:00+08:00"))
-            .unwrap();
+        registry.apply(&registry_event(revoke), at("2024-04-02T00:00:00+08:00")).unwrap();
         let early = case_event("court", "court", "2024-03-01T00:00:00+08:00", notice());
         // Recorded before invalid_from, declared before it: still valid (replay of old history).
-        assert_eq!(
-            registry.authorize(&early, at("2024-03-31T00:00:00+08:00")),
-            Ok(())
-        );
+        assert_eq!(registry.authorize(&early, at("2024-03-31T00:00:00+08:00")), Ok(()));
         // Recorded after invalid_from: refused even though back-dated.
         assert!(matches!(
             registry.authorize(&early, at("2024-04-02T00:00:00+08:00")),
@@ -878,10 +626,7 @@ mod tests {
         // A new key restores the agency's ability to sign.
         registry
             .apply(
-                &registry_event(RegistryEvent::KeyAdded {
-                    agency: name("court"),
-                    key: key("court-2"),
-                }),
+                &registry_event(RegistryEvent::KeyAdded { agency: name("court"), key: key("court-2") }),
                 at("2024-04-03T00:00:00+08:00"),
             )
             .unwrap();
@@ -897,21 +642,12 @@ mod tests {
     #[test]
     fn mou_coverage_follows_amendments_in_valid_time() {
         let mut registry = setup();
-        let (mou, list, caac, fly, rail) = (
-            name("mou"),
-            name("defaulters"),
-            name("caac"),
-            name("fly"),
-            name("rail"),
-        );
+        let (mou, list, caac, fly, rail) = (name("mou"), name("defaulters"), name("caac"), name("fly"), name("rail"));
         let march = at("2024-03-01T00:00:00+08:00");
         assert!(registry.mou_covers(&mou, &list, &caac, &fly, march));
         assert!(!registry.mou_covers(&mou, &list, &caac, &rail, march));
         assert!(!registry.mou_covers(&mou, &list, &caac, &fly, at("2023-12-31T00:00:00+08:00")));
-        let parties = vec![MouParty {
-            agency: caac.clone(),
-            measures: vec![fly.clone(), rail.clone()],
-        }];
+        let parties = vec![MouParty { agency: caac.clone(), measures: vec![fly.clone(), rail.clone()] }];
         let amended = RegistryEvent::MouAmended {
             mou: mou.clone(),
             parties,
@@ -919,15 +655,9 @@ mod tests {
             effective_until: Some(at("2025-01-01T00:00:00+08:00")),
         };
         registry.apply(&registry_event(amended), march).unwrap();
-        assert!(
-            !registry.mou_covers(&mou, &list, &caac, &rail, march),
-            "amendment is not retroactive"
-        );
+        assert!(!registry.mou_covers(&mou, &list, &caac, &rail, march), "amendment is not retroactive");
         assert!(registry.mou_covers(&mou, &list, &caac, &rail, at("2024-07-01T00:00:00+08:00")));
-        assert!(
-            !registry.mou_covers(&mou, &list, &caac, &fly, at("2025-01-01T00:00:00+08:00")),
-            "ended"
-        );
+        assert!(!registry.mou_covers(&mou, &list, &caac, &fly, at("2025-01-01T00:00:00+08:00")), "ended");
         assert!(!registry.mou_covers(&mou, &name("other-list"), &caac, &fly, march));
     }
 }

@@ -22,10 +22,7 @@ fn generate<T: schemars::JsonSchema>(id: &str, title: &str) -> Value {
 
 /// The signed envelope: `{"event", "signature", "id"}`.
 pub fn signed_event() -> Value {
-    generate::<SignedJson>(
-        "signed-event.schema.json",
-        "docket signed event (JSON interchange form)",
-    )
+    generate::<SignedJson>("signed-event.schema.json", "docket signed event (JSON interchange form)")
 }
 
 /// An event as signed.
@@ -35,10 +32,7 @@ pub fn event() -> Value {
 
 /// An event before signing: as [`event`], but `key` may be left out for the signer to fill in.
 pub fn unsigned_event() -> Value {
-    let mut schema = generate::<Event>(
-        "unsigned-event.schema.json",
-        "docket unsigned event (input of `docket sign`)",
-    );
+    let mut schema = generate::<Event>("unsigned-event.schema.json", "docket unsigned event (input of `docket sign`)");
     if let Some(Value::Array(required)) = schema.get_mut("required") {
         required.retain(|field| field != "key");
     }
@@ -49,25 +43,13 @@ pub fn unsigned_event() -> Value {
 /// `CaseAction` named after the kind, with every definition it may refer to.
 pub fn kind(kind: EventKind) -> Value {
     let whole = event();
-    let defs = whole
-        .get("$defs")
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Map::new()));
-    let family = if kind.is_registry() {
-        "RegistryEvent"
-    } else {
-        "CaseAction"
-    };
+    let defs = whole.get("$defs").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+    let family = if kind.is_registry() { "RegistryEvent" } else { "CaseAction" };
     let variant = defs[family]["oneOf"]
         .as_array()
         .and_then(|variants| variants.iter().find(|v| v["required"][0] == kind.name()))
         .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "schemars emits one oneOf entry per variant; {} is missing",
-                kind.name()
-            )
-        });
+        .unwrap_or_else(|| panic!("schemars emits one oneOf entry per variant; {} is missing", kind.name()));
     let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": format!("{BASE}events/{}.schema.json", kind.name()),
@@ -90,10 +72,7 @@ pub fn all() -> Vec<(String, Value)> {
         ("unsigned-event.schema.json".to_owned(), unsigned_event()),
     ];
     for kind in EventKind::ALL {
-        out.push((
-            format!("events/{}.schema.json", kind.name()),
-            self::kind(kind),
-        ));
+        out.push((format!("events/{}.schema.json", kind.name()), self::kind(kind)));
     }
     out
 }

@@ -43,10 +43,7 @@ pub enum EventError {
     #[error("signature: {0}")]
     Signature(#[from] SignatureError),
     #[error("the signing key {actual} is not the key the event names ({stated})")]
-    KeyMismatch {
-        stated: PublicKey,
-        actual: PublicKey,
-    },
+    KeyMismatch { stated: PublicKey, actual: PublicKey },
     #[error("id is {stated} but the event hashes to {computed}")]
     IdMismatch { stated: EventId, computed: EventId },
 }
@@ -57,21 +54,15 @@ pub fn encode(event: &Event) -> Vec<u8> {
     // postcard's serializer fails only on types serde cannot express (maps of
     // unknown length, `collect_str` on non-human-readable formats) and none occur
     // in Event; a failure here is a bug in this crate, not bad input.
-    postcard::to_allocvec(event)
-        .unwrap_or_else(|error| unreachable!("Event always encodes: {error}"))
+    postcard::to_allocvec(event).unwrap_or_else(|error| unreachable!("Event always encodes: {error}"))
 }
 
 /// Decodes canonical bytes, refusing non-canonical input and events that break a limit or form rule.
 pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
     if bytes.len() > EVENT_SIZE_BYTES_MAX {
-        return Err(EventError::TooLarge {
-            size: bytes.len(),
-            max: EVENT_SIZE_BYTES_MAX,
-        });
+        return Err(EventError::TooLarge { size: bytes.len(), max: EVENT_SIZE_BYTES_MAX });
     }
-    let event: Event = postcard::from_bytes(bytes).map_err(|error| EventError::Decode {
-        reason: error.to_string(),
-    })?;
+    let event: Event = postcard::from_bytes(bytes).map_err(|error| EventError::Decode { reason: error.to_string() })?;
     if encode(&event) != bytes {
         return Err(EventError::NonCanonical);
     }
@@ -128,69 +119,42 @@ impl SignedEvent {
     pub fn sign(event: Event, key: &SigningKey) -> Result<Self, EventError> {
         let actual = PublicKey(key.verifying_key().to_bytes());
         if actual != event.key {
-            return Err(EventError::KeyMismatch {
-                stated: event.key,
-                actual,
-            });
+            return Err(EventError::KeyMismatch { stated: event.key, actual });
         }
         validate(&event)?;
         let bytes = encode(&event);
         if bytes.len() > EVENT_SIZE_BYTES_MAX {
-            return Err(EventError::TooLarge {
-                size: bytes.len(),
-                max: EVENT_SIZE_BYTES_MAX,
-            });
+            return Err(EventError::TooLarge { size: bytes.len(), max: EVENT_SIZE_BYTES_MAX });
         }
         let signature = Signature(key.sign(&signing_message(&bytes)).to_bytes());
         let id = event_id(&bytes);
-        Ok(Self {
-            event,
-            bytes,
-            signature,
-            id,
-        })
+        Ok(Self { event, bytes, signature, id })
     }
 
     /// From canonical bytes and a signature (not yet verified).
     pub fn from_parts(bytes: Vec<u8>, signature: Signature) -> Result<Self, EventError> {
         let event = decode(&bytes)?;
         let id = event_id(&bytes);
-        Ok(Self {
-            event,
-            bytes,
-            signature,
-            id,
-        })
+        Ok(Self { event, bytes, signature, id })
     }
 
     /// From the wire form (not yet verified).
     pub fn from_wire(wire: &[u8]) -> Result<Self, EventError> {
         if wire.len() > WIRE_SIZE_BYTES_MAX {
-            return Err(EventError::TooLarge {
-                size: wire.len(),
-                max: WIRE_SIZE_BYTES_MAX,
-            });
+            return Err(EventError::TooLarge { size: wire.len(), max: WIRE_SIZE_BYTES_MAX });
         }
         let (parts, rest): (Wire<'_>, &[u8]) =
-            postcard::take_from_bytes(wire).map_err(|error| EventError::Decode {
-                reason: error.to_string(),
-            })?;
+            postcard::take_from_bytes(wire).map_err(|error| EventError::Decode { reason: error.to_string() })?;
         if !rest.is_empty() {
-            return Err(EventError::Decode {
-                reason: format!("{} trailing bytes after the signature", rest.len()),
-            });
+            return Err(EventError::Decode { reason: format!("{} trailing bytes after the signature", rest.len()) });
         }
         Self::from_parts(parts.bytes.to_vec(), parts.signature)
     }
 
     /// The wire form.
     pub fn to_wire(&self) -> Vec<u8> {
-        let wire = Wire {
-            bytes: &self.bytes,
-            signature: self.signature,
-        };
-        postcard::to_allocvec(&wire)
-            .unwrap_or_else(|error| unreachable!("wire form always encodes: {error}"))
+        let wire = Wire { bytes: &self.bytes, signature: self.signature };
+        postcard::to_allocvec(&wire).unwrap_or_else(|error| unreachable!("wire form always encodes: {error}"))
     }
 
     /// From the JSON form: re-encodes the event canonically (not yet verified).
@@ -198,44 +162,25 @@ impl SignedEvent {
         validate(&json.event)?;
         let bytes = encode(&json.event);
         if bytes.len() > EVENT_SIZE_BYTES_MAX {
-            return Err(EventError::TooLarge {
-                size: bytes.len(),
-                max: EVENT_SIZE_BYTES_MAX,
-            });
+            return Err(EventError::TooLarge { size: bytes.len(), max: EVENT_SIZE_BYTES_MAX });
         }
         let id = event_id(&bytes);
         if let Some(stated) = json.id {
             if stated != id {
-                return Err(EventError::IdMismatch {
-                    stated,
-                    computed: id,
-                });
+                return Err(EventError::IdMismatch { stated, computed: id });
             }
         }
-        Ok(Self {
-            event: json.event,
-            bytes,
-            signature: json.signature,
-            id,
-        })
+        Ok(Self { event: json.event, bytes, signature: json.signature, id })
     }
 
     /// The JSON form, with the id.
     pub fn to_json(&self) -> SignedJson {
-        SignedJson {
-            event: self.event.clone(),
-            signature: self.signature,
-            id: Some(self.id),
-        }
+        SignedJson { event: self.event.clone(), signature: self.signature, id: Some(self.id) }
     }
 
     /// Verifies the signature under the acceptance rule (see [`crate::crypto`]).
     pub fn verify(&self) -> Result<(), SignatureError> {
-        crypto::verify(
-            &self.event.key,
-            &signing_message(&self.bytes),
-            &self.signature,
-        )
+        crypto::verify(&self.event.key, &signing_message(&self.bytes), &self.signature)
     }
 
     pub fn event(&self) -> &Event {

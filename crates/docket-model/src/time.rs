@@ -53,8 +53,7 @@ impl Timestamp {
 
     /// Parses RFC 3339 with any offset; the instant is what is kept.
     pub fn parse(text: &str) -> Result<Self, TimeError> {
-        let time = DateTime::parse_from_rfc3339(text)
-            .map_err(|_| TimeError::TimestampSyntax(text.to_owned()))?;
+        let time = DateTime::parse_from_rfc3339(text).map_err(|_| TimeError::TimestampSyntax(text.to_owned()))?;
         Self::from_micros(time.timestamp_micros())
     }
 
@@ -76,11 +75,7 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            &self
-                .to_china()
-                .to_rfc3339_opts(SecondsFormat::AutoSi, false),
-        )
+        f.write_str(&self.to_china().to_rfc3339_opts(SecondsFormat::AutoSi, false))
     }
 }
 
@@ -134,8 +129,7 @@ impl Date {
 
     /// Parses `YYYY-MM-DD`.
     pub fn parse(text: &str) -> Result<Self, TimeError> {
-        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| TimeError::DateSyntax(text.to_owned()))?;
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| TimeError::DateSyntax(text.to_owned()))?;
         Self::new(date)
     }
 
@@ -204,18 +198,9 @@ mod tests {
 
     #[test]
     fn out_of_range_years_are_refused() {
-        assert!(matches!(
-            Timestamp::parse("1899-12-31T23:00:00Z"),
-            Err(TimeError::YearRange(1899))
-        ));
-        assert!(matches!(
-            Date::parse("2200-01-01"),
-            Err(TimeError::YearRange(2200))
-        ));
+        assert!(matches!(Timestamp::parse("1899-12-31T23:00:00Z"), Err(TimeError::YearRange(1899))));
+        assert!(matches!(Date::parse("2200-01-01"), Err(TimeError::YearRange(2200))));
         assert!(Timestamp::from_micros(i64::MAX).is_err());
-        assert!(matches!(
-            Date::parse("2024-02-30"),
-            Err(TimeError::DateSyntax(_))
-        ));
+        assert!(matches!(Date::parse("2024-02-30"), Err(TimeError::DateSyntax(_))));
     }
 }

@@ -7,9 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::event::{
-    Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Signer, FORMAT_VERSION,
-};
+use crate::event::{Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Signer, FORMAT_VERSION};
 use crate::limits::*;
 use crate::time::Timestamp;
 
@@ -23,21 +21,12 @@ pub struct FormError {
 }
 
 fn fault(field: impl Into<String>, reason: impl Into<String>) -> FormError {
-    FormError {
-        field: field.into(),
-        reason: reason.into(),
-    }
+    FormError { field: field.into(), reason: reason.into() }
 }
 
 fn text(field: &str, value: &str) -> Result<(), FormError> {
     if value.len() > TEXT_BYTES_MAX {
-        return Err(fault(
-            field,
-            format!(
-                "{} bytes, more than text_bytes_max = {TEXT_BYTES_MAX}",
-                value.len()
-            ),
-        ));
+        return Err(fault(field, format!("{} bytes, more than text_bytes_max = {TEXT_BYTES_MAX}", value.len())));
     }
     if value.contains('\0') {
         return Err(fault(field, "contains a NUL character"));
@@ -47,10 +36,7 @@ fn text(field: &str, value: &str) -> Result<(), FormError> {
 
 fn count(field: &str, len: usize, min: usize, max: usize, limit: &str) -> Result<(), FormError> {
     if len < min || len > max {
-        return Err(fault(
-            field,
-            format!("{len} items; allowed {min}..={max} ({limit})"),
-        ));
+        return Err(fault(field, format!("{len} items; allowed {min}..={max} ({limit})")));
     }
     Ok(())
 }
@@ -66,13 +52,7 @@ fn unique<T: Ord>(field: &str, items: impl IntoIterator<Item = T>) -> Result<(),
 }
 
 fn legal_refs(field: &str, refs: &[LegalRef]) -> Result<(), FormError> {
-    count(
-        field,
-        refs.len(),
-        0,
-        LEGAL_REFS_PER_EVENT_MAX,
-        "legal_refs_per_event_max",
-    )?;
+    count(field, refs.len(), 0, LEGAL_REFS_PER_EVENT_MAX, "legal_refs_per_event_max")?;
     for (index, legal) in refs.iter().enumerate() {
         legal_ref(&format!("{field}[{index}]"), legal)?;
     }
@@ -90,9 +70,7 @@ fn key(field: &str, key: &crate::PublicKey) -> Result<(), FormError> {
 
 fn interval(field: &str, from: Timestamp, until: Option<Timestamp>) -> Result<(), FormError> {
     match until {
-        Some(until) if until <= from => {
-            Err(fault(field, "effective_until is not after effective_from"))
-        }
+        Some(until) if until <= from => Err(fault(field, "effective_until is not after effective_from")),
         _ => Ok(()),
     }
 }
@@ -102,13 +80,7 @@ fn parties(field: &str, parties: &[MouParty]) -> Result<(), FormError> {
     unique(field, parties.iter().map(|party| &party.agency))?;
     for (index, party) in parties.iter().enumerate() {
         let at = format!("{field}[{index}].measures");
-        count(
-            &at,
-            party.measures.len(),
-            1,
-            MEASURES_PER_PARTY_MAX,
-            "measures_per_party_max",
-        )?;
+        count(&at, party.measures.len(), 1, MEASURES_PER_PARTY_MAX, "measures_per_party_max")?;
         unique(&at, &party.measures)?;
     }
     Ok(())
@@ -116,10 +88,7 @@ fn parties(field: &str, parties: &[MouParty]) -> Result<(), FormError> {
 
 fn term(field: &str, months: u16) -> Result<(), FormError> {
     if months == 0 || months > TERM_MONTHS_MAX {
-        return Err(fault(
-            field,
-            format!("{months} months; allowed 1..={TERM_MONTHS_MAX} (term_months_max)"),
-        ));
+        return Err(fault(field, format!("{months} months; allowed 1..={TERM_MONTHS_MAX} (term_months_max)")));
     }
     Ok(())
 }
@@ -129,10 +98,7 @@ pub fn validate(event: &Event) -> Result<(), FormError> {
     if event.format != FORMAT_VERSION {
         return Err(fault(
             "format",
-            format!(
-                "{} is not a known format; this build reads {FORMAT_VERSION}",
-                event.format
-            ),
+            format!("{} is not a known format; this build reads {FORMAT_VERSION}", event.format),
         ));
     }
     // The envelope key is checked by signature verification (it is decoded
@@ -140,40 +106,24 @@ pub fn validate(event: &Event) -> Result<(), FormError> {
     match (&event.signer, &event.body) {
         (Signer::Registry, Body::Registry(body)) => registry(body),
         (Signer::Agency(_), Body::Case(body)) => case(body),
-        (Signer::Registry, Body::Case(_)) => Err(fault(
-            "signer",
-            "case events are signed by an agency, not the registry",
-        )),
-        (Signer::Agency(_), Body::Registry(_)) => Err(fault(
-            "signer",
-            "registry events are signed by the registry root",
-        )),
+        (Signer::Registry, Body::Case(_)) => {
+            Err(fault("signer", "case events are signed by an agency, not the registry"))
+        }
+        (Signer::Agency(_), Body::Registry(_)) => {
+            Err(fault("signer", "registry events are signed by the registry root"))
+        }
     }
 }
 
 fn registry(body: &RegistryEvent) -> Result<(), FormError> {
     const AT: &str = "body.registry";
     match body {
-        RegistryEvent::AgencyRegistered {
-            name, roles, keys, ..
-        } => {
+        RegistryEvent::AgencyRegistered { name, roles, keys, .. } => {
             let at = format!("{AT}.agency_registered");
             text(&format!("{at}.name"), name)?;
-            count(
-                &format!("{at}.roles"),
-                roles.len(),
-                1,
-                ROLES_PER_AGENCY_MAX,
-                "roles_per_agency_max",
-            )?;
+            count(&format!("{at}.roles"), roles.len(), 1, ROLES_PER_AGENCY_MAX, "roles_per_agency_max")?;
             unique(&format!("{at}.roles"), roles)?;
-            count(
-                &format!("{at}.keys"),
-                keys.len(),
-                1,
-                KEYS_PER_EVENT_MAX,
-                "keys_per_event_max",
-            )?;
+            count(&format!("{at}.keys"), keys.len(), 1, KEYS_PER_EVENT_MAX, "keys_per_event_max")?;
             unique(&format!("{at}.keys"), keys)?;
             for (index, public) in keys.iter().enumerate() {
                 key(&format!("{at}.keys[{index}]"), public)?;
@@ -182,84 +132,43 @@ fn registry(body: &RegistryEvent) -> Result<(), FormError> {
         }
         RegistryEvent::KeyAdded { key: public, .. } => key(&format!("{AT}.key_added.key"), public),
         RegistryEvent::KeyRevoked { .. } => Ok(()),
-        RegistryEvent::ListDefined {
-            name, legal_basis, ..
-        } => {
+        RegistryEvent::ListDefined { name, legal_basis, .. } => {
             text(&format!("{AT}.list_defined.name"), name)?;
             legal_refs(&format!("{AT}.list_defined.legal_basis"), legal_basis)
         }
-        RegistryEvent::MeasureCatalogued {
-            description,
-            authority,
-            ..
-        } => {
+        RegistryEvent::MeasureCatalogued { description, authority, .. } => {
             text(&format!("{AT}.measure_catalogued.description"), description)?;
             legal_ref(&format!("{AT}.measure_catalogued.authority"), authority)
         }
-        RegistryEvent::MouSigned {
-            parties: list,
-            effective_from,
-            effective_until,
-            ..
-        } => {
+        RegistryEvent::MouSigned { parties: list, effective_from, effective_until, .. } => {
             parties(&format!("{AT}.mou_signed.parties"), list)?;
-            interval(
-                &format!("{AT}.mou_signed.effective_until"),
-                *effective_from,
-                *effective_until,
-            )
+            interval(&format!("{AT}.mou_signed.effective_until"), *effective_from, *effective_until)
         }
-        RegistryEvent::MouAmended {
-            parties: list,
-            effective_from,
-            effective_until,
-            ..
-        } => {
+        RegistryEvent::MouAmended { parties: list, effective_from, effective_until, .. } => {
             parties(&format!("{AT}.mou_amended.parties"), list)?;
-            interval(
-                &format!("{AT}.mou_amended.effective_until"),
-                *effective_from,
-                *effective_until,
-            )
+            interval(&format!("{AT}.mou_amended.effective_until"), *effective_from, *effective_until)
         }
-        RegistryEvent::RuleSetPublished { source, .. } => {
-            text(&format!("{AT}.rule_set_published.source"), source)
-        }
+        RegistryEvent::RuleSetPublished { source, .. } => text(&format!("{AT}.rule_set_published.source"), source),
     }
 }
 
 fn case(body: &CaseEvent) -> Result<(), FormError> {
     const AT: &str = "body.case.action";
-    body.subject
-        .validate()
-        .map_err(|error| fault("body.case.subject", error.to_string()))?;
+    body.subject.validate().map_err(|error| fault("body.case.subject", error.to_string()))?;
     match &body.action {
         CaseAction::Notice { matter, rights, .. } => {
             text(&format!("{AT}.notice.matter"), matter)?;
             text(&format!("{AT}.notice.rights"), rights)
         }
-        CaseAction::Objection {
-            grounds, evidence, ..
-        } => {
+        CaseAction::Objection { grounds, evidence, .. } => {
             text(&format!("{AT}.objection.grounds"), grounds)?;
             let at = format!("{AT}.objection.evidence");
-            count(
-                &at,
-                evidence.len(),
-                0,
-                EVIDENCE_PER_OBJECTION_MAX,
-                "evidence_per_objection_max",
-            )?;
+            count(&at, evidence.len(), 0, EVIDENCE_PER_OBJECTION_MAX, "evidence_per_objection_max")?;
             unique(&at, evidence)
         }
-        CaseAction::ObjectionDecision {
-            outcome, reasons, ..
-        } => {
+        CaseAction::ObjectionDecision { outcome, reasons, .. } => {
             if let crate::event::ObjectionOutcome::Corrected { correction } = outcome {
-                text(
-                    &format!("{AT}.objection_decision.outcome.corrected.correction"),
-                    correction,
-                )?;
+                text(&format!("{AT}.objection_decision.outcome.corrected.correction"), correction)?;
             }
             text(&format!("{AT}.objection_decision.reasons"), reasons)
         }
@@ -285,11 +194,7 @@ fn case(body: &CaseEvent) -> Result<(), FormError> {
             text(&format!("{at}.remedies"), remedies)?;
             term_months.map_or(Ok(()), |months| term(&format!("{at}.term_months"), months))
         }
-        CaseAction::TermExtended {
-            months,
-            reasons,
-            basis,
-        } => {
+        CaseAction::TermExtended { months, reasons, basis } => {
             let at = format!("{AT}.term_extended");
             term(&format!("{at}.months"), *months)?;
             if let Some(basis) = basis {
@@ -298,12 +203,8 @@ fn case(body: &CaseEvent) -> Result<(), FormError> {
             }
             text(&format!("{at}.reasons"), reasons)
         }
-        CaseAction::Revocation { statement, .. } => {
-            text(&format!("{AT}.revocation.statement"), statement)
-        }
-        CaseAction::Restoration { statement, .. } => {
-            text(&format!("{AT}.restoration.statement"), statement)
-        }
+        CaseAction::Revocation { statement, .. } => text(&format!("{AT}.revocation.statement"), statement),
+        CaseAction::Restoration { statement, .. } => text(&format!("{AT}.restoration.statement"), statement),
         CaseAction::MeasureApplied { .. } | CaseAction::MeasureLifted { .. } => Ok(()),
     }
 }

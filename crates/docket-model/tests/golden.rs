@@ -32,8 +32,7 @@ fn golden_vectors_match() {
 
 #[test]
 fn golden_vectors_decode_and_verify_from_their_bytes_alone() {
-    let text = std::fs::read_to_string(common::root().join("tests/golden/events.json"))
-        .expect("golden file");
+    let text = std::fs::read_to_string(common::root().join("tests/golden/events.json")).expect("golden file");
     let vectors: Vec<Value> = serde_json::from_str(&text).expect("golden json");
     assert!(vectors.len() >= 17);
     for vector in vectors {
@@ -43,11 +42,7 @@ fn golden_vectors_decode_and_verify_from_their_bytes_alone() {
         let from_wire = SignedEvent::from_wire(&wire).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(from_wire.bytes(), bytes.as_slice(), "{name}");
         assert_eq!(from_wire.verify(), Ok(()), "{name}");
-        assert_eq!(
-            serde_json::to_value(from_wire.id()).expect("id"),
-            vector["id"],
-            "{name}"
-        );
+        assert_eq!(serde_json::to_value(from_wire.id()).expect("id"), vector["id"], "{name}");
         // The JSON form re-encodes to exactly the signed bytes.
         let json: SignedJson = serde_json::from_value(json!({
             "event": vector["event"], "signature": vector["signature"], "id": vector["id"]
@@ -55,11 +50,7 @@ fn golden_vectors_decode_and_verify_from_their_bytes_alone() {
         .expect("signed json");
         let from_json = SignedEvent::from_json(json).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(from_json, from_wire, "{name}");
-        assert_eq!(
-            &decode(&bytes).expect("decode"),
-            from_json.event(),
-            "{name}"
-        );
+        assert_eq!(&decode(&bytes).expect("decode"), from_json.event(), "{name}");
     }
 }
 
@@ -75,10 +66,7 @@ fn same_event_signed_twice_has_the_same_id_and_signature() {
 
 #[test]
 fn one_changed_byte_fails_decoding_or_the_signature() {
-    let (_, unsigned) = common::examples()
-        .into_iter()
-        .find(|(n, _)| n == "designation_decision")
-        .expect("example");
+    let (_, unsigned) = common::examples().into_iter().find(|(n, _)| n == "designation_decision").expect("example");
     let signed = common::sign_example(unsigned);
     let bytes = signed.bytes();
     for index in 0..bytes.len() {
@@ -86,10 +74,7 @@ fn one_changed_byte_fails_decoding_or_the_signature() {
             let mut changed = bytes.to_vec();
             changed[index] ^= flip;
             if let Ok(tampered) = SignedEvent::from_parts(changed, *signed.signature()) {
-                assert!(
-                    tampered.verify().is_err(),
-                    "byte {index} flipped by {flip:#x} still verifies"
-                );
+                assert!(tampered.verify().is_err(), "byte {index} flipped by {flip:#x} still verifies");
                 assert_ne!(tampered.id(), signed.id());
             }
         }

@@ -7,8 +7,8 @@ mod common;
 use docket_model::event::*;
 use docket_model::ids::{classify, Classified};
 use docket_model::{
-    decode, encode, golden, Date, Digest, EventId, Hash32, Name, PublicKey, ResidentId,
-    SignedEvent, SubjectId, Timestamp, Uscc,
+    decode, encode, golden, Date, Digest, EventId, Hash32, Name, PublicKey, ResidentId, SignedEvent, SubjectId,
+    Timestamp, Uscc,
 };
 use proptest::prelude::*;
 
@@ -16,36 +16,24 @@ const USCC_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 fn uscc() -> impl Strategy<Value = String> {
     proptest::collection::vec(0..31usize, 17).prop_map(|values| {
-        let first: String = values
-            .iter()
-            .map(|&v| USCC_ALPHABET.as_bytes()[v] as char)
-            .collect();
+        let first: String = values.iter().map(|&v| USCC_ALPHABET.as_bytes()[v] as char).collect();
         let check = Uscc::check_character(first.as_bytes());
         format!("{first}{check}")
     })
 }
 
 fn resident() -> impl Strategy<Value = String> {
-    (
-        100000..999999u32,
-        1900..2100i32,
-        1..=12u32,
-        1..=28u32,
-        0..1000u32,
-    )
-        .prop_map(|(area, y, m, d, seq)| {
-            let first = format!("{area:06}{y:04}{m:02}{d:02}{seq:03}");
-            let check = ResidentId::check_character(first.as_bytes());
-            format!("{first}{check}")
-        })
+    (100000..999999u32, 1900..2100i32, 1..=12u32, 1..=28u32, 0..1000u32).prop_map(|(area, y, m, d, seq)| {
+        let first = format!("{area:06}{y:04}{m:02}{d:02}{seq:03}");
+        let check = ResidentId::check_character(first.as_bytes());
+        format!("{first}{check}")
+    })
 }
 
 /// Every string that differs from `code` in exactly one character, drawn from
 /// a pool that covers both alphabets and some characters outside them.
 fn mutations(code: &str) -> Vec<String> {
-    let pool: Vec<char> = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZa-中 "
-        .chars()
-        .collect();
+    let pool: Vec<char> = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZa-中 ".chars().collect();
     let chars: Vec<char> = code.chars().collect();
     let mut out = Vec::new();
     for index in 0..chars.len() {
@@ -96,10 +84,7 @@ proptest! {
 fn mutation_errors_name_the_position() {
     let code = "91110105MA01ABCD13";
     let err = Uscc::parse("91110105MA01ABCD14").expect_err("bad check");
-    assert_eq!(
-        err.to_string(),
-        "unified social credit code: check character (position 18) is '4', expected '3'"
-    );
+    assert_eq!(err.to_string(), "unified social credit code: check character (position 18) is '4', expected '3'");
     let err = Uscc::parse("9111O105MA01ABCD13").expect_err("letter O");
     assert!(err.to_string().contains("character 5 ('O')"), "{err}");
     assert!(Uscc::parse(code).is_ok());
@@ -121,17 +106,13 @@ fn text() -> impl Strategy<Value = String> {
 
 fn timestamp() -> impl Strategy<Value = Timestamp> {
     // 1990..2100, microsecond precision.
-    (631_152_000_000_000i64..4_102_444_800_000_000)
-        .prop_map(|m| Timestamp::from_micros(m).expect("in range"))
+    (631_152_000_000_000i64..4_102_444_800_000_000).prop_map(|m| Timestamp::from_micros(m).expect("in range"))
 }
 
 fn date() -> impl Strategy<Value = Date> {
     (0i64..40_000).prop_map(|days| {
-        Date::new(
-            chrono::NaiveDate::from_ymd_opt(1990, 1, 1).expect("date")
-                + chrono::Days::new(days as u64),
-        )
-        .expect("in range")
+        Date::new(chrono::NaiveDate::from_ymd_opt(1990, 1, 1).expect("date") + chrono::Days::new(days as u64))
+            .expect("in range")
     })
 }
 
@@ -146,32 +127,20 @@ fn digest() -> impl Strategy<Value = Digest> {
 }
 
 fn public_key() -> impl Strategy<Value = PublicKey> {
-    any::<[u8; 32]>().prop_map(|seed| {
-        PublicKey(
-            ed25519_dalek::SigningKey::from_bytes(&seed)
-                .verifying_key()
-                .to_bytes(),
-        )
-    })
+    any::<[u8; 32]>()
+        .prop_map(|seed| PublicKey(ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes()))
 }
 
 fn legal() -> impl Strategy<Value = LegalRef> {
-    (text(), text()).prop_map(|(instrument, article)| LegalRef {
-        instrument,
-        article,
-    })
+    (text(), text()).prop_map(|(instrument, article)| LegalRef { instrument, article })
 }
 
 fn parties() -> impl Strategy<Value = Vec<MouParty>> {
-    proptest::collection::btree_map(name(), proptest::collection::btree_set(name(), 1..4), 1..4)
-        .prop_map(|map| {
-            map.into_iter()
-                .map(|(agency, measures)| MouParty {
-                    agency,
-                    measures: measures.into_iter().collect(),
-                })
-                .collect()
-        })
+    proptest::collection::btree_map(name(), proptest::collection::btree_set(name(), 1..4), 1..4).prop_map(|map| {
+        map.into_iter()
+            .map(|(agency, measures)| MouParty { agency, measures: measures.into_iter().collect() })
+            .collect()
+    })
 }
 
 fn subject() -> impl Strategy<Value = SubjectId> {
@@ -192,12 +161,7 @@ fn basis() -> impl Strategy<Value = BasisDocument> {
 }
 
 fn registry_event() -> impl Strategy<Value = RegistryEvent> {
-    let role = prop_oneof![
-        Just(Role::Designating),
-        Just(Role::Responsible),
-        Just(Role::Intake),
-        Just(Role::Oversight)
-    ];
+    let role = prop_oneof![Just(Role::Designating), Just(Role::Responsible), Just(Role::Intake), Just(Role::Oversight)];
     prop_oneof![
         (
             name(),
@@ -205,47 +169,25 @@ fn registry_event() -> impl Strategy<Value = RegistryEvent> {
             proptest::collection::btree_set(role, 1..4),
             proptest::collection::btree_set(public_key(), 1..3)
         )
-            .prop_map(
-                |(agency, name, roles, keys)| RegistryEvent::AgencyRegistered {
-                    agency,
-                    name,
-                    roles: roles.into_iter().collect(),
-                    keys: keys.into_iter().collect()
-                }
-            ),
-        (name(), public_key()).prop_map(|(agency, key)| RegistryEvent::KeyAdded { agency, key }),
-        (name(), public_key(), timestamp()).prop_map(|(agency, key, invalid_from)| {
-            RegistryEvent::KeyRevoked {
+            .prop_map(|(agency, name, roles, keys)| RegistryEvent::AgencyRegistered {
                 agency,
-                key,
-                invalid_from,
-            }
-        }),
-        (
-            name(),
-            text(),
-            name(),
-            name(),
-            proptest::collection::vec(legal(), 0..3)
-        )
-            .prop_map(|(list, name, designating_agency, rule_set, legal_basis)| {
-                RegistryEvent::ListDefined {
-                    list,
-                    name,
-                    designating_agency,
-                    rule_set,
-                    legal_basis,
-                }
+                name,
+                roles: roles.into_iter().collect(),
+                keys: keys.into_iter().collect()
             }),
-        (name(), text(), legal()).prop_map(|(code, description, authority)| {
-            RegistryEvent::MeasureCatalogued {
-                code,
-                description,
-                authority,
+        (name(), public_key()).prop_map(|(agency, key)| RegistryEvent::KeyAdded { agency, key }),
+        (name(), public_key(), timestamp())
+            .prop_map(|(agency, key, invalid_from)| { RegistryEvent::KeyRevoked { agency, key, invalid_from } }),
+        (name(), text(), name(), name(), proptest::collection::vec(legal(), 0..3)).prop_map(
+            |(list, name, designating_agency, rule_set, legal_basis)| {
+                RegistryEvent::ListDefined { list, name, designating_agency, rule_set, legal_basis }
             }
+        ),
+        (name(), text(), legal()).prop_map(|(code, description, authority)| {
+            RegistryEvent::MeasureCatalogued { code, description, authority }
         }),
-        (name(), name(), parties(), timestamp(), 1..1_000_000_000i64).prop_map(
-            |(mou, list, parties, from, length)| RegistryEvent::MouSigned {
+        (name(), name(), parties(), timestamp(), 1..1_000_000_000i64).prop_map(|(mou, list, parties, from, length)| {
+            RegistryEvent::MouSigned {
                 mou,
                 list,
                 parties,
@@ -253,22 +195,12 @@ fn registry_event() -> impl Strategy<Value = RegistryEvent> {
                 effective_until: (length % 2 == 0)
                     .then(|| Timestamp::from_micros(from.micros() + length).expect("in range")),
             }
-        ),
+        }),
         (name(), parties(), timestamp()).prop_map(|(mou, parties, effective_from)| {
-            RegistryEvent::MouAmended {
-                mou,
-                parties,
-                effective_from,
-                effective_until: None,
-            }
+            RegistryEvent::MouAmended { mou, parties, effective_from, effective_until: None }
         }),
         (name(), any::<u32>(), digest(), text()).prop_map(|(rule_set, version, digest, source)| {
-            RegistryEvent::RuleSetPublished {
-                rule_set,
-                version,
-                digest,
-                source,
-            }
+            RegistryEvent::RuleSetPublished { rule_set, version, digest, source }
         }),
     ]
 }
@@ -280,11 +212,7 @@ fn case_action() -> impl Strategy<Value = CaseAction> {
         Just(ServiceMethod::Electronic),
         Just(ServiceMethod::Publication)
     ];
-    let severity = prop_oneof![
-        Just(Severity::Minor),
-        Just(Severity::General),
-        Just(Severity::Serious)
-    ];
+    let severity = prop_oneof![Just(Severity::Minor), Just(Severity::General), Just(Severity::Serious)];
     let outcome = prop_oneof![
         Just(ObjectionOutcome::Upheld),
         Just(ObjectionOutcome::Rejected),
@@ -292,29 +220,17 @@ fn case_action() -> impl Strategy<Value = CaseAction> {
     ];
     prop_oneof![
         (timestamp(), method, text(), text()).prop_map(|(served_at, method, matter, rights)| {
-            CaseAction::Notice {
-                served_at,
-                method,
-                matter,
-                rights,
-            }
+            CaseAction::Notice { served_at, method, matter, rights }
         }),
-        (
-            timestamp(),
-            text(),
-            proptest::collection::btree_set(digest(), 0..4)
-        )
-            .prop_map(|(received_at, grounds, evidence)| CaseAction::Objection {
+        (timestamp(), text(), proptest::collection::btree_set(digest(), 0..4)).prop_map(
+            |(received_at, grounds, evidence)| CaseAction::Objection {
                 received_at,
                 grounds,
                 evidence: evidence.into_iter().collect()
-            }),
-        (any::<[u8; 32]>(), outcome, text()).prop_map(|(id, outcome, reasons)| {
-            CaseAction::ObjectionDecision {
-                objection: EventId(id),
-                outcome,
-                reasons,
             }
+        ),
+        (any::<[u8; 32]>(), outcome, text()).prop_map(|(id, outcome, reasons)| {
+            CaseAction::ObjectionDecision { objection: EventId(id), outcome, reasons }
         }),
         (
             proptest::option::of(basis()),
@@ -347,13 +263,8 @@ fn case_action() -> impl Strategy<Value = CaseAction> {
                     term_months,
                 }
             ),
-        (1..=120u16, text(), proptest::option::of(basis())).prop_map(|(months, reasons, basis)| {
-            CaseAction::TermExtended {
-                months,
-                reasons,
-                basis,
-            }
-        }),
+        (1..=120u16, text(), proptest::option::of(basis()))
+            .prop_map(|(months, reasons, basis)| { CaseAction::TermExtended { months, reasons, basis } }),
         (
             prop_oneof![
                 Just(RevocationReason::ObjectionUpheld),
@@ -373,14 +284,7 @@ fn case_action() -> impl Strategy<Value = CaseAction> {
         )
             .prop_map(|(reason, statement)| CaseAction::Restoration { reason, statement }),
         (name(), name()).prop_map(|(measure, mou)| CaseAction::MeasureApplied { measure, mou }),
-        (
-            name(),
-            prop_oneof![
-                Just(LiftReason::CaseClosed),
-                Just(LiftReason::MouEnded),
-                Just(LiftReason::Error)
-            ]
-        )
+        (name(), prop_oneof![Just(LiftReason::CaseClosed), Just(LiftReason::MouEnded), Just(LiftReason::Error)])
             .prop_map(|(measure, reason)| CaseAction::MeasureLifted { measure, reason }),
     ]
 }
@@ -396,34 +300,18 @@ fn event() -> impl Strategy<Value = Event> {
             body: Body::Registry(body),
         }
     });
-    let case = (
-        name(),
-        timestamp(),
-        name(),
-        subject(),
-        name(),
-        proptest::option::of(0..1000u64),
-        case_action(),
-    )
-        .prop_map(
-            |(agency, effective_at, list, subject, number, expected_version, action)| {
-                let signer = Signer::Agency(agency);
-                let key = golden::key_for(&signer);
-                Event {
-                    format: FORMAT_VERSION,
-                    signer,
-                    key: PublicKey(key.verifying_key().to_bytes()),
-                    effective_at,
-                    body: Body::Case(CaseEvent {
-                        list,
-                        subject,
-                        number,
-                        expected_version,
-                        action,
-                    }),
-                }
-            },
-        );
+    let case = (name(), timestamp(), name(), subject(), name(), proptest::option::of(0..1000u64), case_action())
+        .prop_map(|(agency, effective_at, list, subject, number, expected_version, action)| {
+            let signer = Signer::Agency(agency);
+            let key = golden::key_for(&signer);
+            Event {
+                format: FORMAT_VERSION,
+                signer,
+                key: PublicKey(key.verifying_key().to_bytes()),
+                effective_at,
+                body: Body::Case(CaseEvent { list, subject, number, expected_version, action }),
+            }
+        });
     prop_oneof![registry, case]
 }
 

@@ -42,8 +42,7 @@ fn vectors() -> Vec<Vector> {
         .map(|case| Vector {
             message: hex::decode(case["message"].as_str().expect("message")).expect("hex"),
             key: PublicKey::from_hex(case["pub_key"].as_str().expect("pub_key")).expect("key"),
-            signature: Signature::from_hex(case["signature"].as_str().expect("signature"))
-                .expect("sig"),
+            signature: Signature::from_hex(case["signature"].as_str().expect("signature")).expect("sig"),
         })
         .collect()
 }
@@ -68,12 +67,8 @@ fn expected() -> [Result<(), SignatureError>; 10] {
 fn the_shared_vectors_are_the_copied_ones() {
     let shared = common::root().join("../shared/vectors/ed25519-speccheck.json");
     if let Ok(original) = std::fs::read(&shared) {
-        let copy = std::fs::read(common::root().join("tests/vectors/ed25519-speccheck.json"))
-            .expect("copy");
-        assert_eq!(
-            original, copy,
-            "tests/vectors/ed25519-speccheck.json is out of date with ../shared"
-        );
+        let copy = std::fs::read(common::root().join("tests/vectors/ed25519-speccheck.json")).expect("copy");
+        assert_eq!(original, copy, "tests/vectors/ed25519-speccheck.json is out of date with ../shared");
     }
 }
 
@@ -82,11 +77,7 @@ fn single_verification_follows_the_table() {
     let vectors = vectors();
     assert_eq!(vectors.len(), 10);
     for (index, (vector, expected)) in vectors.iter().zip(expected()).enumerate() {
-        assert_eq!(
-            verify(&vector.key, &vector.message, &vector.signature),
-            expected,
-            "speccheck case {index}"
-        );
+        assert_eq!(verify(&vector.key, &vector.message, &vector.signature), expected, "speccheck case {index}");
     }
 }
 
@@ -95,18 +86,9 @@ fn docket_differs_from_dalek_strict_only_on_the_cofactored_cases() {
     for (index, vector) in vectors().iter().enumerate() {
         let ours = verify(&vector.key, &vector.message, &vector.signature).is_ok();
         let dalek = ed25519_dalek::VerifyingKey::from_bytes(&vector.key.0)
-            .map(|key| {
-                key.verify_strict(
-                    &vector.message,
-                    &ed25519_dalek::Signature::from_bytes(&vector.signature.0),
-                )
-            })
+            .map(|key| key.verify_strict(&vector.message, &ed25519_dalek::Signature::from_bytes(&vector.signature.0)))
             .is_ok_and(|result| result.is_ok());
-        assert_eq!(
-            ours != dalek,
-            index == 4 || index == 5,
-            "case {index}: docket {ours}, dalek strict {dalek}"
-        );
+        assert_eq!(ours != dalek, index == 4 || index == 5, "case {index}: docket {ours}, dalek strict {dalek}");
     }
 }
 
@@ -116,36 +98,25 @@ fn batch_verification_matches_single_for_every_case() {
     let signing = docket_model::golden::signing_key("batch-filler");
     let filler_key = PublicKey(signing.verifying_key().to_bytes());
     let filler_messages: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 33]).collect();
-    let filler_signatures: Vec<Signature> = filler_messages
-        .iter()
-        .map(|m| Signature(ed25519_dalek::Signer::sign(&signing, m).to_bytes()))
-        .collect();
+    let filler_signatures: Vec<Signature> =
+        filler_messages.iter().map(|m| Signature(ed25519_dalek::Signer::sign(&signing, m).to_bytes())).collect();
     for (index, (vector, expected)) in vectors.iter().zip(expected()).enumerate() {
         assert_eq!(
             verify_batch(&[(&vector.key, &vector.message, &vector.signature)]),
             vec![expected],
             "alone: case {index}"
         );
-        let mut items: Vec<BatchItem<'_>> = filler_messages
-            .iter()
-            .zip(&filler_signatures)
-            .map(|(m, s)| (&filler_key, m.as_slice(), s))
-            .collect();
+        let mut items: Vec<BatchItem<'_>> =
+            filler_messages.iter().zip(&filler_signatures).map(|(m, s)| (&filler_key, m.as_slice(), s)).collect();
         items.insert(2, (&vector.key, &vector.message, &vector.signature));
         let results = verify_batch(&items);
         for (position, result) in results.iter().enumerate() {
             let want = if position == 2 { expected } else { Ok(()) };
-            assert_eq!(
-                *result, want,
-                "case {index} at position 2 of a batch; item {position}"
-            );
+            assert_eq!(*result, want, "case {index} at position 2 of a batch; item {position}");
         }
     }
     // All ten together: each keeps its own answer.
-    let items: Vec<BatchItem<'_>> = vectors
-        .iter()
-        .map(|v| (&v.key, v.message.as_slice(), &v.signature))
-        .collect();
+    let items: Vec<BatchItem<'_>> = vectors.iter().map(|v| (&v.key, v.message.as_slice(), &v.signature)).collect();
     assert_eq!(verify_batch(&items), expected().to_vec());
 }
 
@@ -156,15 +127,13 @@ fn a_signature_without_the_domain_prefix_is_rejected() {
     let key = docket_model::golden::key_for(&signed.event().signer);
     // Signed over the bare canonical bytes, as a careless client might.
     let bare = Signature(ed25519_dalek::Signer::sign(&key, signed.bytes()).to_bytes());
-    let wrong =
-        docket_model::SignedEvent::from_parts(signed.bytes().to_vec(), bare).expect("decodes");
+    let wrong = docket_model::SignedEvent::from_parts(signed.bytes().to_vec(), bare).expect("decodes");
     assert_eq!(wrong.verify(), Err(SignatureError::Equation));
     // Signed under another domain.
     let mut other = b"docket/v1/checkpoint\0".to_vec();
     other.extend_from_slice(signed.bytes());
     let cross = Signature(ed25519_dalek::Signer::sign(&key, &other).to_bytes());
-    let wrong =
-        docket_model::SignedEvent::from_parts(signed.bytes().to_vec(), cross).expect("decodes");
+    let wrong = docket_model::SignedEvent::from_parts(signed.bytes().to_vec(), cross).expect("decodes");
     assert_eq!(wrong.verify(), Err(SignatureError::Equation));
 }
 
@@ -175,8 +144,8 @@ fn non_canonical_s_of_a_valid_signature_is_rejected() {
     assert_eq!(signed.verify(), Ok(()));
     // S + L encodes the same scalar mod L; only a non-canonical-S check refuses it.
     const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
     let mut signature = *signed.signature();
     let mut carry = 0u16;
@@ -186,7 +155,6 @@ fn non_canonical_s_of_a_valid_signature_is_rejected() {
         carry = sum >> 8;
     }
     assert_eq!(carry, 0, "S + L fits in 256 bits since S < L < 2^253");
-    let malleated =
-        docket_model::SignedEvent::from_parts(signed.bytes().to_vec(), signature).expect("decodes");
+    let malleated = docket_model::SignedEvent::from_parts(signed.bytes().to_vec(), signature).expect("decodes");
     assert_eq!(malleated.verify(), Err(SignatureError::NonCanonicalS));
 }

@@ -35,15 +35,10 @@ fn rate(min: Duration, mut op: impl FnMut() -> usize) -> f64 {
 }
 
 fn example(name: &str) -> Event {
-    let path = format!(
-        "{}/../../schemas/examples/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../schemas/examples/{name}.json", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut value: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let signer: docket_model::Signer =
-        serde_json::from_value(value["signer"].clone()).expect("signer");
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let signer: docket_model::Signer = serde_json::from_value(value["signer"].clone()).expect("signer");
     let key = golden::key_for(&signer);
     value["key"] = serde_json::to_value(PublicKey(key.verifying_key().to_bytes())).expect("key");
     serde_json::from_value(value).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -67,24 +62,18 @@ fn measure(event: &Event, min: Duration) -> Vec<Row> {
     let batch: Vec<SignedEvent> = (0..BATCH)
         .map(|i| {
             let mut e = event.clone();
-            e.effective_at =
-                docket_model::Timestamp::from_micros(e.effective_at.micros() + i as i64)
-                    .expect("time");
+            e.effective_at = docket_model::Timestamp::from_micros(e.effective_at.micros() + i as i64).expect("time");
             SignedEvent::sign(e, &key).expect("signs")
         })
         .collect();
     let messages: Vec<Vec<u8>> = batch.iter().map(|s| signing_message(s.bytes())).collect();
     let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let signatures: Vec<ed25519_dalek::Signature> = batch
-        .iter()
-        .map(|s| ed25519_dalek::Signature::from_bytes(&s.signature().0))
-        .collect();
+    let signatures: Vec<ed25519_dalek::Signature> =
+        batch.iter().map(|s| ed25519_dalek::Signature::from_bytes(&s.signature().0)).collect();
     let keys = vec![dalek_key; BATCH];
 
     // The same batch signed by 64 different keys: no terms to merge.
-    let signers: Vec<SigningKey> = (0..BATCH)
-        .map(|i| golden::signing_key(&format!("bench-{i}")))
-        .collect();
+    let signers: Vec<SigningKey> = (0..BATCH).map(|i| golden::signing_key(&format!("bench-{i}"))).collect();
     let distinct: Vec<SignedEvent> = (0..BATCH)
         .map(|i| {
             let mut e = event.clone();
@@ -92,17 +81,11 @@ fn measure(event: &Event, min: Duration) -> Vec<Row> {
             SignedEvent::sign(e, &signers[i]).expect("signs")
         })
         .collect();
-    let distinct_messages: Vec<Vec<u8>> = distinct
-        .iter()
-        .map(|s| signing_message(s.bytes()))
-        .collect();
+    let distinct_messages: Vec<Vec<u8>> = distinct.iter().map(|s| signing_message(s.bytes())).collect();
     let distinct_refs: Vec<&[u8]> = distinct_messages.iter().map(Vec::as_slice).collect();
-    let distinct_signatures: Vec<ed25519_dalek::Signature> = distinct
-        .iter()
-        .map(|s| ed25519_dalek::Signature::from_bytes(&s.signature().0))
-        .collect();
-    let distinct_keys: Vec<ed25519_dalek::VerifyingKey> =
-        signers.iter().map(SigningKey::verifying_key).collect();
+    let distinct_signatures: Vec<ed25519_dalek::Signature> =
+        distinct.iter().map(|s| ed25519_dalek::Signature::from_bytes(&s.signature().0)).collect();
+    let distinct_keys: Vec<ed25519_dalek::VerifyingKey> = signers.iter().map(SigningKey::verifying_key).collect();
 
     vec![
         Row {
@@ -113,14 +96,7 @@ fn measure(event: &Event, min: Duration) -> Vec<Row> {
             }),
             probe: "dalek verify_batch",
             limit: rate(min, || {
-                black_box(
-                    ed25519_dalek::verify_batch(
-                        &distinct_refs,
-                        &distinct_signatures,
-                        &distinct_keys,
-                    )
-                    .is_ok(),
-                );
+                black_box(ed25519_dalek::verify_batch(&distinct_refs, &distinct_signatures, &distinct_keys).is_ok());
                 BATCH
             }),
         },
@@ -144,11 +120,7 @@ fn measure(event: &Event, min: Duration) -> Vec<Row> {
             }),
             probe: "dalek verify_strict",
             limit: rate(min, || {
-                black_box(
-                    dalek_key
-                        .verify_strict(black_box(&message), &dalek_signature)
-                        .is_ok(),
-                );
+                black_box(dalek_key.verify_strict(black_box(&message), &dalek_signature).is_ok());
                 1
             }),
         },

@@ -25,35 +25,22 @@ pub fn examples() -> Vec<(String, Value)> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
         .collect();
     paths.sort();
-    assert!(
-        paths.len() >= 17,
-        "one example per event kind at least; found {}",
-        paths.len()
-    );
+    assert!(paths.len() >= 17, "one example per event kind at least; found {}", paths.len());
     paths
         .into_iter()
         .map(|path| {
-            let name = path
-                .file_stem()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
+            let name = path.file_stem().expect("file name").to_string_lossy().into_owned();
             let text = std::fs::read_to_string(&path).expect("readable example");
-            (
-                name,
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-            )
+            (name, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         })
         .collect()
 }
 
 /// Signs an unsigned example with the golden key of its signer.
 pub fn sign_example(mut json: Value) -> SignedEvent {
-    let signer: docket_model::Signer =
-        serde_json::from_value(json["signer"].clone()).expect("signer");
+    let signer: docket_model::Signer = serde_json::from_value(json["signer"].clone()).expect("signer");
     let key = golden::key_for(&signer);
-    json["key"] =
-        serde_json::to_value(PublicKey(key.verifying_key().to_bytes())).expect("key json");
+    json["key"] = serde_json::to_value(PublicKey(key.verifying_key().to_bytes())).expect("key json");
     let event = serde_json::from_value(json).expect("example decodes");
     SignedEvent::sign(event, &key).expect("example signs")
 }
@@ -66,8 +53,8 @@ pub fn expect_file(path: &str, actual: &str) {
         std::fs::write(&full, actual).expect("write expected file");
         return;
     }
-    let expected = std::fs::read_to_string(&full)
-        .unwrap_or_else(|e| panic!("{path}: {e}; run with DOCKET_BLESS=1 to create it"));
+    let expected =
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{path}: {e}; run with DOCKET_BLESS=1 to create it"));
     assert!(
         expected == actual,
         "{path} differs from what the code produces.\n\
