@@ -61,12 +61,22 @@ impl Scan {
 
 /// Scans a segment.
 ///
-/// Every synced write ends with a frame flagged COMMIT, and no append is
-/// acknowledged before its write is synced. So frames after the last commit
-/// point were never acknowledged, whatever state they are in. A bad frame is
-/// a torn tail if it lies within one write of the end and no commit-flagged
-/// frame follows it; otherwise a later write was synced after it, and it is
-/// corruption of acknowledged data.
+/// Every synced write ends with a frame flagged COMMIT, no append is
+/// acknowledged before its write is synced, and the next write starts only
+/// after that sync returns. So frames after the last commit point were never
+/// acknowledged, whatever state they are in. Past a bad frame:
+///
+/// * two or more valid commit frames prove that a later write was issued, so
+///   the write holding the bad frame had been synced: corruption;
+/// * more than one write's worth of bytes (`WRITE_BYTES_MAX`) also rules out
+///   a torn write: corruption;
+/// * otherwise the bad frame may be part of the last, unsynced write, whose
+///   pages the kernel may have written in any order (its own commit frame can
+///   land without its earlier pages): a torn tail.
+///
+/// Corruption at rest inside the last acknowledged write is
+/// indistinguishable from a torn write here; the ledger's checkpoint check
+/// catches it (`Ledger::open` refuses a log shorter than a signed checkpoint).
 pub fn scan(bytes: &[u8], first_seq: u64) -> Scan {
     let empty = |reason: String, torn| Scan {
         frames: Vec::new(),
@@ -74,12 +84,11 @@ pub fn scan(bytes: &[u8], first_seq: u64) -> Scan {
         committed_len: 0,
         fault: Some((0, reason, torn)),
     };
-    if bytes.len() < HEADER_BYTES {
-        let torn = bytes.iter().zip(header(first_seq)).all(|(a, b)| *a == b);
-        return empty("incomplete segment header".into(), torn);
-    }
-    if bytes[..HEADER_BYTES] != header(first_seq) {
-        return empty(format!("bad segment header (expected first seq {first_seq})"), false);
+    // Frames are written only after the header is synced, so a bad header with
+    // a commit frame after it is corruption, and without one an unfinished creation.
+    if bytes.len() < HEADER_BYTES || bytes[..HEADER_BYTES] != header(first_seq) {
+        let torn = commits_after(bytes) == 0;
+        return empty(format!("bad or incomplete segment header (expected first seq {first_seq})"), torn);
     }
     let mut offset = HEADER_BYTES;
     let mut scan = Scan { frames: Vec::new(), committed: 0, committed_len: HEADER_BYTES as u64, fault: None };
@@ -96,7 +105,7 @@ pub fn scan(bytes: &[u8], first_seq: u64) -> Scan {
             }
             Err(fault) => {
                 let torn = bytes.len() - offset <= WRITE_BYTES_MAX + frame::FRAME_BYTES_MAX
-                    && !commit_follows(&bytes[offset + 1..]);
+                    && commits_after(&bytes[offset + 1..]) < 2;
                 scan.fault = Some((offset as u64, fault.to_string(), torn));
                 return scan;
             }
@@ -105,7 +114,18 @@ pub fn scan(bytes: &[u8], first_seq: u64) -> Scan {
     scan
 }
 
-/// Whether a valid commit-flagged frame starts anywhere in `bytes`.
-fn commit_follows(bytes: &[u8]) -> bool {
-    (0..bytes.len()).any(|start| matches!(frame::decode(&bytes[start..]), Ok((frame, _)) if frame.commit))
+/// How many valid commit-flagged frames lie in `bytes`, found by trying every
+/// offset and skipping over each valid frame found.
+fn commits_after(bytes: &[u8]) -> usize {
+    let (mut start, mut commits) = (0, 0);
+    while start < bytes.len() && commits < 2 {
+        match frame::decode(&bytes[start..]) {
+            Ok((frame, size)) => {
+                commits += usize::from(frame.commit);
+                start += size;
+            }
+            Err(_) => start += 1,
+        }
+    }
+    commits
 }
