@@ -213,6 +213,11 @@ impl Ledger {
         Ok(signed)
     }
 
+    /// The log, for handing to a sequencer.
+    pub fn into_log(self) -> Log<FsStorage> {
+        self.log
+    }
+
     /// The log's checkpoint key from `keys/log.key`.
     pub fn read_log_key(&self) -> Result<SigningKey, LedgerError> {
         Ok(keyfile::read(&self.paths.keys().join("log.key"))?)

@@ -307,7 +307,9 @@ impl<S: Storage> Log<S> {
     /// Appends a batch: checks each event in order, writes the accepted ones,
     /// calls `fdatasync` once, and only then returns their receipts.
     /// Signatures must already be verified (the sequencer does it before
-    /// sequencing). A write or sync failure poisons the log.
+    /// sequencing). A write or sync failure poisons the log: the in-memory
+    /// state may then be ahead of the disk, and nothing more is accepted
+    /// until the log is reopened, which rebuilds the state from the disk.
     pub fn append_batch(
         &mut self,
         events: Vec<SignedEvent>,
@@ -328,7 +330,6 @@ impl<S: Storage> Log<S> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
-        let before = self.state.clone();
         let mut results = Vec::with_capacity(events.len());
         let mut write = Write { buffer: Vec::new(), accepted: Vec::new(), last: None };
         let mut pending_cases: BTreeMap<CaseRef, u64> = BTreeMap::new();
@@ -355,7 +356,6 @@ impl<S: Storage> Log<S> {
                     time = system_time.micros();
                     let wire = event.to_wire();
                     if let Err(error) = self.make_room(&mut write, &mut checksum, wire.len(), seq) {
-                        self.state = before;
                         return Err(error);
                     }
                     let (bytes, sum) = frame::encode(false, seq, time, &checksum, &wire);
@@ -369,7 +369,6 @@ impl<S: Storage> Log<S> {
             }
         }
         if let Err(error) = self.sync_write(&mut write, &mut checksum) {
-            self.state = before;
             return Err(error);
         }
         for (seq, time, sum, wire) in write.accepted {

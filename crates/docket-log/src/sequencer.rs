@@ -1,7 +1,8 @@
-//! The sequencer: one writer thread that takes concurrent appends, batches
-//! them (group commit), verifies the batch's signatures on all cores, runs
-//! the log's stateful checks, writes, calls `fdatasync` once, and only then
-//! answers every append in the batch.
+//! The sequencer: a two-stage pipeline that takes concurrent appends and
+//! batches them (group commit). The verifier stage batch-verifies signatures
+//! on all cores; the writer stage runs the log's stateful checks, writes,
+//! calls `fdatasync` once per batch, and only then answers every append in
+//! it. The stages overlap: one batch is verified while the previous syncs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,15 +68,28 @@ pub struct Stats {
     pub events: u64,
 }
 
+/// A verified batch on its way from the verifier stage to the writer.
+type Verified = Vec<(SignedEvent, oneshot::Sender<Result<Receipt, AppendError>>)>;
+
 impl Sequencer {
-    /// Starts the writer thread. It ends, returning the log, when every
-    /// `Sequencer` handle is dropped.
+    /// Starts the pipeline: a verifier thread that batch-verifies signatures
+    /// on all cores, and a writer thread that checks, writes and syncs. While
+    /// the writer waits for one batch's `fdatasync`, the verifier checks the
+    /// next batch. The writer ends, returning the log, when every `Sequencer`
+    /// handle is dropped.
     pub fn start<S: Storage>(log: Log<S>, limits: Limits) -> (Self, std::thread::JoinHandle<(Log<S>, Stats)>) {
         let (requests, receiver) = mpsc::channel(limits.queue_depth_max.max(1));
+        // Two batches in flight between the stages: one being written, one waiting.
+        let (verified_sender, verified) = std::sync::mpsc::sync_channel::<Verified>(2);
+        let verifier_limits = limits.clone();
+        std::thread::Builder::new()
+            .name("docket-verifier".into())
+            .spawn(move || verify_stage(receiver, verified_sender, verifier_limits))
+            .unwrap_or_else(|error| panic!("cannot start the verifier thread: {error}"));
         let writer = std::thread::Builder::new()
-            .name("docket-sequencer".into())
-            .spawn(move || run(log, receiver, limits))
-            .unwrap_or_else(|error| panic!("cannot start the sequencer thread: {error}"));
+            .name("docket-writer".into())
+            .spawn(move || write_stage(log, verified, limits))
+            .unwrap_or_else(|error| panic!("cannot start the writer thread: {error}"));
         (Self { requests }, writer)
     }
 
@@ -94,8 +108,9 @@ impl Sequencer {
     }
 }
 
-fn run<S: Storage>(mut log: Log<S>, mut receiver: mpsc::Receiver<Request>, limits: Limits) -> (Log<S>, Stats) {
-    let mut stats = Stats::default();
+/// Takes what is queued (up to `batch_events_max`), verifies the signatures,
+/// answers the refused ones, and passes the rest to the writer.
+fn verify_stage(mut receiver: mpsc::Receiver<Request>, writer: std::sync::mpsc::SyncSender<Verified>, limits: Limits) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + Duration::from_micros(limits.group_commit_wait_us);
@@ -106,42 +121,56 @@ fn run<S: Storage>(mut log: Log<S>, mut receiver: mpsc::Receiver<Request>, limit
                 Err(_) => break,
             }
         }
-        stats.batches += 1;
-        stats.events += batch.len() as u64;
-        write_batch(&mut log, batch, limits.verify_threads);
-    }
-    (log, stats)
-}
-
-fn write_batch<S: Storage>(log: &mut Log<S>, batch: Vec<Request>, threads: usize) {
-    let (events, replies): (Vec<SignedEvent>, Vec<_>) = batch.into_iter().map(|r| (r.event, r.reply)).unzip();
-    let verified = verify_parallel(&events, threads);
-    let mut to_write = Vec::with_capacity(events.len());
-    let mut slots = Vec::with_capacity(events.len());
-    for (event, verdict) in events.into_iter().zip(verified) {
-        match verdict {
-            Ok(()) => {
-                slots.push(None);
-                to_write.push(event);
+        let (events, replies): (Vec<SignedEvent>, Vec<_>) = batch.into_iter().map(|r| (r.event, r.reply)).unzip();
+        let verdicts = verify_parallel(&events, limits.verify_threads);
+        let mut good = Vec::with_capacity(events.len());
+        for ((event, reply), verdict) in events.into_iter().zip(replies).zip(verdicts) {
+            match verdict {
+                Ok(()) => good.push((event, reply)),
+                Err(error) => {
+                    let _ = reply.send(Err(AppendError::Refused(Refusal::Event(error.into()))));
+                }
             }
-            Err(error) => slots.push(Some(Err(AppendError::Refused(Refusal::Event(error.into()))))),
         }
-    }
-    let written = log.append_batch(to_write, Timestamp::now());
-    let mut written = match written {
-        Ok(results) => results.into_iter().map(|r| r.map_err(AppendError::Refused)).collect::<Vec<_>>().into_iter(),
-        Err(error) => {
-            let error = Arc::new(error);
-            for reply in replies {
-                let _ = reply.send(Err(AppendError::Log(error.clone())));
-            }
+        if !good.is_empty() && writer.send(good).is_err() {
             return;
         }
-    };
-    for (slot, reply) in slots.into_iter().zip(replies) {
-        let answer = slot.unwrap_or_else(|| written.next().unwrap_or(Err(AppendError::Stopped)));
-        let _ = reply.send(answer);
     }
+}
+
+/// Merges whatever verified batches are waiting (up to `batch_events_max`),
+/// appends them with one sync, and answers every append.
+fn write_stage<S: Storage>(
+    mut log: Log<S>,
+    verified: std::sync::mpsc::Receiver<Verified>,
+    limits: Limits,
+) -> (Log<S>, Stats) {
+    let mut stats = Stats::default();
+    while let Ok(mut batch) = verified.recv() {
+        while batch.len() < limits.batch_events_max {
+            match verified.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        stats.batches += 1;
+        stats.events += batch.len() as u64;
+        let (events, replies): (Vec<SignedEvent>, Vec<_>) = batch.into_iter().unzip();
+        match log.append_batch(events, Timestamp::now()) {
+            Ok(results) => {
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let _ = reply.send(result.map_err(AppendError::Refused));
+                }
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                for reply in replies {
+                    let _ = reply.send(Err(AppendError::Log(error.clone())));
+                }
+            }
+        }
+    }
+    (log, stats)
 }
 
 /// Batch-verifies signatures, split across `threads` threads.

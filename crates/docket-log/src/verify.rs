@@ -15,7 +15,6 @@ use crate::log::State;
 use crate::merkle::{leaf_hash, verify_consistency};
 use crate::note::Checkpoint;
 use crate::segment;
-use crate::sequencer::verify_parallel;
 use crate::tree::Tree;
 
 /// Events verified per parallel signature batch.
@@ -172,15 +171,45 @@ impl Verifier {
         threads: usize,
         at: &dyn Fn(u64, u64, String) -> Failure,
     ) -> Result<(), Failure> {
+        // Decoding and signature checks run on all cores; the checks that
+        // depend on order (chain, registry, cases) follow on this thread.
+        let part = chunk.len().div_ceil(threads.max(1)).max(1);
+        let decoded: Vec<(Result<SignedEvent, String>, Result<(), docket_model::SignatureError>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .chunks(part)
+                    .map(|frames| {
+                        scope.spawn(move || {
+                            let events: Vec<Result<SignedEvent, String>> = frames
+                                .iter()
+                                .map(|(_, f)| SignedEvent::from_wire(&f.wire).map_err(|e| e.to_string()))
+                                .collect();
+                            let good: Vec<SignedEvent> =
+                                events.iter().filter_map(|e| e.as_ref().ok().cloned()).collect();
+                            let mut verdicts = docket_model::verify_all(&good).into_iter();
+                            events
+                                .into_iter()
+                                .map(|event| {
+                                    let verdict =
+                                        if event.is_ok() { verdicts.next().unwrap_or(Ok(())) } else { Ok(()) };
+                                    (event, verdict)
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|_| unreachable!("decoding does not panic")))
+                    .collect()
+            });
         let mut events = Vec::with_capacity(chunk.len());
-        for (index, (offset, frame)) in chunk.iter().enumerate() {
+        let mut signatures = Vec::with_capacity(chunk.len());
+        for (index, ((offset, _), (event, verdict))) in chunk.iter().zip(decoded).enumerate() {
             let seq = self.next_seq + index as u64;
-            events.push(
-                SignedEvent::from_wire(&frame.wire)
-                    .map_err(|e| at(*offset, seq, format!("event does not decode: {e}")))?,
-            );
+            events.push(event.map_err(|e| at(*offset, seq, format!("event does not decode: {e}")))?);
+            signatures.push(verdict);
         }
-        let signatures = verify_parallel(&events, threads);
         for (((offset, frame), event), signature) in chunk.iter().zip(&events).zip(signatures) {
             // The first bad position is the one being checked, whatever seq the frame claims.
             let position = self.next_seq;

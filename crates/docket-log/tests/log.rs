@@ -1,10 +1,8 @@
 //! The log core on real files: demo ingest, refusals, duplicates, reopen,
-//! torn tails, corruption in the middle, and the sequencer under concurrency.
-
-use std::collections::BTreeSet;
+//! torn tails, corruption in the middle.
 
 use docket_log::demo;
-use docket_log::{Config, FsStorage, Log, LogError, Refusal, Sequencer};
+use docket_log::{Config, FsStorage, Log, LogError, Refusal};
 use docket_model::{PublicKey, SignedEvent, Timestamp};
 
 fn root(demo: &demo::Demo) -> PublicKey {
@@ -138,47 +136,5 @@ fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
             assert!(offset <= middle as u64);
         }
         other => panic!("expected Corrupted, got {other}"),
-    }
-}
-
-#[test]
-fn the_sequencer_gives_a_gapless_log_under_concurrent_appends() {
-    let demo = demo::build(40, 9);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = open(dir.path(), root(&demo));
-    // Registry first (case events depend on it), then case events from many tasks.
-    let registry: Vec<SignedEvent> = demo.events.iter().filter(|e| e.event().kind().is_registry()).cloned().collect();
-    log.append_batch(registry.clone(), now()).expect("registry");
-    let notices: Vec<SignedEvent> =
-        demo.events.iter().filter(|e| e.event().kind() == docket_model::EventKind::Notice).cloned().collect();
-    let (sequencer, writer) = Sequencer::start(log, docket_log::Limits::default());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
-    let receipts = runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for chunk in notices.chunks(3) {
-            let sequencer = sequencer.clone();
-            let chunk = chunk.to_vec();
-            tasks.push(tokio::spawn(async move {
-                let mut out = Vec::new();
-                for event in chunk {
-                    out.push((event.id(), sequencer.append(event).await.expect("accepted")));
-                }
-                out
-            }));
-        }
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.expect("task"));
-        }
-        all
-    });
-    drop(sequencer);
-    let (log, stats) = writer.join().expect("writer");
-    let seqs: BTreeSet<u64> = receipts.iter().map(|(_, r)| r.seq).collect();
-    let expected: BTreeSet<u64> = (registry.len() as u64..log.size()).collect();
-    assert_eq!(seqs, expected, "gapless and duplicate-free");
-    assert!(stats.batches <= stats.events);
-    for (id, receipt) in &receipts {
-        assert_eq!(*id, receipt.id);
     }
 }

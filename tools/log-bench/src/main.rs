@@ -1,0 +1,217 @@
+//! log-bench: docket's durable ingest and `verify` rates next to their limit
+//! probes, all measured in one run on the same disk and cores.
+//!
+//! * raw append: 300-byte records written with one `fdatasync` per batch of
+//!   1, 16 and 256 records (the batch a group commit gets from that many
+//!   concurrent appenders);
+//! * ed25519 batch verify: ed25519-dalek's `verify_batch` in batches of 64 on
+//!   all cores, over the same signed events;
+//! * docket ingest: signed events through the full append path (batch
+//!   signature check, registry authorisation, case checks, frames, fdatasync)
+//!   with 1, 16 and 256 concurrent appenders through the sequencer;
+//! * docket verify: the verifier over the resulting ledger.
+//!
+//! ```text
+//! log-bench [--events 100000] [--dir DIR]   # DIR must be on a real disk, not tmpfs
+//! ```
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use docket_log::ledger::{self, Ledger};
+use docket_log::{demo, verify, Config, Limits, Sequencer};
+use docket_model::event::*;
+use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp, Uscc};
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn uscc(index: u64) -> Uscc {
+    let first = format!("91110000{index:09}");
+    let check = Uscc::check_character(first.as_bytes());
+    Uscc::parse(&format!("{first}{check}")).expect("valid USCC")
+}
+
+/// `count` notices opening distinct cases on the court list, signed by the court.
+fn notices(count: u64, seed: u64) -> Vec<SignedEvent> {
+    let key = demo::key(seed, "spc");
+    let public = PublicKey(key.verifying_key().to_bytes());
+    let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    let chunk = count.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let key = key.clone();
+                scope.spawn(move || {
+                    (t * chunk..((t + 1) * chunk).min(count))
+                        .map(|i| {
+                            let at =
+                                Timestamp::from_micros(1_704_038_400_000_000 + i as i64 * 1_000_000).expect("time");
+                            let event = Event {
+                                format: FORMAT_VERSION,
+                                signer: Signer::Agency(Name::parse("spc").expect("name")),
+                                key: public,
+                                effective_at: at,
+                                body: Body::Case(CaseEvent {
+                                    list: Name::parse("cn-spc-defaulters").expect("name"),
+                                    subject: SubjectId::Uscc(uscc(i)),
+                                    number: Name::parse(&format!("(2024)京0105执{i}号")).expect("name"),
+                                    expected_version: None,
+                                    action: CaseAction::Notice {
+                                        served_at: at,
+                                        method: ServiceMethod::Post,
+                                        matter: "Failure to perform the payment obligation in an effective judgment"
+                                            .into(),
+                                        rights: "You may object in writing within 7 working days of service.".into(),
+                                    },
+                                }),
+                            };
+                            SignedEvent::sign(event, &key).expect("signs")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("signer thread")).collect()
+    })
+}
+
+fn raw_append(dir: &Path, records: u64, batch: u64) -> f64 {
+    let path = dir.join(format!("raw-{batch}"));
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("raw file");
+    let record = [0x5au8; 300];
+    let mut buffer = Vec::with_capacity(300 * batch as usize);
+    let start = Instant::now();
+    let mut written = 0;
+    while written < records {
+        buffer.clear();
+        for _ in 0..batch.min(records - written) {
+            buffer.extend_from_slice(&record);
+        }
+        file.write_all(&buffer).expect("write");
+        file.sync_data().expect("fdatasync");
+        written += batch.min(records - written);
+    }
+    let rate = records as f64 / start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    rate
+}
+
+fn dalek_batch_verify(events: &[SignedEvent]) -> f64 {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let prepared: Vec<(Vec<u8>, ed25519_dalek::Signature, ed25519_dalek::VerifyingKey)> = events
+        .iter()
+        .map(|e| {
+            let message = docket_model::signed::signing_message(e.bytes());
+            let signature = ed25519_dalek::Signature::from_bytes(&e.signature().0);
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&e.event().key.0).expect("valid key");
+            (message, signature, key)
+        })
+        .collect();
+    let chunk = prepared.len().div_ceil(threads);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for part in prepared.chunks(chunk) {
+            scope.spawn(move || {
+                for batch in part.chunks(64) {
+                    let messages: Vec<&[u8]> = batch.iter().map(|(m, _, _)| m.as_slice()).collect();
+                    let signatures: Vec<_> = batch.iter().map(|(_, s, _)| *s).collect();
+                    let keys: Vec<_> = batch.iter().map(|(_, _, k)| *k).collect();
+                    assert!(ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok());
+                }
+            });
+        }
+    });
+    events.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A fresh ledger holding the demo registry (3 lists, 24 agencies), ready for notices.
+fn fresh_ledger(dir: &Path, seed: u64) -> Ledger {
+    let registry = demo::build(0, seed);
+    let root = PublicKey(registry.registry_root.verifying_key().to_bytes());
+    ledger::init(dir, "docket.invalid/bench", &demo::key(seed, "log"), root, None).expect("init");
+    let mut ledger = Ledger::open(dir, Config::default()).expect("open");
+    ledger.log.append_batch(registry.events, Timestamp::now()).expect("registry");
+    ledger
+}
+
+fn ingest(dir: &Path, events: &[SignedEvent], appenders: usize, seed: u64) -> (f64, f64) {
+    let log = fresh_ledger(dir, seed).into_log();
+    let (sequencer, writer) = Sequencer::start(log, Limits::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let start = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for task in 0..appenders {
+            let sequencer = sequencer.clone();
+            let mine: Vec<SignedEvent> = events.iter().skip(task).step_by(appenders).cloned().collect();
+            tasks.push(tokio::spawn(async move {
+                for event in mine {
+                    sequencer.append(event).await.expect("accepted");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("appender");
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(sequencer);
+    let (log, stats) = writer.join().expect("writer");
+    assert_eq!(log.size() as usize, events.len() + demo::build(0, seed).events.len());
+    (events.len() as f64 / elapsed, stats.events as f64 / stats.batches.max(1) as f64)
+}
+
+fn main() {
+    let count = arg("--events", 100_000);
+    let seed = 1;
+    let base = std::env::args()
+        .skip_while(|a| a != "--dir")
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().expect("cwd").join("target/log-bench"));
+    std::fs::create_dir_all(&base).expect("bench dir");
+    let work = tempfile::tempdir_in(&base).expect("tempdir");
+    eprintln!("signing {count} events…");
+    let events = notices(count, seed);
+    let wire = events[0].to_wire().len();
+    println!(
+        "log-bench: {count} notices ({wire}-byte wire form, one signing agency), {} cores, disk {}\n",
+        std::thread::available_parallelism().map_or(1, usize::from),
+        base.display()
+    );
+
+    let probe_verify = dalek_batch_verify(&events);
+    let raw: Vec<(u64, f64)> =
+        [1u64, 16, 256].iter().map(|&b| (b, raw_append(work.path(), if b == 1 { 3000 } else { count }, b))).collect();
+    println!("| measure | events/s | limit probe | probe /s | ratio |");
+    println!("|---|---:|---|---:|---:|");
+    for (appenders, (_, raw_rate)) in [1usize, 16, 256].iter().zip(&raw) {
+        let dir = work.path().join(format!("ingest-{appenders}"));
+        let n = if *appenders == 1 { events.len().min(3000) } else { events.len() };
+        let (rate, batch) = ingest(&dir, &events[..n], *appenders, seed);
+        let limit = raw_rate.min(probe_verify);
+        println!(
+            "| ingest, {appenders} appender(s) (mean batch {batch:.0}) | {rate:.0} | min(raw append batch {}, 2-core dalek batch verify) | {limit:.0} | {:.2} |",
+            [1, 16, 256][[1usize, 16, 256].iter().position(|a| a == appenders).unwrap_or(0)],
+            rate / limit
+        );
+    }
+    let dir = work.path().join("ingest-256");
+    let start = Instant::now();
+    let report =
+        verify::verify(&dir, None, std::thread::available_parallelism().map_or(1, usize::from), &mut |_, _| {})
+            .expect("verifies");
+    let verify_rate = report.records as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "| docket verify ({} records) | {verify_rate:.0} | 2-core dalek batch verify | {probe_verify:.0} | {:.2} |",
+        report.records,
+        verify_rate / probe_verify
+    );
+    println!("\nlimit probes: raw fdatasync append of 300-byte records: {}; dalek verify_batch (64 per batch, all cores): {probe_verify:.0}/s",
+        raw.iter().map(|(b, r)| format!("batch {b}: {r:.0}/s")).collect::<Vec<_>>().join(", "));
+}
