@@ -355,9 +355,7 @@ impl<S: Storage> Log<S> {
                     let _ = self.state.apply(&event, seq, system_time);
                     time = system_time.micros();
                     let wire = event.to_wire();
-                    if let Err(error) = self.make_room(&mut write, &mut checksum, wire.len(), seq) {
-                        return Err(error);
-                    }
+                    self.make_room(&mut write, &mut checksum, wire.len(), seq)?;
                     let (bytes, sum) = frame::encode(false, seq, time, &checksum, &wire);
                     write.last = Some((write.buffer.len(), checksum));
                     write.buffer.extend_from_slice(&bytes);
@@ -368,9 +366,7 @@ impl<S: Storage> Log<S> {
                 }
             }
         }
-        if let Err(error) = self.sync_write(&mut write, &mut checksum) {
-            return Err(error);
-        }
+        self.sync_write(&mut write, &mut checksum)?;
         for (seq, time, sum, wire) in write.accepted {
             self.advance(seq, time, sum, &wire);
         }
