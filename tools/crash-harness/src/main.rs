@@ -141,7 +141,7 @@ fn parent(dir: &Path, cycles: u64, subjects: u64, seed: u64) -> Result<()> {
             .collect();
         check(dir, cycle, &acknowledged, &ids, &mut totals)?;
         totals.cycles += 1;
-        if totals.cycles % 25 == 0 {
+        if totals.cycles.is_multiple_of(25) {
             eprintln!(
                 "{} cycles, {} killed, {} acknowledged events checked, {:.0} s",
                 totals.cycles,
