@@ -151,7 +151,8 @@ enum Command {
         seed: u64,
     },
     /// A short guided tour: make a key, sign the bundled examples, inspect them,
-    /// tamper with one, check some identifiers. Writes only to a temporary directory.
+    /// tamper with one, check identifiers, build a demo ledger, verify it and
+    /// print a proof. Writes only to a temporary directory.
     Tour,
 }
 

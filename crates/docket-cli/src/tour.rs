@@ -1,4 +1,4 @@
-//! `docket tour`: the model end to end, on the bundled examples, in a temporary directory.
+//! `docket tour`: the model and the log end to end, in a temporary directory.
 
 use anyhow::{Context, Result};
 
@@ -47,6 +47,19 @@ pub fn run() -> Result<bool> {
     println!("\n== 5. Check identifiers (docket id check ...)");
     let codes = ["91110105MA01ABCD13", "91110105MA01ABCD14", "110105198001011238", "11010519800101123X"];
     id::check(&codes.map(String::from), Format::Text)?;
+
+    let ledger_dir = dir.join("demo-ledger");
+    println!(
+        "\n== 6. A demo ledger: registry, 40 subjects' cases, planted violations (docket demo --dir {})",
+        ledger_dir.display()
+    );
+    crate::ledger::demo(&ledger_dir, 40, 1)?;
+
+    println!("\n== 7. Verify it from scratch, as an outside party would (docket verify --dir ...)");
+    crate::ledger::verify(&ledger_dir, None)?;
+
+    println!("\n== 8. Prove that record 10 is in the log (docket proof inclusion --dir ... --seq 10)");
+    crate::ledger::proof_inclusion(&ledger_dir, 10, None)?;
 
     println!("\nFiles are in {}. Next: docket --help", dir.display());
     Ok(true)

@@ -19,6 +19,7 @@ use crate::keyfile;
 use crate::log::{io, Config, Log, LogError, Recovery};
 use crate::note::{self, Checkpoint, NoteKey};
 use crate::storage::{sync_dir, FsStorage};
+use crate::tree::Tree;
 
 /// Version of `ledger.json`.
 pub const LEDGER_FORMAT: u32 = 1;
@@ -146,6 +147,53 @@ pub fn read_config(dir: &Path) -> Result<(LedgerConfig, PublicKey, NoteKey), Led
     Ok((config, root, log_key))
 }
 
+/// Signs and stores the checkpoints of one ledger directory. Sizes only
+/// grow, and every checkpoint is of the one tree the log keeps, so it never
+/// signs two inconsistent checkpoints.
+#[derive(Debug)]
+pub struct Checkpointer {
+    paths: Paths,
+    key: NoteKey,
+    latest: Option<Checkpoint>,
+}
+
+impl Checkpointer {
+    /// The newest checkpoint, if any.
+    pub fn latest(&self) -> Option<&Checkpoint> {
+        self.latest.as_ref()
+    }
+
+    /// The log's verifier key.
+    pub fn key(&self) -> &NoteKey {
+        &self.key
+    }
+
+    /// Signs a checkpoint of the first `size` records of `tree` unless the
+    /// latest one already has that size; returns the signed note.
+    pub fn sign(&mut self, tree: &Tree, size: u64, signing: &SigningKey) -> Result<String, LedgerError> {
+        if let Some(latest) = &self.latest {
+            if latest.size == size {
+                return std::fs::read_to_string(self.paths.latest_checkpoint())
+                    .map_err(|error| LedgerError::Checkpoint(error.to_string()));
+            }
+            if latest.size > size {
+                return Err(LedgerError::Checkpoint(format!(
+                    "refusing to sign size {size} after size {}",
+                    latest.size
+                )));
+            }
+        }
+        let root = tree.root(size).ok_or_else(|| LedgerError::Checkpoint(format!("the tree has no size {size}")))?;
+        let checkpoint = Checkpoint { origin: self.key.name.clone(), size, root, extensions: Vec::new() };
+        let signed = note::sign(&checkpoint.to_text(), &self.key, signing)
+            .map_err(|e| LedgerError::Checkpoint(e.to_string()))?;
+        write_atomic(&self.paths.checkpoints().join(format!("{size:020}")), signed.as_bytes())?;
+        write_atomic(&self.paths.latest_checkpoint(), signed.as_bytes())?;
+        self.latest = Some(checkpoint);
+        Ok(signed)
+    }
+}
+
 /// An open ledger.
 #[derive(Debug)]
 pub struct Ledger {
@@ -153,8 +201,7 @@ pub struct Ledger {
     pub config: LedgerConfig,
     pub log: Log<FsStorage>,
     pub recovery: Recovery,
-    log_key: NoteKey,
-    latest: Option<Checkpoint>,
+    pub checkpointer: Checkpointer,
 }
 
 impl Ledger {
@@ -179,43 +226,23 @@ impl Ledger {
                 )));
             }
         }
-        Ok(Self { paths, config: ledger_config, log, recovery, log_key, latest })
+        let checkpointer = Checkpointer { paths: paths.clone(), key: log_key, latest };
+        Ok(Self { paths, config: ledger_config, log, recovery, checkpointer })
     }
 
     /// The newest checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Option<&Checkpoint> {
-        self.latest.as_ref()
+        self.checkpointer.latest()
     }
 
-    /// The log's verifier key.
-    pub fn log_key(&self) -> &NoteKey {
-        &self.log_key
-    }
-
-    /// Signs a checkpoint of the current tree unless the latest one already
-    /// covers it. Sizes only grow, and each new checkpoint is of the same tree
-    /// as the last, so the log never signs two inconsistent checkpoints.
+    /// Signs a checkpoint of the whole log unless the latest one covers it.
     pub fn checkpoint(&mut self, signing: &SigningKey) -> Result<String, LedgerError> {
-        let size = self.log.size();
-        if let Some(latest) = &self.latest {
-            if latest.size == size {
-                return std::fs::read_to_string(self.paths.latest_checkpoint())
-                    .map_err(|error| LedgerError::Checkpoint(error.to_string()));
-            }
-        }
-        let root = self.log.tree().root(size).unwrap_or_else(|| unreachable!("the tree has every record"));
-        let checkpoint = Checkpoint { origin: self.config.origin.clone(), size, root, extensions: Vec::new() };
-        let signed = note::sign(&checkpoint.to_text(), &self.log_key, signing)
-            .map_err(|e| LedgerError::Checkpoint(e.to_string()))?;
-        write_atomic(&self.paths.checkpoints().join(format!("{size:020}")), signed.as_bytes())?;
-        write_atomic(&self.paths.latest_checkpoint(), signed.as_bytes())?;
-        self.latest = Some(checkpoint);
-        Ok(signed)
+        self.checkpointer.sign(self.log.tree(), self.log.size(), signing)
     }
 
-    /// The log, for handing to a sequencer.
-    pub fn into_log(self) -> Log<FsStorage> {
-        self.log
+    /// The log and the checkpointer, for handing to a sequencer.
+    pub fn into_parts(self) -> (Log<FsStorage>, Checkpointer) {
+        (self.log, self.checkpointer)
     }
 
     /// The log's checkpoint key from `keys/log.key`.

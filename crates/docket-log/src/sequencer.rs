@@ -25,6 +25,9 @@ pub struct Limits {
     pub group_commit_wait_us: u64,
     /// Threads that verify a batch's signatures.
     pub verify_threads: usize,
+    /// With a checkpoint hook: the longest time between a write and the
+    /// checkpoint that covers it.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             queue_depth_max: 8192,
             group_commit_wait_us: 0,
             verify_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            checkpoint_interval_ms: 1000,
         }
     }
 }
@@ -68,6 +72,9 @@ pub struct Stats {
     pub events: u64,
 }
 
+/// Called by the writer with the log to sign and store a checkpoint.
+pub type CheckpointHook<S> = Box<dyn FnMut(&Log<S>) + Send>;
+
 /// A verified batch on its way from the verifier stage to the writer.
 type Verified = Vec<(SignedEvent, oneshot::Sender<Result<Receipt, AppendError>>)>;
 
@@ -78,6 +85,16 @@ impl Sequencer {
     /// next batch. The writer ends, returning the log, when every `Sequencer`
     /// handle is dropped.
     pub fn start<S: Storage>(log: Log<S>, limits: Limits) -> (Self, std::thread::JoinHandle<(Log<S>, Stats)>) {
+        Self::start_with_checkpoints(log, limits, None)
+    }
+
+    /// As [`Sequencer::start`], and the writer calls `checkpoint` with the log
+    /// at most `checkpoint_interval_ms` after any write (and once at the end).
+    pub fn start_with_checkpoints<S: Storage>(
+        log: Log<S>,
+        limits: Limits,
+        checkpoint: Option<CheckpointHook<S>>,
+    ) -> (Self, std::thread::JoinHandle<(Log<S>, Stats)>) {
         let (requests, receiver) = mpsc::channel(limits.queue_depth_max.max(1));
         // Two batches in flight between the stages: one being written, one waiting.
         let (verified_sender, verified) = std::sync::mpsc::sync_channel::<Verified>(2);
@@ -88,7 +105,7 @@ impl Sequencer {
             .unwrap_or_else(|error| panic!("cannot start the verifier thread: {error}"));
         let writer = std::thread::Builder::new()
             .name("docket-writer".into())
-            .spawn(move || write_stage(log, verified, limits))
+            .spawn(move || write_stage(log, verified, limits, checkpoint))
             .unwrap_or_else(|error| panic!("cannot start the writer thread: {error}"));
         (Self { requests }, writer)
     }
@@ -144,9 +161,21 @@ fn write_stage<S: Storage>(
     mut log: Log<S>,
     verified: std::sync::mpsc::Receiver<Verified>,
     limits: Limits,
+    mut checkpoint: Option<CheckpointHook<S>>,
 ) -> (Log<S>, Stats) {
+    use std::sync::mpsc::RecvTimeoutError;
     let mut stats = Stats::default();
-    while let Ok(mut batch) = verified.recv() {
+    let interval = Duration::from_millis(limits.checkpoint_interval_ms);
+    let mut checkpointed = (log.size(), Instant::now());
+    loop {
+        let mut batch = match verified.recv_timeout(interval.max(Duration::from_millis(1))) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => {
+                maybe_checkpoint(&log, &mut checkpoint, &mut checkpointed, interval);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         while batch.len() < limits.batch_events_max {
             match verified.try_recv() {
                 Ok(more) => batch.extend(more),
@@ -169,8 +198,24 @@ fn write_stage<S: Storage>(
                 }
             }
         }
+        maybe_checkpoint(&log, &mut checkpoint, &mut checkpointed, interval);
     }
+    maybe_checkpoint(&log, &mut checkpoint, &mut checkpointed, Duration::ZERO);
     (log, stats)
+}
+
+fn maybe_checkpoint<S: Storage>(
+    log: &Log<S>,
+    hook: &mut Option<CheckpointHook<S>>,
+    last: &mut (u64, Instant),
+    interval: Duration,
+) {
+    if let Some(hook) = hook {
+        if log.size() != last.0 && last.1.elapsed() >= interval && !log.is_poisoned() {
+            hook(log);
+            *last = (log.size(), Instant::now());
+        }
+    }
 }
 
 /// Batch-verifies signatures, split across `threads` threads.

@@ -138,3 +138,38 @@ fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
         other => panic!("expected Corrupted, got {other}"),
     }
 }
+
+#[test]
+fn a_running_sequencer_signs_checkpoints_on_its_interval() {
+    use docket_log::ledger::{self, Ledger};
+    use docket_log::{Limits, Sequencer};
+    let built = demo::build(20, 4);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_key = demo::key(4, "log");
+    ledger::init(dir.path(), "docket.invalid/interval", &log_key, root(&built), None).expect("init");
+    let (log, mut checkpointer) = Ledger::open(dir.path(), Config::default()).expect("open").into_parts();
+    let hook: docket_log::sequencer::CheckpointHook<FsStorage> = Box::new(move |log: &Log<FsStorage>| {
+        checkpointer.sign(log.tree(), log.size(), &log_key).expect("checkpoint");
+    });
+    let limits = Limits { checkpoint_interval_ms: 20, ..Limits::default() };
+    let (sequencer, writer) = Sequencer::start_with_checkpoints(log, limits, Some(hook));
+    for event in &built.events[..100] {
+        sequencer.append_blocking(event.clone()).expect("accepted");
+    }
+    // Poll (bounded) rather than sleep a fixed time: the machine may be loaded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut latest = String::new();
+    while std::time::Instant::now() < deadline && !latest.contains("\n100\n") {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        latest = std::fs::read_to_string(dir.path().join("checkpoints/latest")).unwrap_or_default();
+    }
+    assert!(latest.contains("\n100\n"), "the idle writer checkpointed all 100 records within 10 s: {latest:?}");
+    for event in &built.events[100..150] {
+        sequencer.append_blocking(event.clone()).expect("accepted");
+    }
+    drop(sequencer);
+    let (log, _) = writer.join().expect("writer");
+    assert_eq!(log.size(), 150);
+    let ledger = Ledger::open(dir.path(), Config::default()).expect("reopens");
+    assert_eq!(ledger.latest_checkpoint().map(|c| c.size), Some(150), "a final checkpoint at shutdown");
+}

@@ -22,27 +22,27 @@ use crate::time::Timestamp;
 pub enum AuthError {
     #[error("registry events must be signed by the registry root key {expected}, not {actual}")]
     NotRootKey { expected: PublicKey, actual: PublicKey },
-    #[error("agency {0:?} is not registered")]
+    #[error("agency \"{0}\" is not registered")]
     UnknownAgency(AgencyId),
-    #[error("key {key} is not registered to agency {agency:?}")]
+    #[error("key {key} is not registered to agency \"{agency}\"")]
     UnknownKey { agency: AgencyId, key: PublicKey },
-    #[error("key {key} of agency {agency:?} is revoked from {invalid_from}")]
+    #[error("key {key} of agency \"{agency}\" is revoked from {invalid_from}")]
     RevokedKey { agency: AgencyId, key: PublicKey, invalid_from: Timestamp },
-    #[error("agency {agency:?} lacks the {role:?} role needed for {action}")]
+    #[error("agency \"{agency}\" lacks the {role:?} role needed for {action}")]
     MissingRole { agency: AgencyId, role: Role, action: &'static str },
-    #[error("agency {agency:?} is not the designating agency of list {list:?} ({designating:?} is)")]
+    #[error("agency \"{agency}\" is not the designating agency of list \"{list}\" (\"{designating}\" is)")]
     NotDesignatingAgency { agency: AgencyId, list: ListId, designating: AgencyId },
-    #[error("list {0:?} is not defined")]
+    #[error("list \"{0}\" is not defined")]
     UnknownList(ListId),
     #[error("{what} {name:?} already exists")]
     Duplicate { what: &'static str, name: String },
-    #[error("key {key} is already registered (to {agency:?})")]
+    #[error("key {key} is already registered (to \"{agency}\")")]
     KeyInUse { key: PublicKey, agency: AgencyId },
-    #[error("measure {0:?} is not catalogued")]
+    #[error("measure \"{0}\" is not catalogued")]
     UnknownMeasure(MeasureCode),
-    #[error("MOU {0:?} does not exist")]
+    #[error("MOU \"{0}\" does not exist")]
     UnknownMou(MouId),
-    #[error("rule set {rule_set:?} version {version} is not newer than the published version {current}")]
+    #[error("rule set \"{rule_set}\" version {version} is not newer than the published version {current}")]
     StaleRuleSet { rule_set: RuleSetId, version: u32, current: u32 },
 }
 

@@ -140,7 +140,7 @@ fn fresh_ledger(dir: &Path, seed: u64) -> Ledger {
 }
 
 fn ingest(dir: &Path, events: &[SignedEvent], appenders: usize, seed: u64) -> (f64, f64) {
-    let log = fresh_ledger(dir, seed).into_log();
+    let (log, _) = fresh_ledger(dir, seed).into_parts();
     let (sequencer, writer) = Sequencer::start(log, Limits::default());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let start = Instant::now();
