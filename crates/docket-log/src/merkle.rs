@@ -51,7 +51,7 @@ fn split(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
 }
 
-/// MTH(D[n]) of RFC 6962 §2.1 over leaf hashes.
+/// `MTH(D[n])` of RFC 6962 §2.1 over leaf hashes.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
         0 => Sha256::digest([]).into(),
@@ -63,7 +63,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// PATH(m, D[n]) of RFC 6962 §2.1.1: the audit path of leaf `index` in the
+/// `PATH(m, D[n])` of RFC 6962 §2.1.1: the audit path of leaf `index` in the
 /// tree of the first `size` leaves.
 pub fn inclusion_proof(leaves: &[Hash], index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
     if index >= size || size > leaves.len() as u64 {
@@ -87,7 +87,7 @@ fn path(m: usize, leaves: &[Hash]) -> Vec<Hash> {
     proof
 }
 
-/// PROOF(m, D[n]) of RFC 6962 §2.1.2: proves the tree of `old` leaves is a
+/// `PROOF(m, D[n])` of RFC 6962 §2.1.2: proves the tree of `old` leaves is a
 /// prefix of the tree of `new` leaves.
 pub fn consistency_proof(leaves: &[Hash], old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
     if old == 0 || old > new || new > leaves.len() as u64 {

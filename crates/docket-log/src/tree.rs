@@ -65,7 +65,7 @@ impl Tree {
         }
     }
 
-    /// PATH(index, D[size]).
+    /// `PATH(index, D[size])`.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
         if index >= size || size > self.size() {
             return Err(ProofError::IndexOutOfRange { index, size });
@@ -89,7 +89,7 @@ impl Tree {
         }
     }
 
-    /// PROOF(old, D[new]).
+    /// `PROOF(old, D[new])`.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
         if old == 0 || old > new || new > self.size() {
             return Err(ProofError::BadSizes { old, new, size: self.size() });
