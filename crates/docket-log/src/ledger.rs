@@ -7,6 +7,7 @@
 //! DIR/segments/seg-*.log     the log of record
 //! DIR/checkpoints/latest     the newest signed checkpoint (C2SP signed note)
 //! DIR/checkpoints/<size>     every checkpoint issued
+//! DIR/tiles/tile/<L>/<N>     C2SP tlog-tiles of the Merkle tree (hashes only)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::keyfile;
 use crate::log::{io, Config, Log, LogError, Recovery};
 use crate::note::{self, Checkpoint, NoteKey};
 use crate::storage::{sync_dir, FsStorage};
-use crate::tree::Tree;
+use crate::tree::{tile_path, Tree, TILE_WIDTH};
 
 /// Version of `ledger.json`.
 pub const LEDGER_FORMAT: u32 = 1;
@@ -74,6 +75,10 @@ impl Paths {
     }
     pub fn latest_checkpoint(&self) -> PathBuf {
         self.checkpoints().join("latest")
+    }
+    /// Root of the C2SP tiles: `tiles/tile/<L>/<N>[.p/<W>]`.
+    pub fn tiles(&self) -> PathBuf {
+        self.dir.join("tiles")
     }
 }
 
@@ -184,6 +189,8 @@ impl Checkpointer {
             }
         }
         let root = tree.root(size).ok_or_else(|| LedgerError::Checkpoint(format!("the tree has no size {size}")))?;
+        // Tiles first: a checkpoint is only published once every tile it needs exists.
+        write_tiles(&self.paths.tiles(), tree, self.latest.as_ref().map_or(0, |c| c.size), size)?;
         let checkpoint = Checkpoint { origin: self.key.name.clone(), size, root, extensions: Vec::new() };
         let signed = note::sign(&checkpoint.to_text(), &self.key, signing)
             .map_err(|e| LedgerError::Checkpoint(e.to_string()))?;
@@ -192,6 +199,34 @@ impl Checkpointer {
         self.latest = Some(checkpoint);
         Ok(signed)
     }
+}
+
+/// Writes the C2SP tiles a checkpoint of `size` needs that a checkpoint of
+/// `previous` did not: full tiles completed since, and the partial tile at the
+/// right edge of each level. Full tiles are immutable; partial tiles are
+/// replaced by the full tile once it completes.
+pub fn write_tiles(dir: &Path, tree: &Tree, previous: u64, size: u64) -> Result<(), LedgerError> {
+    let mut level = 0u8;
+    while level < 8 && (size >> (8 * level as u32)) > 0 {
+        let hashes = size >> (8 * level as u32);
+        let before = previous >> (8 * level as u32);
+        let first = before / TILE_WIDTH;
+        let last = hashes.div_ceil(TILE_WIDTH);
+        for index in first..last {
+            let Some(tile) = tree.tile(level, index, size) else { continue };
+            let width = tile.len() as u64;
+            let path = dir.join(tile_path(level, index, width));
+            if width == TILE_WIDTH && path.exists() {
+                continue;
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+            }
+            write_atomic(&path, &tile.concat())?;
+        }
+        level += 1;
+    }
+    Ok(())
 }
 
 /// An open ledger.

@@ -173,3 +173,41 @@ fn a_running_sequencer_signs_checkpoints_on_its_interval() {
     let ledger = Ledger::open(dir.path(), Config::default()).expect("reopens");
     assert_eq!(ledger.latest_checkpoint().map(|c| c.size), Some(150), "a final checkpoint at shutdown");
 }
+
+#[test]
+fn checkpoints_write_c2sp_tiles_that_rebuild_the_root() {
+    use docket_log::ledger::{self, Ledger};
+    use docket_log::merkle::{node_hash, Hash};
+    let built = demo::build(60, 6);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_key = demo::key(6, "log");
+    ledger::init(dir.path(), "docket.invalid/tiles", &log_key, root(&built), None).expect("init");
+    let mut ledger = Ledger::open(dir.path(), Config::default()).expect("open");
+    // Two checkpoints: the second completes the tile the first left partial.
+    ledger.log.append_batch(built.events[..200].to_vec(), now()).expect("append");
+    ledger.checkpoint(&log_key).expect("checkpoint");
+    assert!(dir.path().join("tiles/tile/0/000.p/200").exists());
+    ledger.log.append_batch(built.events[200..].to_vec(), now()).expect("append");
+    ledger.checkpoint(&log_key).expect("checkpoint");
+    let size = ledger.log.size();
+    assert!(size > 256, "{size}");
+    // An outsider rebuilds the root from the level-0 tiles alone.
+    let read = |path: &str| -> Vec<Hash> {
+        std::fs::read(dir.path().join("tiles").join(path))
+            .expect(path)
+            .chunks(32)
+            .map(|c| c.try_into().expect("32"))
+            .collect()
+    };
+    let mut leaves = read("tile/0/000");
+    assert_eq!(leaves.len(), 256);
+    leaves.extend(read(&format!("tile/0/001.p/{}", size - 256)));
+    assert_eq!(docket_log::merkle::root(&leaves), ledger.log.tree().root(size).expect("root"));
+    // The level-1 tile holds the root of the first 256 leaves.
+    let level1 = read("tile/1/000.p/1");
+    let mut level = leaves[..256].to_vec();
+    while level.len() > 1 {
+        level = level.chunks(2).map(|pair| node_hash(&pair[0], &pair[1])).collect();
+    }
+    assert_eq!(level1, level);
+}
