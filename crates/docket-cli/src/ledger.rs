@@ -204,11 +204,10 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
                 report.segments,
                 report.records as f64 / seconds.max(1e-9)
             );
-            println!(
-                "root {} matches the latest checkpoint (size {})",
-                hex32(&report.root),
-                report.checkpoint_size.map_or("none".into(), |s| s.to_string())
-            );
+            match report.checkpoint_size {
+                Some(size) => println!("root {} at size {size} matches the latest checkpoint", hex32(&report.root)),
+                None => println!("root {}; there is no checkpoint to compare it with", hex32(&report.root)),
+            }
             if let Some(older) = report.older_size {
                 println!("the given checkpoint (size {older}) is consistent with the log");
             }

@@ -84,20 +84,9 @@ impl NoteKey {
     /// Parses a verifier key string, checking the key id.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let fail = |reason: &str| NoteError::Key { key: text.into(), reason: reason.into() };
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id), Some(material)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(fail("expected name+keyid+base64"));
-        };
-        let typed = STANDARD.decode(material).map_err(|_| fail("key material is not base64"))?;
-        if typed.len() != 33 || typed[0] != ED25519 {
-            return Err(fail("key material is not 0x01 followed by a 32-byte Ed25519 key"));
-        }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&typed[1..]);
+        let (name, id, key) = split_key(text).map_err(fail)?;
         let parsed = Self::new(name, PublicKey(key))?;
-        if id != hex_id(parsed.key_id()) {
-            return Err(fail("key id does not match name and key"));
-        }
+        check_id(&parsed, id).map_err(fail)?;
         Ok(parsed)
     }
 }
@@ -106,25 +95,37 @@ fn hex_id(id: [u8; 4]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Splits `<name>+<hex id>+<base64(0x01 || 32 bytes)>` into its parts.
+fn split_key(text: &str) -> Result<(&str, &str, [u8; 32]), &'static str> {
+    let mut parts = text.splitn(3, '+');
+    let (Some(name), Some(id), Some(material)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected name+keyid+base64");
+    };
+    let typed = STANDARD.decode(material).map_err(|_| "key material is not base64")?;
+    if typed.len() != 33 || typed[0] != ED25519 {
+        return Err("key material is not 0x01 followed by 32 bytes of Ed25519 key");
+    }
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(&typed[1..]);
+    Ok((name, id, bytes))
+}
+
+fn check_id(key: &NoteKey, id: &str) -> Result<(), &'static str> {
+    if id == hex_id(key.key_id()) {
+        Ok(())
+    } else {
+        Err("key id does not match name and key")
+    }
+}
+
 /// Parses a Go-style private key `PRIVATE+KEY+<name>+<hex id>+<base64(0x01 || seed)>`.
 pub fn parse_private_key(text: &str) -> Result<(NoteKey, SigningKey), NoteError> {
     let fail = |reason: &str| NoteError::Key { key: "PRIVATE+KEY+…".into(), reason: reason.into() };
     let rest = text.strip_prefix("PRIVATE+KEY+").ok_or_else(|| fail("missing PRIVATE+KEY+ prefix"))?;
-    let mut parts = rest.splitn(3, '+');
-    let (Some(name), Some(id), Some(material)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(fail("expected PRIVATE+KEY+name+keyid+base64"));
-    };
-    let typed = STANDARD.decode(material).map_err(|_| fail("key material is not base64"))?;
-    if typed.len() != 33 || typed[0] != ED25519 {
-        return Err(fail("key material is not 0x01 followed by a 32-byte seed"));
-    }
-    let mut seed = [0u8; 32];
-    seed.copy_from_slice(&typed[1..]);
+    let (name, id, seed) = split_key(rest).map_err(fail)?;
     let signing = SigningKey::from_bytes(&seed);
     let key = NoteKey::new(name, PublicKey(signing.verifying_key().to_bytes()))?;
-    if id != hex_id(key.key_id()) {
-        return Err(fail("key id does not match name and key"));
-    }
+    check_id(&key, id).map_err(fail)?;
     Ok((key, signing))
 }
 
