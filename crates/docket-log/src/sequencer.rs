@@ -23,7 +23,7 @@ pub struct Limits {
     /// How long the writer waits for more events after the first of a batch.
     /// 0 takes whatever is queued: appends that arrive during a sync form the next batch.
     pub group_commit_wait_us: u64,
-    /// Threads that verify a batch's signatures.
+    /// Threads that verify a batch's signatures (default: cores - 1, at least 1).
     pub verify_threads: usize,
     /// With a checkpoint hook: the longest time between a write and the
     /// checkpoint that covers it.
@@ -36,7 +36,10 @@ impl Default for Limits {
             batch_events_max: 1024,
             queue_depth_max: 8192,
             group_commit_wait_us: 0,
-            verify_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            // The writer and the async runtime need a core of their own: on 2
+            // cores, one verification thread gave 0.56 of the ingest limit
+            // against 0.51 for two (log-bench, five runs each; BENCH.md).
+            verify_threads: std::thread::available_parallelism().map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
             checkpoint_interval_ms: 1000,
         }
     }
