@@ -231,7 +231,7 @@ impl SubjectId {
                     reason: format!("value must be 1..={OTHER_ID_BYTES_MAX} bytes"),
                 });
             }
-            if let Some((index, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+            if let Some((index, c)) = value.chars().enumerate().find(|(_, c)| c.is_control()) {
                 return Err(IdError::Character {
                     kind: "subject id",
                     position: index + 1,
@@ -413,6 +413,20 @@ mod schema {
                     }}, "required": ["other"], "additionalProperties": false}
                 ]
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_scheme_faults_are_counted_in_characters() {
+        let subject = SubjectId::Other { scheme: Name::parse("passport-CN").unwrap(), value: "护照\u{7}1".into() };
+        match subject.validate() {
+            Err(IdError::Character { position, found, .. }) => assert_eq!((position, found), (3, '\u{7}')),
+            other => panic!("expected a character fault, got {other:?}"),
         }
     }
 }
