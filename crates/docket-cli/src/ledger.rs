@@ -137,9 +137,15 @@ pub fn checkpoint(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// The tree size a proof is for: the one given, else the latest checkpoint's
+/// (what a verifier holds), else the whole log.
+fn size_or_latest(ledger: &Ledger, given: Option<u64>) -> u64 {
+    given.or(ledger.latest_checkpoint().map(|c| c.size)).unwrap_or(ledger.log.size())
+}
+
 pub fn proof_inclusion(dir: &Path, seq: u64, size: Option<u64>) -> Result<bool> {
     let ledger = Ledger::open(dir, Config::default())?;
-    let size = size.or(ledger.latest_checkpoint().map(|c| c.size)).unwrap_or(ledger.log.size());
+    let size = size_or_latest(&ledger, size);
     let tree = ledger.log.tree();
     let proof = tree.inclusion_proof(seq, size)?;
     let root = tree.root(size).context("size beyond the log")?;
@@ -157,7 +163,7 @@ pub fn proof_inclusion(dir: &Path, seq: u64, size: Option<u64>) -> Result<bool> 
 
 pub fn proof_consistency(dir: &Path, old: u64, new: Option<u64>) -> Result<bool> {
     let ledger = Ledger::open(dir, Config::default())?;
-    let new = new.or(ledger.latest_checkpoint().map(|c| c.size)).unwrap_or(ledger.log.size());
+    let new = size_or_latest(&ledger, new);
     let tree = ledger.log.tree();
     let proof = tree.consistency_proof(old, new)?;
     let (old_root, new_root) = (tree.root(old).context("old size")?, tree.root(new).context("new size")?);

@@ -45,8 +45,8 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     hasher.finalize().into()
 }
 
-/// The largest power of two strictly less than `n` (n >= 2).
-fn split(n: u64) -> u64 {
+/// The largest power of two strictly less than `n` (n >= 2): where RFC 6962 splits a tree.
+pub(crate) fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1 << (63 - (n - 1).leading_zeros())
 }

@@ -6,7 +6,7 @@
 //! Held in memory (64 bytes per event over all levels) and rebuilt from the
 //! segments on open; moving the levels to files is noted in ARCHITECTURE.md.
 
-use crate::merkle::{self, node_hash, Hash, ProofError};
+use crate::merkle::{self, node_hash, split, Hash, ProofError};
 
 /// Hashes per full C2SP tile.
 pub const TILE_WIDTH: u64 = 256;
@@ -52,7 +52,7 @@ impl Tree {
             let level = len.trailing_zeros() as usize;
             return self.levels[level][(start / len) as usize];
         }
-        let k = 1u64 << (63 - (len - 1).leading_zeros());
+        let k = split(len);
         node_hash(&self.subtree(start, k), &self.subtree(start + k, len - k))
     }
 
@@ -79,7 +79,7 @@ impl Tree {
         if n <= 1 {
             return;
         }
-        let k = 1u64 << (63 - (n - 1).leading_zeros());
+        let k = split(n);
         if m < k {
             self.path(m, start, k, proof);
             proof.push(self.subtree(start + k, n - k));
@@ -106,7 +106,7 @@ impl Tree {
             }
             return;
         }
-        let k = 1u64 << (63 - (n - 1).leading_zeros());
+        let k = split(n);
         if m <= k {
             self.subproof(m, start, k, complete, proof);
             proof.push(self.subtree(start + k, n - k));

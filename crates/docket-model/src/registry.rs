@@ -36,6 +36,8 @@ pub enum AuthError {
     UnknownList(ListId),
     #[error("{what} {name:?} already exists")]
     Duplicate { what: &'static str, name: String },
+    #[error("key {0} is the registry root key and cannot be an agency key")]
+    RootKeyReused(PublicKey),
     #[error("key {key} is already registered (to \"{agency}\")")]
     KeyInUse { key: PublicKey, agency: AgencyId },
     #[error("measure \"{0}\" is not catalogued")]
@@ -242,10 +244,7 @@ impl Registry {
     fn check_new_key(&self, key: &PublicKey) -> Result<(), AuthError> {
         match self.key_owners.get(key) {
             Some(agency) => Err(AuthError::KeyInUse { key: *key, agency: agency.clone() }),
-            None if *key == self.root => Err(AuthError::KeyInUse {
-                key: *key,
-                agency: AgencyId::parse("registry-root").unwrap_or_else(|_| unreachable!()),
-            }),
+            None if *key == self.root => Err(AuthError::RootKeyReused(*key)),
             None => Ok(()),
         }
     }
