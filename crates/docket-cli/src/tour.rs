@@ -37,8 +37,13 @@ pub fn run() -> Result<bool> {
     println!("\n== 3. Inspect them (docket inspect {})", signed_path.display());
     sign::inspect(Some(&signed_path), Format::Text)?;
 
-    println!("\n== 4. Change one character of line 3 and inspect again");
-    signed_lines[2] = signed_lines[2].replacen("Failure", "Fai1ure", 1);
+    println!("\n== 4. Change one character of line 3 (its optional id removed) and inspect again");
+    // Without the id, only the signature can catch the change; with it, the id mismatch would.
+    let mut line: serde_json::Value = serde_json::from_str(&signed_lines[2])?;
+    if let Some(object) = line.as_object_mut() {
+        object.remove("id");
+    }
+    signed_lines[2] = line.to_string().replacen("Failure", "Fai1ure", 1);
     let tampered_path = dir.join("tampered.jsonl");
     std::fs::write(&tampered_path, signed_lines.join("\n") + "\n")?;
     let clean = sign::inspect(Some(&tampered_path), Format::Text)?;
