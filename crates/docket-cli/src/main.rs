@@ -7,6 +7,7 @@ mod id;
 mod keys;
 mod ledger;
 mod lines;
+mod replay;
 mod sign;
 mod tour;
 
@@ -150,6 +151,47 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Print a projection: a list, a worklist, a subject, the public list or a point check.
+    ///
+    /// Reads the materialised projections (DIR/views.redb), catching up with
+    /// the log first; a store that does not match the log is rebuilt.
+    /// --as-of SEQ or TIME asks what the ledger said then; --valid-at TIME asks
+    /// what was in force at TIME (as known at --as-of). Without --valid-at the
+    /// valid time is the as-of time, or now. Times are RFC 3339 or a date
+    /// (midnight in China Standard Time).
+    ///
+    /// Example: docket replay --dir demo --view check --subject uscc:91350100M000100Y43 --measure restrict-air-travel
+    Replay {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_enum)]
+        view: replay::View,
+        /// Agency: whose lists (list), whose worklist (enforcement), whose application (check).
+        #[arg(long)]
+        agency: Option<String>,
+        /// Only this list (list, public).
+        #[arg(long)]
+        list: Option<String>,
+        /// Subject: uscc:CODE, resident:NUMBER, SCHEME:VALUE or a bare 18-character code (subject, check).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Measure code (check).
+        #[arg(long)]
+        measure: Option<String>,
+        /// System time: a seq (inclusive) or a time.
+        #[arg(long, value_name = "SEQ|TIME")]
+        as_of: Option<String>,
+        /// Valid time.
+        #[arg(long, value_name = "TIME")]
+        valid_at: Option<String>,
+        #[arg(long, value_enum, default_value_t = replay::ViewFormat::Table)]
+        format: replay::ViewFormat,
+    },
+    /// Rebuild the projections from the log into a shadow file and swap it in.
+    Rebuild {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// A short guided tour: make a key, sign the bundled examples, inspect them,
     /// tamper with one, check identifiers, build a demo ledger, verify it and
     /// print a proof. Writes only to a temporary directory.
@@ -218,6 +260,11 @@ fn main() -> ExitCode {
         Command::Proof(ProofCommand::Consistency { dir, old, new }) => ledger::proof_consistency(&dir, old, new),
         Command::Verify { dir, checkpoint } => ledger::verify(&dir, checkpoint.as_deref()),
         Command::Demo { dir, subjects, seed } => ledger::demo(&dir, subjects, seed),
+        Command::Replay { dir, view, agency, list, subject, measure, as_of, valid_at, format } => {
+            let query = replay::Query { view, agency, list, subject, measure, as_of, valid_at, format };
+            replay::replay(&dir, &query)
+        }
+        Command::Rebuild { dir } => replay::rebuild(&dir),
         Command::Tour => tour::run(),
     };
     match result {

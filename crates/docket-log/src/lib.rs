@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod read;
 pub mod segment;
 pub mod sequencer;
 pub mod storage;

@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::crypto::{Digest, PublicKey};
 use crate::event::{Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Role, Signer};
 use crate::ids::{AgencyId, ListId, MeasureCode, MouId, RuleSetId};
@@ -49,7 +51,7 @@ pub enum AuthError {
 }
 
 /// One key of an agency and when it is valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyState {
     /// Effective time of the event that registered the key.
     pub valid_from: Timestamp,
@@ -58,7 +60,7 @@ pub struct KeyState {
 }
 
 /// A registered agency.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgencyState {
     pub name: String,
     pub roles: BTreeSet<Role>,
@@ -66,7 +68,7 @@ pub struct AgencyState {
 }
 
 /// A defined list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListState {
     pub name: String,
     pub designating_agency: AgencyId,
@@ -75,14 +77,14 @@ pub struct ListState {
 }
 
 /// A catalogued measure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeasureState {
     pub description: String,
     pub authority: LegalRef,
 }
 
 /// One version of an MOU's terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MouTerms {
     pub parties: Vec<MouParty>,
     pub effective_from: Timestamp,
@@ -91,14 +93,29 @@ pub struct MouTerms {
 
 /// An MOU with every version of its terms, oldest first, so that "did this
 /// MOU cover agency A and measure M at valid time T" can be answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MouState {
     pub list: ListId,
     pub terms: Vec<MouTerms>,
 }
 
+impl MouState {
+    /// The terms in force at valid time `at`: the latest version whose
+    /// `effective_from` is not after `at`, unless it has ended by `at`.
+    pub fn terms_at(&self, at: Timestamp) -> Option<&MouTerms> {
+        let terms = self.terms.iter().rev().find(|terms| terms.effective_from <= at)?;
+        terms.effective_until.is_none_or(|until| at < until).then_some(terms)
+    }
+
+    /// Whether the terms in force at `at` bind `agency` to `measure`.
+    pub fn binds(&self, agency: &AgencyId, measure: &MeasureCode, at: Timestamp) -> bool {
+        self.terms_at(at)
+            .is_some_and(|terms| terms.parties.iter().any(|p| p.agency == *agency && p.measures.contains(measure)))
+    }
+}
+
 /// A published rule set version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSetVersion {
     pub version: u32,
     pub digest: Digest,
@@ -107,7 +124,7 @@ pub struct RuleSetVersion {
 }
 
 /// The registry: agencies, keys, lists, measures, MOUs and rule sets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registry {
     root: PublicKey,
     agencies: BTreeMap<AgencyId, AgencyState>,
@@ -385,6 +402,10 @@ impl Registry {
     pub fn mou(&self, mou: &MouId) -> Option<&MouState> {
         self.mous.get(mou)
     }
+    /// Every MOU.
+    pub fn mous(&self) -> impl Iterator<Item = (&MouId, &MouState)> {
+        self.mous.iter()
+    }
     /// Published versions of a rule set, oldest first.
     pub fn rule_set(&self, rule_set: &RuleSetId) -> &[RuleSetVersion] {
         self.rule_sets.get(rule_set).map_or(&[], Vec::as_slice)
@@ -407,11 +428,7 @@ impl Registry {
         if state.list != *list {
             return false;
         }
-        let terms = state.terms.iter().rev().find(|terms| terms.effective_from <= at);
-        terms.is_some_and(|terms| {
-            terms.effective_until.is_none_or(|until| at < until)
-                && terms.parties.iter().any(|party| party.agency == *agency && party.measures.contains(measure))
-        })
+        state.binds(agency, measure, at)
     }
 }
 

@@ -1,0 +1,380 @@
+//! `docket replay` and `docket rebuild`: the projections, as of any point.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+
+use docket_fold::case::{AsOf, Known};
+use docket_fold::views::{self, CheckView, EnforcementView, ListView, PublicView, SubjectView};
+use docket_fold::{Store, StoreLimits};
+use docket_model::ids::{classify, Classified};
+use docket_model::{Date, MeasureCode, Name, SubjectId, Timestamp};
+
+/// Which view to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum View {
+    /// A designating agency's lists with the status of each case.
+    List,
+    /// A responsible agency's worklist: to apply, applied, must lift.
+    Enforcement,
+    /// Every case and measure of one subject.
+    Subject,
+    /// The public list: masked, normalised status.
+    Public,
+    /// Is SUBJECT restricted by MEASURE (for AGENCY) at the valid time, and why.
+    Check,
+}
+
+/// How views are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ViewFormat {
+    /// Aligned columns, for people.
+    Table,
+    /// One pretty JSON document.
+    Json,
+}
+
+/// What `docket replay` was asked.
+#[derive(Debug)]
+pub struct Query {
+    pub view: View,
+    pub agency: Option<String>,
+    pub list: Option<String>,
+    pub subject: Option<String>,
+    pub measure: Option<String>,
+    pub as_of: Option<String>,
+    pub valid_at: Option<String>,
+    pub format: ViewFormat,
+}
+
+fn name(what: &str, text: &str) -> Result<Name> {
+    Name::parse(text).with_context(|| format!("--{what} {text:?}"))
+}
+
+/// Parses a subject: `uscc:CODE`, `resident:NUMBER`, `SCHEME:VALUE`, or a bare
+/// 18-character code whose scheme is recognised.
+pub fn parse_subject(text: &str) -> Result<SubjectId> {
+    let subject = match text.split_once(':') {
+        Some(("uscc", code)) => SubjectId::Uscc(code.parse().with_context(|| format!("--subject {text:?}"))?),
+        Some(("resident", code)) => SubjectId::Resident(code.parse().with_context(|| format!("--subject {text:?}"))?),
+        Some((scheme, value)) => SubjectId::Other { scheme: name("subject scheme", scheme)?, value: value.to_owned() },
+        None => match classify(text).with_context(|| format!("--subject {text:?}"))? {
+            Classified::Uscc(code) => SubjectId::Uscc(code),
+            Classified::Resident(id) => SubjectId::Resident(id),
+        },
+    };
+    subject.validate().with_context(|| format!("--subject {text:?}"))?;
+    Ok(subject)
+}
+
+/// Parses a time: RFC 3339, or a date (the start of that day in China Standard Time).
+pub fn parse_time(what: &str, text: &str) -> Result<Timestamp> {
+    if let Ok(time) = Timestamp::parse(text) {
+        return Ok(time);
+    }
+    let date = Date::parse(text).map_err(|_| {
+        anyhow::anyhow!("--{what} {text:?}: expected RFC 3339 (2024-05-01T09:00:00+08:00) or a date (2024-05-01)")
+    })?;
+    let start = date.naive().and_hms_opt(0, 0, 0).context("midnight exists")?;
+    let china = docket_model::time::china_standard_time();
+    let local = start.and_local_timezone(china).single().context("UTC+8 has no gaps")?;
+    Timestamp::from_micros(local.timestamp_micros()).map_err(|e| anyhow::anyhow!("--{what} {text:?}: {e}"))
+}
+
+/// Resolves `--as-of` (a seq or a time) and `--valid-at` into a bitemporal point.
+/// Without --valid-at, the valid time is the as-of time: what the ledger said then, about then.
+pub fn resolve(store: &Store, as_of: Option<&str>, valid_at: Option<&str>) -> Result<AsOf> {
+    let (known, then) = match as_of {
+        None => (Known::All, Timestamp::now()),
+        Some(text) if text.chars().all(|c| c.is_ascii_digit()) => {
+            let seq: u64 = text.parse().with_context(|| format!("--as-of {text:?}"))?;
+            if seq >= store.records() {
+                bail!(
+                    "--as-of {seq}: the log has {} records (seq 0..={})",
+                    store.records(),
+                    store.records().saturating_sub(1)
+                );
+            }
+            let time = store.time_of(seq)?.with_context(|| format!("--as-of {seq}: no record"))?;
+            (Known::Through(seq), time)
+        }
+        Some(text) => {
+            let time = parse_time("as-of", text)?;
+            (Known::At(time), time)
+        }
+    };
+    let valid_at = match valid_at {
+        Some(text) => parse_time("valid-at", text)?,
+        None => then,
+    };
+    Ok(AsOf { known, valid_at })
+}
+
+/// `docket replay`.
+pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
+    let (store, opened) = Store::open(dir, StoreLimits::default())?;
+    if let Some(reason) = &opened.rebuilt {
+        eprintln!("note: projections rebuilt from the log ({reason})");
+    }
+    let as_of = resolve(&store, query.as_of.as_deref(), query.valid_at.as_deref())?;
+    let agency = query.agency.as_deref().map(|a| name("agency", a)).transpose()?;
+    let list = query.list.as_deref().map(|l| name("list", l)).transpose()?;
+    let json = query.format == ViewFormat::Json;
+    let out = match query.view {
+        View::List => {
+            let view = views::list_view(&store, as_of, agency.as_ref(), list.as_ref())?;
+            if json {
+                to_json(&view)?
+            } else {
+                list_table(&view)
+            }
+        }
+        View::Enforcement => {
+            let agency = agency.context("--view enforcement needs --agency")?;
+            let view = views::enforcement_view(&store, as_of, &agency)?;
+            if json {
+                to_json(&view)?
+            } else {
+                enforcement_table(&view)
+            }
+        }
+        View::Subject => {
+            let subject = parse_subject(query.subject.as_deref().context("--view subject needs --subject")?)?;
+            let view = views::subject_view(&store, as_of, &subject)?;
+            if json {
+                to_json(&view)?
+            } else {
+                subject_table(&view)
+            }
+        }
+        View::Public => {
+            let view = views::public_view(&store, as_of, list.as_ref())?;
+            if json {
+                to_json(&view)?
+            } else {
+                public_table(&view)
+            }
+        }
+        View::Check => {
+            let subject = parse_subject(query.subject.as_deref().context("--view check needs --subject")?)?;
+            let measure: MeasureCode =
+                name("measure", query.measure.as_deref().context("--view check needs --measure")?)?;
+            let view = views::check(&store, as_of, &subject, &measure, agency.as_ref())?;
+            if json {
+                to_json(&view)?
+            } else {
+                check_table(&view)
+            }
+        }
+    };
+    print!("{out}");
+    Ok(true)
+}
+
+/// `docket rebuild`.
+pub fn rebuild(dir: &Path) -> Result<bool> {
+    let started = std::time::Instant::now();
+    let (store, opened) = Store::rebuild(dir, StoreLimits::default())?;
+    println!(
+        "rebuilt {} from {} records in {:.2} s",
+        store.path().display(),
+        opened.records,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(true)
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
+fn header(as_of: &AsOf) -> String {
+    let known = match as_of.known {
+        Known::All => "everything recorded".to_owned(),
+        Known::Through(seq) => format!("records through seq {seq}"),
+        Known::At(time) => format!("records up to {time}"),
+    };
+    format!("as known from {known}, in force at {}\n", as_of.valid_at)
+}
+
+/// Left-aligned columns.
+fn table(head: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
+        padded.join("  ").trim_end().to_owned() + "\n"
+    };
+    let mut out = line(head.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn date(time: Option<Timestamp>) -> String {
+    time.map(|t| t.china_date().to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn snake<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn list_table(view: &ListView) -> String {
+    let mut out = header(&view.as_of);
+    for section in &view.lists {
+        out.push_str(&format!(
+            "\nlist {} ({}), designating agency {}: {} cases\n",
+            section.list,
+            section.name,
+            section.designating_agency,
+            section.entries.len()
+        ));
+        let rows = section
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.subject.clone(),
+                    e.number.to_string(),
+                    snake(&e.status) + if e.contested { " (contested)" } else { "" },
+                    date(Some(e.since)),
+                    date(e.until),
+                    e.measures_in_place.to_string(),
+                    e.marks.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["SUBJECT", "CASE", "STATUS", "SINCE", "UNTIL", "MEASURES", "MARKS"], rows));
+    }
+    out
+}
+
+fn enforcement_table(view: &EnforcementView) -> String {
+    let mut out = header(&view.as_of);
+    out.push_str(&format!(
+        "agency {}: {} to apply, {} applied, {} must lift\n",
+        view.agency,
+        view.to_apply.len(),
+        view.applied.len(),
+        view.must_lift.len()
+    ));
+    let mut rows = vec![];
+    for (what, duty, why) in view
+        .to_apply
+        .iter()
+        .map(|d| ("apply", d, String::new()))
+        .chain(view.applied.iter().map(|d| ("applied", d, String::new())))
+        .chain(view.must_lift.iter().map(|l| ("LIFT", &l.duty, snake(&l.why))))
+    {
+        rows.push(vec![
+            what.to_owned(),
+            duty.list.to_string(),
+            duty.subject.clone(),
+            duty.number.to_string(),
+            duty.measure.to_string(),
+            duty.mou.to_string(),
+            date(Some(duty.since)),
+            why,
+        ]);
+    }
+    out.push_str(&table(&["TODO", "LIST", "SUBJECT", "CASE", "MEASURE", "MOU", "SINCE", "WHY"], rows));
+    out
+}
+
+fn subject_table(view: &SubjectView) -> String {
+    let mut out = header(&view.as_of);
+    out.push_str(&format!("subject {}: {} cases\n", view.subject, view.cases.len()));
+    for case in &view.cases {
+        out.push_str(&format!(
+            "\ncase {} on {}: {} (version {})\n",
+            case.number,
+            case.list,
+            case.status.map(|s| snake(&s)).unwrap_or_else(|| "not yet in force".into()),
+            case.version
+        ));
+        for t in &case.transitions {
+            out.push_str(&format!("  {}  {:<18} seq {}\n", t.at, snake(&t.status), t.seq));
+        }
+        for m in &case.measures {
+            let state = match &m.lifted {
+                Some((e, _)) => format!("lifted {} (seq {})", e.at.china_date(), e.seq),
+                None => "in place".into(),
+            };
+            let covered = if m.covered { "" } else { " [no MOU covers it]" };
+            out.push_str(&format!(
+                "  measure {} by {} under {}: applied {} (seq {}), {state}{covered}\n",
+                m.measure,
+                m.agency,
+                m.mou,
+                m.applied.at.china_date(),
+                m.applied.seq
+            ));
+        }
+        for mark in &case.marks {
+            out.push_str(&format!("  marked: seq {} {}\n", mark.seq, snake(&mark.kind)));
+        }
+    }
+    out
+}
+
+fn public_table(view: &PublicView) -> String {
+    let mut out = header(&view.as_of);
+    let rows = view
+        .entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.list.to_string(),
+                e.subject.clone(),
+                e.number.to_string(),
+                snake(&e.status),
+                e.listing_date.to_string(),
+                e.start_date.to_string(),
+                e.end_date.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                e.authority.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["LIST", "SUBJECT", "CASE", "STATUS", "LISTED", "START", "END", "AUTHORITY"], rows));
+    out
+}
+
+fn check_table(view: &CheckView) -> String {
+    let mut out = header(&view.as_of);
+    let by = view.agency.as_ref().map(|a| format!(" as applied by {a}")).unwrap_or_default();
+    out.push_str(&format!(
+        "{} {} restricted by {}{by}\n",
+        view.subject,
+        if view.restricted { "IS" } else { "is not" },
+        view.measure
+    ));
+    for ground in &view.grounds {
+        out.push_str(&format!(
+            "  case {} on {}: decision seq {} in force from {} until {}, MOU {}\n",
+            ground.number,
+            ground.list,
+            ground.decision.seq,
+            ground.in_force_from,
+            ground.until.map(|u| u.to_string()).unwrap_or_else(|| "removed".into()),
+            ground.mou
+        ));
+        for binding in &ground.agencies {
+            let applied = binding.applied.map(|e| format!("applied (seq {})", e.seq)).unwrap_or("not applied".into());
+            out.push_str(&format!("    {}: {applied}\n", binding.agency));
+        }
+    }
+    for m in &view.without_ground {
+        out.push_str(&format!(
+            "  in place WITHOUT ground: applied by {} under {} (seq {})\n",
+            m.agency, m.mou, m.applied.seq
+        ));
+    }
+    out
+}

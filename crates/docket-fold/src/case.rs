@@ -1,0 +1,508 @@
+//! The case state machine.
+//!
+//! A case keeps every event that touched it as a [`Fact`] (its seq, system
+//! time, valid time and what it said). That makes the stored case
+//! bitemporal by construction: the state "as the ledger knew it at seq N,
+//! in force at valid time T" is [`evaluate`] over the facts with `seq <= N`
+//! and `effective_at <= T`, in valid-time order. Nothing is refolded from the
+//! log to answer an as-of question about a case.
+//!
+//! Facts that do not fit the state they arrive in (a measure on a case that is
+//! not designated, a restoration of a case never designated) are kept and
+//! marked, never dropped: the auditor needs them.
+
+use serde::{Deserialize, Serialize};
+
+use docket_model::event::{
+    CaseAction, CaseEvent, LiftReason, ObjectionOutcome, RestorationReason, RevocationReason, Severity,
+};
+use docket_model::{AgencyId, CaseNumber, EventId, ListId, MeasureCode, MouId, Registry, SubjectId, Timestamp};
+
+/// One case event as the case keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    pub seq: u64,
+    pub id: EventId,
+    /// System time: when the ledger recorded it.
+    pub recorded_at: Timestamp,
+    /// Valid time: when it took effect, as the signer declared.
+    pub effective_at: Timestamp,
+    /// The signing agency.
+    pub agency: AgencyId,
+    pub step: Step,
+}
+
+/// What a case event did, reduced to what the views need. The full event
+/// stays in the log (`seq`, `id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Notice { served_at: Timestamp },
+    Objection { received_at: Timestamp },
+    ObjectionDecision { objection: EventId, outcome: Outcome },
+    Designation { term_months: Option<u16>, severity: Severity, basis: Option<String> },
+    TermExtended { months: u16 },
+    Revocation { reason: RevocationReason },
+    Restoration { reason: RestorationReason },
+    MeasureApplied { measure: MeasureCode, mou: MouId },
+    MeasureLifted { measure: MeasureCode, reason: LiftReason },
+}
+
+/// Outcome of an objection review, without the correction text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Upheld,
+    Rejected,
+    Corrected,
+}
+
+impl Step {
+    /// The step of a case action.
+    pub fn of(action: &CaseAction) -> Self {
+        match action {
+            CaseAction::Notice { served_at, .. } => Self::Notice { served_at: *served_at },
+            CaseAction::Objection { received_at, .. } => Self::Objection { received_at: *received_at },
+            CaseAction::ObjectionDecision { objection, outcome, .. } => Self::ObjectionDecision {
+                objection: *objection,
+                outcome: match outcome {
+                    ObjectionOutcome::Upheld => Outcome::Upheld,
+                    ObjectionOutcome::Rejected => Outcome::Rejected,
+                    ObjectionOutcome::Corrected { .. } => Outcome::Corrected,
+                },
+            },
+            CaseAction::DesignationDecision { basis, severity, term_months, .. } => Self::Designation {
+                term_months: *term_months,
+                severity: *severity,
+                basis: basis.as_ref().map(|b| b.number.clone()),
+            },
+            CaseAction::TermExtended { months, .. } => Self::TermExtended { months: *months },
+            CaseAction::Revocation { reason, .. } => Self::Revocation { reason: *reason },
+            CaseAction::Restoration { reason, .. } => Self::Restoration { reason: *reason },
+            CaseAction::MeasureApplied { measure, mou } => {
+                Self::MeasureApplied { measure: measure.clone(), mou: mou.clone() }
+            }
+            CaseAction::MeasureLifted { measure, reason } => {
+                Self::MeasureLifted { measure: measure.clone(), reason: *reason }
+            }
+        }
+    }
+}
+
+/// A case: one subject on one list under one case number, with every fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseState {
+    pub list: ListId,
+    pub subject: SubjectId,
+    pub number: CaseNumber,
+    /// In seq order.
+    pub facts: Vec<Fact>,
+}
+
+impl CaseState {
+    /// A case with no facts yet.
+    pub fn new(event: &CaseEvent) -> Self {
+        Self { list: event.list.clone(), subject: event.subject.clone(), number: event.number.clone(), facts: vec![] }
+    }
+
+    /// Seq of the event that opened the case.
+    pub fn opened_seq(&self) -> Option<u64> {
+        self.facts.first().map(|f| f.seq)
+    }
+}
+
+/// Which records count: what the ledger held at a point of system time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Known {
+    /// Everything in the log now.
+    All,
+    /// Records up to and including this seq.
+    Through(u64),
+    /// Records recorded at or before this system time.
+    At(Timestamp),
+}
+
+impl Known {
+    /// Whether a fact was known.
+    pub fn includes(self, seq: u64, recorded_at: Timestamp) -> bool {
+        match self {
+            Self::All => true,
+            Self::Through(last) => seq <= last,
+            Self::At(time) => recorded_at <= time,
+        }
+    }
+}
+
+/// A bitemporal point: what the ledger knew (`known`), about what was in force at `valid_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsOf {
+    pub known: Known,
+    pub valid_at: Timestamp,
+}
+
+/// Where a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The party was notified; no decision yet.
+    Noticed,
+    /// An objection before the designation is pending.
+    Objected,
+    /// Every objection before the designation is decided.
+    ObjectionDecided,
+    /// Designated and in force.
+    Designated,
+    /// Removed from the list.
+    Restored,
+    /// Withdrawn as if never rightly made.
+    Revoked,
+    /// The term ran out (derived from the term; no event needed).
+    Expired,
+}
+
+impl Status {
+    /// Whether the case has ended (restored, revoked or expired).
+    pub fn is_closed(self) -> bool {
+        matches!(self, Self::Restored | Self::Revoked | Self::Expired)
+    }
+}
+
+/// A pointer to the event behind something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub seq: u64,
+    pub id: EventId,
+    /// Valid time of the event.
+    pub at: Timestamp,
+}
+
+impl Evidence {
+    fn of(fact: &Fact) -> Self {
+        Self { seq: fact.seq, id: fact.id, at: fact.effective_at }
+    }
+}
+
+/// A change of status, with the event behind it (for an expiry, the
+/// designation or extension that set the term).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub status: Status,
+    /// Valid time of the change.
+    pub at: Timestamp,
+    pub seq: u64,
+    pub id: EventId,
+}
+
+/// An objection and its decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectionView {
+    pub received: Evidence,
+    /// Whether it was lodged against a designation already in force.
+    pub after_designation: bool,
+    pub decided: Option<(Evidence, Outcome)>,
+}
+
+/// The designation decision and its term.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesignationView {
+    pub decision: Evidence,
+    /// When the ledger recorded the decision (the listing date).
+    pub listed_at: Timestamp,
+    /// In force from (the decision's valid time).
+    pub in_force_from: Timestamp,
+    /// End of the term including extensions; `None`: until removed.
+    pub until: Option<Timestamp>,
+    pub severity: Severity,
+    pub basis: Option<String>,
+    pub extensions: Vec<Evidence>,
+}
+
+/// One application of a measure by one agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureView {
+    pub agency: AgencyId,
+    pub measure: MeasureCode,
+    pub mou: MouId,
+    pub applied: Evidence,
+    /// Whether, as the registry stands, the MOU covered this agency and measure on this list when applied.
+    pub covered: bool,
+    pub lifted: Option<(Evidence, LiftReason)>,
+}
+
+/// Why a fact does not fit the state it arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkKind {
+    /// A second notice; the first one stands.
+    RepeatedNotice,
+    /// An objection on a closed case.
+    ObjectionOnClosedCase,
+    /// Decides an objection this case does not hold (at that valid time).
+    UnknownObjection,
+    /// Decides an objection already decided.
+    ObjectionAlreadyDecided,
+    /// A designation on a case already designated or closed.
+    DesignationOnDesignatedOrClosedCase,
+    /// A term extension, revocation or restoration of a case not designated and in force.
+    NotInForce,
+    /// A measure applied to a case not designated and in force.
+    MeasureOnCaseNotInForce,
+    /// The same agency applied the same measure again while it was in place.
+    MeasureAlreadyApplied,
+    /// A measure lifted that was not in place.
+    MeasureNotApplied,
+}
+
+/// A fact that does not fit, kept for the auditor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub seq: u64,
+    pub id: EventId,
+    pub kind: MarkKind,
+}
+
+/// A case evaluated at one bitemporal point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseView {
+    pub list: ListId,
+    pub subject: SubjectId,
+    pub number: CaseNumber,
+    /// Number of events known (the case version, as far as known).
+    pub version: u64,
+    /// `None` when no fact is in force yet at the valid time.
+    pub status: Option<Status>,
+    pub transitions: Vec<Transition>,
+    pub notice: Option<Evidence>,
+    pub objections: Vec<ObjectionView>,
+    pub designation: Option<DesignationView>,
+    pub closure: Option<Evidence>,
+    pub measures: Vec<MeasureView>,
+    pub marks: Vec<Mark>,
+}
+
+impl CaseView {
+    /// The status and the valid time it began.
+    pub fn status_since(&self) -> Option<(Status, Timestamp)> {
+        self.transitions.last().map(|t| (t.status, t.at))
+    }
+
+    /// Whether the designation is in force.
+    pub fn in_force(&self) -> bool {
+        self.status == Some(Status::Designated)
+    }
+
+    /// An objection against the designation is pending.
+    pub fn contested(&self) -> bool {
+        self.in_force() && self.objections.iter().any(|o| o.after_designation && o.decided.is_none())
+    }
+
+    /// When the case stopped being in force (closure or expiry), if it has.
+    pub fn ended_at(&self) -> Option<Timestamp> {
+        match self.status {
+            Some(status) if status.is_closed() => self.transitions.last().map(|t| t.at),
+            _ => None,
+        }
+    }
+
+    /// Measures in place (applied, not lifted).
+    pub fn active_measures(&self) -> impl Iterator<Item = &MeasureView> {
+        self.measures.iter().filter(|m| m.lifted.is_none())
+    }
+}
+
+/// Adds `months` calendar months in China Standard Time; on overflow, none.
+fn add_months(start: Timestamp, months: u32) -> Option<Timestamp> {
+    let end = start.to_china().checked_add_months(chrono::Months::new(months))?;
+    Timestamp::from_micros(end.timestamp_micros()).ok()
+}
+
+struct Machine<'a> {
+    registry: &'a Registry,
+    view: CaseView,
+    /// Total term in months, if the designation has one.
+    term: Option<u32>,
+    /// The fact that last set the term, for the expiry transition.
+    term_source: Option<Evidence>,
+}
+
+impl Machine<'_> {
+    fn transition(&mut self, status: Status, at: Timestamp, seq: u64, id: EventId) {
+        self.view.status = Some(status);
+        self.view.transitions.push(Transition { status, at, seq, id });
+    }
+
+    fn mark(&mut self, fact: &Fact, kind: MarkKind) {
+        self.view.marks.push(Mark { seq: fact.seq, id: fact.id, kind });
+    }
+
+    /// Moves an in-force designation to expired if its term ended at or before `at`.
+    fn expire_until(&mut self, at: Timestamp) {
+        if self.view.status != Some(Status::Designated) {
+            return;
+        }
+        if let (Some(until), Some(source)) = (self.view.designation.as_ref().and_then(|d| d.until), self.term_source) {
+            if until <= at {
+                self.transition(Status::Expired, until, source.seq, source.id);
+            }
+        }
+    }
+
+    fn set_term(&mut self) {
+        if let Some(designation) = &mut self.view.designation {
+            designation.until = self.term.and_then(|months| add_months(designation.in_force_from, months));
+        }
+    }
+
+    fn apply(&mut self, fact: &Fact) {
+        self.expire_until(fact.effective_at);
+        self.view.version += 1;
+        let evidence = Evidence::of(fact);
+        let status = self.view.status;
+        let in_force = status == Some(Status::Designated);
+        let closed = status.is_some_and(Status::is_closed);
+        match &fact.step {
+            Step::Notice { .. } => {
+                if self.view.notice.is_some() {
+                    return self.mark(fact, MarkKind::RepeatedNotice);
+                }
+                self.view.notice = Some(evidence);
+                if status.is_none() {
+                    self.transition(Status::Noticed, fact.effective_at, fact.seq, fact.id);
+                }
+            }
+            Step::Objection { .. } => {
+                if closed {
+                    self.mark(fact, MarkKind::ObjectionOnClosedCase);
+                }
+                self.view.objections.push(ObjectionView {
+                    received: evidence,
+                    after_designation: in_force,
+                    decided: None,
+                });
+                if matches!(status, None | Some(Status::Noticed | Status::ObjectionDecided)) {
+                    self.transition(Status::Objected, fact.effective_at, fact.seq, fact.id);
+                }
+            }
+            Step::ObjectionDecision { objection, outcome } => {
+                let Some(found) = self.view.objections.iter_mut().find(|o| o.received.id == *objection) else {
+                    return self.mark(fact, MarkKind::UnknownObjection);
+                };
+                if found.decided.is_some() {
+                    return self.mark(fact, MarkKind::ObjectionAlreadyDecided);
+                }
+                found.decided = Some((evidence, *outcome));
+                let pending = self.view.objections.iter().any(|o| !o.after_designation && o.decided.is_none());
+                if status == Some(Status::Objected) && !pending {
+                    self.transition(Status::ObjectionDecided, fact.effective_at, fact.seq, fact.id);
+                }
+            }
+            Step::Designation { term_months, severity, basis } => {
+                if in_force || closed {
+                    return self.mark(fact, MarkKind::DesignationOnDesignatedOrClosedCase);
+                }
+                self.term = term_months.map(u32::from);
+                self.term_source = Some(evidence);
+                self.view.designation = Some(DesignationView {
+                    decision: evidence,
+                    listed_at: fact.recorded_at,
+                    in_force_from: fact.effective_at,
+                    until: None,
+                    severity: *severity,
+                    basis: basis.clone(),
+                    extensions: vec![],
+                });
+                self.set_term();
+                self.transition(Status::Designated, fact.effective_at, fact.seq, fact.id);
+                self.expire_until(fact.effective_at);
+            }
+            Step::TermExtended { months } => {
+                if !in_force {
+                    return self.mark(fact, MarkKind::NotInForce);
+                }
+                if let Some(term) = &mut self.term {
+                    *term += u32::from(*months);
+                    self.term_source = Some(evidence);
+                }
+                if let Some(designation) = &mut self.view.designation {
+                    designation.extensions.push(evidence);
+                }
+                self.set_term();
+            }
+            Step::Revocation { .. } | Step::Restoration { .. } => {
+                if !in_force {
+                    return self.mark(fact, MarkKind::NotInForce);
+                }
+                self.view.closure = Some(evidence);
+                let status =
+                    if matches!(fact.step, Step::Revocation { .. }) { Status::Revoked } else { Status::Restored };
+                self.transition(status, fact.effective_at, fact.seq, fact.id);
+            }
+            Step::MeasureApplied { measure, mou } => {
+                let already = self.view.active_measures().any(|m| m.agency == fact.agency && m.measure == *measure);
+                if already {
+                    return self.mark(fact, MarkKind::MeasureAlreadyApplied);
+                }
+                if !in_force {
+                    self.mark(fact, MarkKind::MeasureOnCaseNotInForce);
+                }
+                let covered = self.registry.mou_covers(mou, &self.view.list, &fact.agency, measure, fact.effective_at);
+                self.view.measures.push(MeasureView {
+                    agency: fact.agency.clone(),
+                    measure: measure.clone(),
+                    mou: mou.clone(),
+                    applied: evidence,
+                    covered,
+                    lifted: None,
+                });
+            }
+            Step::MeasureLifted { measure, reason } => {
+                let active = self
+                    .view
+                    .measures
+                    .iter_mut()
+                    .find(|m| m.lifted.is_none() && m.agency == fact.agency && m.measure == *measure);
+                match active {
+                    Some(applied) => applied.lifted = Some((evidence, *reason)),
+                    None => self.mark(fact, MarkKind::MeasureNotApplied),
+                }
+            }
+        }
+    }
+}
+
+/// The case as the ledger knew it at `as_of.known`, in force at `as_of.valid_at`.
+/// `registry` is the registry as of the same `known` point.
+pub fn evaluate(case: &CaseState, registry: &Registry, as_of: AsOf) -> CaseView {
+    let mut facts: Vec<&Fact> = case
+        .facts
+        .iter()
+        .filter(|f| as_of.known.includes(f.seq, f.recorded_at) && f.effective_at <= as_of.valid_at)
+        .collect();
+    facts.sort_by_key(|f| (f.effective_at, f.seq));
+    let mut machine = Machine {
+        registry,
+        view: CaseView {
+            list: case.list.clone(),
+            subject: case.subject.clone(),
+            number: case.number.clone(),
+            version: 0,
+            status: None,
+            transitions: vec![],
+            notice: None,
+            objections: vec![],
+            designation: None,
+            closure: None,
+            measures: vec![],
+            marks: vec![],
+        },
+        term: None,
+        term_source: None,
+    };
+    for fact in facts {
+        machine.apply(fact);
+    }
+    machine.expire_until(as_of.valid_at);
+    machine.view.version = case.facts.iter().filter(|f| as_of.known.includes(f.seq, f.recorded_at)).count() as u64;
+    machine.view
+}

@@ -1,0 +1,598 @@
+//! The projections materialised in redb (`DIR/views.redb`).
+//!
+//! Tables:
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | `format`, `root`, `position` | format version; registry root; next seq and the checksum of the frame before it |
+//! | `cases` | subject, list, number (postcard, concatenated) | the case's facts (postcard [`CaseState`]) |
+//! | `by_list` | list, then the case key | the case key |
+//! | `by_applier` | agency, then the case key | empty: cases on which the agency applied a measure |
+//! | `registry_events` | seq | system time (i64 be) and the wire form of a registry event |
+//! | `registry_snapshots` | seq | system time and the registry after that event (postcard) |
+//!
+//! Each catch-up batch writes the cases it touched, their indexes, the
+//! registry events, any snapshot and the new position in one transaction,
+//! so the views and their watermark never disagree. On open the position's
+//! checksum is compared with the log's frame at that seq: a store built from
+//! another log, or from a log that has since changed, is rebuilt, not trusted.
+//!
+//! Memory during a fold is one batch of touched cases plus redb's cache,
+//! whatever the history length. Cases are bitemporal (`case.rs`), so an
+//! as-of query reads the cases it needs and filters their facts; only the
+//! registry is folded, from the nearest snapshot.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use docket_log::ledger::{self, Paths};
+use docket_log::read::Reader;
+use docket_model::{AgencyId, CaseRef, ListId, PublicKey, Registry, SignedEvent, SubjectId, Timestamp};
+
+use crate::case::{CaseState, Known, Step};
+use crate::fold::{apply_registry, change_of, Change};
+use crate::views::Source;
+use crate::FoldError;
+
+/// Version of the store's layout. A store of another version is rebuilt.
+pub const STORE_FORMAT: u32 = 1;
+/// File name of the store inside a ledger directory.
+pub const STORE_FILE: &str = "views.redb";
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CASES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cases");
+const BY_LIST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("by_list");
+const BY_APPLIER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("by_applier");
+const REGISTRY_EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("registry_events");
+const REGISTRY_SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("registry_snapshots");
+
+/// Limits and tuning of the store.
+#[derive(Debug, Clone)]
+pub struct StoreLimits {
+    /// Records folded per transaction during catch-up.
+    pub batch_events: usize,
+    /// A registry snapshot is written every this many registry events, so
+    /// the registry as of any point folds at most this many events.
+    pub registry_snapshot_events: u64,
+    /// redb's page cache.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self { batch_events: 32 * 1024, registry_snapshot_events: 64, cache_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// What opening the store did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// Why the store was rebuilt from the log, if it was.
+    pub rebuilt: Option<String>,
+    /// Records folded to catch up.
+    pub folded: u64,
+    /// Records in the store now.
+    pub records: u64,
+}
+
+/// The materialised projections of one ledger.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    db: Database,
+    reader: Reader,
+    root: PublicKey,
+    limits: StoreLimits,
+    /// Current registry and how many registry events it has.
+    registry: Arc<Registry>,
+    registry_events: u64,
+    next_seq: u64,
+    last_checksum: [u8; 32],
+}
+
+fn store_error(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> FoldError + '_ {
+    move |e| FoldError::Store { path: path.display().to_string(), reason: e.to_string() }
+}
+
+macro_rules! tried {
+    ($path:expr, $e:expr) => {
+        $e.map_err(|e| store_error($path)(&e))?
+    };
+}
+
+/// The key of a case in `cases`: subject, list and number, each postcard
+/// encoded (length-prefixed), so that one subject's cases are one key range.
+pub fn case_key(subject: &SubjectId, list: &ListId, number: &docket_model::CaseNumber) -> Vec<u8> {
+    let mut key = subject_prefix(subject);
+    key.extend(postcard_bytes(list));
+    key.extend(postcard_bytes(number));
+    key
+}
+
+fn postcard_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).unwrap_or_else(|_| unreachable!("in-memory values encode"))
+}
+
+fn subject_prefix(subject: &SubjectId) -> Vec<u8> {
+    postcard_bytes(subject)
+}
+
+fn prefixed(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(rest);
+    key
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn timed(time: Timestamp, bytes: &[u8]) -> Vec<u8> {
+    prefixed(&time.micros().to_be_bytes(), bytes)
+}
+
+fn untimed(path: &Path, bytes: &[u8]) -> Result<(Timestamp, Vec<u8>), FoldError> {
+    let bad = || store_error(path)(&"short timed value");
+    let (time, rest) = bytes.split_first_chunk::<8>().ok_or_else(bad)?;
+    let time = Timestamp::from_micros(i64::from_be_bytes(*time)).map_err(|e| store_error(path)(&e))?;
+    Ok((time, rest.to_vec()))
+}
+
+impl Store {
+    /// Opens the store of the ledger in `dir`, rebuilding it if it does not
+    /// match the log, and folds the records it has not seen.
+    pub fn open(dir: &Path, limits: StoreLimits) -> Result<(Self, Opened), FoldError> {
+        let (_, root, _) = ledger::read_config(dir).map_err(|e| FoldError::Ledger(e.to_string()))?;
+        let path = dir.join(STORE_FILE);
+        let reader = Reader::new(Paths { dir: dir.to_owned() }.segments());
+        let mut opened = Opened::default();
+        let store = match Self::open_file(&path, reader.clone(), root, limits.clone()) {
+            Ok(store) => match store.trust()? {
+                None => store,
+                Some(reason) => {
+                    drop(store);
+                    opened.rebuilt = Some(reason);
+                    Self::build(dir, &path, reader, root, limits.clone())?
+                }
+            },
+            Err(reason) => {
+                if path.exists() {
+                    opened.rebuilt = Some(reason.to_string());
+                }
+                Self::build(dir, &path, reader, root, limits.clone())?
+            }
+        };
+        let mut store = store;
+        opened.folded = store.catch_up()?;
+        opened.records = store.next_seq;
+        Ok((store, opened))
+    }
+
+    /// Rebuilds the store of the ledger in `dir` from the log into a shadow
+    /// file, then swaps it in. Readers of the old file are not disturbed.
+    pub fn rebuild(dir: &Path, limits: StoreLimits) -> Result<(Self, Opened), FoldError> {
+        let (_, root, _) = ledger::read_config(dir).map_err(|e| FoldError::Ledger(e.to_string()))?;
+        let path = dir.join(STORE_FILE);
+        let reader = Reader::new(Paths { dir: dir.to_owned() }.segments());
+        let store = Self::build(dir, &path, reader, root, limits)?;
+        let records = store.next_seq;
+        Ok((store, Opened { rebuilt: Some("asked to rebuild".into()), folded: records, records }))
+    }
+
+    fn build(dir: &Path, path: &Path, reader: Reader, root: PublicKey, limits: StoreLimits) -> Result<Self, FoldError> {
+        let shadow = path.with_extension("redb.rebuild");
+        if shadow.exists() {
+            tried!(&shadow, std::fs::remove_file(&shadow));
+        }
+        let mut store = Self::create_file(&shadow, reader.clone(), root, limits.clone())?;
+        store.catch_up()?;
+        drop(store);
+        tried!(path, std::fs::rename(&shadow, path));
+        tried!(path, docket_log::storage::sync_dir(dir));
+        Self::open_file(path, reader, root, limits).map_err(|e| store_error(path)(&e))
+    }
+
+    fn create_file(path: &Path, reader: Reader, root: PublicKey, limits: StoreLimits) -> Result<Self, FoldError> {
+        let db = tried!(path, Database::builder().set_cache_size(limits.cache_bytes).create(path));
+        let txn = tried!(path, db.begin_write());
+        {
+            let mut meta = tried!(path, txn.open_table(META));
+            tried!(path, meta.insert("format", STORE_FORMAT.to_be_bytes().as_slice()));
+            tried!(path, meta.insert("root", root.0.as_slice()));
+            let position = [0u8; 40];
+            tried!(path, meta.insert("position", position.as_slice()));
+            for table in [CASES, BY_LIST, BY_APPLIER] {
+                tried!(path, txn.open_table(table));
+            }
+            tried!(path, txn.open_table(REGISTRY_EVENTS));
+            tried!(path, txn.open_table(REGISTRY_SNAPSHOTS));
+        }
+        tried!(path, txn.commit());
+        drop(db);
+        Self::open_file(path, reader, root, limits).map_err(|e| store_error(path)(&e))
+    }
+
+    /// Opens an existing store file; an error says why it cannot be used.
+    fn open_file(path: &Path, reader: Reader, root: PublicKey, limits: StoreLimits) -> Result<Self, String> {
+        if !path.exists() {
+            return Err("no store yet".into());
+        }
+        let db = Database::builder().set_cache_size(limits.cache_bytes).create(path).map_err(|e| e.to_string())?;
+        let txn = db.begin_read().map_err(|e| e.to_string())?;
+        let meta = txn.open_table(META).map_err(|e| e.to_string())?;
+        let get = |name: &str| -> Result<Vec<u8>, String> {
+            Ok(meta.get(name).map_err(|e| e.to_string())?.ok_or(format!("no {name} in meta"))?.value().to_vec())
+        };
+        let format = get("format")?;
+        if format != STORE_FORMAT.to_be_bytes() {
+            return Err(format!("store format {format:?} is not {STORE_FORMAT}"));
+        }
+        if get("root")? != root.0 {
+            return Err("store was built for another registry root".into());
+        }
+        let position = get("position")?;
+        let (next, checksum) = position.split_first_chunk::<8>().ok_or("short position")?;
+        let last_checksum: [u8; 32] = checksum.try_into().map_err(|_| "short position checksum")?;
+        let next_seq = u64::from_be_bytes(*next);
+        // The current registry: the newest snapshot plus the events after it.
+        let events_table = txn.open_table(REGISTRY_EVENTS).map_err(|e| e.to_string())?;
+        let registry_events = events_table.len().map_err(|e| e.to_string())?;
+        drop((meta, events_table, txn));
+        let mut store = Self {
+            path: path.to_owned(),
+            db,
+            reader,
+            root,
+            limits,
+            registry: Arc::new(Registry::new(root)),
+            registry_events,
+            next_seq,
+            last_checksum,
+        };
+        store.registry = store.registry_through(u64::MAX).map_err(|e| e.to_string())?;
+        Ok(store)
+    }
+
+    /// Why the store cannot be trusted against the log, if it cannot.
+    fn trust(&self) -> Result<Option<String>, FoldError> {
+        if self.next_seq == 0 {
+            return Ok(None);
+        }
+        match self.reader.checksum_of(self.next_seq - 1)? {
+            None => Ok(Some(format!(
+                "the store has {} records but the log has fewer: the log is not the one it was built from",
+                self.next_seq
+            ))),
+            Some(checksum) if checksum != self.last_checksum => Ok(Some(format!(
+                "the log's record {} differs from the one the store was built from",
+                self.next_seq - 1
+            ))),
+            Some(_) => Ok(None),
+        }
+    }
+
+    /// Records folded into the store.
+    pub fn records(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The path of the store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current registry.
+    pub fn current_registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    /// System time of the record at `seq`, read from the log.
+    pub fn time_of(&self, seq: u64) -> Result<Option<Timestamp>, FoldError> {
+        let mut found = None;
+        self.reader.read_from(seq, None, |frame| {
+            found = Timestamp::from_micros(frame.system_time).ok();
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+
+    /// Folds every record the store has not seen. Returns how many.
+    pub fn catch_up(&mut self) -> Result<u64, FoldError> {
+        let start = self.next_seq;
+        let batch = self.limits.batch_events.max(1);
+        let reader = self.reader.clone();
+        let prev = (start > 0).then_some(self.last_checksum);
+        // Decoding runs on its own thread, a batch ahead of the fold.
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Vec<Decoded>, FoldError>>(2);
+        let result = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut pending = Vec::with_capacity(batch);
+                let mut failed = None;
+                let read = reader.read_from(start, prev, |frame| {
+                    match decode(frame) {
+                        Ok(record) => pending.push(record),
+                        Err(error) => {
+                            failed = Some(error);
+                            return ControlFlow::Break(());
+                        }
+                    }
+                    if pending.len() >= batch && sender.send(Ok(std::mem::take(&mut pending))).is_err() {
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                });
+                let last = match (read, failed) {
+                    (Err(error), _) => Err(error.into()),
+                    (Ok(_), Some(error)) => Err(error),
+                    (Ok(_), None) => Ok(pending),
+                };
+                let _ = sender.send(last);
+            });
+            let mut folded = 0u64;
+            while let Ok(records) = receiver.recv() {
+                let records = records?;
+                folded += records.len() as u64;
+                self.fold_batch(records)?;
+            }
+            Ok::<u64, FoldError>(folded)
+        })?;
+        if result > 0 {
+            // Batches commit without fsync; the last one makes them all durable.
+            let txn = tried!(&self.path, self.db.begin_write());
+            tried!(&self.path, txn.commit());
+        }
+        Ok(result)
+    }
+
+    fn fold_batch(&mut self, records: Vec<Decoded>) -> Result<(), FoldError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let path = path.as_path();
+        let mut txn = tried!(path, self.db.begin_write());
+        tried!(path, txn.set_durability(Durability::None));
+        {
+            let mut cases = tried!(path, txn.open_table(CASES));
+            let mut by_list = tried!(path, txn.open_table(BY_LIST));
+            let mut by_applier = tried!(path, txn.open_table(BY_APPLIER));
+            let mut registry_events = tried!(path, txn.open_table(REGISTRY_EVENTS));
+            let mut snapshots = tried!(path, txn.open_table(REGISTRY_SNAPSHOTS));
+            let mut touched: HashMap<Vec<u8>, (CaseState, bool)> = HashMap::new();
+            for record in &records {
+                if record.seq != self.next_seq {
+                    return Err(FoldError::Inconsistent {
+                        seq: record.seq,
+                        reason: format!("expected seq {}", self.next_seq),
+                    });
+                }
+                match change_of(record.seq, record.system_time, &record.event)? {
+                    Change::Registry => {
+                        let registry = Arc::make_mut(&mut self.registry);
+                        apply_registry(registry, record.seq, record.system_time, &record.event)?;
+                        let wire = record.event.to_wire();
+                        tried!(path, registry_events.insert(record.seq, timed(record.system_time, &wire).as_slice()));
+                        self.registry_events += 1;
+                        if self.registry_events.is_multiple_of(self.limits.registry_snapshot_events.max(1)) {
+                            let snapshot = timed(record.system_time, &postcard_bytes(&*self.registry));
+                            tried!(path, snapshots.insert(record.seq, snapshot.as_slice()));
+                        }
+                    }
+                    Change::Case(CaseRef { list, subject, number }, fact, body) => {
+                        let key = case_key(&subject, &list, &number);
+                        if let Step::MeasureApplied { .. } = fact.step {
+                            let agency = postcard_bytes(&fact.agency);
+                            tried!(path, by_applier.insert(prefixed(&agency, &key).as_slice(), [].as_slice()));
+                        }
+                        let entry = match touched.get_mut(&key) {
+                            Some(entry) => entry,
+                            None => {
+                                let stored = tried!(path, cases.get(key.as_slice()))
+                                    .map(|guard| postcard::from_bytes::<CaseState>(guard.value()))
+                                    .transpose()
+                                    .map_err(|e| store_error(path)(&e))?;
+                                let entry = match stored {
+                                    Some(state) => (state, false),
+                                    None => (CaseState::new(body), true),
+                                };
+                                touched.entry(key).or_insert(entry)
+                            }
+                        };
+                        entry.0.facts.push(fact);
+                    }
+                }
+                self.next_seq = record.seq + 1;
+                self.last_checksum = record.checksum;
+            }
+            for (key, (state, new)) in &touched {
+                tried!(path, cases.insert(key.as_slice(), postcard_bytes(state).as_slice()));
+                if *new {
+                    let list_key = prefixed(&postcard_bytes(&state.list), key);
+                    tried!(path, by_list.insert(list_key.as_slice(), key.as_slice()));
+                }
+            }
+            let mut meta = tried!(path, txn.open_table(META));
+            let position = prefixed(&self.next_seq.to_be_bytes(), &self.last_checksum);
+            tried!(path, meta.insert("position", position.as_slice()));
+        }
+        tried!(path, txn.commit());
+        Ok(())
+    }
+
+    /// The registry after every registry event with seq <= `last`.
+    fn registry_through(&self, last: u64) -> Result<Arc<Registry>, FoldError> {
+        let path = self.path.as_path();
+        let txn = tried!(path, self.db.begin_read());
+        let snapshots = tried!(path, txn.open_table(REGISTRY_SNAPSHOTS));
+        let events = tried!(path, txn.open_table(REGISTRY_EVENTS));
+        let (mut registry, from) = match tried!(path, snapshots.range(..=last)).next_back() {
+            Some(entry) => {
+                let (seq, value) = tried!(path, entry);
+                let (_, bytes) = untimed(path, value.value())?;
+                let registry: Registry = tried!(path, postcard::from_bytes(&bytes));
+                (registry, seq.value() + 1)
+            }
+            None => (Registry::new(self.root), 0),
+        };
+        if from <= last {
+            for entry in tried!(path, events.range(from..=last)) {
+                let (seq, value) = tried!(path, entry);
+                let (time, wire) = untimed(path, value.value())?;
+                let event = tried!(path, SignedEvent::from_wire(&wire));
+                apply_registry(&mut registry, seq.value(), time, &event)?;
+            }
+        }
+        Ok(Arc::new(registry))
+    }
+
+    /// The last registry event recorded at or before `time`, if any.
+    fn registry_seq_at(&self, time: Timestamp) -> Result<Option<u64>, FoldError> {
+        let path = self.path.as_path();
+        let txn = tried!(path, self.db.begin_read());
+        let events = tried!(path, txn.open_table(REGISTRY_EVENTS));
+        let mut found = None;
+        for entry in tried!(path, events.iter()) {
+            let (seq, value) = tried!(path, entry);
+            let (recorded, _) = untimed(path, value.value())?;
+            if recorded > time {
+                break;
+            }
+            found = Some(seq.value());
+        }
+        Ok(found)
+    }
+
+    fn scan(&self, index: Index, prefix: &[u8], visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
+        let path = self.path.as_path();
+        let txn = tried!(path, self.db.begin_read());
+        let cases = tried!(path, txn.open_table(CASES));
+        let table = match index {
+            Index::Cases => None,
+            Index::ByList => Some(tried!(path, txn.open_table(BY_LIST))),
+            Index::ByApplier => Some(tried!(path, txn.open_table(BY_APPLIER))),
+        };
+        let scanned = table.as_ref().unwrap_or(&cases);
+        let end = prefix_end(prefix);
+        let range = match &end {
+            Some(end) => tried!(path, scanned.range(prefix..end.as_slice())),
+            None => tried!(path, scanned.range(prefix..)),
+        };
+        for entry in range {
+            let (key, value) = tried!(path, entry);
+            let decoded = match index {
+                Index::Cases => postcard::from_bytes::<CaseState>(value.value()),
+                // `by_list` holds the case key as its value, `by_applier` as its key's suffix.
+                Index::ByList | Index::ByApplier => {
+                    let case_key = if index == Index::ByList { value.value() } else { &key.value()[prefix.len()..] };
+                    match tried!(path, cases.get(case_key)) {
+                        Some(guard) => postcard::from_bytes::<CaseState>(guard.value()),
+                        None => return Err(store_error(path)(&"an index names a case that is not stored")),
+                    }
+                }
+            };
+            visit(tried!(path, decoded));
+        }
+        Ok(())
+    }
+
+    /// Every stored table, decoded, in key order: for comparing two stores.
+    pub fn dump(&self) -> Result<String, FoldError> {
+        let path = self.path.as_path();
+        let txn = tried!(path, self.db.begin_read());
+        let mut out = String::new();
+        let meta = tried!(path, txn.open_table(META));
+        for entry in tried!(path, meta.iter()) {
+            let (key, value) = tried!(path, entry);
+            out.push_str(&format!("meta {} {}\n", key.value(), hex(value.value())));
+        }
+        for table in [CASES, BY_LIST, BY_APPLIER] {
+            let table = tried!(path, txn.open_table(table));
+            for entry in tried!(path, table.iter()) {
+                let (key, value) = tried!(path, entry);
+                out.push_str(&format!("{} {} {}\n", "t", hex(key.value()), hex(value.value())));
+            }
+        }
+        for table in [REGISTRY_EVENTS, REGISTRY_SNAPSHOTS] {
+            let table = tried!(path, txn.open_table(table));
+            for entry in tried!(path, table.iter()) {
+                let (key, value) = tried!(path, entry);
+                out.push_str(&format!("r {} {}\n", key.value(), hex(value.value())));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Which table a scan walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Index {
+    Cases,
+    ByList,
+    ByApplier,
+}
+
+/// A decoded record on its way to the fold.
+struct Decoded {
+    seq: u64,
+    system_time: Timestamp,
+    checksum: [u8; 32],
+    event: SignedEvent,
+}
+
+fn decode(frame: &docket_log::frame::Frame) -> Result<Decoded, FoldError> {
+    let inconsistent = |reason: String| FoldError::Inconsistent { seq: frame.seq, reason };
+    let event = SignedEvent::from_wire(&frame.wire).map_err(|e| inconsistent(format!("event does not decode: {e}")))?;
+    let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| inconsistent(e.to_string()))?;
+    Ok(Decoded { seq: frame.seq, system_time, checksum: frame.checksum, event })
+}
+
+impl Source for Store {
+    fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError> {
+        let last = match known {
+            Known::All => return Ok(self.registry.clone()),
+            Known::Through(seq) => seq,
+            Known::At(time) => match self.registry_seq_at(time)? {
+                Some(seq) => seq,
+                None => return Ok(Arc::new(Registry::new(self.root))),
+            },
+        };
+        let path = self.path.as_path();
+        let txn = tried!(path, self.db.begin_read());
+        let events = tried!(path, txn.open_table(REGISTRY_EVENTS));
+        // No registry event after `last`: the current registry is the answer.
+        let later = tried!(path, events.range(last.saturating_add(1)..)).next().is_some();
+        drop((events, txn));
+        if !later {
+            return Ok(self.registry.clone());
+        }
+        self.registry_through(last)
+    }
+
+    fn for_list(&self, list: &ListId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
+        self.scan(Index::ByList, &postcard_bytes(list), visit)
+    }
+
+    fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
+        self.scan(Index::Cases, &subject_prefix(subject), visit)
+    }
+
+    fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
+        self.scan(Index::ByApplier, &postcard_bytes(agency), visit)
+    }
+}

@@ -1,0 +1,476 @@
+//! The views: what each user reads, computed from the cases and the registry
+//! at one bitemporal point. Every view works over a [`Source`], so the pure
+//! in-memory fold and the redb store answer with the same code.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use docket_model::event::{LegalRef, Severity};
+use docket_model::registry::MouState;
+use docket_model::{AgencyId, CaseNumber, Date, EventId, ListId, MeasureCode, MouId, Registry, SubjectId, Timestamp};
+
+use crate::case::{evaluate, AsOf, CaseState, CaseView, Evidence, Known, MeasureView, Status};
+use crate::FoldError;
+
+/// Where views read cases and the registry from.
+pub trait Source {
+    /// The registry as the ledger knew it at `known`.
+    fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError>;
+    /// Every case on `list`, in subject order.
+    fn for_list(&self, list: &ListId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError>;
+    /// Every case of `subject`, on every list.
+    fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError>;
+    /// Every case on which `agency` ever applied a measure.
+    fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError>;
+}
+
+/// One case on a designating agency's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListEntry {
+    /// Unmasked: this view is for the designating agency.
+    pub subject: String,
+    pub number: CaseNumber,
+    pub status: Status,
+    /// Valid time the status began.
+    pub since: Timestamp,
+    pub in_force_from: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// An objection against the designation is pending.
+    pub contested: bool,
+    /// Measures in place.
+    pub measures_in_place: usize,
+    /// Facts that did not fit (see the subject view for which).
+    pub marks: usize,
+    pub version: u64,
+}
+
+/// One list and its cases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListSection {
+    pub list: ListId,
+    pub name: String,
+    pub designating_agency: AgencyId,
+    pub entries: Vec<ListEntry>,
+}
+
+/// The designating agency's view: its lists with the status of every case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListView {
+    pub as_of: AsOf,
+    pub lists: Vec<ListSection>,
+}
+
+/// A measure an agency must apply, has applied, or must lift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Duty {
+    pub list: ListId,
+    pub subject: String,
+    pub number: CaseNumber,
+    pub measure: MeasureCode,
+    pub mou: MouId,
+    /// Valid time from which the duty stands.
+    pub since: Timestamp,
+    /// The decision behind a duty to apply; the application behind one to lift.
+    pub evidence: Evidence,
+}
+
+/// Why a measure must be lifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiftDue {
+    CaseRestored,
+    CaseRevoked,
+    CaseExpired,
+    /// The case was never designated (or not yet in force).
+    NotDesignated,
+    /// The MOU does not (or no longer) bind this agency to this measure.
+    NotCoveredByMou,
+}
+
+/// A measure to lift, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiftDuty {
+    #[serde(flatten)]
+    pub duty: Duty,
+    pub why: LiftDue,
+}
+
+/// A responsible agency's worklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnforcementView {
+    pub agency: AgencyId,
+    pub as_of: AsOf,
+    /// Designated cases x measures its MOUs bind it to, not yet applied.
+    pub to_apply: Vec<Duty>,
+    /// Applied and still due.
+    pub applied: Vec<Duty>,
+    /// In place but no longer (or never) due.
+    pub must_lift: Vec<LiftDuty>,
+}
+
+/// Every case of one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubjectView {
+    pub subject: String,
+    pub as_of: AsOf,
+    pub cases: Vec<CaseView>,
+}
+
+/// The normalised status integrators screen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicStatus {
+    /// Designated and in force.
+    Active,
+    /// Restored or revoked: no longer listed.
+    Lifted,
+    /// The term ran out.
+    Expired,
+    /// In force, but an objection against it is under review.
+    Suspended,
+}
+
+/// One published listing. Identifiers are masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicEntry {
+    pub list: ListId,
+    pub authority: AgencyId,
+    pub subject: String,
+    pub number: CaseNumber,
+    pub status: PublicStatus,
+    /// When the ledger recorded the designation (China Standard Time date).
+    pub listing_date: Date,
+    /// When it took effect.
+    pub start_date: Date,
+    /// When it ended, or will end by its term.
+    pub end_date: Option<Date>,
+    pub severity: Severity,
+    pub legal_basis: Vec<LegalRef>,
+    pub decision: EventId,
+}
+
+/// The public list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicView {
+    pub as_of: AsOf,
+    pub entries: Vec<PublicEntry>,
+}
+
+/// One agency bound to apply the measure on a ground.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Binding {
+    pub agency: AgencyId,
+    /// The application in place, if it has applied it.
+    pub applied: Option<Evidence>,
+}
+
+/// Why a subject is restricted: a designation in force and an MOU binding the measure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ground {
+    pub list: ListId,
+    pub number: CaseNumber,
+    pub decision: Evidence,
+    pub in_force_from: Timestamp,
+    pub until: Option<Timestamp>,
+    pub mou: MouId,
+    pub agencies: Vec<Binding>,
+}
+
+/// The point check: is the subject restricted by the measure at the valid time, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckView {
+    pub subject: String,
+    pub measure: MeasureCode,
+    pub agency: Option<AgencyId>,
+    pub as_of: AsOf,
+    pub restricted: bool,
+    pub grounds: Vec<Ground>,
+    /// Applications of the measure still in place with no ground (case not
+    /// in force, or no MOU binding): the subject is restricted in fact, not in law.
+    pub without_ground: Vec<MeasureView>,
+}
+
+fn case_key(case: &CaseState) -> (ListId, SubjectId, CaseNumber) {
+    (case.list.clone(), case.subject.clone(), case.number.clone())
+}
+
+/// The designating agency's lists (all lists if `agency` is `None`), or one list.
+pub fn list_view(
+    source: &dyn Source,
+    as_of: AsOf,
+    agency: Option<&AgencyId>,
+    list: Option<&ListId>,
+) -> Result<ListView, FoldError> {
+    let registry = source.registry(as_of.known)?;
+    if let Some(list) = list {
+        if registry.list(list).is_none() {
+            return Err(FoldError::NotFound(format!("list \"{list}\"")));
+        }
+    }
+    let mut lists = vec![];
+    for (id, state) in registry.lists() {
+        if agency.is_some_and(|a| *a != state.designating_agency) || list.is_some_and(|l| l != id) {
+            continue;
+        }
+        let mut entries = vec![];
+        source.for_list(id, &mut |case| {
+            let view = evaluate(&case, &registry, as_of);
+            if let Some((status, since)) = view.status_since() {
+                entries.push(ListEntry {
+                    subject: case.subject.to_string(),
+                    number: case.number.clone(),
+                    status,
+                    since,
+                    in_force_from: view.designation.as_ref().map(|d| d.in_force_from),
+                    until: view.designation.as_ref().and_then(|d| d.until),
+                    contested: view.contested(),
+                    measures_in_place: view.active_measures().count(),
+                    marks: view.marks.len(),
+                    version: view.version,
+                });
+            }
+        })?;
+        lists.push(ListSection {
+            list: id.clone(),
+            name: state.name.clone(),
+            designating_agency: state.designating_agency.clone(),
+            entries,
+        });
+    }
+    Ok(ListView { as_of, lists })
+}
+
+/// The first valid time in `(from, to]` at which `mou` stops binding
+/// `agency` to `measure`, if it does.
+fn binding_ends(
+    state: &MouState,
+    agency: &AgencyId,
+    measure: &MeasureCode,
+    from: Timestamp,
+    to: Timestamp,
+) -> Option<Timestamp> {
+    let mut instants: Vec<Timestamp> = state
+        .terms
+        .iter()
+        .flat_map(|terms| [Some(terms.effective_from), terms.effective_until])
+        .flatten()
+        .filter(|t| *t > from && *t <= to)
+        .collect();
+    instants.sort();
+    instants.into_iter().find(|t| !state.binds(agency, measure, *t))
+}
+
+/// A responsible agency's worklist.
+pub fn enforcement_view(source: &dyn Source, as_of: AsOf, agency: &AgencyId) -> Result<EnforcementView, FoldError> {
+    let registry = source.registry(as_of.known)?;
+    if registry.agency(agency).is_none() {
+        return Err(FoldError::NotFound(format!("agency \"{agency}\"")));
+    }
+    let lists: BTreeSet<&ListId> = registry
+        .mous()
+        .filter(|(_, mou)| mou.terms.iter().any(|t| t.parties.iter().any(|p| p.agency == *agency)))
+        .map(|(_, mou)| &mou.list)
+        .collect();
+    let mut view =
+        EnforcementView { agency: agency.clone(), as_of, to_apply: vec![], applied: vec![], must_lift: vec![] };
+    let mut seen = BTreeSet::new();
+    let mut visit = |case: CaseState| {
+        if !seen.insert(case_key(&case)) {
+            return;
+        }
+        let case_view = evaluate(&case, &registry, as_of);
+        worklist(&registry, &case_view, agency, as_of, &mut view);
+    };
+    for list in lists {
+        source.for_list(list, &mut visit)?;
+    }
+    source.for_applier(agency, &mut visit)?;
+    view.to_apply.sort_by(|a, b| {
+        (&a.list, &a.subject, &a.number, &a.measure).cmp(&(&b.list, &b.subject, &b.number, &b.measure))
+    });
+    view.applied.sort_by(|a, b| {
+        (&a.list, &a.subject, &a.number, &a.measure).cmp(&(&b.list, &b.subject, &b.number, &b.measure))
+    });
+    view.must_lift.sort_by(|a, b| {
+        (&a.duty.list, &a.duty.subject, &a.duty.number, &a.duty.measure).cmp(&(
+            &b.duty.list,
+            &b.duty.subject,
+            &b.duty.number,
+            &b.duty.measure,
+        ))
+    });
+    Ok(view)
+}
+
+fn worklist(registry: &Registry, case: &CaseView, agency: &AgencyId, as_of: AsOf, out: &mut EnforcementView) {
+    let duty = |measure: &MeasureCode, mou: &MouId, since, evidence| Duty {
+        list: case.list.clone(),
+        subject: case.subject.to_string(),
+        number: case.number.clone(),
+        measure: measure.clone(),
+        mou: mou.clone(),
+        since,
+        evidence,
+    };
+    let in_place: Vec<&MeasureView> = case.active_measures().filter(|m| m.agency == *agency).collect();
+    if let (true, Some(designation)) = (case.in_force(), &case.designation) {
+        for (mou_id, mou) in registry.mous().filter(|(_, mou)| mou.list == case.list) {
+            let Some(terms) = mou.terms_at(as_of.valid_at) else { continue };
+            for party in terms.parties.iter().filter(|p| p.agency == *agency) {
+                for measure in &party.measures {
+                    let since = designation.in_force_from.max(terms.effective_from);
+                    match in_place.iter().find(|m| m.measure == *measure) {
+                        Some(applied) => out.applied.push(duty(measure, &applied.mou, since, applied.applied)),
+                        None => out.to_apply.push(duty(measure, mou_id, since, designation.decision)),
+                    }
+                }
+            }
+        }
+    }
+    for applied in in_place {
+        let why_since = match case.status {
+            Some(Status::Designated) => {
+                let bound = registry.mou(&applied.mou).filter(|mou| mou.list == case.list);
+                match bound {
+                    Some(mou) if mou.binds(agency, &applied.measure, as_of.valid_at) => None,
+                    Some(mou) if applied.covered => Some((
+                        LiftDue::NotCoveredByMou,
+                        binding_ends(mou, agency, &applied.measure, applied.applied.at, as_of.valid_at)
+                            .unwrap_or(applied.applied.at),
+                    )),
+                    _ => Some((LiftDue::NotCoveredByMou, applied.applied.at)),
+                }
+            }
+            Some(Status::Restored) => Some((LiftDue::CaseRestored, case.ended_at().unwrap_or(applied.applied.at))),
+            Some(Status::Revoked) => Some((LiftDue::CaseRevoked, case.ended_at().unwrap_or(applied.applied.at))),
+            Some(Status::Expired) => Some((LiftDue::CaseExpired, case.ended_at().unwrap_or(applied.applied.at))),
+            _ => Some((LiftDue::NotDesignated, applied.applied.at)),
+        };
+        if let Some((why, since)) = why_since {
+            out.must_lift.push(LiftDuty {
+                duty: duty(&applied.measure, &applied.mou, since.max(applied.applied.at), applied.applied),
+                why,
+            });
+        }
+    }
+}
+
+/// Every case of one subject, unmasked.
+pub fn subject_view(source: &dyn Source, as_of: AsOf, subject: &SubjectId) -> Result<SubjectView, FoldError> {
+    let registry = source.registry(as_of.known)?;
+    let mut cases = vec![];
+    source.for_subject(subject, &mut |case| {
+        let view = evaluate(&case, &registry, as_of);
+        if view.version > 0 {
+            cases.push(view);
+        }
+    })?;
+    Ok(SubjectView { subject: subject.to_string(), as_of, cases })
+}
+
+/// The public list: designated cases only, minor severity left out (normally
+/// unpublished under the credit restoration measures), identifiers masked.
+pub fn public_view(source: &dyn Source, as_of: AsOf, list: Option<&ListId>) -> Result<PublicView, FoldError> {
+    let registry = source.registry(as_of.known)?;
+    let mut entries = vec![];
+    for (id, state) in registry.lists() {
+        if list.is_some_and(|l| l != id) {
+            continue;
+        }
+        source.for_list(id, &mut |case| {
+            let view = evaluate(&case, &registry, as_of);
+            if let Some(entry) = public_entry(&view, &state.designating_agency, &state.legal_basis) {
+                entries.push(entry);
+            }
+        })?;
+    }
+    Ok(PublicView { as_of, entries })
+}
+
+fn public_entry(view: &CaseView, authority: &AgencyId, legal_basis: &[LegalRef]) -> Option<PublicEntry> {
+    let designation = view.designation.as_ref()?;
+    if designation.severity == Severity::Minor {
+        return None;
+    }
+    let (status, end) = match view.status? {
+        Status::Designated if view.contested() => (PublicStatus::Suspended, designation.until),
+        Status::Designated => (PublicStatus::Active, designation.until),
+        Status::Restored | Status::Revoked => (PublicStatus::Lifted, view.ended_at()),
+        Status::Expired => (PublicStatus::Expired, view.ended_at()),
+        Status::Noticed | Status::Objected | Status::ObjectionDecided => return None,
+    };
+    Some(PublicEntry {
+        list: view.list.clone(),
+        authority: authority.clone(),
+        subject: view.subject.display_masked(),
+        number: view.number.clone(),
+        status,
+        listing_date: designation.listed_at.china_date(),
+        start_date: designation.in_force_from.china_date(),
+        end_date: end.map(Timestamp::china_date),
+        severity: designation.severity,
+        legal_basis: legal_basis.to_vec(),
+        decision: designation.decision.id,
+    })
+}
+
+/// Is `subject` restricted by `measure` (as applied by `agency`, or by any
+/// agency) at the valid time, and on which case, decision and MOU.
+pub fn check(
+    source: &dyn Source,
+    as_of: AsOf,
+    subject: &SubjectId,
+    measure: &MeasureCode,
+    agency: Option<&AgencyId>,
+) -> Result<CheckView, FoldError> {
+    let registry = source.registry(as_of.known)?;
+    let mut grounds = vec![];
+    let mut without_ground = vec![];
+    source.for_subject(subject, &mut |case| {
+        let view = evaluate(&case, &registry, as_of);
+        let in_place =
+            |a: &AgencyId| view.active_measures().find(|m| m.agency == *a && m.measure == *measure).map(|m| m.applied);
+        let mut grounded: Vec<&AgencyId> = vec![];
+        if let (true, Some(designation)) = (view.in_force(), &view.designation) {
+            for (mou_id, mou) in registry.mous().filter(|(_, mou)| mou.list == view.list) {
+                let Some(terms) = mou.terms_at(as_of.valid_at) else { continue };
+                let agencies: Vec<Binding> = terms
+                    .parties
+                    .iter()
+                    .filter(|p| p.measures.contains(measure) && agency.is_none_or(|a| *a == p.agency))
+                    .map(|p| Binding { agency: p.agency.clone(), applied: in_place(&p.agency) })
+                    .collect();
+                if agencies.is_empty() {
+                    continue;
+                }
+                grounded.extend(terms.parties.iter().filter(|p| p.measures.contains(measure)).map(|p| &p.agency));
+                grounds.push(Ground {
+                    list: view.list.clone(),
+                    number: view.number.clone(),
+                    decision: designation.decision,
+                    in_force_from: designation.in_force_from,
+                    until: designation.until,
+                    mou: mou_id.clone(),
+                    agencies,
+                });
+            }
+        }
+        without_ground.extend(
+            view.active_measures()
+                .filter(|m| m.measure == *measure && agency.is_none_or(|a| *a == m.agency))
+                .filter(|m| !grounded.contains(&&m.agency))
+                .cloned(),
+        );
+    })?;
+    Ok(CheckView {
+        subject: subject.to_string(),
+        measure: measure.clone(),
+        agency: agency.cloned(),
+        as_of,
+        restricted: !grounds.is_empty(),
+        grounds,
+        without_ground,
+    })
+}
