@@ -24,6 +24,8 @@ pub enum View {
     Public,
     /// Is SUBJECT restricted by MEASURE (for AGENCY) at the valid time, and why.
     Check,
+    /// The registry: agencies, keys, lists, measures, MOUs (JSON only).
+    Registry,
 }
 
 /// How views are printed.
@@ -167,6 +169,7 @@ pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
                 check_table(&view)
             }
         }
+        View::Registry => to_json(&views::registry_view(&store, as_of)?)?,
     };
     print!("{out}");
     Ok(true)

@@ -474,3 +474,19 @@ pub fn check(
         without_ground,
     })
 }
+
+/// The registry as of a point: agencies, roles, keys and their validity,
+/// lists, the measure catalogue, MOUs with every version of their terms, rule sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryView {
+    pub as_of: AsOf,
+    #[serde(flatten)]
+    pub registry: Registry,
+}
+
+/// The registry as the ledger knew it at `as_of.known` (valid time does not
+/// filter it: key and MOU validity carry their own valid times).
+pub fn registry_view(source: &dyn Source, as_of: AsOf) -> Result<RegistryView, FoldError> {
+    let registry = source.registry(as_of.known)?;
+    Ok(RegistryView { as_of, registry: (*registry).clone() })
+}
