@@ -164,18 +164,22 @@ impl Store {
                 Some(reason) => {
                     drop(store);
                     opened.rebuilt = Some(reason);
-                    Self::build(dir, &path, reader, root, limits.clone())?
+                    let store = Self::build(dir, &path, reader, root, limits.clone())?;
+                    opened.folded = store.next_seq;
+                    store
                 }
             },
             Err(reason) => {
                 if path.exists() {
                     opened.rebuilt = Some(reason.to_string());
                 }
-                Self::build(dir, &path, reader, root, limits.clone())?
+                let store = Self::build(dir, &path, reader, root, limits.clone())?;
+                opened.folded = store.next_seq;
+                store
             }
         };
         let mut store = store;
-        opened.folded = store.catch_up()?;
+        opened.folded += store.catch_up()?;
         opened.records = store.next_seq;
         Ok((store, opened))
     }

@@ -12,6 +12,9 @@
 //! id of scenario event N, `$seq:N` the seq it got. A query's `subject` may
 //! name a case alias. `{"$len": n}` checks an array's length.
 
+// Helpers outside #[test] functions panic on broken fixtures, like the tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use docket_fold::case::{AsOf, Known};
@@ -61,8 +64,12 @@ fn substitute(value: &Value, ids: &[EventId], seqs: &[Option<u64>]) -> Value {
 fn complete_action(action: &Value, effective_at: &str) -> Value {
     let (kind, given) = action.as_object().and_then(|m| m.iter().next()).expect("action is {kind: {...}}");
     let template = match kind.as_str() {
-        "notice" => json!({"served_at": effective_at, "method": "post", "matter": "Listing as a judgment defaulter", "rights": "Object within the window; review by the higher authority"}),
-        "objection" => json!({"received_at": effective_at, "grounds": "The obligation has been performed", "evidence": []}),
+        "notice" => {
+            json!({"served_at": effective_at, "method": "post", "matter": "Listing as a judgment defaulter", "rights": "Object within the window; review by the higher authority"})
+        }
+        "objection" => {
+            json!({"received_at": effective_at, "grounds": "The obligation has been performed", "evidence": []})
+        }
         "objection_decision" => json!({"outcome": "rejected", "reasons": "Reviewed on the file"}),
         "designation_decision" => json!({
             "basis": {"issuer": "Beijing Chaoyang District People's Court", "number": "(2023)京0105民初1号", "date": "2023-11-02",
@@ -104,7 +111,8 @@ fn build(dir: &Path, scenario: &Value, name: &str) -> Built {
     let mut accepted = vec![];
     let genesis = time("2024-01-01T00:00:00+08:00");
     for (index, entry) in fixture["events"].as_array().expect("events").iter().enumerate() {
-        let body: RegistryEvent = serde_json::from_value(substitute(&entry["registry"], &[], &[])).expect("registry event");
+        let body: RegistryEvent =
+            serde_json::from_value(substitute(&entry["registry"], &[], &[])).expect("registry event");
         let event = Event {
             format: FORMAT_VERSION,
             signer: Signer::Registry,
@@ -126,13 +134,15 @@ fn build(dir: &Path, scenario: &Value, name: &str) -> Built {
         let recorded_at = time(entry["recorded_at"].as_str().unwrap_or(effective_at));
         let signer = entry["signer"].as_str().expect("signer");
         let (signer, key_name, body) = if signer == "registry" {
-            let body: RegistryEvent = serde_json::from_value(substitute(&entry["registry"], &ids, &seqs)).expect("registry");
+            let body: RegistryEvent =
+                serde_json::from_value(substitute(&entry["registry"], &ids, &seqs)).expect("registry");
             (Signer::Registry, "registry-root".to_owned(), Body::Registry(body))
         } else {
             let alias = entry["case"].as_str().expect("case");
             let case = &cases[alias];
             let action = complete_action(&substitute(&entry["action"], &ids, &seqs), effective_at);
-            let action: CaseAction = serde_json::from_value(action).unwrap_or_else(|e| panic!("{name} event {index}: {e}"));
+            let action: CaseAction =
+                serde_json::from_value(action).unwrap_or_else(|e| panic!("{name} event {index}: {e}"));
             let body = CaseEvent {
                 list: serde_json::from_value(case["list"].clone()).expect("list"),
                 subject: serde_json::from_value(case["subject"].clone()).expect("subject"),
@@ -143,7 +153,8 @@ fn build(dir: &Path, scenario: &Value, name: &str) -> Built {
             let key_name = entry["key"].as_str().unwrap_or(signer).to_owned();
             (Signer::Agency(Name::parse(signer).expect("agency")), key_name, Body::Case(body))
         };
-        let event = Event { format: FORMAT_VERSION, signer, key: public(&key_name), effective_at: time(effective_at), body };
+        let event =
+            Event { format: FORMAT_VERSION, signer, key: public(&key_name), effective_at: time(effective_at), body };
         let signed = SignedEvent::sign(event, &key(&key_name)).unwrap_or_else(|e| panic!("{name} event {index}: {e}"));
         ids.push(signed.id());
         let result = ledger.log.append_batch(vec![signed.clone()], recorded_at).expect("append").remove(0);
@@ -154,7 +165,10 @@ fn build(dir: &Path, scenario: &Value, name: &str) -> Built {
                 accepted.push((signed, receipt.system_time));
             }
             (Err(refusal), Some(expected)) => {
-                assert!(refusal.to_string().contains(expected), "{name} event {index}: refused for {refusal}, expected {expected:?}");
+                assert!(
+                    refusal.to_string().contains(expected),
+                    "{name} event {index}: refused for {refusal}, expected {expected:?}"
+                );
                 seqs.push(None);
             }
             (Ok(_), Some(expected)) => panic!("{name} event {index}: accepted, expected a refusal ({expected})"),
@@ -195,13 +209,9 @@ fn run_query(source: &dyn Source, scenario: &Value, query: &Value, last_time: Ti
         "enforcement" => value(views::enforcement_view(source, as_of, &name("agency").expect("agency"))),
         "subject" => value(views::subject_view(source, as_of, &subject())),
         "public" => value(views::public_view(source, as_of, name("list").as_ref())),
-        "check" => value(views::check(
-            source,
-            as_of,
-            &subject(),
-            &name("measure").expect("measure"),
-            name("agency").as_ref(),
-        )),
+        "check" => {
+            value(views::check(source, as_of, &subject(), &name("measure").expect("measure"), name("agency").as_ref()))
+        }
         "registry" => value(views::registry_view(source, as_of)),
         other => panic!("view {other}"),
     };
@@ -213,15 +223,17 @@ fn run_query(source: &dyn Source, scenario: &Value, query: &Value, last_time: Ti
 
 fn run(path: &Path) -> Result<(), String> {
     let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-    let scenario: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).map_err(|e| format!("{name}: {e}"))?;
+    let scenario: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).map_err(|e| format!("{name}: {e}"))?;
     let dir = tempfile::tempdir().unwrap();
     let built = build(dir.path(), &scenario, &name);
     let mut fold = Fold::new(public("registry-root"));
     for (seq, (event, system_time)) in built.accepted.iter().enumerate() {
         fold.apply(seq as u64, *system_time, event).map_err(|e| format!("{name}: fold: {e}"))?;
     }
-    let (store, _) = Store::open(dir.path(), StoreLimits { batch_events: 3, registry_snapshot_events: 4, ..StoreLimits::default() })
-        .map_err(|e| format!("{name}: store: {e}"))?;
+    let (store, _) =
+        Store::open(dir.path(), StoreLimits { batch_events: 3, registry_snapshot_events: 4, ..StoreLimits::default() })
+            .map_err(|e| format!("{name}: store: {e}"))?;
     let last_time = built.accepted.last().map(|(_, t)| *t).unwrap();
     let mut answers = vec![];
     let mut failures = vec![];
@@ -262,7 +274,8 @@ fn run(path: &Path) -> Result<(), String> {
     } else {
         match std::fs::read_to_string(&golden) {
             Ok(expected) if expected == text => {}
-            Ok(_) => failures.push(format!("{}: answers differ from the golden file (DOCKET_BLESS=1 to accept)", golden.display())),
+            Ok(_) => failures
+                .push(format!("{}: answers differ from the golden file (DOCKET_BLESS=1 to accept)", golden.display())),
             Err(_) => failures.push(format!("{} missing (DOCKET_BLESS=1 writes it)", golden.display())),
         }
     }
