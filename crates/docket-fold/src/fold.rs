@@ -108,6 +108,19 @@ impl Fold {
     }
 }
 
+impl Fold {
+    fn visit_in_opening_order(
+        &self,
+        wanted: impl Fn(&CaseState) -> bool,
+        visit: &mut dyn FnMut(CaseState),
+    ) -> Result<(), FoldError> {
+        let mut cases: Vec<&CaseState> = self.cases.values().filter(|c| wanted(c)).collect();
+        cases.sort_by_key(|c| c.opened_seq());
+        cases.into_iter().for_each(|c| visit(c.clone()));
+        Ok(())
+    }
+}
+
 impl Source for Fold {
     fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError> {
         let mut registry = Registry::new(self.root);
@@ -121,20 +134,17 @@ impl Source for Fold {
     }
 
     fn for_list(&self, list: &docket_model::ListId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.cases.values().filter(|c| c.list == *list).for_each(|c| visit(c.clone()));
-        Ok(())
+        self.visit_in_opening_order(|c| c.list == *list, visit)
     }
 
     fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.cases.values().filter(|c| c.subject == *subject).for_each(|c| visit(c.clone()));
-        Ok(())
+        self.visit_in_opening_order(|c| c.subject == *subject, visit)
     }
 
     fn for_applier(&self, agency: &docket_model::AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.cases
-            .values()
-            .filter(|c| c.facts.iter().any(|f| f.agency == *agency && matches!(f.step, Step::MeasureApplied { .. })))
-            .for_each(|c| visit(c.clone()));
-        Ok(())
+        self.visit_in_opening_order(
+            |c| c.facts.iter().any(|f| f.agency == *agency && matches!(f.step, Step::MeasureApplied { .. })),
+            visit,
+        )
     }
 }

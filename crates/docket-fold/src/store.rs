@@ -5,11 +5,16 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `meta` | `format`, `root`, `position` | format version; registry root; next seq and the checksum of the frame before it |
-//! | `cases` | subject, list, number (postcard, concatenated) | the case's facts (postcard [`CaseState`]) |
-//! | `by_list` | list, then the case key | the case key |
-//! | `by_applier` | agency, then the case key | empty: cases on which the agency applied a measure |
+//! | `cases` | case id (the seq of the event that opened it) | the case's facts (postcard [`CaseState`]) |
+//! | `case_ids` | subject, list, number (postcard, concatenated) | case id |
+//! | `by_list` | list (postcard), case id (u64 be) | empty |
+//! | `by_applier` | agency (postcard), case id (u64 be) | empty: cases on which the agency applied a measure |
 //! | `registry_events` | seq | system time (i64 be) and the wire form of a registry event |
 //! | `registry_snapshots` | seq | system time and the registry after that event (postcard) |
+//!
+//! Cases are keyed by opening seq so that a fold appends new cases at the
+//! end of the largest table instead of rewriting random pages of it (redb is
+//! copy-on-write); only the small `case_ids` rows land at random places.
 //!
 //! Each catch-up batch writes the cases it touched, their indexes, the
 //! registry events, any snapshot and the new position in one transaction,
@@ -31,10 +36,10 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 
 use docket_log::ledger::{self, Paths};
 use docket_log::read::Reader;
-use docket_model::{AgencyId, CaseRef, ListId, PublicKey, Registry, SignedEvent, SubjectId, Timestamp};
+use docket_model::{AgencyId, Body, ListId, PublicKey, Registry, SignedEvent, Signer, SubjectId, Timestamp};
 
-use crate::case::{CaseState, Known, Step};
-use crate::fold::{apply_registry, change_of, Change};
+use crate::case::{CaseState, Fact, Known, Step};
+use crate::fold::apply_registry;
 use crate::views::Source;
 use crate::FoldError;
 
@@ -44,7 +49,8 @@ pub const STORE_FORMAT: u32 = 1;
 pub const STORE_FILE: &str = "views.redb";
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const CASES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cases");
+const CASES: TableDefinition<u64, &[u8]> = TableDefinition::new("cases");
+const CASE_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("case_ids");
 const BY_LIST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("by_list");
 const BY_APPLIER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("by_applier");
 const REGISTRY_EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("registry_events");
@@ -60,11 +66,18 @@ pub struct StoreLimits {
     pub registry_snapshot_events: u64,
     /// redb's page cache.
     pub cache_bytes: usize,
+    /// Threads decoding records during catch-up, beside the one folding them.
+    pub decode_threads: usize,
 }
 
 impl Default for StoreLimits {
     fn default() -> Self {
-        Self { batch_events: 32 * 1024, registry_snapshot_events: 64, cache_bytes: 64 * 1024 * 1024 }
+        Self {
+            batch_events: 128 * 1024,
+            registry_snapshot_events: 64,
+            cache_bytes: 64 * 1024 * 1024,
+            decode_threads: std::thread::available_parallelism().map_or(1, usize::from),
+        }
     }
 }
 
@@ -217,7 +230,9 @@ impl Store {
             tried!(path, meta.insert("root", root.0.as_slice()));
             let position = [0u8; 40];
             tried!(path, meta.insert("position", position.as_slice()));
-            for table in [CASES, BY_LIST, BY_APPLIER] {
+            tried!(path, txn.open_table(CASES));
+            tried!(path, txn.open_table(CASE_IDS));
+            for table in [BY_LIST, BY_APPLIER] {
                 tried!(path, txn.open_table(table));
             }
             tried!(path, txn.open_table(REGISTRY_EVENTS));
@@ -313,55 +328,139 @@ impl Store {
     }
 
     /// Folds every record the store has not seen. Returns how many.
+    ///
+    /// Two threads: one reads, decodes and prepares records (case keys,
+    /// facts), the other folds them into redb, one transaction per
+    /// `batch_events` records.
     pub fn catch_up(&mut self) -> Result<u64, FoldError> {
         let start = self.next_seq;
-        let batch = self.limits.batch_events.max(1);
         let reader = self.reader.clone();
         let prev = (start > 0).then_some(self.last_checksum);
-        // Decoding runs on its own thread, a batch ahead of the fold.
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Vec<Decoded>, FoldError>>(2);
-        let result = std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut pending = Vec::with_capacity(batch);
-                let mut failed = None;
-                let read = reader.read_from(start, prev, |frame| {
-                    match decode(frame) {
-                        Ok(record) => pending.push(record),
-                        Err(error) => {
-                            failed = Some(error);
-                            return ControlFlow::Break(());
+        let workers = self.limits.decode_threads.max(1);
+        type Chunk<T> = Result<Vec<T>, FoldError>;
+        let (inputs, outputs): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| {
+                let (frames_in, frames_out) = std::sync::mpsc::sync_channel::<Chunk<docket_log::frame::Frame>>(2);
+                let (prepared_in, prepared_out) = std::sync::mpsc::sync_channel::<Chunk<Prepared>>(2);
+                ((frames_in, frames_out, prepared_in), prepared_out)
+            })
+            .unzip();
+        let folded = std::thread::scope(|scope| {
+            let mut senders = vec![];
+            for (frames_in, frames_out, prepared_in) in inputs {
+                senders.push(frames_in);
+                scope.spawn(move || {
+                    while let Ok(chunk) = frames_out.recv() {
+                        let prepared = chunk.and_then(|frames| frames.iter().map(prepare).collect());
+                        let failed = prepared.is_err();
+                        if prepared_in.send(prepared).is_err() || failed {
+                            return;
                         }
                     }
-                    if pending.len() >= batch && sender.send(Ok(std::mem::take(&mut pending))).is_err() {
-                        return ControlFlow::Break(());
+                });
+            }
+            scope.spawn(move || {
+                // Chunks go to the workers in turn; the fold takes them back in the same turn.
+                let mut chunk = Vec::with_capacity(PREPARE_CHUNK);
+                let mut sent = 0usize;
+                let read = reader.read_from(start, prev, |frame| {
+                    chunk.push(frame.clone());
+                    if chunk.len() >= PREPARE_CHUNK {
+                        if senders[sent % senders.len()].send(Ok(std::mem::take(&mut chunk))).is_err() {
+                            return ControlFlow::Break(());
+                        }
+                        sent += 1;
                     }
                     ControlFlow::Continue(())
                 });
-                let last = match (read, failed) {
-                    (Err(error), _) => Err(error.into()),
-                    (Ok(_), Some(error)) => Err(error),
-                    (Ok(_), None) => Ok(pending),
-                };
-                let _ = sender.send(last);
+                let last = read.map(|_| chunk).map_err(FoldError::from);
+                let _ = senders[sent % senders.len()].send(last);
             });
             let mut folded = 0u64;
-            while let Ok(records) = receiver.recv() {
-                let records = records?;
-                folded += records.len() as u64;
-                self.fold_batch(records)?;
+            let mut batch = Batch::default();
+            for turn in 0.. {
+                let Ok(chunk) = outputs[turn % outputs.len()].recv() else { break };
+                for record in chunk? {
+                    self.fold_record(&mut batch, record)?;
+                    folded += 1;
+                    if batch.records >= self.limits.batch_events.max(1) {
+                        self.commit(std::mem::take(&mut batch))?;
+                    }
+                }
             }
+            self.commit(batch)?;
             Ok::<u64, FoldError>(folded)
         })?;
-        if result > 0 {
-            // Batches commit without fsync; the last one makes them all durable.
+        if folded > 0 {
+            // Batches commit without fsync; this one makes them all durable.
             let txn = tried!(&self.path, self.db.begin_write());
             tried!(&self.path, txn.commit());
         }
-        Ok(result)
+        Ok(folded)
     }
 
-    fn fold_batch(&mut self, records: Vec<Decoded>) -> Result<(), FoldError> {
-        if records.is_empty() {
+    /// Adds one record to the batch; registry events apply at once.
+    fn fold_record(&mut self, batch: &mut Batch, record: Prepared) -> Result<(), FoldError> {
+        let (seq, checksum) = (record.seq, record.checksum);
+        if seq != self.next_seq {
+            return Err(FoldError::Inconsistent { seq, reason: format!("expected seq {}", self.next_seq) });
+        }
+        match record.what {
+            What::Registry { system_time, event } => {
+                apply_registry(Arc::make_mut(&mut self.registry), seq, system_time, &event)?;
+                batch.registry_events.push((seq, timed(system_time, &event.to_wire())));
+                self.registry_events += 1;
+                if self.registry_events.is_multiple_of(self.limits.registry_snapshot_events.max(1)) {
+                    batch.snapshots.push((seq, timed(system_time, &postcard_bytes(&*self.registry))));
+                }
+            }
+            What::Case { key, case, fact, applier } => {
+                let id = match batch.touched.get_mut(&key) {
+                    Some(entry) => {
+                        entry.state.facts.push(fact);
+                        entry.id
+                    }
+                    None => {
+                        // A new case takes the seq of the event that opens it as its id.
+                        let (id, mut state, new) = match self.load_case(&mut batch.read, &key)? {
+                            Some((id, state)) => (id, state, false),
+                            None => (seq, case, true),
+                        };
+                        state.facts.push(fact);
+                        batch.touched.insert(key, Touched { id, state, new });
+                        id
+                    }
+                };
+                if let Some(agency) = applier {
+                    batch.appliers.push(prefixed(&agency, &id.to_be_bytes()));
+                }
+            }
+        }
+        batch.records += 1;
+        self.next_seq = seq + 1;
+        self.last_checksum = checksum;
+        Ok(())
+    }
+
+    /// A stored case and its id, read through one read transaction per batch
+    /// (it sees every earlier batch; this batch's changes are in `touched`).
+    fn load_case(&self, read: &mut Option<ReadTables>, key: &[u8]) -> Result<Option<(u64, CaseState)>, FoldError> {
+        let path = self.path.as_path();
+        if read.is_none() {
+            let txn = tried!(path, self.db.begin_read());
+            *read = Some((tried!(path, txn.open_table(CASE_IDS)), tried!(path, txn.open_table(CASES))));
+        }
+        let Some((ids, cases)) = read.as_ref() else { unreachable!("opened above") };
+        let Some(id) = tried!(path, ids.get(key)).map(|guard| guard.value()) else { return Ok(None) };
+        match tried!(path, cases.get(id)) {
+            Some(guard) => Ok(Some((id, tried!(path, postcard::from_bytes::<CaseState>(guard.value()))))),
+            None => Err(store_error(path)(&format!("case id {id} is indexed but not stored"))),
+        }
+    }
+
+    /// Writes a batch and the new position in one transaction.
+    fn commit(&mut self, batch: Batch) -> Result<(), FoldError> {
+        if batch.records == 0 {
             return Ok(());
         }
         let path = self.path.clone();
@@ -370,62 +469,44 @@ impl Store {
         tried!(path, txn.set_durability(Durability::None));
         {
             let mut cases = tried!(path, txn.open_table(CASES));
+            let mut case_ids = tried!(path, txn.open_table(CASE_IDS));
             let mut by_list = tried!(path, txn.open_table(BY_LIST));
             let mut by_applier = tried!(path, txn.open_table(BY_APPLIER));
             let mut registry_events = tried!(path, txn.open_table(REGISTRY_EVENTS));
             let mut snapshots = tried!(path, txn.open_table(REGISTRY_SNAPSHOTS));
-            let mut touched: HashMap<Vec<u8>, (CaseState, bool)> = HashMap::new();
-            for record in &records {
-                if record.seq != self.next_seq {
-                    return Err(FoldError::Inconsistent {
-                        seq: record.seq,
-                        reason: format!("expected seq {}", self.next_seq),
-                    });
-                }
-                match change_of(record.seq, record.system_time, &record.event)? {
-                    Change::Registry => {
-                        let registry = Arc::make_mut(&mut self.registry);
-                        apply_registry(registry, record.seq, record.system_time, &record.event)?;
-                        let wire = record.event.to_wire();
-                        tried!(path, registry_events.insert(record.seq, timed(record.system_time, &wire).as_slice()));
-                        self.registry_events += 1;
-                        if self.registry_events.is_multiple_of(self.limits.registry_snapshot_events.max(1)) {
-                            let snapshot = timed(record.system_time, &postcard_bytes(&*self.registry));
-                            tried!(path, snapshots.insert(record.seq, snapshot.as_slice()));
-                        }
-                    }
-                    Change::Case(CaseRef { list, subject, number }, fact, body) => {
-                        let key = case_key(&subject, &list, &number);
-                        if let Step::MeasureApplied { .. } = fact.step {
-                            let agency = postcard_bytes(&fact.agency);
-                            tried!(path, by_applier.insert(prefixed(&agency, &key).as_slice(), [].as_slice()));
-                        }
-                        let entry = match touched.get_mut(&key) {
-                            Some(entry) => entry,
-                            None => {
-                                let stored = tried!(path, cases.get(key.as_slice()))
-                                    .map(|guard| postcard::from_bytes::<CaseState>(guard.value()))
-                                    .transpose()
-                                    .map_err(|e| store_error(path)(&e))?;
-                                let entry = match stored {
-                                    Some(state) => (state, false),
-                                    None => (CaseState::new(body), true),
-                                };
-                                touched.entry(key).or_insert(entry)
-                            }
-                        };
-                        entry.0.facts.push(fact);
-                    }
-                }
-                self.next_seq = record.seq + 1;
-                self.last_checksum = record.checksum;
+            for (seq, value) in &batch.registry_events {
+                tried!(path, registry_events.insert(*seq, value.as_slice()));
             }
-            for (key, (state, new)) in &touched {
-                tried!(path, cases.insert(key.as_slice(), postcard_bytes(state).as_slice()));
-                if *new {
-                    let list_key = prefixed(&postcard_bytes(&state.list), key);
-                    tried!(path, by_list.insert(list_key.as_slice(), key.as_slice()));
+            for (seq, value) in &batch.snapshots {
+                tried!(path, snapshots.insert(*seq, value.as_slice()));
+            }
+            // Case ids are opening seqs: new cases append at the end of
+            // `cases`, and the random-keyed index rows are small.
+            let mut touched: Vec<(Vec<u8>, Touched)> = batch.touched.into_iter().collect();
+            touched.sort_unstable_by_key(|(_, t)| t.id);
+            let mut encoded = Vec::new();
+            let mut new_keys = Vec::new();
+            for (key, touched) in &touched {
+                encoded.clear();
+                let bytes = postcard::to_extend(&touched.state, std::mem::take(&mut encoded))
+                    .map_err(|e| store_error(path)(&e))?;
+                tried!(path, cases.insert(touched.id, bytes.as_slice()));
+                encoded = bytes;
+                if touched.new {
+                    let list_key = prefixed(&postcard_bytes(&touched.state.list), &touched.id.to_be_bytes());
+                    tried!(path, by_list.insert(list_key.as_slice(), [].as_slice()));
+                    new_keys.push((key, touched.id));
                 }
+            }
+            new_keys.sort_unstable();
+            for (key, id) in new_keys {
+                tried!(path, case_ids.insert(key.as_slice(), id));
+            }
+            let mut appliers = batch.appliers;
+            appliers.sort_unstable();
+            appliers.dedup();
+            for key in appliers {
+                tried!(path, by_applier.insert(key.as_slice(), [].as_slice()));
             }
             let mut meta = tried!(path, txn.open_table(META));
             let position = prefixed(&self.next_seq.to_be_bytes(), &self.last_checksum);
@@ -478,35 +559,41 @@ impl Store {
         Ok(found)
     }
 
+    /// Visits the cases an index names under `prefix`, in case id (opening) order.
     fn scan(&self, index: Index, prefix: &[u8], visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
         let path = self.path.as_path();
         let txn = tried!(path, self.db.begin_read());
-        let cases = tried!(path, txn.open_table(CASES));
-        let table = match index {
-            Index::Cases => None,
-            Index::ByList => Some(tried!(path, txn.open_table(BY_LIST))),
-            Index::ByApplier => Some(tried!(path, txn.open_table(BY_APPLIER))),
-        };
-        let scanned = table.as_ref().unwrap_or(&cases);
         let end = prefix_end(prefix);
-        let range = match &end {
-            Some(end) => tried!(path, scanned.range(prefix..end.as_slice())),
-            None => tried!(path, scanned.range(prefix..)),
-        };
-        for entry in range {
-            let (key, value) = tried!(path, entry);
-            let decoded = match index {
-                Index::Cases => postcard::from_bytes::<CaseState>(value.value()),
-                // `by_list` holds the case key as its value, `by_applier` as its key's suffix.
-                Index::ByList | Index::ByApplier => {
-                    let case_key = if index == Index::ByList { value.value() } else { &key.value()[prefix.len()..] };
-                    match tried!(path, cases.get(case_key)) {
-                        Some(guard) => postcard::from_bytes::<CaseState>(guard.value()),
-                        None => return Err(store_error(path)(&"an index names a case that is not stored")),
-                    }
-                }
+        let mut ids: Vec<u64> = vec![];
+        if index == Index::Subject {
+            let table = tried!(path, txn.open_table(CASE_IDS));
+            let range = match &end {
+                Some(end) => tried!(path, table.range(prefix..end.as_slice())),
+                None => tried!(path, table.range(prefix..)),
             };
-            visit(tried!(path, decoded));
+            for entry in range {
+                ids.push(tried!(path, entry).1.value());
+            }
+            ids.sort_unstable();
+        } else {
+            let table = tried!(path, txn.open_table(if index == Index::ByList { BY_LIST } else { BY_APPLIER }));
+            let range = match &end {
+                Some(end) => tried!(path, table.range(prefix..end.as_slice())),
+                None => tried!(path, table.range(prefix..)),
+            };
+            for entry in range {
+                let (key, _) = tried!(path, entry);
+                let suffix = key.value().get(prefix.len()..).and_then(|s| <[u8; 8]>::try_from(s).ok());
+                let Some(id) = suffix else { return Err(store_error(path)(&"malformed index key")) };
+                ids.push(u64::from_be_bytes(id));
+            }
+        }
+        let cases = tried!(path, txn.open_table(CASES));
+        for id in ids {
+            let Some(guard) = tried!(path, cases.get(id)) else {
+                return Err(store_error(path)(&format!("an index names case id {id}, which is not stored")));
+            };
+            visit(tried!(path, postcard::from_bytes::<CaseState>(guard.value())));
         }
         Ok(())
     }
@@ -521,7 +608,17 @@ impl Store {
             let (key, value) = tried!(path, entry);
             out.push_str(&format!("meta {} {}\n", key.value(), hex(value.value())));
         }
-        for table in [CASES, BY_LIST, BY_APPLIER] {
+        let cases = tried!(path, txn.open_table(CASES));
+        for entry in tried!(path, cases.iter()) {
+            let (key, value) = tried!(path, entry);
+            out.push_str(&format!("c {} {}\n", key.value(), hex(value.value())));
+        }
+        let ids = tried!(path, txn.open_table(CASE_IDS));
+        for entry in tried!(path, ids.iter()) {
+            let (key, value) = tried!(path, entry);
+            out.push_str(&format!("i {} {}\n", hex(key.value()), value.value()));
+        }
+        for table in [BY_LIST, BY_APPLIER] {
             let table = tried!(path, txn.open_table(table));
             for entry in tried!(path, table.iter()) {
                 let (key, value) = tried!(path, entry);
@@ -546,24 +643,83 @@ fn hex(bytes: &[u8]) -> String {
 /// Which table a scan walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Index {
-    Cases,
+    Subject,
     ByList,
     ByApplier,
 }
 
-/// A decoded record on its way to the fold.
-struct Decoded {
-    seq: u64,
-    system_time: Timestamp,
-    checksum: [u8; 32],
-    event: SignedEvent,
+type ReadTables = (redb::ReadOnlyTable<&'static [u8], u64>, redb::ReadOnlyTable<u64, &'static [u8]>);
+
+/// A case changed in the current batch.
+struct Touched {
+    id: u64,
+    state: CaseState,
+    /// Not stored yet: its index rows are written with it.
+    new: bool,
 }
 
-fn decode(frame: &docket_log::frame::Frame) -> Result<Decoded, FoldError> {
+/// Records per message from the preparing thread to the folding one.
+const PREPARE_CHUNK: usize = 1024;
+
+/// A record decoded and prepared for the fold.
+struct Prepared {
+    seq: u64,
+    checksum: [u8; 32],
+    what: What,
+}
+
+#[allow(clippy::large_enum_variant)]
+enum What {
+    Registry {
+        system_time: Timestamp,
+        event: SignedEvent,
+    },
+    Case {
+        key: Vec<u8>,
+        /// An empty case, used if the store has none yet.
+        case: CaseState,
+        fact: Fact,
+        /// The applying agency (encoded) of a measure applied.
+        applier: Option<Vec<u8>>,
+    },
+}
+
+/// What one catch-up transaction writes.
+#[derive(Default)]
+struct Batch {
+    records: usize,
+    read: Option<ReadTables>,
+    touched: HashMap<Vec<u8>, Touched>,
+    appliers: Vec<Vec<u8>>,
+    registry_events: Vec<(u64, Vec<u8>)>,
+    snapshots: Vec<(u64, Vec<u8>)>,
+}
+
+fn prepare(frame: &docket_log::frame::Frame) -> Result<Prepared, FoldError> {
     let inconsistent = |reason: String| FoldError::Inconsistent { seq: frame.seq, reason };
-    let event = SignedEvent::from_wire(&frame.wire).map_err(|e| inconsistent(format!("event does not decode: {e}")))?;
+    let signed =
+        SignedEvent::from_wire(&frame.wire).map_err(|e| inconsistent(format!("event does not decode: {e}")))?;
     let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| inconsistent(e.to_string()))?;
-    Ok(Decoded { seq: frame.seq, system_time, checksum: frame.checksum, event })
+    let id = signed.id();
+    let what = if signed.event().case().is_none() {
+        What::Registry { system_time, event: signed }
+    } else {
+        let event = signed.into_event();
+        let (Body::Case(case), Signer::Agency(agency)) = (event.body, event.signer) else {
+            return Err(inconsistent("a case event signed by the registry root".into()));
+        };
+        let step = Step::of(&case.action);
+        let mut key =
+            postcard::to_extend(&case.subject, Vec::with_capacity(64)).map_err(|e| inconsistent(e.to_string()))?;
+        key = postcard::to_extend(&case.list, key).map_err(|e| inconsistent(e.to_string()))?;
+        key = postcard::to_extend(&case.number, key).map_err(|e| inconsistent(e.to_string()))?;
+        let applier = matches!(step, Step::MeasureApplied { .. }).then(|| postcard_bytes(&agency));
+        let fact =
+            Fact { seq: frame.seq, id, recorded_at: system_time, effective_at: event.effective_at, agency, step };
+        let case = CaseState { list: case.list, subject: case.subject, number: case.number, facts: Vec::new() };
+        What::Case { key, case, fact, applier }
+    };
+    Ok(Prepared { seq: frame.seq, checksum: frame.checksum, what })
 }
 
 impl Source for Store {
@@ -593,7 +749,7 @@ impl Source for Store {
     }
 
     fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.scan(Index::Cases, &subject_prefix(subject), visit)
+        self.scan(Index::Subject, &subject_prefix(subject), visit)
     }
 
     fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {

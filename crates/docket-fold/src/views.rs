@@ -18,11 +18,11 @@ use crate::FoldError;
 pub trait Source {
     /// The registry as the ledger knew it at `known`.
     fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError>;
-    /// Every case on `list`, in subject order.
+    /// Every case on `list`, in opening order (the seq of its first event).
     fn for_list(&self, list: &ListId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError>;
-    /// Every case of `subject`, on every list.
+    /// Every case of `subject`, on every list, in opening order.
     fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError>;
-    /// Every case on which `agency` ever applied a measure.
+    /// Every case on which `agency` ever applied a measure, in opening order.
     fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError>;
 }
 

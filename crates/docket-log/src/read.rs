@@ -8,12 +8,97 @@
 //! checks the sequence and the hash chain as it goes; signatures and
 //! authorisation are `verify`'s job.
 
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use crate::frame::Frame;
+use crate::frame::{self, Frame, FRAME_BYTES_MAX};
 use crate::log::{io, LogError};
-use crate::segment;
+use crate::segment::{self, WRITE_BYTES_MAX};
+
+/// How far from the end of the last segment a bad frame may be and still be
+/// taken for a write in progress.
+const TAIL_BYTES_MAX: u64 = (WRITE_BYTES_MAX + FRAME_BYTES_MAX) as u64;
+
+/// A bad frame: its offset and what is wrong.
+type BadFrame = (u64, String);
+
+/// Frames of one segment, one synced write at a time.
+struct SegmentStream {
+    reader: BufReader<File>,
+    len: u64,
+    /// Offset of the next unread byte.
+    offset: u64,
+    /// Frames read since the last commit frame.
+    pending: Vec<(u64, Frame)>,
+    buffer: Vec<u8>,
+}
+
+impl SegmentStream {
+    fn open(path: &Path, first_seq: u64) -> Result<Self, LogError> {
+        let file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
+        let len = file.metadata().map_err(io(format!("reading {}", path.display())))?.len();
+        let mut stream = Self {
+            reader: BufReader::with_capacity(1 << 20, file),
+            len,
+            offset: 0,
+            pending: Vec::new(),
+            buffer: Vec::new(),
+        };
+        let mut header = [0u8; segment::HEADER_BYTES];
+        match stream.reader.read_exact(&mut header) {
+            Ok(()) if header == segment::header(first_seq) => stream.offset = header.len() as u64,
+            // A segment being created: nothing committed in it yet.
+            Err(_) => stream.offset = len,
+            Ok(()) => {
+                return Err(LogError::Corrupted {
+                    segment: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    offset: 0,
+                    seq: first_seq,
+                    reason: format!("bad segment header (expected first seq {first_seq})"),
+                })
+            }
+        }
+        Ok(stream)
+    }
+
+    fn pending_is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The frames of the next synced write (ending with a commit frame);
+    /// `None` at the end of the file (uncommitted frames stay pending);
+    /// a bad frame as its offset and what is wrong.
+    fn next_write(&mut self) -> Result<Option<Vec<(u64, Frame)>>, BadFrame> {
+        while self.offset < self.len {
+            let at = self.offset;
+            let remaining = self.len - at;
+            if remaining < 4 {
+                return Err((at, format!("{remaining} bytes left, a frame needs more")));
+            }
+            self.buffer.resize(4, 0);
+            self.reader.read_exact(&mut self.buffer[..4]).map_err(|e| (at, e.to_string()))?;
+            let body = u32::from_be_bytes([self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]]) as u64;
+            let total = 4 + body + frame::TRAILER_BYTES as u64;
+            if total > FRAME_BYTES_MAX as u64 || total > remaining {
+                // frame::decode names the fault exactly.
+                let fault = frame::decode(&self.buffer).err().map(|f| f.to_string()).unwrap_or_default();
+                return Err((at, fault));
+            }
+            self.buffer.resize(total as usize, 0);
+            self.reader.read_exact(&mut self.buffer[4..]).map_err(|e| (at, e.to_string()))?;
+            let (frame, _) = frame::decode(&self.buffer).map_err(|fault| (at, fault.to_string()))?;
+            self.offset += total;
+            let commit = frame.commit;
+            self.pending.push((at, frame));
+            if commit {
+                return Ok(Some(std::mem::take(&mut self.pending)));
+            }
+        }
+        Ok(None)
+    }
+}
 
 /// Reads committed frames from the segment files in one directory.
 #[derive(Debug, Clone)]
@@ -56,8 +141,10 @@ impl Reader {
     }
 
     /// Calls `visit` on every committed frame from seq `from` on, in order,
-    /// until it breaks or the committed log ends. Memory is one segment.
+    /// until it breaks or the committed log ends.
     ///
+    /// Streams: memory is one read buffer plus the frames of one unsynced
+    /// write (at most `WRITE_BYTES_MAX`), whatever the segment size.
     /// `prev` is the checksum the frame before `from` must have (from an
     /// earlier read); `None` skips that one check. Returns where reading stopped.
     pub fn read_from(
@@ -74,40 +161,46 @@ impl Reader {
         let last = names.len().saturating_sub(1);
         for (index, (first_seq, name)) in names.iter().enumerate().skip(start) {
             let path = self.dir.join(name);
-            let bytes = std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?;
-            let scan = segment::scan(&bytes, *first_seq);
             let corrupted = |offset: u64, seq: u64, reason: String| LogError::Corrupted {
                 segment: name.clone(),
                 offset,
                 seq,
                 reason,
             };
-            if index != last {
-                if let Some((offset, reason, _)) = &scan.fault {
-                    return Err(corrupted(*offset, position.next_seq, reason.clone()));
+            let mut segment = SegmentStream::open(&path, *first_seq)?;
+            let is_last = index == last;
+            loop {
+                let frames = match segment.next_write() {
+                    Ok(Some(frames)) => frames,
+                    Ok(None) => break,
+                    // A bad frame within one write of the end of the last
+                    // segment may be a write in progress: the committed log ends before it.
+                    Err((offset, _)) if is_last && segment.len - offset <= TAIL_BYTES_MAX => break,
+                    Err((offset, reason)) => return Err(corrupted(offset, position.next_seq, reason)),
+                };
+                for (offset, frame) in &frames {
+                    if frame.seq < position.next_seq {
+                        continue;
+                    }
+                    if frame.seq != position.next_seq {
+                        return Err(corrupted(*offset, position.next_seq, format!("found seq {}", frame.seq)));
+                    }
+                    if check_prev && frame.prev != position.last_checksum {
+                        return Err(corrupted(*offset, frame.seq, "hash chain broken".into()));
+                    }
+                    check_prev = true;
+                    if visit(frame).is_break() {
+                        return Ok(position);
+                    }
+                    position = Position { next_seq: frame.seq + 1, last_checksum: frame.checksum };
                 }
-                if scan.committed != scan.frames.len() {
-                    let offset = scan.frames[scan.committed].0;
-                    return Err(corrupted(offset, position.next_seq, "uncommitted frames in a closed segment".into()));
-                }
-            } else if let Some((offset, reason, false)) = &scan.fault {
-                return Err(corrupted(*offset, position.next_seq, reason.clone()));
             }
-            for (offset, frame) in &scan.frames[..scan.committed] {
-                if frame.seq < position.next_seq {
-                    continue;
-                }
-                if frame.seq != position.next_seq {
-                    return Err(corrupted(*offset, position.next_seq, format!("found seq {}", frame.seq)));
-                }
-                if check_prev && frame.prev != position.last_checksum {
-                    return Err(corrupted(*offset, frame.seq, "hash chain broken".into()));
-                }
-                check_prev = true;
-                if visit(frame).is_break() {
-                    return Ok(position);
-                }
-                position = Position { next_seq: frame.seq + 1, last_checksum: frame.checksum };
+            if !segment.pending_is_empty() && !is_last {
+                return Err(corrupted(
+                    segment.offset,
+                    position.next_seq,
+                    "uncommitted frames in a closed segment".into(),
+                ));
             }
         }
         Ok(position)

@@ -186,6 +186,10 @@ impl SignedEvent {
     pub fn event(&self) -> &Event {
         &self.event
     }
+    /// The event, giving up the bytes and signature.
+    pub fn into_event(self) -> Event {
+        self.event
+    }
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }

@@ -1,0 +1,277 @@
+//! fold-bench: the projections against their limit, measured in one run.
+//!
+//! * bare decode: read every committed frame and decode its signed event
+//!   (`SignedEvent::from_wire`) on one thread: the floor under any fold;
+//!   measured just before and just after the fold, and the mean used;
+//! * fold: `Store::rebuild` over the same log (decoding on one thread,
+//!   folding into redb on another), in a child process so that its peak
+//!   memory (VmHWM) is its own; at two log sizes, to show that memory does
+//!   not grow with history;
+//! * point check: `views::check` on the materialised store for random
+//!   subjects and measures, p50 / p99;
+//! * as-of: the same check as of a random seq, with registry snapshots (every
+//!   64 registry events), without them (the registry folded from its first
+//!   event), and by refolding the log up to that seq in memory (what a ledger
+//!   without projections would do).
+//!
+//! ```text
+//! fold-bench [--subjects 100000] [--small 25000] [--queries 20000] [--dir DIR]
+//! ```
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use docket_fold::case::{AsOf, Known};
+use docket_fold::views::{self, Source};
+use docket_fold::{Fold, Store, StoreLimits};
+use docket_log::ledger::{self, Ledger};
+use docket_log::read::Reader;
+use docket_model::{MeasureCode, PublicKey, SignedEvent, SubjectId, Timestamp};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn number(name: &str, default: u64) -> u64 {
+    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Peak resident memory of this process, in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn make_ledger(dir: &Path, subjects: u64) -> (u64, PublicKey) {
+    let demo = docket_log::demo::build(subjects, 1);
+    let root = PublicKey(demo.registry_root.verifying_key().to_bytes());
+    ledger::init(dir, "docket.invalid/fold-bench", &docket_log::demo::key(1, "log"), root, None).expect("init");
+    let mut ledger = Ledger::open(dir, docket_log::Config::default()).expect("open");
+    let count = demo.events.len() as u64;
+    for chunk in demo.events.chunks(4096) {
+        for result in ledger.log.append_batch(chunk.to_vec(), Timestamp::now()).expect("append") {
+            result.expect("demo events are accepted");
+        }
+    }
+    (count, root)
+}
+
+/// Decodes every record; returns (records, seconds).
+fn decode(dir: &Path) -> (u64, f64) {
+    let started = Instant::now();
+    let mut count = 0u64;
+    Reader::new(dir.join("segments"))
+        .read_from(0, None, |frame| {
+            let event = SignedEvent::from_wire(&frame.wire).expect("decodes");
+            std::hint::black_box(&event);
+            count += 1;
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("reads");
+    (count, started.elapsed().as_secs_f64())
+}
+
+/// Child process: rebuild the store, print records, seconds and peak memory.
+fn child_fold(dir: &Path, snapshot_events: u64) {
+    let started = Instant::now();
+    let mut limits = StoreLimits { registry_snapshot_events: snapshot_events, ..StoreLimits::default() };
+    if let Some(batch) = std::env::var("FOLD_BATCH").ok().and_then(|v| v.parse().ok()) {
+        limits.batch_events = batch;
+    }
+    if let Some(mib) = std::env::var("FOLD_CACHE_MIB").ok().and_then(|v| v.parse::<usize>().ok()) {
+        limits.cache_bytes = mib << 20;
+    }
+    let (store, _) = Store::rebuild(dir, limits).expect("rebuild");
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{} {seconds} {}", store.records(), peak_rss_kib());
+}
+
+fn fold_in_child(dir: &Path, snapshot_events: u64) -> (u64, f64, u64) {
+    let exe = std::env::current_exe().expect("exe");
+    let output = Command::new(exe)
+        .args(["--child-fold", &dir.display().to_string(), "--snapshots", &snapshot_events.to_string()])
+        .output()
+        .expect("child runs");
+    assert!(output.status.success(), "child failed: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    (parts[0].parse().expect("records"), parts[1].parse().expect("seconds"), parts[2].parse().expect("kib"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A small deterministic generator (SplitMix64).
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+/// Latencies (µs) of `queries` point checks as of `known(rng)`.
+fn checks(
+    store: &Store,
+    subjects: &[SubjectId],
+    measures: &[MeasureCode],
+    queries: u64,
+    mut known: impl FnMut(&mut Rng) -> Known,
+) -> Vec<f64> {
+    let mut rng = Rng(7);
+    let now = Timestamp::now();
+    let mut latencies = Vec::with_capacity(queries as usize);
+    for _ in 0..queries {
+        let subject = &subjects[rng.below(subjects.len() as u64) as usize];
+        let measure = &measures[rng.below(measures.len() as u64) as usize];
+        let as_of = AsOf { known: known(&mut rng), valid_at: now };
+        let started = Instant::now();
+        let view = views::check(store, as_of, subject, measure, None).expect("check");
+        latencies.push(started.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(view);
+    }
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
+fn main() {
+    if let Some(dir) = arg("--fold-only") {
+        let (records, seconds, kib) = fold_in_child(Path::new(&dir), 64);
+        println!(
+            "{records} records in {seconds:.2} s: {:.0} events/s, peak {} MiB",
+            records as f64 / seconds,
+            kib / 1024
+        );
+        return;
+    }
+    if let Some(dir) = arg("--child-fold") {
+        child_fold(Path::new(&dir), number("--snapshots", 64));
+        return;
+    }
+    let large = number("--subjects", 100_000);
+    let small = number("--small", large / 4);
+    let queries = number("--queries", 20_000);
+    let base = arg("--dir").map(std::path::PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("fold-bench"));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).expect("dir");
+    let (small_dir, large_dir) = (base.join("small"), base.join("large"));
+    eprintln!("building demo ledgers: {small} and {large} subjects");
+    let (small_events, _) = make_ledger(&small_dir, small);
+    let (large_events, root) = make_ledger(&large_dir, large);
+
+    eprintln!("decode, fold, decode over {large_events} records");
+    let (_, decode_before) = decode(&large_dir);
+    let (records, fold_seconds, large_kib) = fold_in_child(&large_dir, 64);
+    let (_, decode_after) = decode(&large_dir);
+    let decode_seconds = (decode_before + decode_after) / 2.0;
+    let (_, small_seconds, small_kib) = fold_in_child(&small_dir, 64);
+    let decode_rate = large_events as f64 / decode_seconds;
+    let fold_rate = records as f64 / fold_seconds;
+
+    let (store, _) = Store::open(&large_dir, StoreLimits::default()).expect("open");
+    let registry = store.registry(Known::All).expect("registry");
+    let mut subjects = vec![];
+    for (list, _) in registry.lists() {
+        store.for_list(list, &mut |case| subjects.push(case.subject)).expect("list");
+    }
+    let measures: Vec<MeasureCode> = registry
+        .mous()
+        .flat_map(|(_, mou)| mou.terms.iter().flat_map(|t| t.parties.iter().flat_map(|p| p.measures.clone())))
+        .collect();
+    eprintln!("{queries} point checks over {} subjects", subjects.len());
+    let now_checks = checks(&store, &subjects, &measures, queries, |_| Known::All);
+    let asof_checks = checks(&store, &subjects, &measures, queries / 4, |rng| Known::Through(rng.below(records)));
+    drop(store);
+    // The same as-of checks with no registry snapshots.
+    let unsnapped = base.join("unsnapped");
+    std::fs::create_dir_all(&unsnapped).expect("dir");
+    for entry in std::fs::read_dir(&large_dir).expect("dir").flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_file()) && entry.file_name() != "views.redb" {
+            std::fs::copy(entry.path(), unsnapped.join(entry.file_name())).expect("copy");
+        }
+    }
+    std::os::unix::fs::symlink(large_dir.join("segments"), unsnapped.join("segments")).expect("link");
+    fold_in_child(&unsnapped, u64::MAX);
+    let (plain, _) =
+        Store::open(&unsnapped, StoreLimits { registry_snapshot_events: u64::MAX, ..StoreLimits::default() })
+            .expect("open");
+    let plain_checks = checks(&plain, &subjects, &measures, queries / 4, |rng| Known::Through(rng.below(records)));
+    drop(plain);
+    // No projection at all: fold the log in memory up to the seq, then check.
+    let mut refold = vec![];
+    let mut rng = Rng(11);
+    for _ in 0..5 {
+        let upto = rng.below(records);
+        let subject = &subjects[rng.below(subjects.len() as u64) as usize];
+        let started = Instant::now();
+        let mut fold = Fold::new(root);
+        Reader::new(large_dir.join("segments"))
+            .read_from(0, None, |frame| {
+                if frame.seq > upto {
+                    return std::ops::ControlFlow::Break(());
+                }
+                let event = SignedEvent::from_wire(&frame.wire).expect("decodes");
+                let time = Timestamp::from_micros(frame.system_time).expect("time");
+                fold.apply(frame.seq, time, &event).expect("folds");
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("reads");
+        let as_of = AsOf { known: Known::Through(upto), valid_at: Timestamp::now() };
+        std::hint::black_box(views::check(&fold, as_of, subject, &measures[0], None).expect("check"));
+        refold.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    refold.sort_by(f64::total_cmp);
+
+    let bytes_per_event =
+        std::fs::metadata(large_dir.join("views.redb")).map(|m| m.len()).unwrap_or(0) as f64 / large_events as f64;
+    println!("| figure | value | limit / peer | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| fold (rebuild into redb), {records} records | {:.0} events/s | bare decode {:.0} events/s | {:.2} | >= 0.50 |",
+        fold_rate,
+        decode_rate,
+        fold_rate / decode_rate
+    );
+    println!(
+        "| point check, now (p50 / p99) | {:.1} / {:.1} µs | — | — | p99 < 100 µs |",
+        percentile(&now_checks, 0.5),
+        percentile(&now_checks, 0.99)
+    );
+    println!(
+        "| as-of point check, registry snapshots every 64 events (p50 / p99) | {:.1} / {:.1} µs | without snapshots {:.1} / {:.1} µs | {:.2} (p99) | — |",
+        percentile(&asof_checks, 0.5),
+        percentile(&asof_checks, 0.99),
+        percentile(&plain_checks, 0.5),
+        percentile(&plain_checks, 0.99),
+        percentile(&asof_checks, 0.99) / percentile(&plain_checks, 0.99)
+    );
+    println!(
+        "| as-of point check by refolding the log in memory (median of 5) | {:.0} µs | store as-of p50 {:.1} µs | {:.0}x slower | — |",
+        percentile(&refold, 0.5),
+        percentile(&asof_checks, 0.5),
+        percentile(&refold, 0.5) / percentile(&asof_checks, 0.5)
+    );
+    println!(
+        "| fold peak memory (VmHWM), {small_events} vs {large_events} records | {} MiB vs {} MiB | — | {:.2} | flat |",
+        small_kib / 1024,
+        large_kib / 1024,
+        large_kib as f64 / small_kib.max(1) as f64
+    );
+    println!(
+        "| fold time, {small_events} vs {large_events} records | {small_seconds:.2} s vs {fold_seconds:.2} s | — | — | — |"
+    );
+    println!("| store size | {bytes_per_event:.0} bytes/event | — | — | — |");
+    let _ = std::fs::remove_dir_all(&base);
+}
