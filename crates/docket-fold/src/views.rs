@@ -204,6 +204,11 @@ pub fn list_view(
     list: Option<&ListId>,
 ) -> Result<ListView, FoldError> {
     let registry = source.registry(as_of.known)?;
+    if let Some(agency) = agency {
+        if registry.agency(agency).is_none() {
+            return Err(FoldError::NotFound(format!("agency \"{agency}\"")));
+        }
+    }
     if let Some(list) = list {
         if registry.list(list).is_none() {
             return Err(FoldError::NotFound(format!("list \"{list}\"")));
