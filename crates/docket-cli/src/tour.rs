@@ -1,7 +1,11 @@
-//! `docket tour`: the model and the log end to end, in a temporary directory.
+//! `docket tour`: the model, the log and the projections end to end, in a temporary directory.
 
 use anyhow::{Context, Result};
 
+use docket_fold::case::{AsOf, Known, Status};
+use docket_fold::{views, Store, StoreLimits};
+
+use crate::replay::{self, Query, View, ViewFormat};
 use crate::{id, keys, sign, Format};
 
 /// The examples of `schemas/examples/`, bundled so the tour needs no checkout.
@@ -65,6 +69,38 @@ pub fn run() -> Result<bool> {
 
     println!("\n== 8. Prove that record 10 is in the log (docket proof inclusion --dir ... --seq 10)");
     crate::ledger::proof_inclusion(&ledger_dir, 10, None)?;
+
+    println!(
+        "\n== 9. A railway operator's worklist (docket replay --dir ... --view enforcement --agency china-railway)"
+    );
+    let query = |view, agency: Option<&str>, subject: Option<String>, measure: Option<&str>| Query {
+        view,
+        agency: agency.map(str::to_owned),
+        list: None,
+        subject,
+        measure: measure.map(str::to_owned),
+        as_of: None,
+        valid_at: None,
+        format: ViewFormat::Table,
+    };
+    replay::replay(&ledger_dir, &query(View::Enforcement, Some("china-railway"), None, None))?;
+
+    let (store, _) = Store::open(&ledger_dir, StoreLimits::default())?;
+    // The demo's cases run in 2024-2026; ask about a day when many were in force.
+    let day = "2025-01-01";
+    let as_of = AsOf { known: Known::All, valid_at: replay::parse_time("valid-at", day)? };
+    let lists = views::list_view(&store, as_of, None, None)?;
+    drop(store);
+    let designated = lists.lists.iter().flat_map(|l| &l.entries).find(|e| e.status == Status::Designated);
+    if let Some(entry) = designated {
+        println!(
+            "\n== 10. Was {} barred from buying air tickets on {day}? (docket replay --dir ... --view check --subject {} --measure restrict-air-travel --valid-at {day})",
+            entry.subject, entry.subject
+        );
+        let mut check = query(View::Check, None, Some(entry.subject.clone()), Some("restrict-air-travel"));
+        check.valid_at = Some(day.to_owned());
+        replay::replay(&ledger_dir, &check)?;
+    }
 
     println!("\nFiles are in {}. Next: docket --help", dir.display());
     Ok(true)

@@ -16,6 +16,7 @@
 //!
 //! ```text
 //! fold-bench [--subjects 100000] [--small 25000] [--queries 20000] [--dir DIR]
+//! fold-bench --fold-only LEDGER_DIR     # just the rebuild; FOLD_BATCH and FOLD_CACHE_MIB override the limits
 //! ```
 
 use std::path::Path;
