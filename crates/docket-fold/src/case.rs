@@ -37,15 +37,51 @@ pub struct Fact {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
-    Notice { served_at: Timestamp },
-    Objection { received_at: Timestamp },
-    ObjectionDecision { objection: EventId, outcome: Outcome },
-    Designation { term_months: Option<u16>, severity: Severity, basis: Option<String> },
-    TermExtended { months: u16 },
-    Revocation { reason: RevocationReason },
-    Restoration { reason: RestorationReason },
-    MeasureApplied { measure: MeasureCode, mou: MouId },
-    MeasureLifted { measure: MeasureCode, reason: LiftReason },
+    Notice {
+        served_at: Timestamp,
+    },
+    Objection {
+        received_at: Timestamp,
+    },
+    ObjectionDecision {
+        objection: EventId,
+        outcome: Outcome,
+    },
+    /// `empty`: required fields of the decision document left empty.
+    Designation {
+        term_months: Option<u16>,
+        severity: Severity,
+        basis: Option<String>,
+        empty: Vec<DecisionField>,
+    },
+    TermExtended {
+        months: u16,
+    },
+    Revocation {
+        reason: RevocationReason,
+    },
+    Restoration {
+        reason: RestorationReason,
+    },
+    MeasureApplied {
+        measure: MeasureCode,
+        mou: MouId,
+    },
+    MeasureLifted {
+        measure: MeasureCode,
+        reason: LiftReason,
+    },
+}
+
+/// A field of the designation decision document that the rules may require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionField {
+    Reasons,
+    LegalBasis,
+    MeasuresWarning,
+    RemovalConditions,
+    Remedies,
 }
 
 /// Outcome of an objection review, without the correction text.
@@ -71,11 +107,34 @@ impl Step {
                     ObjectionOutcome::Corrected { .. } => Outcome::Corrected,
                 },
             },
-            CaseAction::DesignationDecision { basis, severity, term_months, .. } => Self::Designation {
-                term_months: *term_months,
-                severity: *severity,
-                basis: basis.as_ref().map(|b| b.number.clone()),
-            },
+            CaseAction::DesignationDecision {
+                basis,
+                severity,
+                term_months,
+                reasons,
+                legal_basis,
+                measures_warning,
+                removal_conditions,
+                remedies,
+            } => {
+                let blank = |text: &String| text.trim().is_empty();
+                let empty = [
+                    (DecisionField::Reasons, blank(reasons)),
+                    (DecisionField::LegalBasis, legal_basis.is_empty()),
+                    (DecisionField::MeasuresWarning, blank(measures_warning)),
+                    (DecisionField::RemovalConditions, blank(removal_conditions)),
+                    (DecisionField::Remedies, blank(remedies)),
+                ]
+                .into_iter()
+                .filter_map(|(field, empty)| empty.then_some(field))
+                .collect();
+                Self::Designation {
+                    term_months: *term_months,
+                    severity: *severity,
+                    basis: basis.as_ref().map(|b| b.number.clone()),
+                    empty,
+                }
+            }
             CaseAction::TermExtended { months, .. } => Self::TermExtended { months: *months },
             CaseAction::Revocation { reason, .. } => Self::Revocation { reason: *reason },
             CaseAction::Restoration { reason, .. } => Self::Restoration { reason: *reason },
@@ -214,7 +273,11 @@ pub struct DesignationView {
     /// End of the term including extensions; `None`: until removed.
     pub until: Option<Timestamp>,
     pub severity: Severity,
+    /// The term the decision set, in months; `None`: until removed.
+    pub term_months: Option<u16>,
     pub basis: Option<String>,
+    /// Required decision fields left empty.
+    pub empty: Vec<DecisionField>,
     pub extensions: Vec<Evidence>,
 }
 
@@ -277,6 +340,8 @@ pub struct CaseView {
     pub objections: Vec<ObjectionView>,
     pub designation: Option<DesignationView>,
     pub closure: Option<Evidence>,
+    /// Why it was restored, if it was.
+    pub restoration: Option<RestorationReason>,
     pub measures: Vec<MeasureView>,
     pub marks: Vec<Mark>,
 }
@@ -397,7 +462,7 @@ impl Machine<'_> {
                     self.transition(Status::ObjectionDecided, fact.effective_at, fact.seq, fact.id);
                 }
             }
-            Step::Designation { term_months, severity, basis } => {
+            Step::Designation { term_months, severity, basis, empty } => {
                 if in_force || closed {
                     return self.mark(fact, MarkKind::DesignationOnDesignatedOrClosedCase);
                 }
@@ -409,7 +474,9 @@ impl Machine<'_> {
                     in_force_from: fact.effective_at,
                     until: None,
                     severity: *severity,
+                    term_months: *term_months,
                     basis: basis.clone(),
+                    empty: empty.clone(),
                     extensions: vec![],
                 });
                 self.set_term();
@@ -434,6 +501,9 @@ impl Machine<'_> {
                     return self.mark(fact, MarkKind::NotInForce);
                 }
                 self.view.closure = Some(evidence);
+                if let Step::Restoration { reason } = &fact.step {
+                    self.view.restoration = Some(*reason);
+                }
                 let status =
                     if matches!(fact.step, Step::Revocation { .. }) { Status::Revoked } else { Status::Restored };
                 self.transition(status, fact.effective_at, fact.seq, fact.id);
@@ -493,6 +563,7 @@ pub fn evaluate(case: &CaseState, registry: &Registry, as_of: AsOf) -> CaseView 
             objections: vec![],
             designation: None,
             closure: None,
+            restoration: None,
             measures: vec![],
             marks: vec![],
         },

@@ -3,7 +3,7 @@
 //! at the workspace root; `DOCKET_BLESS=1` rewrites it). A change to these
 //! bytes is a change of `STORE_FORMAT`.
 
-use docket_fold::case::{CaseState, Fact, Outcome, Step};
+use docket_fold::case::{CaseState, DecisionField, Fact, Outcome, Step};
 use docket_fold::store::{case_key, STORE_FORMAT};
 use docket_model::event::{LiftReason, RestorationReason, RevocationReason, Severity};
 use docket_model::{EventId, Name, SubjectId, Timestamp};
@@ -23,6 +23,7 @@ fn case() -> CaseState {
             term_months: Some(24),
             severity: Severity::Serious,
             basis: Some("(2023)京0105民初1号".into()),
+            empty: vec![DecisionField::Remedies],
         },
         Step::TermExtended { months: 12 },
         Step::MeasureApplied { measure: name("restrict-rail"), mou: name("mou-2016") },

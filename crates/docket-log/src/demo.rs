@@ -54,6 +54,8 @@ pub struct Demo {
     pub events: Vec<SignedEvent>,
     /// Number of cases planted with each violation (one violation per case at most).
     pub violations: BTreeMap<Violation, u64>,
+    /// The ground truth: case number and the violation planted in it.
+    pub planted: Vec<(String, Violation)>,
 }
 
 /// The deterministic key named `name` for demo seed `seed`.
@@ -321,6 +323,7 @@ pub fn build(subjects: u64, seed: u64) -> Demo {
     let lists = lists();
     let mut rng = Rng(seed);
     let mut violations = BTreeMap::new();
+    let mut planted = Vec::new();
     for index in 0..subjects {
         let (list, designating, _, parties) = &lists[(index % 3) as usize];
         let subject =
@@ -330,10 +333,11 @@ pub fn build(subjects: u64, seed: u64) -> Demo {
         let violation = (index % 4 == 3).then(|| Violation::ALL[((index / 4) % 8) as usize]);
         if let Some(v) = violation {
             *violations.entry(v).or_insert(0) += 1;
+            planted.push((case.2.to_string(), v));
         }
         lifecycle(&mut builder, &mut rng, index, &case, designating, parties, violation);
     }
-    Demo { registry_root: builder.root, events: builder.events, violations }
+    Demo { registry_root: builder.root, events: builder.events, violations, planted }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -390,7 +394,10 @@ fn lifecycle(
         );
         if !v(Violation::ObjectionUndecided) {
             let objection = builder.events.last().map(SignedEvent::id).unwrap_or_else(|| unreachable!("just pushed"));
-            let outcome = if rng.chance(20) { ObjectionOutcome::Upheld } else { ObjectionOutcome::Rejected };
+            // An upheld objection ends the case before a designation, so a
+            // case planted with a later violation never has one upheld.
+            let uphold = rng.chance(20) && violation.is_none();
+            let outcome = if uphold { ObjectionOutcome::Upheld } else { ObjectionOutcome::Rejected };
             let upheld = outcome == ObjectionOutcome::Upheld;
             builder.case(
                 designating,
@@ -404,6 +411,7 @@ fn lifecycle(
         }
     }
     let designate_day = if v(Violation::WindowNotObserved) { start + 2 } else { start + 20 };
+    let term_months: u16 = if case.0.as_str() == "cn-civil-aviation" { 12 } else { 24 };
     let complete = !v(Violation::IncompleteDecision);
     let basis = complete.then(|| BasisDocument {
         issuer: "People's Court".into(),
@@ -434,7 +442,8 @@ fn lifecycle(
             removal_conditions: text("Full performance"),
             remedies: text("Correction request; review"),
             severity: Severity::Serious,
-            term_months: Some(24),
+            // Civil aviation designations run one year; the others two.
+            term_months: Some(term_months),
         },
     );
     let mou = name(&format!("mou-{}", case.0));
@@ -447,6 +456,9 @@ fn lifecycle(
             CaseAction::MeasureApplied { measure: name(MEASURES[measures[0]].0), mou: mou.clone() },
         );
     }
+    // Every measure in place, by agency, to lift when the case ends.
+    let mut in_place: Vec<(&str, &str)> =
+        appliers.iter().map(|(agency, measures)| (*agency, MEASURES[measures[0]].0)).collect();
     if v(Violation::MeasureWithoutMou) {
         let (agency, measures) = appliers[0];
         let outside = (1..31)
@@ -459,6 +471,7 @@ fn lifecycle(
             case,
             CaseAction::MeasureApplied { measure: name(outside), mou: mou.clone() },
         );
+        in_place.push((agency, outside));
     }
     if v(Violation::UncataloguedMeasure) {
         builder.case(
@@ -467,30 +480,42 @@ fn lifecycle(
             case,
             CaseAction::MeasureApplied { measure: name("deny-hospital-internet-license"), mou: mou.clone() },
         );
+        in_place.push((appliers[0].0, "deny-hospital-internet-license"));
     }
-    if rng.chance(40) || v(Violation::NotLiftedAfterRestoration) {
-        let restored = designate_day + 60 + rng.below(200) as i64;
+    // The case ends by restoration, or by its term; the measures are lifted
+    // the next day (unless the violation is not lifting them).
+    let restored =
+        (rng.chance(40) || v(Violation::NotLiftedAfterRestoration)).then(|| designate_day + 60 + rng.below(200) as i64);
+    if let Some(day) = restored {
         builder.case(
             designating,
-            at(restored, 9),
+            at(day, 9),
             case,
             CaseAction::Restoration {
                 reason: RestorationReason::ObligationsPerformed,
                 statement: "Paid in full".into(),
             },
         );
-        if !v(Violation::NotLiftedAfterRestoration) {
-            for (offset, (agency, measures)) in appliers.iter().enumerate() {
-                builder.case(
-                    agency,
-                    at(restored + 1 + offset as i64, 9),
-                    case,
-                    CaseAction::MeasureLifted {
-                        measure: name(MEASURES[measures[0]].0),
-                        reason: LiftReason::CaseClosed,
-                    },
-                );
-            }
+        if v(Violation::NotLiftedAfterRestoration) {
+            return;
         }
+    }
+    let ended = match restored {
+        Some(day) => at(day, 9),
+        None => {
+            let in_force = at(designate_day, 9).to_china();
+            let end = in_force.checked_add_months(chrono::Months::new(term_months.into())).unwrap_or(in_force);
+            Timestamp::from_micros(end.timestamp_micros()).unwrap_or_else(|_| unreachable!("demo times are in range"))
+        }
+    };
+    for (offset, (agency, measure)) in in_place.iter().enumerate() {
+        let lifted = Timestamp::from_micros(ended.micros() + (24 + offset as i64) * 3_600_000_000)
+            .unwrap_or_else(|_| unreachable!("demo times are in range"));
+        builder.case(
+            agency,
+            lifted,
+            case,
+            CaseAction::MeasureLifted { measure: name(measure), reason: LiftReason::CaseClosed },
+        );
     }
 }

@@ -1,0 +1,573 @@
+//! The checks and their findings.
+//!
+//! The audit reads the projections through `docket_fold::views::Source` at
+//! one bitemporal point: what the ledger held at `as_of.known`, about what was
+//! in force up to `as_of.valid_at`, which is also "today" for deadlines. A
+//! deadline not yet passed with nothing done is `pending`; a passed one with
+//! nothing done is `overdue`; an act after its deadline is `late`.
+
+use std::collections::BTreeMap;
+
+use chrono::{Months, NaiveDate};
+use serde::Serialize;
+
+use docket_fold::case::{evaluate, AsOf, CaseView, Evidence, MarkKind, Outcome, Status};
+use docket_fold::views::Source;
+use docket_fold::FoldError;
+use docket_model::event::RestorationReason;
+use docket_model::{AgencyId, CaseNumber, Digest, ListId, SubjectId, Timestamp};
+
+use crate::calendar::{Calendar, Deadline, PeriodError};
+use crate::rules::RuleSet;
+
+/// The rules, each with a stable id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Rule {
+    #[serde(rename = "notice-before-designation")]
+    NoticeBeforeDesignation,
+    #[serde(rename = "objection-window-observed")]
+    ObjectionWindowObserved,
+    #[serde(rename = "objection-decided-in-time")]
+    ObjectionDecidedInTime,
+    #[serde(rename = "upheld-objection-remedied")]
+    UpheldObjectionRemedied,
+    #[serde(rename = "decision-content")]
+    DecisionContent,
+    #[serde(rename = "measure-catalogued")]
+    MeasureCatalogued,
+    #[serde(rename = "measure-under-mou")]
+    MeasureUnderMou,
+    #[serde(rename = "measure-only-while-designated")]
+    MeasureOnlyWhileDesignated,
+    #[serde(rename = "removal-in-time")]
+    RemovalInTime,
+    #[serde(rename = "publicity-before-restoration")]
+    PublicityBeforeRestoration,
+    #[serde(rename = "term-within-maximum")]
+    TermWithinMaximum,
+    #[serde(rename = "minor-not-listed")]
+    MinorNotListed,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 12] = [
+        Self::NoticeBeforeDesignation,
+        Self::ObjectionWindowObserved,
+        Self::ObjectionDecidedInTime,
+        Self::UpheldObjectionRemedied,
+        Self::DecisionContent,
+        Self::MeasureCatalogued,
+        Self::MeasureUnderMou,
+        Self::MeasureOnlyWhileDesignated,
+        Self::RemovalInTime,
+        Self::PublicityBeforeRestoration,
+        Self::TermWithinMaximum,
+        Self::MinorNotListed,
+    ];
+
+    /// The stable id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::NoticeBeforeDesignation => "notice-before-designation",
+            Self::ObjectionWindowObserved => "objection-window-observed",
+            Self::ObjectionDecidedInTime => "objection-decided-in-time",
+            Self::UpheldObjectionRemedied => "upheld-objection-remedied",
+            Self::DecisionContent => "decision-content",
+            Self::MeasureCatalogued => "measure-catalogued",
+            Self::MeasureUnderMou => "measure-under-mou",
+            Self::MeasureOnlyWhileDesignated => "measure-only-while-designated",
+            Self::RemovalInTime => "removal-in-time",
+            Self::PublicityBeforeRestoration => "publicity-before-restoration",
+            Self::TermWithinMaximum => "term-within-maximum",
+            Self::MinorNotListed => "minor-not-listed",
+        }
+    }
+
+    /// How grave a breach is.
+    pub fn gravity(self) -> Gravity {
+        match self {
+            Self::NoticeBeforeDesignation
+            | Self::MeasureCatalogued
+            | Self::MeasureUnderMou
+            | Self::MeasureOnlyWhileDesignated
+            | Self::MinorNotListed => Gravity::High,
+            Self::ObjectionWindowObserved
+            | Self::ObjectionDecidedInTime
+            | Self::UpheldObjectionRemedied
+            | Self::RemovalInTime
+            | Self::TermWithinMaximum => Gravity::Medium,
+            Self::DecisionContent | Self::PublicityBeforeRestoration => Gravity::Low,
+        }
+    }
+}
+
+/// How grave a breach is: high when a right or the legal basis is missing
+/// altogether, medium for a missed deadline, low for form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gravity {
+    High,
+    Medium,
+    Low,
+}
+
+/// Where a finding stands at the audit's point in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingStatus {
+    /// The rule was broken (no deadline involved).
+    Violated,
+    /// Done, but after the deadline.
+    Late,
+    /// The deadline passed with nothing done.
+    Overdue,
+    /// Not done yet, and the deadline has not passed: not a breach (yet).
+    Pending,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: Rule,
+    pub gravity: Gravity,
+    pub status: FindingStatus,
+    pub list: ListId,
+    pub subject: String,
+    pub number: CaseNumber,
+    /// The agency that had to act.
+    pub agency: AgencyId,
+    /// The events behind the finding (seq, id, valid time).
+    pub evidence: Vec<Evidence>,
+    pub deadline: Option<Deadline>,
+    /// What happened, in words.
+    pub what: String,
+    /// Rule set id and version applied.
+    pub rule_set: String,
+    /// Rule set parameters the finding rests on that are not confirmed by a source.
+    pub unconfirmed: Vec<String>,
+}
+
+/// The rule set applied to a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleSetUse {
+    pub list: ListId,
+    pub rule_set: String,
+    pub version: Option<u32>,
+    pub note: Option<String>,
+}
+
+/// What the audit found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub as_of: AsOf,
+    pub calendar: String,
+    pub rule_sets: Vec<RuleSetUse>,
+    pub cases: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Findings counted by rule and status.
+    pub fn counts(&self) -> BTreeMap<(Rule, FindingStatus), u64> {
+        let mut counts = BTreeMap::new();
+        for finding in &self.findings {
+            *counts.entry((finding.rule, finding.status)).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// What the audit covers.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub list: Option<ListId>,
+    /// Only findings where this agency had to act.
+    pub agency: Option<AgencyId>,
+}
+
+/// Why the audit could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    #[error("list \"{0}\" is not defined")]
+    UnknownList(ListId),
+    #[error("period: {0}")]
+    Period(#[from] PeriodError),
+}
+
+/// Runs the audit.
+pub fn audit(
+    source: &dyn Source,
+    as_of: AsOf,
+    scope: &Scope,
+    rule_sets: &[RuleSet],
+    calendar: &Calendar,
+) -> Result<Report, AuditError> {
+    let registry = source.registry(as_of.known)?;
+    if let Some(list) = &scope.list {
+        if registry.list(list).is_none() {
+            return Err(AuditError::UnknownList(list.clone()));
+        }
+    }
+    let mut report = Report {
+        as_of,
+        calendar: format!("{} v{}", calendar.id, calendar.version),
+        rule_sets: vec![],
+        cases: 0,
+        findings: vec![],
+    };
+    for (list, state) in registry.lists() {
+        if scope.list.as_ref().is_some_and(|l| l != list) {
+            continue;
+        }
+        let wanted = state.rule_set.as_str();
+        let published = registry.rule_set(&state.rule_set).last();
+        let rules = rule_sets
+            .iter()
+            .filter(|r| r.id == wanted)
+            .filter(|r| published.is_none_or(|p| p.version == r.version))
+            .max_by_key(|r| r.version)
+            .or_else(|| rule_sets.iter().filter(|r| r.id == wanted).max_by_key(|r| r.version));
+        let Some(rules) = rules else {
+            report.rule_sets.push(RuleSetUse {
+                list: list.clone(),
+                rule_set: wanted.to_owned(),
+                version: None,
+                note: Some("no rule set document with this id is available: the list's cases are not audited".into()),
+            });
+            continue;
+        };
+        let note = match published {
+            None => Some("the registry has not published this rule set; the bundled version is applied".into()),
+            Some(p) if p.version != rules.version => Some(format!(
+                "the registry published version {}, which is not available; version {} is applied",
+                p.version, rules.version
+            )),
+            Some(p) => match p.digest {
+                Digest::Sha256(hash) if rules_digest_matches(rules, &hash.0) => None,
+                _ => Some("the published digest does not match the rule set document applied".into()),
+            },
+        };
+        report.rule_sets.push(RuleSetUse {
+            list: list.clone(),
+            rule_set: rules.id.clone(),
+            version: Some(rules.version),
+            note,
+        });
+        let mut failed = None;
+        source.for_list(list, &mut |case| {
+            if failed.is_some() {
+                return;
+            }
+            let view = evaluate(&case, &registry, as_of);
+            if view.version == 0 {
+                return;
+            }
+            report.cases += 1;
+            let mut checker =
+                Checker { view: &view, rules, calendar, today: as_of.valid_at.china_date().naive(), out: vec![] };
+            if let Err(error) = checker.check(&registry, &state.designating_agency) {
+                failed = Some(error);
+            }
+            report
+                .findings
+                .extend(checker.out.into_iter().filter(|f| scope.agency.as_ref().is_none_or(|a| *a == f.agency)));
+        })?;
+        if let Some(error) = failed {
+            return Err(error);
+        }
+    }
+    Ok(report)
+}
+
+fn rules_digest_matches(rules: &RuleSet, digest: &[u8; 32]) -> bool {
+    crate::rules::BUNDLED.iter().any(|(_, text)| {
+        RuleSet::parse(text).is_ok_and(|r| r.id == rules.id && r.version == rules.version)
+            && RuleSet::digest(text) == *digest
+    })
+}
+
+fn date(time: Timestamp) -> NaiveDate {
+    time.china_date().naive()
+}
+
+struct Checker<'a> {
+    view: &'a CaseView,
+    rules: &'a RuleSet,
+    calendar: &'a Calendar,
+    today: NaiveDate,
+    out: Vec<Finding>,
+}
+
+impl Checker<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        rule: Rule,
+        status: FindingStatus,
+        agency: &AgencyId,
+        evidence: Vec<Evidence>,
+        deadline: Option<Deadline>,
+        what: String,
+        params: &[&str],
+    ) {
+        self.out.push(Finding {
+            rule,
+            gravity: rule.gravity(),
+            status,
+            list: self.view.list.clone(),
+            subject: self.view.subject.to_string(),
+            number: self.view.number.clone(),
+            agency: agency.clone(),
+            evidence,
+            deadline,
+            what,
+            rule_set: format!("{} v{}", self.rules.id, self.rules.version),
+            unconfirmed: params
+                .iter()
+                .filter(|p| self.rules.unconfirmed.iter().any(|u| u == *p))
+                .map(|p| (*p).to_owned())
+                .collect(),
+        });
+    }
+
+    /// Compares an act (or its absence) with a deadline.
+    fn timeliness(&self, deadline: &Deadline, done: Option<Timestamp>) -> Option<FindingStatus> {
+        match done {
+            Some(at) if date(at) <= deadline.due => None,
+            Some(_) => Some(FindingStatus::Late),
+            None if deadline.due < self.today => Some(FindingStatus::Overdue),
+            None => Some(FindingStatus::Pending),
+        }
+    }
+
+    fn check(&mut self, registry: &docket_model::Registry, designating: &AgencyId) -> Result<(), AuditError> {
+        let view = self.view;
+        let rules = self.rules;
+        let designation = view.designation.as_ref();
+
+        if let Some(d) = designation {
+            if rules.notice_required && view.notice.is_none_or(|n| n.at > d.in_force_from) {
+                self.push(
+                    Rule::NoticeBeforeDesignation,
+                    FindingStatus::Violated,
+                    designating,
+                    vec![d.decision],
+                    None,
+                    "designated with no notice served before the decision".into(),
+                    &[],
+                );
+            }
+            if let (Some(window), Some(notice)) = (rules.objection_window, view.notice) {
+                let deadline = self.calendar.due(date(notice.at), window)?;
+                if date(d.in_force_from) <= deadline.due {
+                    let what = format!(
+                        "in force from {} while the objection window ({window} from the notice) ran until {}",
+                        date(d.in_force_from),
+                        deadline.due
+                    );
+                    self.push(
+                        Rule::ObjectionWindowObserved,
+                        FindingStatus::Violated,
+                        designating,
+                        vec![notice, d.decision],
+                        Some(deadline),
+                        what,
+                        &["objection_window"],
+                    );
+                }
+            }
+            let missing: Vec<String> = rules
+                .required_decision_fields
+                .iter()
+                .filter(|f| d.empty.contains(f))
+                .map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                .chain((rules.basis_required && d.basis.is_none()).then(|| "basis document".to_owned()))
+                .collect();
+            if !missing.is_empty() {
+                self.push(
+                    Rule::DecisionContent,
+                    FindingStatus::Violated,
+                    designating,
+                    vec![d.decision],
+                    None,
+                    format!("the decision document lacks: {}", missing.join(", ")),
+                    &["required_decision_fields"],
+                );
+            }
+            let term_ok = d.term_months.is_some_and(|m| u32::from(m) <= rules.term.max_months);
+            if !term_ok {
+                let set = d.term_months.map_or("no end (until removed)".to_owned(), |m| format!("{m} months"));
+                self.push(
+                    Rule::TermWithinMaximum,
+                    FindingStatus::Violated,
+                    designating,
+                    vec![d.decision],
+                    None,
+                    format!("the decision sets a term of {set}; the maximum is {} months", rules.term.max_months),
+                    &["term"],
+                );
+            }
+            if rules.minors_excluded {
+                if let SubjectId::Resident(id) = &view.subject {
+                    if let Ok(born) = id.birth_date() {
+                        let adult = born.checked_add_months(Months::new(18 * 12));
+                        if adult.is_some_and(|adult| date(d.in_force_from) < adult) {
+                            let age = date(d.in_force_from).years_since(born).unwrap_or(0);
+                            self.push(
+                                Rule::MinorNotListed,
+                                FindingStatus::Violated,
+                                designating,
+                                vec![d.decision],
+                                None,
+                                format!("born {born}, aged {age} when designated"),
+                                &[],
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        // Objections: a timely one is decided in time; an upheld one is remedied in time.
+        let window_due = match (rules.objection_window, view.notice) {
+            (Some(window), Some(notice)) => Some(self.calendar.due(date(notice.at), window)?.due),
+            _ => None,
+        };
+        for objection in &view.objections {
+            let timely = window_due.is_none_or(|due| date(objection.received.at) <= due) || objection.after_designation;
+            if let (true, Some(review)) = (timely, rules.objection_review) {
+                let deadline = self.calendar.due(date(objection.received.at), review)?;
+                let decided = objection.decided.map(|(e, _)| e);
+                if let Some(status) = self.timeliness(&deadline, decided.map(|e| e.at)) {
+                    let what = match decided {
+                        Some(e) => format!("objection decided on {}, after its deadline", date(e.at)),
+                        None => "objection not decided".into(),
+                    };
+                    let evidence = std::iter::once(objection.received).chain(decided).collect();
+                    self.push(
+                        Rule::ObjectionDecidedInTime,
+                        status,
+                        designating,
+                        evidence,
+                        Some(deadline),
+                        what,
+                        &["objection_review"],
+                    );
+                }
+            }
+            if let (Some((decision, Outcome::Upheld)), Some(correction), Some(_)) =
+                (objection.decided, rules.correction_after_upheld, designation)
+            {
+                let deadline = self.calendar.due(date(decision.at), correction)?;
+                let revoked = (view.status == Some(Status::Revoked)).then_some(view.closure).flatten();
+                if let Some(status) = self.timeliness(&deadline, revoked.map(|e| e.at)) {
+                    let evidence = [Some(objection.received), Some(decision), revoked].into_iter().flatten().collect();
+                    self.push(
+                        Rule::UpheldObjectionRemedied,
+                        status,
+                        designating,
+                        evidence,
+                        Some(deadline),
+                        "objection upheld; the designation was not revoked in time".into(),
+                        &["correction_after_upheld"],
+                    );
+                }
+            }
+        }
+
+        // Measures: catalogued, under an MOU that binds the agency, only while designated.
+        for m in &view.measures {
+            if registry.measure(&m.measure).is_none() {
+                let what = format!("{} applied {}, which is not in the measure catalogue", m.agency, m.measure);
+                self.push(
+                    Rule::MeasureCatalogued,
+                    FindingStatus::Violated,
+                    &m.agency,
+                    vec![m.applied],
+                    None,
+                    what,
+                    &[],
+                );
+            } else if !m.covered {
+                let what = format!(
+                    "{} applied {} citing {}, which does not bind it to that measure on this list",
+                    m.agency, m.measure, m.mou
+                );
+                self.push(Rule::MeasureUnderMou, FindingStatus::Violated, &m.agency, vec![m.applied], None, what, &[]);
+            }
+            let not_in_force = view
+                .marks
+                .iter()
+                .any(|mark| mark.kind == MarkKind::MeasureOnCaseNotInForce && mark.seq == m.applied.seq);
+            if not_in_force {
+                let what = format!("{} applied {} while the case was not designated and in force", m.agency, m.measure);
+                self.push(
+                    Rule::MeasureOnlyWhileDesignated,
+                    FindingStatus::Violated,
+                    &m.agency,
+                    vec![m.applied],
+                    None,
+                    what,
+                    &[],
+                );
+            }
+        }
+
+        // Removal: after the case ends, every measure in place is lifted in time.
+        if let (Some(status), Some(ended)) = (view.status, view.ended_at()) {
+            let deadline = self.calendar.due(date(ended), rules.removal)?;
+            let closing = match status {
+                Status::Expired => designation.map(|d| d.decision),
+                _ => view.closure,
+            };
+            for m in view.measures.iter().filter(|m| m.applied.at < ended) {
+                let lifted = m.lifted.map(|(e, _)| e);
+                if let Some(finding) = self.timeliness(&deadline, lifted.map(|e| e.at)) {
+                    let what = match lifted {
+                        Some(e) => format!("{} lifted {} on {}, after the deadline", m.agency, m.measure, date(e.at)),
+                        None => format!("{} has not lifted {}", m.agency, m.measure),
+                    };
+                    let evidence = [closing, Some(m.applied), lifted].into_iter().flatten().collect();
+                    self.push(
+                        Rule::RemovalInTime,
+                        finding,
+                        &m.agency,
+                        evidence,
+                        Some(deadline.clone()),
+                        what,
+                        &["removal"],
+                    );
+                }
+            }
+        }
+
+        // Credit restoration only after the minimum publicity period.
+        if let (Some(RestorationReason::CreditRepaired), Some(d), Some(closure)) =
+            (view.restoration, designation, view.closure)
+        {
+            let months = rules.publicity_min_months.of(d.severity);
+            let from = date(d.in_force_from);
+            let earliest = from.checked_add_months(Months::new(months)).unwrap_or(from);
+            if date(closure.at) < earliest {
+                let what = format!(
+                    "restored on {} after publicity from {from}; the minimum for {:?} severity is {months} months ({earliest})",
+                    date(closure.at),
+                    d.severity
+                );
+                self.push(
+                    Rule::PublicityBeforeRestoration,
+                    FindingStatus::Violated,
+                    designating,
+                    vec![d.decision, closure],
+                    None,
+                    what,
+                    &["publicity_min_months"],
+                );
+            }
+        }
+        Ok(())
+    }
+}

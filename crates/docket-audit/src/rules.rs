@@ -1,0 +1,139 @@
+//! Rule sets as data: one per kind of list, in `data/*.rules.json`, with the
+//! parameters of the procedural rules and their sources. Parameters that
+//! `DOMAIN.md` marks unconfirmed are named in `unconfirmed`, so a report can
+//! say which findings rest on them.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use docket_fold::case::DecisionField;
+use docket_model::event::Severity;
+
+use crate::calendar::Period;
+
+/// Longest term a rule set may set, in months.
+pub const TERM_MONTHS_MAX: u32 = 240;
+
+/// A rule set document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSet {
+    /// The id lists name in `ListDefined.rule_set`.
+    pub id: String,
+    /// The version published in the registry (`RuleSetPublished.version`).
+    pub version: u32,
+    pub name: String,
+    /// The instruments the parameters come from.
+    pub sources: Vec<String>,
+    /// A notice must precede the designation decision.
+    pub notice_required: bool,
+    /// After the notice is served, the designation may not take effect
+    /// before this period has run (objections may be lodged within it).
+    pub objection_window: Option<Period>,
+    /// A timely objection is decided within this period of its receipt.
+    pub objection_review: Option<Period>,
+    /// An upheld objection: the designation is revoked or corrected within this period.
+    pub correction_after_upheld: Option<Period>,
+    /// After restoration, revocation or expiry: delisted and every measure lifted within this period.
+    pub removal: Period,
+    pub term: Term,
+    /// Decision document fields that must not be empty.
+    pub required_decision_fields: Vec<DecisionField>,
+    /// The decision must cite a legally effective basis document.
+    pub basis_required: bool,
+    /// Natural persons under 18 at the designation may not be listed.
+    pub minors_excluded: bool,
+    /// Credit restoration (`credit_repaired`) not before this many months of
+    /// publicity, by severity. Other restoration reasons are not bound by it.
+    pub publicity_min_months: PublicityMin,
+    /// Names of the parameters above whose values are not confirmed by a source.
+    pub unconfirmed: Vec<String>,
+}
+
+/// Term of a designation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Term {
+    /// Longest term a decision may set without an extension.
+    pub max_months: u32,
+    /// Bounds of one extension, if extensions are allowed.
+    pub extension_months: Option<(u32, u32)>,
+}
+
+/// Minimum publicity before credit restoration, by severity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicityMin {
+    pub minor: u32,
+    pub general: u32,
+    pub serious: u32,
+}
+
+impl PublicityMin {
+    pub fn of(&self, severity: Severity) -> u32 {
+        match severity {
+            Severity::Minor => self.minor,
+            Severity::General => self.general,
+            Severity::Serious => self.serious,
+        }
+    }
+}
+
+/// Why a rule set document is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleSetError {
+    #[error("rule set document: {0}")]
+    Syntax(String),
+    #[error("rule set {id}: {reason}")]
+    Invalid { id: String, reason: String },
+}
+
+/// The bundled rule sets: (file name, text).
+pub const BUNDLED: [(&str, &str); 3] = [
+    ("cn-spc-defaulters.rules.json", include_str!("../data/cn-spc-defaulters.rules.json")),
+    ("cn-civil-aviation-2018.rules.json", include_str!("../data/cn-civil-aviation-2018.rules.json")),
+    ("cn-serious-untrustworthy.rules.json", include_str!("../data/cn-serious-untrustworthy.rules.json")),
+];
+
+impl RuleSet {
+    /// Parses and checks a rule set document.
+    pub fn parse(text: &str) -> Result<Self, RuleSetError> {
+        let rules: Self = serde_json::from_str(text).map_err(|e| RuleSetError::Syntax(e.to_string()))?;
+        let invalid = |reason: String| RuleSetError::Invalid { id: rules.id.clone(), reason };
+        if rules.term.max_months == 0 || rules.term.max_months > TERM_MONTHS_MAX {
+            return Err(invalid(format!("term.max_months must be 1..={TERM_MONTHS_MAX}")));
+        }
+        if let Some((low, high)) = rules.term.extension_months {
+            if low == 0 || low > high || high > TERM_MONTHS_MAX {
+                return Err(invalid("term.extension_months must be (low, high) with 1 <= low <= high".into()));
+            }
+        }
+        let known = [
+            "objection_window",
+            "objection_review",
+            "correction_after_upheld",
+            "removal",
+            "term",
+            "publicity_min_months",
+            "required_decision_fields",
+        ];
+        if let Some(name) = rules.unconfirmed.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(invalid(format!("unconfirmed names an unknown parameter {name:?}")));
+        }
+        Ok(rules)
+    }
+
+    /// The bundled rule sets.
+    pub fn bundled() -> Vec<Self> {
+        BUNDLED
+            .iter()
+            .map(|(name, text)| Self::parse(text).unwrap_or_else(|e| unreachable!("{name} is checked by tests: {e}")))
+            .collect()
+    }
+
+    /// SHA-256 of a rule set document's bytes: what `RuleSetPublished.digest` should carry.
+    pub fn digest(text: &str) -> [u8; 32] {
+        Sha256::digest(text.as_bytes()).into()
+    }
+}
