@@ -20,32 +20,20 @@ use docket_model::{AgencyId, CaseNumber, Digest, ListId, SubjectId, Timestamp};
 use crate::calendar::{Calendar, Deadline, PeriodError};
 use crate::rules::RuleSet;
 
-/// The rules, each with a stable id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// The rules, each with a stable id ([`Rule::id`], also its JSON form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
-    #[serde(rename = "notice-before-designation")]
     NoticeBeforeDesignation,
-    #[serde(rename = "objection-window-observed")]
     ObjectionWindowObserved,
-    #[serde(rename = "objection-decided-in-time")]
     ObjectionDecidedInTime,
-    #[serde(rename = "upheld-objection-remedied")]
     UpheldObjectionRemedied,
-    #[serde(rename = "decision-content")]
     DecisionContent,
-    #[serde(rename = "measure-catalogued")]
     MeasureCatalogued,
-    #[serde(rename = "measure-under-mou")]
     MeasureUnderMou,
-    #[serde(rename = "measure-only-while-designated")]
     MeasureOnlyWhileDesignated,
-    #[serde(rename = "removal-in-time")]
     RemovalInTime,
-    #[serde(rename = "publicity-before-restoration")]
     PublicityBeforeRestoration,
-    #[serde(rename = "term-within-maximum")]
     TermWithinMaximum,
-    #[serde(rename = "minor-not-listed")]
     MinorNotListed,
 }
 
@@ -98,6 +86,12 @@ impl Rule {
             | Self::TermWithinMaximum => Gravity::Medium,
             Self::DecisionContent | Self::PublicityBeforeRestoration => Gravity::Low,
         }
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.id())
     }
 }
 
