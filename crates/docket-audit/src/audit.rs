@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 
 use docket_fold::case::{evaluate, AsOf, CaseView, Evidence, MarkKind, Outcome, Status};
@@ -95,9 +96,20 @@ impl Serialize for Rule {
     }
 }
 
+impl JsonSchema for Rule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rule".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let ids: Vec<&str> = Self::ALL.iter().map(|r| r.id()).collect();
+        json_schema!({ "type": "string", "description": "A rule's stable id.", "enum": ids })
+    }
+}
+
 /// How grave a breach is: high when a right or the legal basis is missing
 /// altogether, medium for a missed deadline, low for form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Gravity {
     High,
@@ -106,7 +118,7 @@ pub enum Gravity {
 }
 
 /// Where a finding stands at the audit's point in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingStatus {
     /// The rule was broken (no deadline involved).
@@ -120,7 +132,7 @@ pub enum FindingStatus {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Finding {
     pub rule: Rule,
     pub gravity: Gravity,
@@ -142,7 +154,7 @@ pub struct Finding {
 }
 
 /// The rule set applied to a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct RuleSetUse {
     pub list: ListId,
     pub rule_set: String,
@@ -151,7 +163,7 @@ pub struct RuleSetUse {
 }
 
 /// What the audit found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Report {
     pub as_of: AsOf,
     pub calendar: String,
@@ -240,7 +252,7 @@ pub fn audit(
                 p.version, rules.version
             )),
             Some(p) => match p.digest {
-                Digest::Sha256(hash) if rules_digest_matches(rules, &hash.0) => None,
+                Digest::Sha256(hash) if hash.0 == rules.digest => None,
                 _ => Some("the published digest does not match the rule set document applied".into()),
             },
         };
@@ -274,13 +286,6 @@ pub fn audit(
         }
     }
     Ok(report)
-}
-
-fn rules_digest_matches(rules: &RuleSet, digest: &[u8; 32]) -> bool {
-    crate::rules::BUNDLED.iter().any(|(_, text)| {
-        RuleSet::parse(text).is_ok_and(|r| r.id == rules.id && r.version == rules.version)
-            && RuleSet::digest(text) == *digest
-    })
 }
 
 fn date(time: Timestamp) -> NaiveDate {

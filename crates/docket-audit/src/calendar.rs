@@ -238,14 +238,14 @@ pub enum PeriodError {
 }
 
 /// A holiday a period crossed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct HolidayCrossed {
     pub date: NaiveDate,
     pub name: String,
 }
 
 /// A computed deadline and how it was reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Deadline {
     pub from: NaiveDate,
     pub period: Period,

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod calendar;
 pub mod rules;
+pub mod schema;
 
 pub use audit::{Finding, FindingStatus, Report};
 pub use calendar::{Calendar, Deadline, Period};

@@ -49,6 +49,10 @@ pub struct RuleSet {
     pub publicity_min_months: PublicityMin,
     /// Names of the parameters above whose values are not confirmed by a source.
     pub unconfirmed: Vec<String>,
+    /// SHA-256 of the document's bytes, set by [`RuleSet::parse`]: what the
+    /// registry's `RuleSetPublished.digest` must carry for this document.
+    #[serde(skip)]
+    pub digest: [u8; 32],
 }
 
 /// Term of a designation.
@@ -99,7 +103,8 @@ pub const BUNDLED: [(&str, &str); 3] = [
 impl RuleSet {
     /// Parses and checks a rule set document.
     pub fn parse(text: &str) -> Result<Self, RuleSetError> {
-        let rules: Self = serde_json::from_str(text).map_err(|e| RuleSetError::Syntax(e.to_string()))?;
+        let mut rules: Self = serde_json::from_str(text).map_err(|e| RuleSetError::Syntax(e.to_string()))?;
+        rules.digest = Self::digest(text);
         let invalid = |reason: String| RuleSetError::Invalid { id: rules.id.clone(), reason };
         if rules.term.max_months == 0 || rules.term.max_months > TERM_MONTHS_MAX {
             return Err(invalid(format!("term.max_months must be 1..={TERM_MONTHS_MAX}")));

@@ -3,6 +3,7 @@
 //! Only this crate (and the server) knows about terminals, files and anyhow;
 //! the model below it returns typed errors.
 
+mod audit;
 mod id;
 mod keys;
 mod ledger;
@@ -193,6 +194,67 @@ enum Command {
         #[arg(long, value_enum, default_value_t = replay::ViewFormat::Table)]
         format: replay::ViewFormat,
     },
+    /// Audit every case against the procedural rules of its list.
+    ///
+    /// Checks notice before designation, the objection window, objection
+    /// decisions and their deadlines, decision content, measures (catalogued,
+    /// under an MOU, only while designated), removal after the case ends,
+    /// publicity before restoration, the maximum term and minors. Deadlines
+    /// use the rule set's periods and the holiday calendar. --as-of audits
+    /// what the ledger held then; a deadline not yet passed then is pending.
+    /// Exits 0 whether or not there are findings; 2 if the audit could not run.
+    ///
+    /// Example: docket audit --dir demo --list cn-spc-defaulters
+    Audit {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Only this list.
+        #[arg(long)]
+        list: Option<String>,
+        /// Only findings where this agency had to act.
+        #[arg(long)]
+        agency: Option<String>,
+        /// System time: a seq (inclusive) or a time. Also "today" for deadlines, unless --valid-at.
+        #[arg(long, value_name = "SEQ|TIME")]
+        as_of: Option<String>,
+        /// The day deadlines are judged on (default: the as-of time, or now).
+        #[arg(long, value_name = "TIME")]
+        valid_at: Option<String>,
+        /// A rule set document (schemas/rule-set.schema.json) replacing the bundled one
+        /// with the same id and version, e.g. to set an unconfirmed parameter. Repeatable.
+        #[arg(long, value_name = "FILE")]
+        rules: Vec<PathBuf>,
+        /// Calendar: the bundled id (cn-state-council) or a calendar document file.
+        #[arg(long, value_name = "ID|FILE")]
+        calendar: Option<String>,
+        /// table: counts by rule and agency, then every finding; json: schemas/audit-report.schema.json.
+        #[arg(long, value_enum, default_value_t = replay::ViewFormat::Table)]
+        format: replay::ViewFormat,
+    },
+    /// Compute a deadline under the period rules and show the holidays and
+    /// adjusted working days it crossed.
+    ///
+    /// The starting day is not counted. Calendar days: a last day that is not a
+    /// working day moves to the next working day. Working days: weekends and
+    /// holidays are skipped, adjusted working weekends count. A period reaching a
+    /// year the calendar does not cover is marked provisional.
+    ///
+    /// Example: docket deadline --from 2024-09-27 --working-days 7
+    #[command(group(clap::ArgGroup::new("period").required(true).args(["working_days", "days"])))]
+    Deadline {
+        /// The day the period starts from (not counted), e.g. the day the notice was served.
+        #[arg(long, value_name = "DATE")]
+        from: String,
+        #[arg(long, value_name = "N")]
+        working_days: Option<u32>,
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+        /// Calendar: the bundled id (cn-state-council) or a calendar document file.
+        #[arg(long, value_name = "ID|FILE")]
+        calendar: Option<String>,
+        #[arg(long, value_enum, default_value_t = replay::ViewFormat::Table)]
+        format: replay::ViewFormat,
+    },
     /// Rebuild the projections from the log into a shadow file and swap it in.
     Rebuild {
         #[arg(long, value_name = "DIR")]
@@ -269,6 +331,17 @@ fn main() -> ExitCode {
         Command::Replay { dir, view, agency, list, subject, measure, as_of, valid_at, format } => {
             let query = replay::Query { view, agency, list, subject, measure, as_of, valid_at, format };
             replay::replay(&dir, &query)
+        }
+        Command::Audit { dir, list, agency, as_of, valid_at, rules, calendar, format } => {
+            let query = audit::AuditQuery { list, agency, as_of, valid_at, rules, calendar, format };
+            audit::run(&dir, &query)
+        }
+        Command::Deadline { from, working_days, days, calendar, format } => {
+            let period = match (working_days, days) {
+                (Some(n), _) => docket_audit::Period::WorkingDays(n),
+                (None, n) => docket_audit::Period::Days(n.unwrap_or(0)),
+            };
+            audit::deadline(&from, period, calendar.as_deref(), format)
         }
         Command::Rebuild { dir } => replay::rebuild(&dir),
         Command::Tour => tour::run(),

@@ -50,7 +50,7 @@ pub struct Query {
     pub format: ViewFormat,
 }
 
-fn name(what: &str, text: &str) -> Result<Name> {
+pub fn name(what: &str, text: &str) -> Result<Name> {
     Name::parse(text).with_context(|| format!("--{what} {text:?}"))
 }
 
@@ -192,7 +192,7 @@ fn to_json(value: &impl serde::Serialize) -> Result<String> {
     Ok(serde_json::to_string_pretty(value)? + "\n")
 }
 
-fn header(as_of: &AsOf) -> String {
+pub fn header(as_of: &AsOf) -> String {
     let known = match as_of.known {
         Known::All => "everything recorded".to_owned(),
         Known::Through(seq) => format!("records through seq {seq}"),

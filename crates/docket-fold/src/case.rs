@@ -171,7 +171,7 @@ impl CaseState {
 }
 
 /// Which records count: what the ledger held at a point of system time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Known {
     /// Everything in the log now.
@@ -194,7 +194,7 @@ impl Known {
 }
 
 /// A bitemporal point: what the ledger knew (`known`), about what was in force at `valid_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AsOf {
     pub known: Known,
     pub valid_at: Timestamp,
@@ -228,7 +228,7 @@ impl Status {
 }
 
 /// A pointer to the event behind something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Evidence {
     pub seq: u64,
     pub id: EventId,

@@ -10,7 +10,8 @@ use crate::signed::SignedJson;
 
 const BASE: &str = "https://docket.invalid/schemas/";
 
-fn generate<T: schemars::JsonSchema>(id: &str, title: &str) -> Value {
+/// The draft 2020-12 schema of `T`, with its `$id` under docket's base and a title.
+pub fn generate<T: schemars::JsonSchema>(id: &str, title: &str) -> Value {
     let generator = SchemaSettings::draft2020_12().into_generator();
     let mut schema = generator.into_root_schema_for::<T>().to_value();
     if let Value::Object(object) = &mut schema {
