@@ -2,9 +2,11 @@
 //! bundled rule sets and calendar validate under them (checked with boon, an
 //! independent validator, not with serde).
 
-use boon::{Compiler, Schemas};
 use docket_audit::{rules, schema};
 use serde_json::Value;
+
+mod common;
+use common::validate;
 
 #[test]
 fn checked_in_schemas_match_the_types() {
@@ -12,17 +14,6 @@ fn checked_in_schemas_match_the_types() {
         let text = serde_json::to_string_pretty(&value).expect("json") + "\n";
         docket_testkit::expect_file(&format!("schemas/{path}"), &text);
     }
-}
-
-/// Validates `instance` against the schema at `path` under `schemas/`.
-pub fn validate(path: &str, instance: &Value) -> Result<(), String> {
-    let (_, value) = schema::all().into_iter().find(|(p, _)| p == path).expect("known schema");
-    let url = format!("https://docket.invalid/schemas/{path}");
-    let mut schemas = Schemas::new();
-    let mut compiler = Compiler::new();
-    compiler.add_resource(&url, value).expect("schema resource");
-    let index = compiler.compile(&url, &mut schemas).expect("schema compiles");
-    schemas.validate(instance, index).map_err(|error| format!("{error:#}"))
 }
 
 #[test]

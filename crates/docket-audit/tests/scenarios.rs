@@ -1,0 +1,128 @@
+//! Audit scenarios from the seeds, as data: `tests/audit-scenarios/*.json` at
+//! the workspace root, in the format of the fold's scenarios (events on top of
+//! `tests/scenarios/registry.json`, see `docket_testkit::scenario`).
+//!
+//! Each scenario lists audits (as-of, valid-at, list, agency) with the exact
+//! findings expected, written by hand from the rules: `[rule, status, case
+//! alias, agency, due date or null]`. The runner appends the events to a real
+//! ledger, audits the redb store with the bundled rule sets and calendar, and
+//! requires the findings to be exactly those (no more, no fewer), every report
+//! to validate under `schemas/audit-report.schema.json`, and the reports to
+//! equal the golden file `NAME.expected.json` (`DOCKET_BLESS=1` rewrites it).
+
+// Helpers outside #[test] functions panic on broken fixtures, like the tests do.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use docket_audit::audit::{audit, Scope};
+use docket_audit::{Calendar, RuleSet};
+use docket_fold::case::{AsOf, Known};
+use docket_fold::{Store, StoreLimits};
+use docket_model::Name;
+use docket_testkit::scenario::{build, time};
+use serde_json::{json, Value};
+
+fn scenarios_dir() -> PathBuf {
+    docket_testkit::root().join("tests/audit-scenarios")
+}
+
+fn run(path: &Path) -> Result<(), String> {
+    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let scenario: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).map_err(|e| format!("{name}: {e}"))?;
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), &scenario, &name);
+    let (store, _) = Store::open(dir.path(), StoreLimits::default()).map_err(|e| format!("{name}: store: {e}"))?;
+    // Case numbers back to the scenario's aliases.
+    let aliases: BTreeMap<String, String> = scenario["cases"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(alias, case)| (case["number"].as_str().unwrap().to_owned(), alias.clone()))
+        .collect();
+    let rule_sets = RuleSet::bundled();
+    let calendar = Calendar::bundled();
+    let mut failures = vec![];
+    let mut reports = vec![];
+    for (index, spec) in scenario["audits"].as_array().expect("audits").iter().enumerate() {
+        let known = match spec["as_of"].as_str() {
+            None => Known::All,
+            Some(text) => Known::At(time(text)),
+        };
+        let valid_at = match (spec["valid_at"].as_str(), known) {
+            (Some(text), _) => time(text),
+            (None, Known::At(at)) => at,
+            (None, _) => panic!("{name} audit {index}: as_of or valid_at is needed, or the result depends on today"),
+        };
+        let field = |key: &str| spec[key].as_str().map(|s| Name::parse(s).unwrap());
+        let scope = Scope { list: field("list"), agency: field("agency") };
+        let report = audit(&store, AsOf { known, valid_at }, &scope, &rule_sets, &calendar)
+            .map_err(|e| format!("{name} audit {index}: {e}"))?;
+        let mut found: Vec<Value> = report
+            .findings
+            .iter()
+            .map(|f| {
+                json!([
+                    f.rule.id(),
+                    serde_json::to_value(f.status).unwrap(),
+                    aliases.get(&f.number.to_string()).cloned().unwrap_or_else(|| f.number.to_string()),
+                    f.agency.to_string(),
+                    f.deadline.as_ref().map(|d| d.due.to_string()),
+                ])
+            })
+            .collect();
+        let mut wanted = spec["findings"].as_array().expect("findings").clone();
+        found.sort_by_key(Value::to_string);
+        wanted.sort_by_key(Value::to_string);
+        if found != wanted {
+            failures.push(format!(
+                "audit {index} ({spec_brief}):\n    wanted {}\n    found  {}",
+                Value::Array(wanted),
+                Value::Array(found),
+                spec_brief = json!({"as_of": spec["as_of"], "valid_at": spec["valid_at"], "list": spec["list"], "agency": spec["agency"]})
+            ));
+        }
+        let value = serde_json::to_value(&report).unwrap();
+        if let Err(error) = common::validate("audit-report.schema.json", &value) {
+            failures.push(format!("audit {index}: the report does not validate: {error}"));
+        }
+        reports.push(value);
+    }
+    let golden = path.with_file_name(format!("{name}.expected.json"));
+    let text = serde_json::to_string_pretty(&reports).unwrap() + "\n";
+    if docket_testkit::blessing() {
+        std::fs::write(&golden, &text).unwrap();
+    } else {
+        match std::fs::read_to_string(&golden) {
+            Ok(expected) if expected == text => {}
+            Ok(_) => failures
+                .push(format!("{}: reports differ from the golden file (DOCKET_BLESS=1 to accept)", golden.display())),
+            Err(_) => failures.push(format!("{} missing (DOCKET_BLESS=1 writes it)", golden.display())),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{name}:\n  {}", failures.join("\n  ")))
+    }
+}
+
+#[test]
+fn audit_scenarios() {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let file = p.file_name().unwrap().to_string_lossy();
+            file.ends_with(".json") && !file.ends_with(".expected.json")
+        })
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 6, "the audit scenarios are missing");
+    let failures: Vec<String> = paths.iter().filter_map(|p| run(p).err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
