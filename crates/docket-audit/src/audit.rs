@@ -72,6 +72,24 @@ impl Rule {
         }
     }
 
+    /// The rule set parameters the rule applies.
+    pub fn parameters(self) -> &'static [&'static str] {
+        match self {
+            Self::ObjectionWindowObserved => &["objection_window"],
+            Self::ObjectionDecidedInTime => &["objection_review"],
+            Self::UpheldObjectionRemedied => &["correction_after_upheld"],
+            Self::DecisionContent => &["required_decision_fields"],
+            Self::RemovalInTime => &["removal"],
+            Self::PublicityBeforeRestoration => &["publicity_min_months"],
+            Self::TermWithinMaximum => &["term"],
+            Self::NoticeBeforeDesignation
+            | Self::MeasureCatalogued
+            | Self::MeasureUnderMou
+            | Self::MeasureOnlyWhileDesignated
+            | Self::MinorNotListed => &[],
+        }
+    }
+
     /// How grave a breach is.
     pub fn gravity(self) -> Gravity {
         match self {
@@ -211,6 +229,23 @@ pub fn audit(
     rule_sets: &[RuleSet],
     calendar: &Calendar,
 ) -> Result<Report, AuditError> {
+    let mut findings = vec![];
+    let mut report = audit_each(source, as_of, scope, rule_sets, calendar, &mut |f| findings.push(f))?;
+    report.findings = findings;
+    Ok(report)
+}
+
+/// Runs the audit and hands each finding to `sink` as it is found, case by
+/// case, so that memory is bounded by one case, not by the findings. The
+/// report returned has no findings.
+pub fn audit_each(
+    source: &dyn Source,
+    as_of: AsOf,
+    scope: &Scope,
+    rule_sets: &[RuleSet],
+    calendar: &Calendar,
+    sink: &mut dyn FnMut(Finding),
+) -> Result<Report, AuditError> {
     let registry = source.registry(as_of.known)?;
     if let Some(list) = &scope.list {
         if registry.list(list).is_none() {
@@ -277,9 +312,11 @@ pub fn audit(
             if let Err(error) = checker.check(&registry, &state.designating_agency) {
                 failed = Some(error);
             }
-            report
-                .findings
-                .extend(checker.out.into_iter().filter(|f| scope.agency.as_ref().is_none_or(|a| *a == f.agency)));
+            for finding in checker.out {
+                if scope.agency.as_ref().is_none_or(|a| *a == finding.agency) {
+                    sink(finding);
+                }
+            }
         })?;
         if let Some(error) = failed {
             return Err(error);
@@ -301,7 +338,24 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    #[allow(clippy::too_many_arguments)]
+    /// A breach with no deadline involved.
+    fn violated(&mut self, rule: Rule, agency: &AgencyId, evidence: Vec<Evidence>, what: String) {
+        self.push(rule, FindingStatus::Violated, agency, evidence, None, what);
+    }
+
+    /// A breach of (or a wait on) a deadline.
+    fn timed(
+        &mut self,
+        rule: Rule,
+        status: FindingStatus,
+        agency: &AgencyId,
+        evidence: Vec<Evidence>,
+        deadline: Deadline,
+        what: String,
+    ) {
+        self.push(rule, status, agency, evidence, Some(deadline), what);
+    }
+
     fn push(
         &mut self,
         rule: Rule,
@@ -310,7 +364,6 @@ impl Checker<'_> {
         evidence: Vec<Evidence>,
         deadline: Option<Deadline>,
         what: String,
-        params: &[&str],
     ) {
         self.out.push(Finding {
             rule,
@@ -324,7 +377,8 @@ impl Checker<'_> {
             deadline,
             what,
             rule_set: format!("{} v{}", self.rules.id, self.rules.version),
-            unconfirmed: params
+            unconfirmed: rule
+                .parameters()
                 .iter()
                 .filter(|p| self.rules.unconfirmed.iter().any(|u| u == *p))
                 .map(|p| (*p).to_owned())
@@ -349,14 +403,11 @@ impl Checker<'_> {
 
         if let Some(d) = designation {
             if rules.notice_required && view.notice.is_none_or(|n| n.at > d.in_force_from) {
-                self.push(
+                self.violated(
                     Rule::NoticeBeforeDesignation,
-                    FindingStatus::Violated,
                     designating,
                     vec![d.decision],
-                    None,
                     "designated with no notice served before the decision".into(),
-                    &[],
                 );
             }
             if let (Some(window), Some(notice)) = (rules.objection_window, view.notice) {
@@ -367,14 +418,13 @@ impl Checker<'_> {
                         date(d.in_force_from),
                         deadline.due
                     );
-                    self.push(
+                    self.timed(
                         Rule::ObjectionWindowObserved,
                         FindingStatus::Violated,
                         designating,
                         vec![notice, d.decision],
-                        Some(deadline),
+                        deadline,
                         what,
-                        &["objection_window"],
                     );
                 }
             }
@@ -386,27 +436,21 @@ impl Checker<'_> {
                 .chain((rules.basis_required && d.basis.is_none()).then(|| "basis document".to_owned()))
                 .collect();
             if !missing.is_empty() {
-                self.push(
+                self.violated(
                     Rule::DecisionContent,
-                    FindingStatus::Violated,
                     designating,
                     vec![d.decision],
-                    None,
                     format!("the decision document lacks: {}", missing.join(", ")),
-                    &["required_decision_fields"],
                 );
             }
             let term_ok = d.term_months.is_some_and(|m| u32::from(m) <= rules.term.max_months);
             if !term_ok {
                 let set = d.term_months.map_or("no end (until removed)".to_owned(), |m| format!("{m} months"));
-                self.push(
+                self.violated(
                     Rule::TermWithinMaximum,
-                    FindingStatus::Violated,
                     designating,
                     vec![d.decision],
-                    None,
                     format!("the decision sets a term of {set}; the maximum is {} months", rules.term.max_months),
-                    &["term"],
                 );
             }
             if rules.minors_excluded {
@@ -415,14 +459,11 @@ impl Checker<'_> {
                         let adult = born.checked_add_months(Months::new(18 * 12));
                         if adult.is_some_and(|adult| date(d.in_force_from) < adult) {
                             let age = date(d.in_force_from).years_since(born).unwrap_or(0);
-                            self.push(
+                            self.violated(
                                 Rule::MinorNotListed,
-                                FindingStatus::Violated,
                                 designating,
                                 vec![d.decision],
-                                None,
                                 format!("born {born}, aged {age} when designated"),
-                                &[],
                             );
                         }
                     }
@@ -446,15 +487,7 @@ impl Checker<'_> {
                         None => "objection not decided".into(),
                     };
                     let evidence = std::iter::once(objection.received).chain(decided).collect();
-                    self.push(
-                        Rule::ObjectionDecidedInTime,
-                        status,
-                        designating,
-                        evidence,
-                        Some(deadline),
-                        what,
-                        &["objection_review"],
-                    );
+                    self.timed(Rule::ObjectionDecidedInTime, status, designating, evidence, deadline, what);
                 }
             }
             if let (Some((decision, Outcome::Upheld)), Some(correction), Some(_)) =
@@ -464,14 +497,13 @@ impl Checker<'_> {
                 let revoked = (view.status == Some(Status::Revoked)).then_some(view.closure).flatten();
                 if let Some(status) = self.timeliness(&deadline, revoked.map(|e| e.at)) {
                     let evidence = [Some(objection.received), Some(decision), revoked].into_iter().flatten().collect();
-                    self.push(
+                    self.timed(
                         Rule::UpheldObjectionRemedied,
                         status,
                         designating,
                         evidence,
-                        Some(deadline),
+                        deadline,
                         "objection upheld; the designation was not revoked in time".into(),
-                        &["correction_after_upheld"],
                     );
                 }
             }
@@ -481,21 +513,13 @@ impl Checker<'_> {
         for m in &view.measures {
             if registry.measure(&m.measure).is_none() {
                 let what = format!("{} applied {}, which is not in the measure catalogue", m.agency, m.measure);
-                self.push(
-                    Rule::MeasureCatalogued,
-                    FindingStatus::Violated,
-                    &m.agency,
-                    vec![m.applied],
-                    None,
-                    what,
-                    &[],
-                );
+                self.violated(Rule::MeasureCatalogued, &m.agency, vec![m.applied], what);
             } else if !m.covered {
                 let what = format!(
                     "{} applied {} citing {}, which does not bind it to that measure on this list",
                     m.agency, m.measure, m.mou
                 );
-                self.push(Rule::MeasureUnderMou, FindingStatus::Violated, &m.agency, vec![m.applied], None, what, &[]);
+                self.violated(Rule::MeasureUnderMou, &m.agency, vec![m.applied], what);
             }
             let not_in_force = view
                 .marks
@@ -503,15 +527,7 @@ impl Checker<'_> {
                 .any(|mark| mark.kind == MarkKind::MeasureOnCaseNotInForce && mark.seq == m.applied.seq);
             if not_in_force {
                 let what = format!("{} applied {} while the case was not designated and in force", m.agency, m.measure);
-                self.push(
-                    Rule::MeasureOnlyWhileDesignated,
-                    FindingStatus::Violated,
-                    &m.agency,
-                    vec![m.applied],
-                    None,
-                    what,
-                    &[],
-                );
+                self.violated(Rule::MeasureOnlyWhileDesignated, &m.agency, vec![m.applied], what);
             }
         }
 
@@ -530,15 +546,7 @@ impl Checker<'_> {
                         None => format!("{} has not lifted {}", m.agency, m.measure),
                     };
                     let evidence = [closing, Some(m.applied), lifted].into_iter().flatten().collect();
-                    self.push(
-                        Rule::RemovalInTime,
-                        finding,
-                        &m.agency,
-                        evidence,
-                        Some(deadline.clone()),
-                        what,
-                        &["removal"],
-                    );
+                    self.timed(Rule::RemovalInTime, finding, &m.agency, evidence, deadline.clone(), what);
                 }
             }
         }
@@ -556,15 +564,7 @@ impl Checker<'_> {
                     date(closure.at),
                     d.severity
                 );
-                self.push(
-                    Rule::PublicityBeforeRestoration,
-                    FindingStatus::Violated,
-                    designating,
-                    vec![d.decision, closure],
-                    None,
-                    what,
-                    &["publicity_min_months"],
-                );
+                self.violated(Rule::PublicityBeforeRestoration, designating, vec![d.decision, closure], what);
             }
         }
         Ok(())

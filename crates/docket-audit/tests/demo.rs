@@ -1,6 +1,8 @@
 //! On `docket demo` data the audit finds exactly the violations the demo
 //! planted: recall and precision 100%, per rule, on the cases' numbers.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use docket_audit::audit::{audit, FindingStatus, Rule, Scope};
@@ -41,6 +43,8 @@ fn the_audit_finds_exactly_what_the_demo_planted() {
     let as_of = AsOf { known: Known::All, valid_at: Timestamp::now() };
     let report = audit(&store, as_of, &Scope::default(), &RuleSet::bundled(), &Calendar::bundled()).expect("audit");
     assert_eq!(report.cases, 320);
+    let value = serde_json::to_value(&report).expect("json");
+    common::validate("audit-report.schema.json", &value).expect("the report validates under its schema");
     let mut found: BTreeMap<Rule, BTreeSet<String>> = BTreeMap::new();
     for finding in report.findings.iter().filter(|f| f.status != FindingStatus::Pending) {
         found.entry(finding.rule).or_default().insert(finding.number.to_string());

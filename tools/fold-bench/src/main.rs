@@ -7,6 +7,10 @@
 //!   folding into redb on another), in a child process so that its peak
 //!   memory (VmHWM) is its own; at two log sizes, to show that memory does
 //!   not grow with history;
+//! * audit: `docket_audit::audit` of every case on the materialised store
+//!   with the bundled rule sets and calendar, in a child process (peak memory
+//!   its own), at both log sizes; its rate in log records per second next to
+//!   the fold rate;
 //! * point check: `views::check` on the materialised store for random
 //!   subjects and measures, p50 / p99;
 //! * as-of: the same check as of a random seq, with registry snapshots (every
@@ -95,6 +99,48 @@ fn child_fold(dir: &Path, snapshot_events: u64) {
     println!("{} {seconds} {}", store.records(), peak_rss_kib());
 }
 
+/// Child process: audit the materialised store, print records, seconds, peak memory and findings.
+fn child_audit(dir: &Path) {
+    let mut limits = StoreLimits::default();
+    if let Some(mib) = std::env::var("FOLD_CACHE_MIB").ok().and_then(|v| v.parse::<usize>().ok()) {
+        limits.cache_bytes = mib << 20;
+    }
+    let (store, _) = Store::open(dir, limits).expect("open");
+    let rule_sets = docket_audit::RuleSet::bundled();
+    let calendar = docket_audit::Calendar::bundled();
+    let started = Instant::now();
+    let as_of = AsOf { known: Known::All, valid_at: Timestamp::now() };
+    let before = peak_rss_kib();
+    // Findings are counted as they come (`audit_each`), so the peak is the
+    // audit's working state; `docket audit` collects them for its report.
+    let mut findings = 0u64;
+    let report = docket_audit::audit::audit_each(&store, as_of, &Default::default(), &rule_sets, &calendar, &mut |f| {
+        std::hint::black_box(f);
+        findings += 1;
+    })
+    .expect("audit");
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{} {seconds} {} {findings} {} {before}", store.records(), peak_rss_kib(), report.cases);
+}
+
+/// Runs this binary with `args` and returns the numbers it prints.
+fn child(args: &[&str], cache_mib: Option<usize>) -> Vec<f64> {
+    let exe = std::env::current_exe().expect("exe");
+    let mut command = Command::new(exe);
+    if let Some(mib) = cache_mib {
+        command.env("FOLD_CACHE_MIB", mib.to_string());
+    }
+    let output = command.args(args).output().expect("child runs");
+    assert!(output.status.success(), "child failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).split_whitespace().map(|p| p.parse().expect("number")).collect()
+}
+
+/// (records, seconds, peak KiB, findings, cases, peak KiB before the audit) of an audit in a child process.
+fn audit_in_child(dir: &Path, cache_mib: Option<usize>) -> (u64, f64, u64, u64, u64, u64) {
+    let n = child(&["--child-audit", &dir.display().to_string()], cache_mib);
+    (n[0] as u64, n[1], n[2] as u64, n[3] as u64, n[4] as u64, n[5] as u64)
+}
+
 fn fold_in_child(dir: &Path, snapshot_events: u64) -> (u64, f64, u64) {
     let exe = std::env::current_exe().expect("exe");
     let output = Command::new(exe)
@@ -157,6 +203,10 @@ fn main() {
         );
         return;
     }
+    if let Some(dir) = arg("--child-audit") {
+        child_audit(Path::new(&dir));
+        return;
+    }
     if let Some(dir) = arg("--child-fold") {
         child_fold(Path::new(&dir), number("--snapshots", 64));
         return;
@@ -180,6 +230,15 @@ fn main() {
     let (_, small_seconds, small_kib) = fold_in_child(&small_dir, 64);
     let decode_rate = large_events as f64 / decode_seconds;
     let fold_rate = records as f64 / fold_seconds;
+    eprintln!("audit at both sizes");
+    let (_, audit_seconds, audit_kib, findings, cases, open_kib) = audit_in_child(&large_dir, None);
+    let (_, small_audit_seconds, small_audit_kib, _, small_cases, small_open_kib) = audit_in_child(&small_dir, None);
+    // The redb page cache fills up to its limit on the larger store; with a
+    // small cache the rest of the audit's memory shows.
+    const SMALL_CACHE_MIB: usize = 4;
+    let (_, _, tight_kib, ..) = audit_in_child(&large_dir, Some(SMALL_CACHE_MIB));
+    let (_, _, small_tight_kib, ..) = audit_in_child(&small_dir, Some(SMALL_CACHE_MIB));
+    let audit_rate = records as f64 / audit_seconds;
 
     let (store, _) = Store::open(&large_dir, StoreLimits::default()).expect("open");
     let registry = store.registry(Known::All).expect("registry");
@@ -245,6 +304,25 @@ fn main() {
         decode_rate,
         fold_rate / decode_rate
     );
+    println!(
+        "| audit ({cases} cases, {findings} findings), {records} records | {audit_rate:.0} events/s ({audit_seconds:.2} s) | fold {fold_rate:.0} events/s | {:.2} | >= 0.50 |",
+        audit_rate / fold_rate
+    );
+    println!(
+        "| audit peak memory (VmHWM), {small_cases} vs {cases} cases | {} MiB vs {} MiB (after opening the store: {} vs {} MiB) | — | {:.2} | flat |",
+        small_audit_kib / 1024,
+        audit_kib / 1024,
+        small_open_kib / 1024,
+        open_kib / 1024,
+        audit_kib as f64 / small_audit_kib.max(1) as f64
+    );
+    println!(
+        "| audit peak memory with a {SMALL_CACHE_MIB} MiB redb cache, {small_cases} vs {cases} cases | {} MiB vs {} MiB | — | {:.2} | flat |",
+        small_tight_kib / 1024,
+        tight_kib / 1024,
+        tight_kib as f64 / small_tight_kib.max(1) as f64
+    );
+    println!("| audit time, {small_cases} vs {cases} cases | {small_audit_seconds:.2} s vs {audit_seconds:.2} s | — | — | — |");
     println!(
         "| point check, now (p50 / p99) | {:.1} / {:.1} µs | — | — | p99 < 100 µs |",
         percentile(&now_checks, 0.5),
