@@ -16,7 +16,7 @@ use docket_fold::case::{evaluate, AsOf, CaseView, Evidence, MarkKind, Outcome, S
 use docket_fold::views::Source;
 use docket_fold::FoldError;
 use docket_model::event::RestorationReason;
-use docket_model::{AgencyId, CaseNumber, Digest, ListId, SubjectId, Timestamp};
+use docket_model::{AgencyId, CaseNumber, Digest, ListId, Registry, RuleSetId, SubjectId, Timestamp};
 
 use crate::calendar::{Calendar, Deadline, PeriodError};
 use crate::rules::RuleSet;
@@ -176,7 +176,11 @@ pub struct Finding {
 pub struct RuleSetUse {
     pub list: ListId,
     pub rule_set: String,
+    /// The version of the document applied (None: none available).
     pub version: Option<u32>,
+    /// When the registry's publication took effect: cases opened from then
+    /// on are audited under it (None: not published).
+    pub from: Option<Timestamp>,
     pub note: Option<String>,
 }
 
@@ -263,40 +267,11 @@ pub fn audit_each(
         if scope.list.as_ref().is_some_and(|l| l != list) {
             continue;
         }
-        let wanted = state.rule_set.as_str();
-        let published = registry.rule_set(&state.rule_set).last();
-        let rules = rule_sets
-            .iter()
-            .filter(|r| r.id == wanted)
-            .filter(|r| published.is_none_or(|p| p.version == r.version))
-            .max_by_key(|r| r.version)
-            .or_else(|| rule_sets.iter().filter(|r| r.id == wanted).max_by_key(|r| r.version));
-        let Some(rules) = rules else {
-            report.rule_sets.push(RuleSetUse {
-                list: list.clone(),
-                rule_set: wanted.to_owned(),
-                version: None,
-                note: Some("no rule set document with this id is available: the list's cases are not audited".into()),
-            });
+        let uses = rule_sets_for(list, &state.rule_set, &registry, rule_sets);
+        report.rule_sets.extend(uses.iter().map(|(_, _, used)| used.clone()));
+        if uses.iter().all(|(_, rules, _)| rules.is_none()) {
             continue;
-        };
-        let note = match published {
-            None => Some("the registry has not published this rule set; the bundled version is applied".into()),
-            Some(p) if p.version != rules.version => Some(format!(
-                "the registry published version {}, which is not available; version {} is applied",
-                p.version, rules.version
-            )),
-            Some(p) => match p.digest {
-                Digest::Sha256(hash) if hash.0 == rules.digest => None,
-                _ => Some("the published digest does not match the rule set document applied".into()),
-            },
-        };
-        report.rule_sets.push(RuleSetUse {
-            list: list.clone(),
-            rule_set: rules.id.clone(),
-            version: Some(rules.version),
-            note,
-        });
+        }
         let mut failed = None;
         source.for_list(list, &mut |case| {
             if failed.is_some() {
@@ -306,6 +281,17 @@ pub fn audit_each(
             if view.version == 0 {
                 return;
             }
+            // The rules in force when the case opened: the last version
+            // published by then, else the first one published.
+            let opened = view.notice.map(|n| n.at).or(view.designation.as_ref().map(|d| d.decision.at));
+            let chosen = uses
+                .iter()
+                .rev()
+                .find(|(from, _, _)| from.zip(opened).is_none_or(|(from, opened)| from <= opened))
+                .or(uses.first());
+            let Some((_, Some(rules), _)) = chosen else {
+                return;
+            };
             report.cases += 1;
             let mut checker =
                 Checker { view: &view, rules, calendar, today: as_of.valid_at.china_date().naive(), out: vec![] };
@@ -323,6 +309,56 @@ pub fn audit_each(
         }
     }
     Ok(report)
+}
+
+/// The rule set documents for a list: one per version the registry
+/// published (with the time it took effect), or the newest available one if
+/// none was published; each with what the report should say about it.
+fn rule_sets_for<'r>(
+    list: &ListId,
+    id: &RuleSetId,
+    registry: &Registry,
+    available: &'r [RuleSet],
+) -> Vec<(Option<Timestamp>, Option<&'r RuleSet>, RuleSetUse)> {
+    let same_id = || available.iter().filter(|r| r.id == id.as_str());
+    let use_of = |rules: Option<&RuleSet>, from: Option<Timestamp>, note: Option<String>| RuleSetUse {
+        list: list.clone(),
+        rule_set: id.to_string(),
+        version: rules.map(|r| r.version),
+        from,
+        note,
+    };
+    let published = registry.rule_set(id);
+    if published.is_empty() {
+        let newest = same_id().max_by_key(|r| r.version);
+        let note = match newest {
+            Some(_) => "the registry has not published this rule set; the newest available version is applied",
+            None => "no rule set document with this id is available: the list's cases are not audited",
+        };
+        return vec![(None, newest, use_of(newest, None, Some(note.into())))];
+    }
+    published
+        .iter()
+        .map(|p| {
+            let exact = same_id().find(|r| r.version == p.version);
+            let rules = exact.or_else(|| same_id().filter(|r| r.version < p.version).max_by_key(|r| r.version));
+            let note = match (exact, rules) {
+                (Some(r), _) => match p.digest {
+                    Digest::Sha256(hash) if hash.0 == r.digest => None,
+                    _ => Some("the published digest does not match the rule set document applied".into()),
+                },
+                (None, Some(r)) => Some(format!(
+                    "version {} is published but not available; version {} is applied instead",
+                    p.version, r.version
+                )),
+                (None, None) => Some(format!(
+                    "version {} is published but no document of it or an earlier version is available: cases under it are not audited",
+                    p.version
+                )),
+            };
+            (Some(p.published_at), rules, use_of(rules, Some(p.published_at), note))
+        })
+        .collect()
 }
 
 fn date(time: Timestamp) -> NaiveDate {

@@ -30,10 +30,38 @@ fn scenarios_dir() -> PathBuf {
     docket_testkit::root().join("tests/audit-scenarios")
 }
 
+fn with_digests(value: &Value, rule_sets: &[RuleSet]) -> Value {
+    match value {
+        Value::String(text) => match text.strip_prefix("$rule-set-digest:") {
+            Some(spec) => {
+                let (id, version) = spec.rsplit_once(':').expect("$rule-set-digest:ID:VERSION");
+                let rules = rule_sets
+                    .iter()
+                    .find(|r| r.id == id && r.version.to_string() == version)
+                    .unwrap_or_else(|| panic!("{text}: no such rule set"));
+                json!(format!("sha256:{}", rules.digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+            }
+            None => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|v| with_digests(v, rule_sets)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), with_digests(v, rule_sets))).collect()),
+        _ => value.clone(),
+    }
+}
+
 fn run(path: &Path) -> Result<(), String> {
     let name = path.file_stem().unwrap().to_string_lossy().into_owned();
     let scenario: Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).map_err(|e| format!("{name}: {e}"))?;
+    // Rule set documents the scenario brings, besides the bundled ones; and
+    // `$rule-set-digest:ID:VERSION` placeholders replaced by their SHA-256.
+    let mut rule_sets = RuleSet::bundled();
+    for document in scenario["rule_sets"].as_array().into_iter().flatten() {
+        let parsed = RuleSet::parse(&document.to_string()).map_err(|e| format!("{name}: rule set: {e}"))?;
+        rule_sets.retain(|r| !(r.id == parsed.id && r.version == parsed.version));
+        rule_sets.push(parsed);
+    }
+    let scenario = with_digests(&scenario, &rule_sets);
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &scenario, &name);
     let (store, _) = Store::open(dir.path(), StoreLimits::default()).map_err(|e| format!("{name}: store: {e}"))?;
@@ -44,7 +72,6 @@ fn run(path: &Path) -> Result<(), String> {
         .iter()
         .map(|(alias, case)| (case["number"].as_str().unwrap().to_owned(), alias.clone()))
         .collect();
-    let rule_sets = RuleSet::bundled();
     let calendar = Calendar::bundled();
     let mut failures = vec![];
     let mut reports = vec![];

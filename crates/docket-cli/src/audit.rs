@@ -135,7 +135,8 @@ pub fn text(report: &Report) -> String {
     out.push_str(&format!("calendar {}; {} cases audited\n", report.calendar, report.cases));
     for used in &report.rule_sets {
         let version = used.version.map(|v| format!(" v{v}")).unwrap_or_default();
-        out.push_str(&format!("  list {}: rule set {}{version}\n", used.list, used.rule_set));
+        let from = used.from.map(|f| format!(", for cases opened from {}", f.china_date())).unwrap_or_default();
+        out.push_str(&format!("  list {}: rule set {}{version}{from}\n", used.list, used.rule_set));
         if let Some(note) = &used.note {
             out.push_str(&format!("    note: {note}\n"));
         }
