@@ -23,12 +23,16 @@ fn rule_of(violation: Violation) -> Rule {
         Violation::MeasureOnUndesignated => Rule::MeasureOnlyWhileDesignated,
         Violation::NotLiftedAfterRestoration => Rule::RemovalInTime,
         Violation::IncompleteDecision => Rule::DecisionContent,
+        Violation::UpheldNotRemedied => Rule::UpheldObjectionRemedied,
+        Violation::MinorListed => Rule::MinorNotListed,
+        Violation::EarlyRestoration => Rule::PublicityBeforeRestoration,
+        Violation::TermTooLong => Rule::TermWithinMaximum,
     }
 }
 
 #[test]
 fn the_audit_finds_exactly_what_the_demo_planted() {
-    let built = demo::build(320, 5);
+    let built = demo::build(1200, 5);
     let dir = tempfile::tempdir().expect("tempdir");
     let root = PublicKey(built.registry_root.verifying_key().to_bytes());
     ledger::init(dir.path(), "docket.invalid/audit", &demo::key(5, "log"), root, None).expect("init");
@@ -42,7 +46,7 @@ fn the_audit_finds_exactly_what_the_demo_planted() {
     let (store, _) = Store::open(dir.path(), StoreLimits::default()).expect("store");
     let as_of = AsOf { known: Known::All, valid_at: Timestamp::now() };
     let report = audit(&store, as_of, &Scope::default(), &RuleSet::bundled(), &Calendar::bundled()).expect("audit");
-    assert_eq!(report.cases, 320);
+    assert_eq!(report.cases, 1200);
     let value = serde_json::to_value(&report).expect("json");
     common::validate("audit-report.schema.json", &value).expect("the report validates under its schema");
     let mut found: BTreeMap<Rule, BTreeSet<String>> = BTreeMap::new();
@@ -77,6 +81,6 @@ fn the_audit_finds_exactly_what_the_demo_planted() {
         }
     }
     println!("{table}");
-    assert!(planted.len() == 8, "every kind is planted");
+    assert!(planted.len() == Rule::ALL.len(), "every kind is planted");
     assert!(exact, "\n{table}");
 }

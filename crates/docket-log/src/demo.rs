@@ -31,11 +31,19 @@ pub enum Violation {
     NotLiftedAfterRestoration,
     /// Decision document with empty required fields and no basis.
     IncompleteDecision,
+    /// An objection upheld, and the designation made anyway and never revoked.
+    UpheldNotRemedied,
+    /// A resident under 18 on the defaulter list (planted on that list only).
+    MinorListed,
+    /// Credit restoration before the minimum publicity period.
+    EarlyRestoration,
+    /// A term longer than the rule set's maximum, with no extension.
+    TermTooLong,
 }
 
 impl Violation {
     /// Every kind, in order.
-    pub const ALL: [Violation; 8] = [
+    pub const ALL: [Violation; 12] = [
         Self::NoNotice,
         Self::WindowNotObserved,
         Self::ObjectionUndecided,
@@ -44,6 +52,11 @@ impl Violation {
         Self::MeasureOnUndesignated,
         Self::NotLiftedAfterRestoration,
         Self::IncompleteDecision,
+        Self::UpheldNotRemedied,
+        // Ninth: the rotation in `build` puts kinds 0, 3, 6 and 9 on the defaulter list.
+        Self::MinorListed,
+        Self::EarlyRestoration,
+        Self::TermTooLong,
     ];
 }
 
@@ -164,10 +177,15 @@ fn uscc(rng: &mut Rng) -> Uscc {
 }
 
 fn resident(rng: &mut Rng) -> ResidentId {
+    resident_born(rng, 1950, 50)
+}
+
+/// A resident id with a birth year in `from..from + years`.
+fn resident_born(rng: &mut Rng, from: u64, years: u64) -> ResidentId {
     let first = format!(
         "{:06}{:04}{:02}{:02}{:03}",
         110101 + rng.below(500000),
-        1950 + rng.below(50),
+        from + rng.below(years),
         1 + rng.below(12),
         1 + rng.below(28),
         rng.below(1000)
@@ -337,11 +355,19 @@ pub fn build(subjects: u64, seed: u64) -> Demo {
     let mut planted = Vec::new();
     for index in 0..subjects {
         let (list, designating, _, parties) = &lists[(index % 3) as usize];
-        let subject =
-            if rng.chance(60) { SubjectId::Uscc(uscc(&mut rng)) } else { SubjectId::Resident(resident(&mut rng)) };
-        let case = (name(list), subject, name(&format!("({})demo-{index}", 2024 + index % 3)));
         // One planted violation in about a quarter of the cases, by rotation.
-        let violation = (index % 4 == 3).then(|| Violation::ALL[((index / 4) % 8) as usize]);
+        let violation = (index % 4 == 3)
+            .then(|| Violation::ALL[((index / 4) % Violation::ALL.len() as u64) as usize])
+            .filter(|v| *v != Violation::MinorListed || *list == "cn-spc-defaulters");
+        let subject = if violation == Some(Violation::MinorListed) {
+            // Born 2010-2011: 13 to 16 when designated in 2024-2026.
+            SubjectId::Resident(resident_born(&mut rng, 2010, 2))
+        } else if rng.chance(60) {
+            SubjectId::Uscc(uscc(&mut rng))
+        } else {
+            SubjectId::Resident(resident(&mut rng))
+        };
+        let case = (name(list), subject, name(&format!("({})demo-{index}", 2024 + index % 3)));
         if let Some(v) = violation {
             *violations.entry(v).or_insert(0) += 1;
             planted.push((case.2.to_string(), v));
@@ -391,7 +417,8 @@ fn lifecycle(
         return;
     }
     // Without a notice the case opens with the designation, so nothing can come before it.
-    let objects = !v(Violation::NoNotice) && (rng.chance(30) || v(Violation::ObjectionUndecided));
+    let objects = !v(Violation::NoNotice)
+        && (rng.chance(30) || v(Violation::ObjectionUndecided) || v(Violation::UpheldNotRemedied));
     if objects {
         builder.case(
             "petitions",
@@ -407,7 +434,7 @@ fn lifecycle(
             let objection = builder.events.last().map(SignedEvent::id).unwrap_or_else(|| unreachable!("just pushed"));
             // An upheld objection ends the case before a designation, so a
             // case planted with a later violation never has one upheld.
-            let uphold = rng.chance(20) && violation.is_none();
+            let uphold = (rng.chance(20) && violation.is_none()) || v(Violation::UpheldNotRemedied);
             let outcome = if uphold { ObjectionOutcome::Upheld } else { ObjectionOutcome::Rejected };
             let upheld = outcome == ObjectionOutcome::Upheld;
             builder.case(
@@ -416,13 +443,15 @@ fn lifecycle(
                 case,
                 CaseAction::ObjectionDecision { objection, outcome, reasons: "Reviewed".into() },
             );
-            if upheld {
+            if upheld && !v(Violation::UpheldNotRemedied) {
                 return;
             }
         }
     }
     let designate_day = if v(Violation::WindowNotObserved) { start + 2 } else { start + 20 };
     let term_months: u16 = if case.0.as_str() == "cn-civil-aviation" { 12 } else { 24 };
+    // Two years beyond the usual term exceeds every list's maximum (12, 24, 36 months).
+    let term_months = if v(Violation::TermTooLong) { term_months + 24 } else { term_months };
     let complete = !v(Violation::IncompleteDecision);
     let basis = complete.then(|| BasisDocument {
         issuer: "People's Court".into(),
@@ -495,15 +524,21 @@ fn lifecycle(
     }
     // The case ends by restoration, or by its term; the measures are lifted
     // the next day (unless the violation is not lifting them).
-    let restored =
-        (rng.chance(40) || v(Violation::NotLiftedAfterRestoration)).then(|| designate_day + 60 + rng.below(200) as i64);
+    // Restored within 60-260 days: before the 12-month publicity minimum, which
+    // binds only a credit restoration (the early-restoration violation).
+    let restored = (rng.chance(40) || v(Violation::NotLiftedAfterRestoration) || v(Violation::EarlyRestoration))
+        .then(|| designate_day + 60 + rng.below(200) as i64);
     if let Some(day) = restored {
         builder.case(
             designating,
             at(day, 9),
             case,
             CaseAction::Restoration {
-                reason: RestorationReason::ObligationsPerformed,
+                reason: if v(Violation::EarlyRestoration) {
+                    RestorationReason::CreditRepaired
+                } else {
+                    RestorationReason::ObligationsPerformed
+                },
                 statement: "Paid in full".into(),
             },
         );
