@@ -489,6 +489,21 @@ impl Checker<'_> {
                     format!("the decision sets a term of {set}; the maximum is {} months", rules.term.max_months),
                 );
             }
+            for extension in &d.extensions {
+                let allowed = rules.term.extension_months;
+                if allowed.is_none_or(|(low, high)| !(low..=high).contains(&u32::from(extension.months))) {
+                    let bounds = match allowed {
+                        Some((low, high)) => format!("an extension must be {low} to {high} months"),
+                        None => "the rule set allows no extension".into(),
+                    };
+                    self.violated(
+                        Rule::TermWithinMaximum,
+                        designating,
+                        vec![d.decision, extension.evidence],
+                        format!("the term was extended by {} months; {bounds}", extension.months),
+                    );
+                }
+            }
             if rules.minors_excluded {
                 if let SubjectId::Resident(id) = &view.subject {
                     if let Ok(born) = id.birth_date() {

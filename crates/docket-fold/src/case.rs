@@ -278,7 +278,15 @@ pub struct DesignationView {
     pub basis: Option<String>,
     /// Required decision fields left empty.
     pub empty: Vec<DecisionField>,
-    pub extensions: Vec<Evidence>,
+    pub extensions: Vec<Extension>,
+}
+
+/// A term extension: the event and the months it added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    #[serde(flatten)]
+    pub evidence: Evidence,
+    pub months: u16,
 }
 
 /// One application of a measure by one agency.
@@ -492,7 +500,7 @@ impl Machine<'_> {
                     self.term_source = Some(evidence);
                 }
                 if let Some(designation) = &mut self.view.designation {
-                    designation.extensions.push(evidence);
+                    designation.extensions.push(Extension { evidence, months: *months });
                 }
                 self.set_term();
             }
