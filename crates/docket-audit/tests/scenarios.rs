@@ -119,17 +119,8 @@ fn run(path: &Path) -> Result<(), String> {
         }
         reports.push(value);
     }
-    let golden = path.with_file_name(format!("{name}.expected.json"));
-    let text = serde_json::to_string_pretty(&reports).unwrap() + "\n";
-    if docket_testkit::blessing() {
-        std::fs::write(&golden, &text).unwrap();
-    } else {
-        match std::fs::read_to_string(&golden) {
-            Ok(expected) if expected == text => {}
-            Ok(_) => failures
-                .push(format!("{}: reports differ from the golden file (DOCKET_BLESS=1 to accept)", golden.display())),
-            Err(_) => failures.push(format!("{} missing (DOCKET_BLESS=1 writes it)", golden.display())),
-        }
+    if let Some(failure) = docket_testkit::scenario::check_golden(path, &json!(reports)) {
+        failures.push(failure);
     }
     if failures.is_empty() {
         Ok(())
@@ -140,15 +131,7 @@ fn run(path: &Path) -> Result<(), String> {
 
 #[test]
 fn audit_scenarios() {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let file = p.file_name().unwrap().to_string_lossy();
-            file.ends_with(".json") && !file.ends_with(".expected.json")
-        })
-        .collect();
-    paths.sort();
+    let paths = docket_testkit::scenario::files(&scenarios_dir());
     assert!(paths.len() >= 6, "the audit scenarios are missing");
     let failures: Vec<String> = paths.iter().filter_map(|p| run(p).err()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));

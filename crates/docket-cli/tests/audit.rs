@@ -2,27 +2,13 @@
 //! formats, scoping by list, agency and as-of, a rule set given by file
 //! replacing the bundled one, and clear errors for what cannot run.
 
+mod common;
+
+use common::{docket, json, s, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn docket(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_docket")).args(args).output().expect("docket runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("json")
-}
 
 fn findings(report: &Value) -> &Vec<Value> {
     report["findings"].as_array().expect("findings")

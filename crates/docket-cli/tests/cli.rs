@@ -1,16 +1,11 @@
 //! The `docket` binary end to end: keygen, sign, inspect, id check, on the
 //! examples in `schemas/examples/`.
 
+mod common;
+
+use common::{docket, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn docket(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_docket")).args(args).output().expect("docket runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas/examples")

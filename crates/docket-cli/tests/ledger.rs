@@ -1,20 +1,9 @@
 //! The ledger commands end to end: demo, verify, tamper, proof, append
 //! (receipts, duplicates, stop at the first refusal), init with genesis.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn docket(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_docket")).args(args).output().expect("docket runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
+use common::{docket, s, text};
 
 #[test]
 fn demo_verifies_and_a_flipped_byte_is_named() {

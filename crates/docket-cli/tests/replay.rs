@@ -3,25 +3,9 @@
 //! an append, rebuilt when it does not match the log, and clear errors for
 //! bad arguments.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn docket(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_docket")).args(args).output().expect("docket runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("json")
-}
+use common::{docket, json, s, text};
 
 #[test]
 fn every_view_prints_in_both_formats() {

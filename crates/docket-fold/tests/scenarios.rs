@@ -15,7 +15,7 @@
 // Helpers outside #[test] functions panic on broken fixtures, like the tests do.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use docket_fold::case::{AsOf, Known};
 use docket_fold::views::{self, Source};
@@ -106,17 +106,8 @@ fn run(path: &Path) -> Result<(), String> {
         }
         answers.push(json!({"query": query, "answer": from_fold}));
     }
-    let golden = path.with_file_name(format!("{name}.expected.json"));
-    let text = serde_json::to_string_pretty(&answers).unwrap() + "\n";
-    if std::env::var_os("DOCKET_BLESS").is_some() {
-        std::fs::write(&golden, &text).unwrap();
-    } else {
-        match std::fs::read_to_string(&golden) {
-            Ok(expected) if expected == text => {}
-            Ok(_) => failures
-                .push(format!("{}: answers differ from the golden file (DOCKET_BLESS=1 to accept)", golden.display())),
-            Err(_) => failures.push(format!("{} missing (DOCKET_BLESS=1 writes it)", golden.display())),
-        }
+    if let Some(failure) = docket_testkit::scenario::check_golden(path, &json!(answers)) {
+        failures.push(failure);
     }
     if failures.is_empty() {
         Ok(())
@@ -127,15 +118,7 @@ fn run(path: &Path) -> Result<(), String> {
 
 #[test]
 fn scenarios() {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let file = p.file_name().unwrap().to_string_lossy();
-            file.ends_with(".json") && !file.ends_with(".expected.json") && file != "registry.json"
-        })
-        .collect();
-    paths.sort();
+    let paths = docket_testkit::scenario::files(&scenarios_dir());
     assert!(paths.len() >= 7, "the scenarios are missing");
     let failures: Vec<String> = paths.iter().filter_map(|p| run(p).err()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -181,3 +181,38 @@ pub fn resolve_subject(scenario: &Value, text: &str) -> SubjectId {
         None => serde_json::from_value(json!(text)).expect("subject"),
     }
 }
+
+/// The scenario files in `dir`, sorted: every `*.json` but golden files
+/// (`*.expected.json`) and the registry fixture.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let file = p.file_name().unwrap().to_string_lossy();
+            file.ends_with(".json") && !file.ends_with(".expected.json") && file != "registry.json"
+        })
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Compares a scenario's answers with its golden file (`NAME.expected.json`
+/// beside it), or writes the file when blessing (`DOCKET_BLESS=1`). Returns
+/// what is wrong, if anything.
+pub fn check_golden(scenario: &Path, answers: &Value) -> Option<String> {
+    let name = scenario.file_stem().unwrap().to_string_lossy();
+    let golden = scenario.with_file_name(format!("{name}.expected.json"));
+    let text = serde_json::to_string_pretty(answers).unwrap() + "\n";
+    if crate::blessing() {
+        std::fs::write(&golden, &text).unwrap();
+        return None;
+    }
+    match std::fs::read_to_string(&golden) {
+        Ok(expected) if expected == text => None,
+        Ok(_) => {
+            Some(format!("{}: the answers differ from the golden file (DOCKET_BLESS=1 to accept)", golden.display()))
+        }
+        Err(_) => Some(format!("{} missing (DOCKET_BLESS=1 writes it)", golden.display())),
+    }
+}
