@@ -60,19 +60,19 @@ fn run_query(source: &dyn Source, scenario: &Value, query: &Value, last_time: Ti
     }
 }
 
-fn run(path: &Path) -> Result<(), String> {
+fn run(path: &Path) -> (Value, Vec<String>) {
     let name = path.file_stem().unwrap().to_string_lossy().into_owned();
     let scenario: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).map_err(|e| format!("{name}: {e}"))?;
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let dir = tempfile::tempdir().unwrap();
     let built = build(dir.path(), &scenario, &name);
     let mut fold = Fold::new(public("registry-root"));
     for (seq, (event, system_time)) in built.accepted.iter().enumerate() {
-        fold.apply(seq as u64, *system_time, event).map_err(|e| format!("{name}: fold: {e}"))?;
+        fold.apply(seq as u64, *system_time, event).unwrap_or_else(|e| panic!("{name}: fold: {e}"));
     }
     let (store, _) =
         Store::open(dir.path(), StoreLimits { batch_events: 3, registry_snapshot_events: 4, ..StoreLimits::default() })
-            .map_err(|e| format!("{name}: store: {e}"))?;
+            .unwrap_or_else(|e| panic!("{name}: store: {e}"));
     let last_time = built.accepted.last().map(|(_, t)| *t).unwrap();
     let mut answers = vec![];
     let mut failures = vec![];
@@ -106,20 +106,10 @@ fn run(path: &Path) -> Result<(), String> {
         }
         answers.push(json!({"query": query, "answer": from_fold}));
     }
-    if let Some(failure) = docket_testkit::scenario::check_golden(path, &json!(answers)) {
-        failures.push(failure);
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{name}:\n  {}", failures.join("\n  ")))
-    }
+    (json!(answers), failures)
 }
 
 #[test]
 fn scenarios() {
-    let paths = docket_testkit::scenario::files(&scenarios_dir());
-    assert!(paths.len() >= 7, "the scenarios are missing");
-    let failures: Vec<String> = paths.iter().filter_map(|p| run(p).err()).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    docket_testkit::scenario::run_all(&scenarios_dir(), 7, run);
 }

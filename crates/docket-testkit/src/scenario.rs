@@ -216,3 +216,21 @@ pub fn check_golden(scenario: &Path, answers: &Value) -> Option<String> {
         Err(_) => Some(format!("{} missing (DOCKET_BLESS=1 writes it)", golden.display())),
     }
 }
+
+/// Runs every scenario in `dir` (at least `at_least` of them): `run` returns
+/// a scenario's answers and what failed in it; the answers are also compared
+/// with the golden file. Panics listing every failure of every scenario.
+pub fn run_all(dir: &Path, at_least: usize, run: impl Fn(&Path) -> (Value, Vec<String>)) {
+    let paths = files(dir);
+    assert!(paths.len() >= at_least, "{}: the scenarios are missing", dir.display());
+    let mut report = vec![];
+    for path in &paths {
+        let (answers, mut failures) = run(path);
+        failures.extend(check_golden(path, &answers));
+        if !failures.is_empty() {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            report.push(format!("{name}:\n  {}", failures.join("\n  ")));
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
