@@ -1,20 +1,12 @@
 //! Helpers shared by the model's integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 
 use docket_model::{golden, PublicKey, SignedEvent};
 use serde_json::Value;
 
-/// The workspace root.
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Whether the test should rewrite its expected files instead of comparing.
-pub fn blessing() -> bool {
-    std::env::var_os("DOCKET_BLESS").is_some()
-}
+pub use docket_testkit::{blessing, expect_file, root};
 
 /// Every example under `schemas/examples/`, sorted by name, as (name, JSON).
 pub fn examples() -> Vec<(String, Value)> {
@@ -45,20 +37,3 @@ pub fn sign_example(mut json: Value) -> SignedEvent {
     SignedEvent::sign(event, &key).expect("example signs")
 }
 
-/// Compares `actual` with the file at `path` (relative to the root), or writes it when blessing.
-pub fn expect_file(path: &str, actual: &str) {
-    let full = root().join(path);
-    if blessing() {
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&full, actual).expect("write expected file");
-        return;
-    }
-    let expected =
-        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{path}: {e}; run with DOCKET_BLESS=1 to create it"));
-    assert!(
-        expected == actual,
-        "{path} differs from what the code produces.\n\
-         If the format changed on purpose, bump FORMAT_VERSION and rerun with DOCKET_BLESS=1.\n\
-         --- expected\n{expected}\n--- actual\n{actual}"
-    );
-}
