@@ -337,6 +337,7 @@ proptest! {
         prop_assert_eq!(first.id(), second.id());
         prop_assert_eq!(first.signature(), second.signature());
         prop_assert_eq!(first.verify(), Ok(()));
+        prop_assert_eq!(first.to_wire(), first.to_wire_postcard(), "the hand-written wire encoder is postcard's");
         let again = SignedEvent::from_wire(&first.to_wire()).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&again, &first);
         let via_json = SignedEvent::from_json(serde_json::from_str(&serde_json::to_string(&first.to_json()).expect("json")).expect("parse"))

@@ -14,7 +14,7 @@
 //! * docket verify: the verifier over the resulting ledger.
 //!
 //! ```text
-//! log-bench [--events 100000] [--dir DIR]   # DIR must be on a real disk, not tmpfs
+//! log-bench [--events 100000] [--dir DIR] [--appenders 1|16|256]   # DIR must be on a real disk, not tmpfs
 //! ```
 
 use std::io::Write;
@@ -141,6 +141,22 @@ fn fresh_ledger(dir: &Path, seed: u64) -> Ledger {
     ledger
 }
 
+/// CPU seconds (user + system) used so far by each thread of this process, by thread name.
+fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let tick = 100.0; // USER_HZ
+    for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += ticks / tick;
+    }
+    out
+}
+
 fn ingest(dir: &Path, events: &[SignedEvent], appenders: usize, seed: u64) -> (f64, f64) {
     let (log, _) = fresh_ledger(dir, seed).into_parts();
     let (sequencer, writer) = Sequencer::start(log, Limits::default());
@@ -162,7 +178,11 @@ fn ingest(dir: &Path, events: &[SignedEvent], appenders: usize, seed: u64) -> (f
         }
     });
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = thread_cpu();
     drop(sequencer);
+    if std::env::var_os("LOG_BENCH_CPU").is_some() {
+        eprintln!("ingest {appenders}: wall {elapsed:.2} s; CPU s by thread (cumulative): {cpu:?}");
+    }
     let (log, stats) = writer.join().expect("writer");
     assert_eq!(log.size() as usize, events.len() + demo::build(0, seed).events.len());
     (events.len() as f64 / elapsed, stats.events as f64 / stats.batches.max(1) as f64)
@@ -193,7 +213,10 @@ fn main() {
     println!("| measure | events/s | limit probe (mean of before and after) | probe /s | ratio |");
     println!("|---|---:|---|---:|---:|");
     let mut probe_log = Vec::new();
-    for appenders in [1usize, 16, 256] {
+    // `--appenders 256` measures one concurrency only (for quick iterations).
+    let only = arg("--appenders", 0) as usize;
+    let all = [1usize, 16, 256];
+    for appenders in all.into_iter().filter(|a| only == 0 || *a == only) {
         let records = if appenders == 1 { 3000 } else { count };
         let n = if appenders == 1 { events.len().min(3000) } else { events.len() };
         let (append_before, verify_before) =

@@ -36,4 +36,3 @@ pub fn sign_example(mut json: Value) -> SignedEvent {
     let event = serde_json::from_value(json).expect("example decodes");
     SignedEvent::sign(event, &key).expect("example signs")
 }
-
