@@ -100,16 +100,26 @@ pub fn verify(
             ));
         }
         let scan = segment::scan(&bytes, *first_seq);
-        for chunk in scan.frames.chunks(VERIFY_CHUNK_EVENTS) {
-            verifier.chunk(chunk, threads, &at)?;
-            let done = verifier.next_seq;
-            let estimate = if bytes_done + scan.committed_len > 0 {
-                done * total_bytes / (bytes_done + scan.committed_len).max(1)
-            } else {
-                done
-            };
-            progress(done, estimate.max(done));
-        }
+        let chunks: Vec<&[(u64, Frame)]> = scan.frames.chunks(VERIFY_CHUNK_EVENTS).collect();
+        // A pipeline: while this thread runs the ordered checks of one chunk,
+        // the next chunk is decoded and its signatures verified on all cores.
+        std::thread::scope(|scope| -> Result<(), Failure> {
+            let mut next = chunks.first().map(|&chunk| scope.spawn(move || prepare(chunk, threads)));
+            for (index, chunk) in chunks.iter().enumerate() {
+                let Some(handle) = next.take() else { break };
+                let decoded = handle.join().unwrap_or_else(|_| unreachable!("decoding does not panic"));
+                next = chunks.get(index + 1).map(|&chunk| scope.spawn(move || prepare(chunk, threads)));
+                verifier.apply(chunk, decoded, &at)?;
+                let done = verifier.next_seq;
+                let estimate = if bytes_done + scan.committed_len > 0 {
+                    done * total_bytes / (bytes_done + scan.committed_len).max(1)
+                } else {
+                    done
+                };
+                progress(done, estimate.max(done));
+            }
+            Ok(())
+        })?;
         if let Some((offset, reason, torn)) = scan.fault {
             let what = if torn { "torn tail (the log truncates it on open)" } else { "bad frame" };
             return Err(at(offset, verifier.next_seq, format!("{what}: {reason}")));
@@ -164,45 +174,47 @@ fn check_against(tree: &Tree, size: u64, checkpoint: &Checkpoint, what: &str) ->
     Ok(checkpoint.size)
 }
 
+/// A decoded event (or why it does not decode) and its signature's verdict.
+type Prepared = (Result<SignedEvent, String>, Result<(), docket_model::SignatureError>);
+
+/// Decodes a chunk's events and batch-verifies their signatures, split across `threads` threads.
+fn prepare(chunk: &[(u64, Frame)], threads: usize) -> Vec<Prepared> {
+    let part = chunk.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunk
+            .chunks(part)
+            .map(|frames| {
+                scope.spawn(move || {
+                    let events: Vec<Result<SignedEvent, String>> = frames
+                        .iter()
+                        .map(|(_, f)| SignedEvent::from_wire(&f.wire).map_err(|e| e.to_string()))
+                        .collect();
+                    let good: Vec<SignedEvent> = events.iter().filter_map(|e| e.as_ref().ok().cloned()).collect();
+                    let mut verdicts = docket_model::verify_all(&good).into_iter();
+                    events
+                        .into_iter()
+                        .map(|event| {
+                            let verdict = if event.is_ok() { verdicts.next().unwrap_or(Ok(())) } else { Ok(()) };
+                            (event, verdict)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| unreachable!("decoding does not panic"))).collect()
+    })
+}
+
 impl Verifier {
-    fn chunk(
+    /// The checks that depend on order (chain, times, registry, cases,
+    /// duplicates) and the tree, on one chunk whose events [`prepare`]
+    /// decoded and whose signatures it verified.
+    fn apply(
         &mut self,
         chunk: &[(u64, Frame)],
-        threads: usize,
+        decoded: Vec<Prepared>,
         at: &dyn Fn(u64, u64, String) -> Failure,
     ) -> Result<(), Failure> {
-        // Decoding and signature checks run on all cores; the checks that
-        // depend on order (chain, registry, cases) follow on this thread.
-        let part = chunk.len().div_ceil(threads.max(1)).max(1);
-        let decoded: Vec<(Result<SignedEvent, String>, Result<(), docket_model::SignatureError>)> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = chunk
-                    .chunks(part)
-                    .map(|frames| {
-                        scope.spawn(move || {
-                            let events: Vec<Result<SignedEvent, String>> = frames
-                                .iter()
-                                .map(|(_, f)| SignedEvent::from_wire(&f.wire).map_err(|e| e.to_string()))
-                                .collect();
-                            let good: Vec<SignedEvent> =
-                                events.iter().filter_map(|e| e.as_ref().ok().cloned()).collect();
-                            let mut verdicts = docket_model::verify_all(&good).into_iter();
-                            events
-                                .into_iter()
-                                .map(|event| {
-                                    let verdict =
-                                        if event.is_ok() { verdicts.next().unwrap_or(Ok(())) } else { Ok(()) };
-                                    (event, verdict)
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|_| unreachable!("decoding does not panic")))
-                    .collect()
-            });
         let mut events = Vec::with_capacity(chunk.len());
         let mut signatures = Vec::with_capacity(chunk.len());
         for (index, ((offset, _), (event, verdict))) in chunk.iter().zip(decoded).enumerate() {
