@@ -2,14 +2,13 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::ValueEnum;
 
 use docket_fold::case::{AsOf, Known};
 use docket_fold::views::{self, CheckView, EnforcementView, ListView, PublicView, SubjectView};
-use docket_fold::{Store, StoreLimits};
-use docket_model::ids::{classify, Classified};
-use docket_model::{Date, MeasureCode, Name, SubjectId, Timestamp};
+use docket_fold::{query, Store, StoreLimits};
+use docket_model::{MeasureCode, Name, SubjectId, Timestamp};
 
 /// Which view to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,66 +50,22 @@ pub struct Query {
 }
 
 pub fn name(what: &str, text: &str) -> Result<Name> {
-    Name::parse(text).with_context(|| format!("--{what} {text:?}"))
+    Ok(query::name(&format!("--{what}"), text)?)
 }
 
-/// Parses a subject: `uscc:CODE`, `resident:NUMBER`, `SCHEME:VALUE`, or a bare
-/// 18-character code whose scheme is recognised.
+/// Parses `--subject`.
 pub fn parse_subject(text: &str) -> Result<SubjectId> {
-    let subject = match text.split_once(':') {
-        Some(("uscc", code)) => SubjectId::Uscc(code.parse().with_context(|| format!("--subject {text:?}"))?),
-        Some(("resident", code)) => SubjectId::Resident(code.parse().with_context(|| format!("--subject {text:?}"))?),
-        Some((scheme, value)) => SubjectId::Other { scheme: name("subject scheme", scheme)?, value: value.to_owned() },
-        None => match classify(text).with_context(|| format!("--subject {text:?}"))? {
-            Classified::Uscc(code) => SubjectId::Uscc(code),
-            Classified::Resident(id) => SubjectId::Resident(id),
-        },
-    };
-    subject.validate().with_context(|| format!("--subject {text:?}"))?;
-    Ok(subject)
+    Ok(query::parse_subject("--subject", text)?)
 }
 
-/// Parses a time: RFC 3339, or a date (the start of that day in China Standard Time).
+/// Parses a time given to `--WHAT`.
 pub fn parse_time(what: &str, text: &str) -> Result<Timestamp> {
-    if let Ok(time) = Timestamp::parse(text) {
-        return Ok(time);
-    }
-    let date = Date::parse(text).map_err(|_| {
-        anyhow::anyhow!("--{what} {text:?}: expected RFC 3339 (2024-05-01T09:00:00+08:00) or a date (2024-05-01)")
-    })?;
-    let start = date.naive().and_hms_opt(0, 0, 0).context("midnight exists")?;
-    let china = docket_model::time::china_standard_time();
-    let local = start.and_local_timezone(china).single().context("UTC+8 has no gaps")?;
-    Timestamp::from_micros(local.timestamp_micros()).map_err(|e| anyhow::anyhow!("--{what} {text:?}: {e}"))
+    Ok(query::parse_time(&format!("--{what}"), text)?)
 }
 
-/// Resolves `--as-of` (a seq or a time) and `--valid-at` into a bitemporal point.
-/// Without --valid-at, the valid time is the as-of time: what the ledger said then, about then.
+/// Resolves `--as-of` and `--valid-at` into a bitemporal point.
 pub fn resolve(store: &Store, as_of: Option<&str>, valid_at: Option<&str>) -> Result<AsOf> {
-    let (known, then) = match as_of {
-        None => (Known::All, Timestamp::now()),
-        Some(text) if text.chars().all(|c| c.is_ascii_digit()) => {
-            let seq: u64 = text.parse().with_context(|| format!("--as-of {text:?}"))?;
-            if seq >= store.records() {
-                bail!(
-                    "--as-of {seq}: the log has {} records (seq 0..={})",
-                    store.records(),
-                    store.records().saturating_sub(1)
-                );
-            }
-            let time = store.time_of(seq)?.with_context(|| format!("--as-of {seq}: no record"))?;
-            (Known::Through(seq), time)
-        }
-        Some(text) => {
-            let time = parse_time("as-of", text)?;
-            (Known::At(time), time)
-        }
-    };
-    let valid_at = match valid_at {
-        Some(text) => parse_time("valid-at", text)?,
-        None => then,
-    };
-    Ok(AsOf { known, valid_at })
+    query::resolve(store, as_of, valid_at).map_err(|e| anyhow::anyhow!("--{e}"))
 }
 
 /// `docket replay`.

@@ -71,7 +71,7 @@ fn audit_reports_scopes_and_takes_rule_sets_from_files() {
 
     for (args, wanted) in [
         (vec!["--list", "no-such-list"], "no-such-list"),
-        (vec!["--as-of", "999999"], "--as-of 999999"),
+        (vec!["--as-of", "999999"], "--as-of \"999999\""),
         (vec!["--rules", "/nonexistent.json"], "--rules /nonexistent.json"),
         (vec!["--calendar", "moon"], "--calendar \"moon\""),
     ] {

@@ -79,7 +79,7 @@ fn bad_arguments_are_named() {
     for (args, expected) in [
         (vec!["--view", "enforcement"], "--view enforcement needs --agency"),
         (vec!["--view", "subject", "--subject", "91110105000000001X"], "--subject"),
-        (vec!["--view", "list", "--as-of", "999999"], "--as-of 999999: the log has"),
+        (vec!["--view", "list", "--as-of", "999999"], "--as-of \"999999\": the log has"),
         (vec!["--view", "list", "--valid-at", "yesterday"], "--valid-at \"yesterday\""),
         (vec!["--view", "enforcement", "--agency", "nobody"], "agency \"nobody\" not found"),
         (vec!["--view", "list", "--list", "no-such-list"], "list \"no-such-list\" not found"),

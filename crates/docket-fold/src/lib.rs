@@ -8,9 +8,11 @@
 //! * [`store`]: the redb materialisation: incremental catch-up, registry
 //!   snapshots, shadow rebuild, trust checks against the log.
 //! * [`views`]: the views, over either.
+//! * [`query`]: parsing subjects, times and bitemporal points, for the CLI and the API.
 
 pub mod case;
 pub mod fold;
+pub mod query;
 pub mod store;
 pub mod views;
 
