@@ -9,9 +9,11 @@ mod keys;
 mod ledger;
 mod lines;
 mod replay;
+mod serve;
 mod sign;
 mod tour;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -260,6 +262,22 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Serve the HTTP API: appends, projections, the change feed, checkpoints and tiles.
+    ///
+    /// Opens the ledger in DIR (building the demo there first if DIR holds no
+    /// ledger), catches the projections up, and serves until Ctrl-C. Prints
+    /// the URL and example requests.
+    ///
+    /// Example: docket serve --dir demo --addr 127.0.0.1:8080
+    Serve {
+        #[arg(long, value_name = "DIR", default_value = "docket-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Subjects of the demo built when DIR holds no ledger.
+        #[arg(long, default_value_t = 1000)]
+        demo_subjects: u64,
+    },
     /// A short guided tour: make a key, sign the bundled examples, inspect them,
     /// tamper with one, check identifiers, build a demo ledger, verify it and
     /// print a proof. Writes only to a temporary directory.
@@ -344,6 +362,7 @@ fn main() -> ExitCode {
             audit::deadline(&from, period, calendar.as_deref(), format)
         }
         Command::Rebuild { dir } => replay::rebuild(&dir),
+        Command::Serve { dir, addr, demo_subjects } => serve::serve(&dir, addr, demo_subjects),
         Command::Tour => tour::run(),
     };
     match result {

@@ -1,0 +1,208 @@
+//! docket's HTTP API (axum on tokio): agencies append signed events,
+//! integrators read the projections and follow the change feed, anyone
+//! fetches checkpoints and tiles.
+//!
+//! * appends go through the log's sequencer (group commit), so an HTTP
+//!   append is acknowledged only once it is durable;
+//! * the projection store catches up in the background after every append;
+//!   a read may name the seq it must include (`min_seq`) and waits for it;
+//! * the feed reads the log itself, from a cursor (the next seq), so it is
+//!   resumable across restarts and never ahead of what is durable.
+//!
+//! Endpoints and codes are listed in `API.md` beside this crate.
+
+pub mod error;
+mod feed;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::watch;
+
+use docket_fold::{Store, StoreLimits};
+use docket_log::ledger::Ledger;
+use docket_log::read::Reader;
+use docket_log::{Config, Limits, Sequencer};
+
+pub use error::ApiError;
+
+/// Named limits of the API.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Largest request body (one event in JSON, or a batch).
+    pub body_bytes_max: usize,
+    /// Most events in one batch append.
+    pub batch_events_max: usize,
+    /// Most events in one feed page.
+    pub feed_page_max: usize,
+    /// Longest a long-poll feed request waits for new events.
+    pub long_poll_ms_max: u64,
+    /// Longest a read waits for the projections to reach its `min_seq`.
+    pub projection_wait_ms_max: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            body_bytes_max: 1 << 20,
+            batch_events_max: 256,
+            feed_page_max: 1000,
+            long_poll_ms_max: 30_000,
+            projection_wait_ms_max: 5_000,
+        }
+    }
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("ledger: {0}")]
+    Ledger(#[from] docket_log::ledger::LedgerError),
+    #[error("projections: {0}")]
+    Fold(#[from] docket_fold::FoldError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) requests: AtomicU64,
+    pub(crate) appended: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) feed_events: AtomicU64,
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) dir: PathBuf,
+    pub(crate) sequencer: Sequencer,
+    pub(crate) store: RwLock<Store>,
+    /// The log's size (next seq) as far as this server has acknowledged.
+    pub(crate) head: watch::Sender<u64>,
+    /// The projections' watermark (next seq folded).
+    pub(crate) projected: watch::Sender<u64>,
+    pub(crate) reader: Reader,
+    /// Set when the server is stopping: open feeds end so that it can.
+    pub(crate) stopping: watch::Sender<bool>,
+    pub(crate) metrics: Metrics,
+    pub(crate) limits: ServerLimits,
+}
+
+/// A server over one ledger directory.
+#[derive(Debug)]
+pub struct Server {
+    app: Arc<App>,
+    writer: std::thread::JoinHandle<(docket_log::Log<docket_log::FsStorage>, docket_log::sequencer::Stats)>,
+}
+
+impl Server {
+    /// Opens the ledger (recovering its log), starts the sequencer with a
+    /// checkpoint every `checkpoint_interval_ms`, and opens (catching up or
+    /// rebuilding) the projections.
+    pub fn open(dir: &Path, limits: ServerLimits) -> Result<Self, ServerError> {
+        let ledger = Ledger::open(dir, Config::default())?;
+        let log_key = ledger.read_log_key()?;
+        let (log, mut checkpointer) = ledger.into_parts();
+        let size = log.size();
+        let hook: docket_log::sequencer::CheckpointHook<docket_log::FsStorage> = Box::new(move |log| {
+            // A failed checkpoint leaves the previous one in place; the next interval tries again.
+            if let Err(error) = checkpointer.sign(log.tree(), log.size(), &log_key) {
+                eprintln!("docket-server: checkpoint at size {}: {error}", log.size());
+            }
+        });
+        let (sequencer, writer) = Sequencer::start_with_checkpoints(log, Limits::default(), Some(hook));
+        let (store, _) = Store::open(dir, StoreLimits::default())?;
+        let projected = store.records();
+        let app = App {
+            dir: dir.to_owned(),
+            sequencer,
+            store: RwLock::new(store),
+            head: watch::Sender::new(size),
+            projected: watch::Sender::new(projected),
+            reader: Reader::new(dir.join("segments")),
+            stopping: watch::Sender::new(false),
+            metrics: Metrics::default(),
+            limits,
+        };
+        Ok(Self { app: Arc::new(app), writer })
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops the
+    /// sequencer (which signs a last checkpoint).
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let projector = tokio::spawn(project(self.app.clone()));
+        let router = routes::router(self.app.clone());
+        let app = self.app.clone();
+        let shutdown = async move {
+            shutdown.await;
+            app.stopping.send_replace(true);
+        };
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        projector.abort();
+        let Self { app, writer } = self;
+        drop(app);
+        // The writer ends when the last sequencer handle is gone; handlers
+        // still finishing may hold one for a moment.
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        Ok(())
+    }
+
+    /// The address a listener bound to `addr` would serve on (for printing).
+    pub fn url(addr: SocketAddr) -> String {
+        format!("http://{addr}")
+    }
+}
+
+/// Keeps the projections caught up with the log: after every change of the
+/// head, folds what is new.
+async fn project(app: Arc<App>) {
+    let mut head = app.head.subscribe();
+    loop {
+        let target = *head.borrow_and_update();
+        if *app.projected.borrow() < target {
+            let worker = app.clone();
+            let folded = tokio::task::spawn_blocking(move || {
+                let mut store = worker.store.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                store.catch_up().map(|_| store.records())
+            })
+            .await;
+            match folded {
+                Ok(Ok(records)) => {
+                    app.projected.send_replace(records);
+                }
+                Ok(Err(error)) => eprintln!("docket-server: projections: {error}"),
+                Err(error) => eprintln!("docket-server: projections: {error}"),
+            }
+            continue;
+        }
+        if head.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl App {
+    /// Records that the log holds at least `size` records.
+    pub(crate) fn advance_head(&self, size: u64) {
+        self.head.send_if_modified(|head| {
+            let grew = size > *head;
+            *head = (*head).max(size);
+            grew
+        });
+    }
+
+    pub(crate) fn count(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,298 @@
+//! The router and the handlers other than the feed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use docket_fold::query::{self, QueryError};
+use docket_fold::views;
+use docket_log::Receipt;
+use docket_model::{SignedEvent, SignedJson};
+
+use crate::error::ApiError;
+use crate::feed;
+use crate::App;
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/events", post(append))
+        .route("/v1/events/batch", post(append_batch))
+        .route("/v1/events/{seq}", get(event_at))
+        .route("/v1/feed", get(feed::long_poll))
+        .route("/v1/feed/sse", get(feed::sse))
+        .route("/v1/views/{view}", get(view))
+        .route("/v1/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(app.clone(), count_requests))
+        .with_state(app)
+}
+
+async fn count_requests(State(app): State<Arc<App>>, request: Request, next: axum::middleware::Next) -> Response {
+    app.count(&app.metrics.requests);
+    next.run(request).await
+}
+
+/// Reads the whole body, refusing more than `body_bytes_max` with a JSON 413.
+async fn body(app: &App, body: Body) -> Result<Bytes, ApiError> {
+    let max = app.limits.body_bytes_max;
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than body_bytes_max = {max} bytes"),
+        )
+    })
+}
+
+/// Parses JSON naming the path of the first bad field.
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let (status, code) = if inner.is_syntax() || inner.is_eof() {
+            (StatusCode::BAD_REQUEST, "malformed_json")
+        } else {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event")
+        };
+        let field = (path != ".").then_some(path);
+        let message = match &field {
+            Some(field) => format!("field {field}: {inner}"),
+            None => inner.to_string(),
+        };
+        ApiError { field, ..ApiError::new(status, code, message) }
+    })
+}
+
+fn receipt_json(receipt: &Receipt) -> Value {
+    json!({
+        "seq": receipt.seq,
+        "id": receipt.id.to_string(),
+        "leaf_index": receipt.leaf_index,
+        "system_time": receipt.system_time.to_string(),
+    })
+}
+
+/// Appends one event; the receipt once it is durable. A duplicate gets the original receipt.
+async fn append_one(app: &App, json: SignedJson) -> Result<Receipt, ApiError> {
+    let event = SignedEvent::from_json(json).map_err(|e| {
+        app.count(&app.metrics.refused);
+        ApiError::event(&e)
+    })?;
+    let size_before = *app.head.borrow();
+    match app.sequencer.append(event).await {
+        Ok(receipt) => {
+            if receipt.seq < size_before {
+                app.count(&app.metrics.duplicates);
+            } else {
+                app.count(&app.metrics.appended);
+            }
+            app.advance_head(receipt.seq + 1);
+            Ok(receipt)
+        }
+        Err(error) => {
+            app.count(&app.metrics.refused);
+            Err(ApiError::append(&error))
+        }
+    }
+}
+
+async fn append(State(app): State<Arc<App>>, request: Body) -> Result<Json<Value>, ApiError> {
+    let bytes = body(&app, request).await?;
+    let json: SignedJson = parse(&bytes).inspect_err(|_| app.count(&app.metrics.refused))?;
+    let receipt = append_one(&app, json).await?;
+    Ok(Json(receipt_json(&receipt)))
+}
+
+/// Appends events in order, each after the previous is durable, and stops at
+/// the first refusal: `results` has a receipt per appended event, then the
+/// refusal; the events after it are not tried.
+async fn append_batch(State(app): State<Arc<App>>, request: Body) -> Result<Response, ApiError> {
+    let bytes = body(&app, request).await?;
+    let events: Vec<SignedJson> = parse(&bytes)?;
+    let max = app.limits.batch_events_max;
+    if events.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{} events; batch_events_max = {max}", events.len()),
+        ));
+    }
+    let mut results = vec![];
+    let mut status = StatusCode::OK;
+    for (index, json) in events.into_iter().enumerate() {
+        match append_one(&app, json).await {
+            Ok(receipt) => results.push(json!({ "receipt": receipt_json(&receipt) })),
+            Err(mut error) => {
+                error.message = format!("event {index}: {}", error.message);
+                status = error.status;
+                results.push(error.body());
+                break;
+            }
+        }
+    }
+    Ok((status, Json(json!({ "results": results }))).into_response())
+}
+
+/// One record of the log, by seq.
+async fn event_at(State(app): State<Arc<App>>, Path(seq): Path<u64>) -> Result<Json<Value>, ApiError> {
+    if seq >= *app.head.borrow() {
+        return Err(ApiError::not_found(format!("seq {seq}: the log has {} records", *app.head.borrow())));
+    }
+    let page = feed::read(&app, seq, 1, &feed::Filter::default()).await?;
+    page.events.into_iter().next().map(Json).ok_or_else(|| ApiError::not_found(format!("seq {seq}")))
+}
+
+/// Query parameters of the views.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ViewParams {
+    agency: Option<String>,
+    list: Option<String>,
+    subject: Option<String>,
+    measure: Option<String>,
+    /// A seq (inclusive) or a time: what the ledger held then.
+    as_of: Option<String>,
+    /// What was in force then.
+    valid_at: Option<String>,
+    /// Wait (up to `projection_wait_ms_max`) until the projections include this seq.
+    min_seq: Option<u64>,
+}
+
+fn required<'a>(value: &'a Option<String>, parameter: &str, view: &str) -> Result<&'a str, ApiError> {
+    value.as_deref().ok_or_else(|| ApiError {
+        field: Some(parameter.into()),
+        ..ApiError::bad_request("missing_parameter", format!("the {view} view needs {parameter}"))
+    })
+}
+
+/// `/v1/views/{list,enforcement,subject,public,check,registry}`.
+async fn view(
+    State(app): State<Arc<App>>,
+    Path(view): Path<String>,
+    params: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    if let Some(seq) = params.min_seq {
+        wait_for_projection(&app, seq).await?;
+    }
+    let worker = app.clone();
+    let (value, watermark) = tokio::task::spawn_blocking(move || -> Result<(Value, u64), ApiError> {
+        let store = worker.store.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let as_of = query::resolve(&store, params.as_of.as_deref(), params.valid_at.as_deref())?;
+        let name = |value: &Option<String>, parameter: &str| -> Result<Option<docket_model::Name>, QueryError> {
+            value.as_deref().map(|v| query::name(parameter, v)).transpose()
+        };
+        let agency = name(&params.agency, "agency")?;
+        let list = name(&params.list, "list")?;
+        let value = match view.as_str() {
+            "list" => json!(views::list_view(&*store, as_of, agency.as_ref(), list.as_ref())?),
+            "enforcement" => {
+                let agency = query::name("agency", required(&params.agency, "agency", "enforcement")?)?;
+                json!(views::enforcement_view(&*store, as_of, &agency)?)
+            }
+            "subject" => {
+                let subject = query::parse_subject("subject", required(&params.subject, "subject", "subject")?)?;
+                json!(views::subject_view(&*store, as_of, &subject)?)
+            }
+            "public" => json!(views::public_view(&*store, as_of, list.as_ref())?),
+            "check" => {
+                let subject = query::parse_subject("subject", required(&params.subject, "subject", "check")?)?;
+                let measure = query::name("measure", required(&params.measure, "measure", "check")?)?;
+                json!(views::check(&*store, as_of, &subject, &measure, agency.as_ref())?)
+            }
+            "registry" => json!(views::registry_view(&*store, as_of)?),
+            other => {
+                return Err(ApiError::not_found(format!(
+                    "no view {other:?}; the views are list, enforcement, subject, public, check, registry"
+                )))
+            }
+        };
+        Ok((value, store.records()))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let mut response = Json(value).into_response();
+    response.headers_mut().insert("docket-watermark", HeaderValue::from(watermark));
+    Ok(response)
+}
+
+/// Waits until the projections include `seq`, or refuses after `projection_wait_ms_max`.
+async fn wait_for_projection(app: &App, seq: u64) -> Result<(), ApiError> {
+    let head = *app.head.borrow();
+    if seq >= head {
+        return Err(ApiError::bad_request("bad_parameter", format!("min_seq {seq}: the log has {head} records")));
+    }
+    let mut projected = app.projected.subscribe();
+    let wait = Duration::from_millis(app.limits.projection_wait_ms_max);
+    let reached = tokio::time::timeout(wait, projected.wait_for(|next| *next > seq)).await;
+    match reached {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "projection_behind",
+            format!("the projections did not reach seq {seq} within {} ms", wait.as_millis()),
+        )),
+    }
+}
+
+/// The latest signed checkpoint (C2SP tlog-checkpoint).
+async fn checkpoint(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let path = app.dir.join("checkpoints/latest");
+    let text = tokio::fs::read_to_string(&path).await.map_err(|_| ApiError::not_found("no checkpoint yet"))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], text)
+        .into_response())
+}
+
+/// C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]`. Full tiles never change.
+async fn tile(State(app): State<Arc<App>>, Path(path): Path<String>) -> Result<Response, ApiError> {
+    let valid = path
+        .split('/')
+        .all(|part| !part.is_empty() && part != ".." && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
+    if !valid {
+        return Err(ApiError::bad_request("bad_path", format!("tile path {path:?}")));
+    }
+    let file = app.dir.join("tiles/tile").join(&path);
+    let bytes = tokio::fs::read(&file).await.map_err(|_| ApiError::not_found(format!("tile {path}")))?;
+    let cache = if path.contains(".p/") { "no-cache" } else { "public, max-age=31536000, immutable" };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({"log_size": *app.head.borrow(), "projected": *app.projected.borrow()}))
+}
+
+/// Prometheus text format.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &app.metrics;
+    let text = format!(
+        "# TYPE docket_http_requests_total counter\ndocket_http_requests_total {}\n\
+         # TYPE docket_appends_total counter\ndocket_appends_total {}\n\
+         # TYPE docket_duplicate_appends_total counter\ndocket_duplicate_appends_total {}\n\
+         # TYPE docket_refused_appends_total counter\ndocket_refused_appends_total {}\n\
+         # TYPE docket_feed_events_total counter\ndocket_feed_events_total {}\n\
+         # TYPE docket_log_records gauge\ndocket_log_records {}\n\
+         # TYPE docket_projected_records gauge\ndocket_projected_records {}\n",
+        m.requests.load(Relaxed),
+        m.appended.load(Relaxed),
+        m.duplicates.load(Relaxed),
+        m.refused.load(Relaxed),
+        m.feed_events.load(Relaxed),
+        *app.head.borrow(),
+        *app.projected.borrow(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,345 @@
+//! The API over real HTTP on loopback: append -> feed -> projection ->
+//! checkpoint; every refusal path with its documented code; the feed
+//! resuming after a restart from the last cursor, as JSON and as SSE.
+
+// Test helpers outside #[test] functions panic on failure, like the tests.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use docket_log::demo;
+use docket_log::ledger::{self, Ledger};
+use docket_model::event::{Body, CaseAction, CaseEvent, Event, RegistryEvent, ServiceMethod, Signer, FORMAT_VERSION};
+use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp, Uscc};
+use docket_server::{Server, ServerLimits};
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+
+const SEED: u64 = 1;
+
+/// A demo ledger with `subjects` cases in `dir`.
+fn demo_ledger(dir: &Path, subjects: u64) -> SigningKey {
+    let built = demo::build(subjects, SEED);
+    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
+    ledger::init(dir, "docket.invalid/api-test", &demo::key(SEED, "log"), root, None).unwrap();
+    let mut ledger = Ledger::open(dir, docket_log::Config::default()).unwrap();
+    for result in ledger.log.append_batch(built.events, Timestamp::now()).unwrap() {
+        result.unwrap();
+    }
+    ledger.checkpoint(&demo::key(SEED, "log")).unwrap();
+    built.registry_root
+}
+
+/// A server running on its own runtime, stopped (gracefully) on drop.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn start(dir: &Path, limits: ServerLimits) -> Running {
+    let dir = dir.to_owned();
+    let (ready, addr) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let server = Server::open(&dir, limits).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ready.send(listener.local_addr().unwrap()).unwrap();
+            server
+                .serve(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    Running { addr: addr.recv_timeout(Duration::from_secs(30)).unwrap(), stop: Some(stop), thread: Some(thread) }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+    bytes: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    fn code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// One HTTP/1.1 request, `Connection: close`, the whole reply.
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8], extra: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |at| at + 4);
+    let headers = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let bytes = raw[split..].to_vec();
+    let status = headers.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, b"", "")
+}
+
+fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
+    request(addr, "POST", path, body, "")
+}
+
+fn uscc(index: u64) -> Uscc {
+    let first = format!("91110000{index:09}");
+    let check = Uscc::check_character(first.as_bytes());
+    Uscc::parse(&format!("{first}{check}")).unwrap()
+}
+
+/// A notice opening case `index` on the defaulter list, signed by `agency` with `key`.
+fn notice(index: u64, agency: &str, key: &SigningKey, expected_version: Option<u64>, matter: &str) -> SignedEvent {
+    let at = Timestamp::parse("2024-03-01T10:00:00+08:00").unwrap();
+    let event = Event {
+        format: FORMAT_VERSION,
+        signer: Signer::Agency(Name::parse(agency).unwrap()),
+        key: PublicKey(key.verifying_key().to_bytes()),
+        effective_at: at,
+        body: Body::Case(CaseEvent {
+            list: Name::parse("cn-spc-defaulters").unwrap(),
+            subject: SubjectId::Uscc(uscc(index)),
+            number: Name::parse(&format!("(2024)京0105执{index}号")).unwrap(),
+            expected_version,
+            action: CaseAction::Notice {
+                served_at: at,
+                method: ServiceMethod::Post,
+                matter: matter.into(),
+                rights: "Objection within 7 working days".into(),
+            },
+        }),
+    };
+    SignedEvent::sign(event, key).unwrap()
+}
+
+fn body_of(event: &SignedEvent) -> Vec<u8> {
+    serde_json::to_vec(&event.to_json()).unwrap()
+}
+
+#[test]
+fn append_then_feed_projection_event_and_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 40);
+    let server = start(dir.path(), ServerLimits::default());
+    let addr = server.addr;
+    let size = get(addr, "/readyz").json()["log_size"].as_u64().unwrap();
+
+    let event = notice(1, "spc", &demo::key(SEED, "spc"), Some(0), "Failure to pay");
+    let first = post(addr, "/v1/events", &body_of(&event));
+    assert_eq!(first.status, 200, "{}", first.body);
+    let receipt = first.json();
+    assert_eq!(receipt["seq"], size);
+    assert_eq!(receipt["id"], event.id().to_string());
+    let again = post(addr, "/v1/events", &body_of(&event));
+    assert_eq!(again.json(), receipt, "a duplicate gets the original receipt");
+
+    let feed = get(addr, &format!("/v1/feed?cursor={size}"));
+    let page = feed.json();
+    assert_eq!(page["events"].as_array().unwrap().len(), 1, "{}", feed.body);
+    assert_eq!(page["events"][0]["signed"]["id"], event.id().to_string());
+    assert_eq!(page["cursor"], size + 1);
+    assert_eq!(page["caught_up"], true);
+    let filtered = get(addr, "/v1/feed?cursor=0&kind=notice&agency=spc&limit=1000").json();
+    assert!(filtered["events"].as_array().unwrap().iter().all(|e| e["kind"] == "notice"));
+
+    let subject = format!("uscc:{}", uscc(1));
+    let view = get(addr, &format!("/v1/views/subject?subject={subject}&min_seq={size}"));
+    assert_eq!(view.status, 200, "{}", view.body);
+    assert_eq!(view.json()["cases"][0]["notice"]["seq"], size);
+    assert!(view.headers.contains("docket-watermark"));
+
+    let record = get(addr, &format!("/v1/events/{size}")).json();
+    assert_eq!(record["signed"]["id"], event.id().to_string());
+    assert_eq!(get(addr, &format!("/v1/events/{}", size + 1)).status, 404);
+
+    // The checkpoint covers the append within the checkpoint interval, and verifies.
+    let (_, _, note_key) = ledger::read_config(dir.path()).unwrap();
+    let started = Instant::now();
+    loop {
+        let text = get(addr, "/v1/checkpoint").body;
+        let checkpoint = ledger::open_checkpoint(&text, &note_key).unwrap();
+        if checkpoint.size > size {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no checkpoint covers seq {size}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(size > 256, "a full tile exists: {size} records");
+    let tile = get(addr, "/tile/0/000");
+    assert_eq!(tile.status, 200);
+    assert_eq!(tile.bytes, std::fs::read(dir.path().join("tiles/tile/0/000")).unwrap());
+    assert_eq!(tile.bytes.len(), 256 * 32);
+    assert!(tile.headers.contains("immutable"));
+    assert_eq!(get(addr, "/tile/0/../../ledger.json").status, 400);
+
+    let metrics = get(addr, "/metrics").body;
+    assert!(metrics.contains("docket_appends_total 1"), "{metrics}");
+    assert!(metrics.contains("docket_duplicate_appends_total 1"), "{metrics}");
+}
+
+#[test]
+fn every_refusal_has_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = demo_ledger(dir.path(), 10);
+    let limits = ServerLimits { body_bytes_max: 8 * 1024, batch_events_max: 4, ..ServerLimits::default() };
+    let server = start(dir.path(), limits);
+    let addr = server.addr;
+    let spc = demo::key(SEED, "spc");
+    let ok = notice(100, "spc", &spc, Some(0), "Failure to pay");
+    assert_eq!(post(addr, "/v1/events", &body_of(&ok)).status, 200);
+
+    let mut cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![];
+    cases.push(("malformed JSON", b"{\"event\": ".to_vec(), 400, "malformed_json"));
+    let mut unknown: Value = serde_json::to_value(notice(101, "spc", &spc, Some(0), "x").to_json()).unwrap();
+    unknown["event"]["colour"] = json!("blue");
+    cases.push(("unknown field", serde_json::to_vec(&unknown).unwrap(), 422, "invalid_event"));
+    let mut forged: Value = serde_json::to_value(notice(102, "spc", &spc, Some(0), "x").to_json()).unwrap();
+    forged["event"]["body"]["case"]["action"]["notice"]["matter"] = json!("Something else");
+    forged.as_object_mut().unwrap().remove("id");
+    cases.push(("bad signature", serde_json::to_vec(&forged).unwrap(), 401, "bad_signature"));
+    let railway = demo::key(SEED, "china-railway");
+    cases.push(("wrong role", body_of(&notice(103, "china-railway", &railway, Some(0), "x")), 403, "not_authorised"));
+    let stranger = SigningKey::from_bytes(&[7; 32]);
+    cases.push(("unregistered key", body_of(&notice(104, "spc", &stranger, Some(0), "x")), 403, "unknown_key"));
+    let stale = notice(100, "spc", &spc, Some(0), "A second notice, written against version 0");
+    cases.push(("stale version", body_of(&stale), 409, "stale_version"));
+    cases.push(("oversized body", vec![b' '; 9000], 413, "body_too_large"));
+    for (what, body, status, code) in cases {
+        let reply = post(addr, "/v1/events", &body);
+        assert_eq!((reply.status, reply.code().as_str()), (status, code), "{what}: {}", reply.body);
+        assert!(!reply.json()["error"]["message"].as_str().unwrap_or_default().is_empty(), "{what}");
+    }
+    let stale = post(addr, "/v1/events", &body_of(&stale)).json();
+    assert_eq!(stale["error"]["actual_version"], 1);
+    let unknown = post(addr, "/v1/events", &serde_json::to_vec(&unknown).unwrap()).json();
+    assert_eq!(unknown["error"]["field"], "event.colour");
+
+    // A revoked key: the registry root revokes the court's key, then an event signed with it.
+    let revoke = Event {
+        format: FORMAT_VERSION,
+        signer: Signer::Registry,
+        key: PublicKey(root.verifying_key().to_bytes()),
+        effective_at: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
+        body: Body::Registry(RegistryEvent::KeyRevoked {
+            agency: Name::parse("spc").unwrap(),
+            key: PublicKey(spc.verifying_key().to_bytes()),
+            invalid_from: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
+        }),
+    };
+    let revoked = post(addr, "/v1/events", &body_of(&SignedEvent::sign(revoke, &root).unwrap()));
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let after = post(addr, "/v1/events", &body_of(&notice(105, "spc", &spc, Some(0), "x")));
+    assert_eq!((after.status, after.code().as_str()), (403, "key_revoked"), "{}", after.body);
+
+    // Batches: in order, stopping at the first refusal; and a limit.
+    let batch = json!([notice(106, "spc", &stranger, Some(0), "x").to_json()]);
+    let reply = post(addr, "/v1/events/batch", &serde_json::to_vec(&batch).unwrap());
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    let five: Vec<_> = (0..5).map(|i| notice(200 + i, "spc", &stranger, Some(0), "x").to_json()).collect();
+    let reply = post(addr, "/v1/events/batch", &serde_json::to_vec(&five).unwrap());
+    assert_eq!((reply.status, reply.code().as_str()), (413, "batch_too_large"));
+
+    // Reads.
+    assert_eq!(get(addr, "/v1/views/nope").code(), "not_found");
+    let bad = get(addr, "/v1/views/check?subject=bad&measure=restrict-rail");
+    assert_eq!((bad.status, bad.code().as_str()), (400, "bad_parameter"));
+    assert_eq!(bad.json()["error"]["field"], "subject");
+    assert_eq!(get(addr, "/v1/views/enforcement").code(), "missing_parameter");
+    assert_eq!(get(addr, "/v1/views/enforcement?agency=nobody").status, 404);
+    assert_eq!(get(addr, "/v1/feed?kind=arrest").code(), "bad_parameter");
+    assert_eq!(get(addr, "/v1/views/list?colour=blue").code(), "bad_parameter");
+}
+
+#[test]
+fn the_feed_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 10);
+    let spc = demo::key(SEED, "spc");
+    let (cursor, first_id) = {
+        let server = start(dir.path(), ServerLimits::default());
+        let event = notice(300, "spc", &spc, Some(0), "Before the restart");
+        assert_eq!(post(server.addr, "/v1/events", &body_of(&event)).status, 200);
+        let mut cursor = 0;
+        loop {
+            let page = get(server.addr, &format!("/v1/feed?cursor={cursor}&limit=1000")).json();
+            cursor = page["cursor"].as_u64().unwrap();
+            if page["caught_up"] == true {
+                break;
+            }
+        }
+        (cursor, event.id().to_string())
+    };
+    let server = start(dir.path(), ServerLimits::default());
+    let addr = server.addr;
+    let last = get(addr, &format!("/v1/events/{}", cursor - 1)).json();
+    assert_eq!(last["signed"]["id"], first_id, "the last event before the restart is durable");
+    let second = notice(301, "spc", &spc, Some(0), "After the restart");
+    let third = notice(302, "spc", &spc, Some(0), "After the restart, again");
+    for event in [&second, &third] {
+        assert_eq!(post(addr, "/v1/events", &body_of(event)).status, 200);
+    }
+    let page = get(addr, &format!("/v1/feed?cursor={cursor}")).json();
+    let ids: Vec<&str> =
+        page["events"].as_array().unwrap().iter().map(|e| e["signed"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [second.id().to_string(), third.id().to_string()], "nothing missed, nothing out of order");
+
+    // SSE from Last-Event-ID: the two events, then the caught-up marker.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!("GET /v1/feed/sse HTTP/1.1\r\nHost: test\r\nLast-Event-ID: {cursor}\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.contains("event: caught-up") {
+        let n = stream.read(&mut buffer).unwrap_or(0);
+        assert!(n > 0, "the stream ended before caught-up: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    let second_at = seen.find(&second.id().to_string()).expect("second event");
+    let third_at = seen.find(&third.id().to_string()).expect("third event");
+    assert!(second_at < third_at, "in order");
+    assert!(!seen.contains(&first_id), "nothing before the cursor");
+    assert!(seen.contains(&format!("id: {}", cursor + 2)), "{seen}");
+    drop(stream);
+
+    // A long poll at the head waits, then returns the next event.
+    let waiter = std::thread::spawn(move || get(addr, &format!("/v1/feed?cursor={}&wait_ms=10000", cursor + 2)).json());
+    std::thread::sleep(Duration::from_millis(300));
+    let fourth = notice(303, "spc", &spc, Some(0), "While someone waits");
+    assert_eq!(post(addr, "/v1/events", &body_of(&fourth)).status, 200);
+    let page = waiter.join().unwrap();
+    assert_eq!(page["events"][0]["signed"]["id"], fourth.id().to_string());
+}
