@@ -89,6 +89,9 @@ pub(crate) struct App {
     /// The projections' watermark (next seq folded).
     pub(crate) projected: watch::Sender<u64>,
     pub(crate) reader: Reader,
+    /// The Merkle tree, following the log: proofs are served from it. (The
+    /// writer thread owns the log's own copy.)
+    pub(crate) tree: RwLock<docket_log::tree::Tree>,
     /// Set when the server is stopping: open feeds end so that it can.
     pub(crate) stopping: watch::Sender<bool>,
     pub(crate) metrics: Metrics,
@@ -111,6 +114,7 @@ impl Server {
         let log_key = ledger.read_log_key()?;
         let (log, mut checkpointer) = ledger.into_parts();
         let size = log.size();
+        let tree = log.tree().clone();
         let hook: docket_log::sequencer::CheckpointHook<docket_log::FsStorage> = Box::new(move |log| {
             // A failed checkpoint leaves the previous one in place; the next interval tries again.
             if let Err(error) = checkpointer.sign(log.tree(), log.size(), &log_key) {
@@ -127,6 +131,7 @@ impl Server {
             head: watch::Sender::new(size),
             projected: watch::Sender::new(projected),
             reader: Reader::new(dir.join("segments")),
+            tree: RwLock::new(tree),
             stopping: watch::Sender::new(false),
             metrics: Metrics::default(),
             limits,
@@ -173,6 +178,9 @@ async fn project(app: Arc<App>) {
         if *app.projected.borrow() < target {
             let worker = app.clone();
             let folded = tokio::task::spawn_blocking(move || {
+                if let Err(error) = worker.extend_tree(target) {
+                    eprintln!("docket-server: tree: {error}");
+                }
                 let mut store = worker.store.write().unwrap_or_else(std::sync::PoisonError::into_inner);
                 store.catch_up().map(|_| store.records())
             })
@@ -200,6 +208,27 @@ impl App {
             *head = (*head).max(size);
             grew
         });
+    }
+
+    /// Pushes the leaves of the records from the tree's size up to `size`.
+    pub(crate) fn extend_tree(&self, size: u64) -> Result<(), docket_log::LogError> {
+        let mut tree = self.tree.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let from = tree.size();
+        if from >= size {
+            return Ok(());
+        }
+        self.reader.read_from(from, None, |frame| {
+            if frame.seq >= size {
+                return std::ops::ControlFlow::Break(());
+            }
+            tree.push(docket_log::merkle::leaf_hash(&docket_log::frame::entry(
+                frame.seq,
+                frame.system_time,
+                &frame.wire,
+            )));
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(())
     }
 
     pub(crate) fn count(&self, counter: &AtomicU64) {

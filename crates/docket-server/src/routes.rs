@@ -30,6 +30,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/feed/sse", get(feed::sse))
         .route("/v1/views/{view}", get(view))
         .route("/v1/checkpoint", get(checkpoint))
+        .route("/v1/proof/inclusion", get(inclusion))
+        .route("/v1/proof/consistency", get(consistency))
         .route("/tile/{*path}", get(tile))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -254,6 +256,109 @@ async fn checkpoint(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let text = tokio::fs::read_to_string(&path).await.map_err(|_| ApiError::not_found("no checkpoint yet"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], text)
         .into_response())
+}
+
+fn hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The size of the latest signed checkpoint: the default tree size of proofs.
+async fn checkpoint_size(app: &App) -> Result<u64, ApiError> {
+    let text = tokio::fs::read_to_string(app.dir.join("checkpoints/latest"))
+        .await
+        .map_err(|_| ApiError::not_found("no checkpoint yet"))?;
+    text.lines().nth(1).and_then(|line| line.parse().ok()).ok_or_else(|| ApiError::internal("unreadable checkpoint"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InclusionParams {
+    seq: u64,
+    /// Tree size (default: the latest checkpoint's).
+    size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsistencyParams {
+    old: u64,
+    /// New tree size (default: the latest checkpoint's).
+    new: Option<u64>,
+}
+
+/// Makes sure the tree has `size` records if the log has (the checkpoint
+/// can be signed a moment before the tree follows the log).
+async fn tree_reaches(app: &Arc<App>, size: u64) -> Result<(), ApiError> {
+    let behind = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner).size() < size;
+    if behind && size <= *app.head.borrow() {
+        let worker = app.clone();
+        tokio::task::spawn_blocking(move || worker.extend_tree(size))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn proof_error(error: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("bad_parameter", error.to_string())
+}
+
+/// An RFC 6962 inclusion proof of record `seq` in the tree of `size` records.
+async fn inclusion(
+    State(app): State<Arc<App>>,
+    params: Result<Query<InclusionParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    let size = match params.size {
+        Some(size) => size,
+        None => checkpoint_size(&app).await?,
+    };
+    tree_reaches(&app, size).await?;
+    let tree = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if size > tree.size() {
+        return Err(proof_error(format!("size {size}: the tree has {} records", tree.size())));
+    }
+    let proof = tree.inclusion_proof(params.seq, size).map_err(proof_error)?;
+    let root = tree.root(size).ok_or_else(|| proof_error(format!("size {size}")))?;
+    let leaf = tree
+        .tile(0, params.seq / docket_log::tree::TILE_WIDTH, size)
+        .and_then(|tile| tile.get((params.seq % docket_log::tree::TILE_WIDTH) as usize).copied())
+        .ok_or_else(|| proof_error(format!("seq {} is not below size {size}", params.seq)))?;
+    Ok(Json(json!({
+        "leaf_index": params.seq,
+        "tree_size": size,
+        "leaf_hash": hex(&leaf),
+        "root": hex(&root),
+        "proof": proof.iter().map(hex).collect::<Vec<_>>(),
+    })))
+}
+
+/// An RFC 6962 consistency proof between tree sizes `old` and `new`.
+async fn consistency(
+    State(app): State<Arc<App>>,
+    params: Result<Query<ConsistencyParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    let new = match params.new {
+        Some(new) => new,
+        None => checkpoint_size(&app).await?,
+    };
+    tree_reaches(&app, new).await?;
+    let tree = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if new > tree.size() {
+        return Err(proof_error(format!("new {new}: the tree has {} records", tree.size())));
+    }
+    let proof = tree.consistency_proof(params.old, new).map_err(proof_error)?;
+    let old_root = tree.root(params.old).ok_or_else(|| proof_error(format!("old {}", params.old)))?;
+    let new_root = tree.root(new).ok_or_else(|| proof_error(format!("new {new}")))?;
+    Ok(Json(json!({
+        "old_size": params.old,
+        "new_size": new,
+        "old_root": hex(&old_root),
+        "new_root": hex(&new_root),
+        "proof": proof.iter().map(hex).collect::<Vec<_>>(),
+    })))
 }
 
 /// C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]`. Full tiles never change.

@@ -145,6 +145,11 @@ fn notice(index: u64, agency: &str, key: &SigningKey, expected_version: Option<u
     SignedEvent::sign(event, key).unwrap()
 }
 
+fn hex32(text: &str) -> [u8; 32] {
+    let bytes: Vec<u8> = (0..64).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect();
+    bytes.try_into().unwrap()
+}
+
 fn body_of(event: &SignedEvent) -> Vec<u8> {
     serde_json::to_vec(&event.to_json()).unwrap()
 }
@@ -156,6 +161,10 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let server = start(dir.path(), ServerLimits::default());
     let addr = server.addr;
     let size = get(addr, "/readyz").json()["log_size"].as_u64().unwrap();
+    let (_, _, note_key) = ledger::read_config(dir.path()).unwrap();
+    let first = ledger::open_checkpoint(&get(addr, "/v1/checkpoint").body, &note_key).unwrap();
+    assert_eq!(first.size, size);
+    let first_root: String = first.root.iter().map(|b| format!("{b:02x}")).collect();
 
     let event = notice(1, "spc", &demo::key(SEED, "spc"), Some(0), "Failure to pay");
     let first = post(addr, "/v1/events", &body_of(&event));
@@ -186,17 +195,42 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert_eq!(get(addr, &format!("/v1/events/{}", size + 1)).status, 404);
 
     // The checkpoint covers the append within the checkpoint interval, and verifies.
-    let (_, _, note_key) = ledger::read_config(dir.path()).unwrap();
     let started = Instant::now();
-    loop {
+    let checkpoint = loop {
         let text = get(addr, "/v1/checkpoint").body;
         let checkpoint = ledger::open_checkpoint(&text, &note_key).unwrap();
         if checkpoint.size > size {
-            break;
+            break checkpoint;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "no checkpoint covers seq {size}");
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+
+    // The inclusion proof of the appended record, checked against the signed
+    // checkpoint with a leaf hash computed here from the record the feed gave.
+    let proof = get(addr, &format!("/v1/proof/inclusion?seq={size}")).json();
+    assert_eq!(proof["tree_size"], checkpoint.size);
+    let record = &page["events"][0];
+    let signed: docket_model::SignedJson = serde_json::from_value(record["signed"].clone()).unwrap();
+    let wire = SignedEvent::from_json(signed).unwrap().to_wire();
+    let system_time = Timestamp::parse(record["system_time"].as_str().unwrap()).unwrap().micros();
+    let leaf = docket_log::merkle::leaf_hash(&docket_log::frame::entry(size, system_time, &wire));
+    let hashes = |value: &Value| -> Vec<[u8; 32]> {
+        value.as_array().unwrap().iter().map(|h| hex32(h.as_str().unwrap())).collect()
+    };
+    docket_log::merkle::verify_inclusion(size, checkpoint.size, &leaf, &hashes(&proof["proof"]), &checkpoint.root)
+        .expect("the inclusion proof verifies against the checkpoint");
+    let consistency = get(addr, &format!("/v1/proof/consistency?old={size}")).json();
+    docket_log::merkle::verify_consistency(
+        size,
+        checkpoint.size,
+        &hex32(consistency["old_root"].as_str().unwrap()),
+        &checkpoint.root,
+        &hashes(&consistency["proof"]),
+    )
+    .expect("the consistency proof verifies");
+    assert_eq!(consistency["old_root"].as_str().unwrap(), first_root, "the old root is the startup checkpoint's");
+    assert_eq!(get(addr, &format!("/v1/proof/inclusion?seq={}", checkpoint.size)).code(), "bad_parameter");
     assert!(size > 256, "a full tile exists: {size} records");
     let tile = get(addr, "/tile/0/000");
     assert_eq!(tile.status, 200);
