@@ -29,6 +29,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/feed", get(feed::long_poll))
         .route("/v1/feed/sse", get(feed::sse))
         .route("/v1/views/{view}", get(view))
+        .route("/v1/audit", get(audit))
         .route("/v1/checkpoint", get(checkpoint))
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
@@ -229,6 +230,68 @@ async fn view(
     let mut response = Json(value).into_response();
     response.headers_mut().insert("docket-watermark", HeaderValue::from(watermark));
     Ok(response)
+}
+
+/// Parameters of `/v1/audit`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditParams {
+    list: Option<String>,
+    agency: Option<String>,
+    as_of: Option<String>,
+    valid_at: Option<String>,
+    /// Findings to skip, and to return at most (default 1,000; at most `AUDIT_PAGE_MAX`).
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// Most findings in one audit page.
+pub(crate) const AUDIT_PAGE_MAX: usize = 10_000;
+
+/// The due-process audit (bundled rule sets and calendar), a page of its findings.
+async fn audit(
+    State(app): State<Arc<App>>,
+    params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    let worker = app.clone();
+    tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
+        let store = worker.store.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let as_of = query::resolve(&store, params.as_of.as_deref(), params.valid_at.as_deref())?;
+        let scope = docket_audit::audit::Scope {
+            list: params.list.as_deref().map(|l| query::name("list", l)).transpose()?,
+            agency: params.agency.as_deref().map(|a| query::name("agency", a)).transpose()?,
+        };
+        let (offset, limit) = (params.offset.unwrap_or(0), params.limit.unwrap_or(1000).min(AUDIT_PAGE_MAX));
+        let mut total = 0usize;
+        let mut page = vec![];
+        let report = docket_audit::audit::audit_each(
+            &*store,
+            as_of,
+            &scope,
+            &docket_audit::RuleSet::bundled(),
+            &docket_audit::Calendar::bundled(),
+            &mut |finding| {
+                if total >= offset && page.len() < limit {
+                    page.push(finding);
+                }
+                total += 1;
+            },
+        )
+        .map_err(|e| match e {
+            docket_audit::audit::AuditError::UnknownList(list) => {
+                ApiError::not_found(format!("list \"{list}\" is not defined"))
+            }
+            other => ApiError::internal(other.to_string()),
+        })?;
+        let mut value = json!(report);
+        value["findings"] = json!(page);
+        value["total_findings"] = json!(total);
+        value["offset"] = json!(offset);
+        Ok(Json(value))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 /// Waits until the projections include `seq`, or refuses after `projection_wait_ms_max`.

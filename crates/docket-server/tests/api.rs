@@ -239,6 +239,12 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert!(tile.headers.contains("immutable"));
     assert_eq!(get(addr, "/tile/0/../../ledger.json").status, 400);
 
+    let audit = get(addr, "/v1/audit?list=cn-spc-defaulters&limit=2").json();
+    assert!(audit["total_findings"].as_u64().unwrap() > 2, "the demo plants violations");
+    assert_eq!(audit["findings"].as_array().unwrap().len(), 2);
+    assert!(audit["findings"].as_array().unwrap().iter().all(|f| f["list"] == "cn-spc-defaulters"));
+    assert_eq!(get(addr, "/v1/audit?list=no-such-list").status, 404);
+
     let metrics = get(addr, "/metrics").body;
     assert!(metrics.contains("docket_appends_total 1"), "{metrics}");
     assert!(metrics.contains("docket_duplicate_appends_total 1"), "{metrics}");
