@@ -278,6 +278,24 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         demo_subjects: u64,
     },
+    /// GET from a docket server, signing the request with an agency key.
+    ///
+    /// Non-public reads (views other than public and registry, the feed, single
+    /// records, the audit) need a request signed by a registered agency; this
+    /// signs it (crates/docket-server/API.md) and prints the body. Exits 1 on
+    /// an HTTP error status, after printing the error.
+    ///
+    /// Example: docket get --key docket-demo/keys/agencies/china-railway.key --agency china-railway 'http://127.0.0.1:8080/v1/views/enforcement?agency=china-railway'
+    Get {
+        /// http://HOST:PORT/PATH?QUERY
+        url: String,
+        /// The agency's secret key file; without it the request is not signed.
+        #[arg(long, value_name = "FILE", requires = "agency")]
+        key: Option<PathBuf>,
+        /// The agency the key belongs to.
+        #[arg(long, requires = "key")]
+        agency: Option<String>,
+    },
     /// A short guided tour: make a key, sign the bundled examples, inspect them,
     /// tamper with one, check identifiers, build a demo ledger, verify it and
     /// print a proof. Writes only to a temporary directory.
@@ -363,6 +381,7 @@ fn main() -> ExitCode {
         }
         Command::Rebuild { dir } => replay::rebuild(&dir),
         Command::Serve { dir, addr, demo_subjects } => serve::serve(&dir, addr, demo_subjects),
+        Command::Get { url, key, agency } => serve::get(&url, key.as_deref(), agency.as_deref()),
         Command::Tour => tour::run(),
     };
     match result {

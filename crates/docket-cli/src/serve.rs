@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use docket_server::{Server, ServerLimits};
 
 pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64) -> Result<bool> {
@@ -21,11 +21,19 @@ pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64) -> Result<bool> {
         println!("docket serving {} on {url}  (Ctrl-C stops it)\n", dir.display());
         println!("Try:");
         println!("  curl '{url}/v1/views/public?list=cn-civil-aviation'        # the public list, masked");
-        println!("  curl '{url}/v1/views/enforcement?agency=china-railway'     # a railway operator's worklist");
-        println!("  curl '{url}/v1/feed?cursor=0&limit=2'                      # the change feed from the start");
-        println!("  curl -N '{url}/v1/feed/sse?kind=notice&cursor=0'           # the same, live, as Server-Sent Events");
         println!("  curl '{url}/v1/checkpoint'                                 # the latest signed checkpoint");
+        println!("  curl '{url}/v1/proof/inclusion?seq=10'                     # an RFC 6962 proof against it");
         println!("  curl '{url}/metrics'");
+        println!("  # other reads are signed with an agency's key (the demo's are in {}/keys/agencies):", dir.display());
+        let railway = dir.join("keys/agencies/china-railway.key");
+        println!(
+            "  cargo run -q --release -p docket-cli -- get --key {} --agency china-railway '{url}/v1/views/enforcement?agency=china-railway'",
+            railway.display()
+        );
+        println!(
+            "  cargo run -q --release -p docket-cli -- get --key {} --agency china-railway '{url}/v1/feed?cursor=0&limit=2'",
+            railway.display()
+        );
         println!("  # append a notice, signed with the demo court's key; again, and the receipt is the same:");
         println!(
             "  cargo run -q --release -p docket-cli -- sign --key {} schemas/examples/notice.json | curl -sS -X POST --data-binary @- {url}/v1/events",
@@ -39,5 +47,34 @@ pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64) -> Result<bool> {
         server.serve(listener, shutdown).await?;
         anyhow::Ok(())
     })?;
+    Ok(true)
+}
+
+/// `docket get`: a GET, signed when a key and agency are given; prints the body.
+pub fn get(url: &str, key: Option<&Path>, agency: Option<&str>) -> Result<bool> {
+    let rest = url.strip_prefix("http://").with_context(|| format!("{url}: expected http://HOST:PORT/PATH"))?;
+    let (host, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    let mut client = docket_client::Client::new(&format!("http://{host}"))?;
+    if let (Some(key), Some(agency)) = (key, agency) {
+        let key = docket_log::keyfile::read(key).with_context(|| format!("--key {}", key.display()))?;
+        client = client.with_identity(agency, key);
+    }
+    let response = client.get(path).with_context(|| format!("GET {url}"))?;
+    let text = response.text();
+    // Pretty-print JSON; anything else as it came.
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(value) => println!("{}", serde_json::to_string_pretty(&value)?),
+        Err(_) => print!("{text}"),
+    }
+    if response.status >= 400 {
+        eprintln!("HTTP {}", response.status);
+        return Ok(false);
+    }
+    if response.status >= 300 {
+        bail!("HTTP {}: redirects are not followed", response.status);
+    }
     Ok(true)
 }

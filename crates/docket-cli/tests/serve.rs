@@ -95,7 +95,7 @@ fn serve_builds_the_demo_prints_examples_and_its_feed_survives_sigkill() {
     let dir = scratch.path().join("ledger");
     let (mut child, addr, printed) = serve(&dir);
     let printed = printed.join("\n");
-    for example in ["/v1/views/public", "/v1/feed?cursor=0", "/v1/checkpoint", "/v1/events"] {
+    for example in ["/v1/views/public", "/v1/feed?cursor=0", "/v1/checkpoint", "/v1/events", "-- get --key"] {
         assert!(printed.contains(example), "prints an example with {example}:\n{printed}");
     }
     let public = get(&addr, "/v1/views/public?list=cn-civil-aviation");
@@ -103,9 +103,19 @@ fn serve_builds_the_demo_prints_examples_and_its_feed_survives_sigkill() {
     let first = post(&addr, &signed_notice(&dir, scratch.path(), "(2026)京0105执1号"));
     let first_seq = first["seq"].as_u64().unwrap_or_else(|| panic!("a receipt: {first}"));
     // Read the feed to the end, remember the cursor.
+    let railway = dir.join("keys/agencies/china-railway.key");
+    let signed_get = |addr: &str, path: &str| {
+        let url = format!("http://{addr}{path}");
+        let output = docket(&["get", "--key", s(&railway), "--agency", "china-railway", &url]);
+        assert!(output.status.success(), "{url}: {}{}", text(&output.stdout), text(&output.stderr));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json")
+    };
+    let unsigned = docket(&["get", &format!("http://{addr}/v1/feed?cursor=0")]);
+    assert_eq!(unsigned.status.code(), Some(1), "an unsigned feed read is refused");
+    assert!(text(&unsigned.stdout).contains("unauthenticated"), "{}", text(&unsigned.stdout));
     let mut cursor = 0;
     loop {
-        let page = get(&addr, &format!("/v1/feed?cursor={cursor}&limit=1000"));
+        let page = signed_get(&addr, &format!("/v1/feed?cursor={cursor}&limit=1000"));
         cursor = page["cursor"].as_u64().expect("cursor");
         if page["caught_up"] == true {
             break;
@@ -118,7 +128,7 @@ fn serve_builds_the_demo_prints_examples_and_its_feed_survives_sigkill() {
     let (mut child, addr, _) = serve(&dir);
     let second = post(&addr, &signed_notice(&dir, scratch.path(), "(2026)京0105执2号"));
     assert_eq!(second["seq"], first_seq + 1, "the acknowledged append survived the kill: {second}");
-    let page = get(&addr, &format!("/v1/feed?cursor={cursor}"));
+    let page = signed_get(&addr, &format!("/v1/feed?cursor={cursor}"));
     let seqs: Vec<u64> = page["events"].as_array().expect("events").iter().filter_map(|e| e["seq"].as_u64()).collect();
     assert_eq!(seqs, [first_seq + 1], "resumes at the cursor: nothing missed, nothing repeated");
     child.kill().expect("SIGKILL");

@@ -11,6 +11,7 @@ pub mod golden;
 pub mod ids;
 pub mod limits;
 pub mod registry;
+pub mod request;
 pub mod schema;
 pub mod signed;
 pub mod time;

@@ -181,6 +181,12 @@ impl Registry {
         }
     }
 
+    /// Whether `key` may sign for `agency` at `at` (registered, not revoked
+    /// by then): the check for signed requests.
+    pub fn check_key_at(&self, agency: &AgencyId, key: &PublicKey, at: Timestamp) -> Result<(), AuthError> {
+        self.check_key(agency, key, at, at)
+    }
+
     /// A key signs for its agency once registered. A revoked key signs nothing
     /// recorded, or declared effective, at or after its `invalid_from`; the
     /// second half stops a compromised key from back-dating.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::Stream;
@@ -144,9 +144,13 @@ pub(crate) async fn read(app: &Arc<App>, cursor: u64, limit: usize, filter: &Fil
 /// for one when caught up.
 pub(crate) async fn long_poll(
     State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    crate::auth::authenticate(&app, &method, &uri, &headers)?;
     let filter = params.filter()?;
     let cursor = params.cursor.unwrap_or(0);
     let limit = params.limit.unwrap_or(100).clamp(1, app.limits.feed_page_max);
@@ -172,10 +176,13 @@ pub(crate) async fn long_poll(
 /// feed; a `caught-up` event marks the end of the log each time it is reached.
 pub(crate) async fn sse(
     State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    crate::auth::authenticate(&app, &method, &uri, &headers)?;
     let filter = params.filter()?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let cursor = resume.or(params.cursor).unwrap_or(0);

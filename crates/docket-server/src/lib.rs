@@ -11,6 +11,7 @@
 //!
 //! Endpoints and codes are listed in `API.md` beside this crate.
 
+mod auth;
 pub mod error;
 mod feed;
 mod routes;
@@ -42,6 +43,8 @@ pub struct ServerLimits {
     pub long_poll_ms_max: u64,
     /// Longest a read waits for the projections to reach its `min_seq`.
     pub projection_wait_ms_max: u64,
+    /// Largest difference between a signed request's date and the server's clock.
+    pub request_skew_s: u64,
 }
 
 impl Default for ServerLimits {
@@ -52,6 +55,7 @@ impl Default for ServerLimits {
             feed_page_max: 1000,
             long_poll_ms_max: 30_000,
             projection_wait_ms_max: 5_000,
+            request_skew_s: 300,
         }
     }
 }

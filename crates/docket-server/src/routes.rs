@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +17,7 @@ use docket_fold::views;
 use docket_log::Receipt;
 use docket_model::{SignedEvent, SignedJson};
 
+use crate::auth::{authenticate, only_for};
 use crate::error::ApiError;
 use crate::feed;
 use crate::App;
@@ -150,7 +151,14 @@ async fn append_batch(State(app): State<Arc<App>>, request: Body) -> Result<Resp
 }
 
 /// One record of the log, by seq.
-async fn event_at(State(app): State<Arc<App>>, Path(seq): Path<u64>) -> Result<Json<Value>, ApiError> {
+async fn event_at(
+    State(app): State<Arc<App>>,
+    Path(seq): Path<u64>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&app, &method, &uri, &headers)?;
     if seq >= *app.head.borrow() {
         return Err(ApiError::not_found(format!("seq {seq}: the log has {} records", *app.head.borrow())));
     }
@@ -185,9 +193,25 @@ fn required<'a>(value: &'a Option<String>, parameter: &str, view: &str) -> Resul
 async fn view(
     State(app): State<Arc<App>>,
     Path(view): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     params: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    const VIEWS: [&str; 6] = ["list", "enforcement", "subject", "public", "check", "registry"];
+    if !VIEWS.contains(&view.as_str()) {
+        return Err(ApiError::not_found(format!("no view {view:?}; the views are {}", VIEWS.join(", "))));
+    }
+    // The public list and the registry are open; every other view is for registered agencies.
+    if !matches!(view.as_str(), "public" | "registry") {
+        let reader = authenticate(&app, &method, &uri, &headers)?;
+        match (view.as_str(), params.agency.as_deref()) {
+            ("enforcement", Some(owner)) => only_for(&reader, owner, "enforcement")?,
+            ("list", Some(owner)) => only_for(&reader, owner, "list")?,
+            _ => {}
+        }
+    }
     if let Some(seq) = params.min_seq {
         wait_for_projection(&app, seq).await?;
     }
@@ -251,9 +275,13 @@ pub(crate) const AUDIT_PAGE_MAX: usize = 10_000;
 /// The due-process audit (bundled rule sets and calendar), a page of its findings.
 async fn audit(
     State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    authenticate(&app, &method, &uri, &headers)?;
     let worker = app.clone();
     tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
         let store = worker.store.read().unwrap_or_else(std::sync::PoisonError::into_inner);

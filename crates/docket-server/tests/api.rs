@@ -111,6 +111,15 @@ fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, b"", "")
 }
 
+/// A request signed by `agency` with its demo key, through docket-client.
+fn get_as(addr: SocketAddr, agency: &str, path: &str) -> Reply {
+    let client =
+        docket_client::Client::new(&format!("http://{addr}")).unwrap().with_identity(agency, demo::key(SEED, agency));
+    let response = client.get(path).unwrap();
+    let headers: String = response.headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+    Reply { status: response.status, headers, body: response.text(), bytes: response.body }
+}
+
 fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
     request(addr, "POST", path, body, "")
 }
@@ -175,24 +184,24 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let again = post(addr, "/v1/events", &body_of(&event));
     assert_eq!(again.json(), receipt, "a duplicate gets the original receipt");
 
-    let feed = get(addr, &format!("/v1/feed?cursor={size}"));
+    let feed = get_as(addr, "spc", &format!("/v1/feed?cursor={size}"));
     let page = feed.json();
     assert_eq!(page["events"].as_array().unwrap().len(), 1, "{}", feed.body);
     assert_eq!(page["events"][0]["signed"]["id"], event.id().to_string());
     assert_eq!(page["cursor"], size + 1);
     assert_eq!(page["caught_up"], true);
-    let filtered = get(addr, "/v1/feed?cursor=0&kind=notice&agency=spc&limit=1000").json();
+    let filtered = get_as(addr, "spc", "/v1/feed?cursor=0&kind=notice&agency=spc&limit=1000").json();
     assert!(filtered["events"].as_array().unwrap().iter().all(|e| e["kind"] == "notice"));
 
     let subject = format!("uscc:{}", uscc(1));
-    let view = get(addr, &format!("/v1/views/subject?subject={subject}&min_seq={size}"));
+    let view = get_as(addr, "spc", &format!("/v1/views/subject?subject={subject}&min_seq={size}"));
     assert_eq!(view.status, 200, "{}", view.body);
     assert_eq!(view.json()["cases"][0]["notice"]["seq"], size);
     assert!(view.headers.contains("docket-watermark"));
 
-    let record = get(addr, &format!("/v1/events/{size}")).json();
+    let record = get_as(addr, "spc", &format!("/v1/events/{size}")).json();
     assert_eq!(record["signed"]["id"], event.id().to_string());
-    assert_eq!(get(addr, &format!("/v1/events/{}", size + 1)).status, 404);
+    assert_eq!(get_as(addr, "spc", &format!("/v1/events/{}", size + 1)).status, 404);
 
     // The checkpoint covers the append within the checkpoint interval, and verifies.
     let started = Instant::now();
@@ -239,11 +248,11 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert!(tile.headers.contains("immutable"));
     assert_eq!(get(addr, "/tile/0/../../ledger.json").status, 400);
 
-    let audit = get(addr, "/v1/audit?list=cn-spc-defaulters&limit=2").json();
+    let audit = get_as(addr, "spc", "/v1/audit?list=cn-spc-defaulters&limit=2").json();
     assert!(audit["total_findings"].as_u64().unwrap() > 2, "the demo plants violations");
     assert_eq!(audit["findings"].as_array().unwrap().len(), 2);
     assert!(audit["findings"].as_array().unwrap().iter().all(|f| f["list"] == "cn-spc-defaulters"));
-    assert_eq!(get(addr, "/v1/audit?list=no-such-list").status, 404);
+    assert_eq!(get_as(addr, "spc", "/v1/audit?list=no-such-list").status, 404);
 
     let metrics = get(addr, "/metrics").body;
     assert!(metrics.contains("docket_appends_total 1"), "{metrics}");
@@ -301,6 +310,10 @@ fn every_refusal_has_its_code() {
     };
     let revoked = post(addr, "/v1/events", &body_of(&SignedEvent::sign(revoke, &root).unwrap()));
     assert_eq!(revoked.status, 200, "{}", revoked.body);
+    // Reads are authorised against the projected registry: wait until it holds the revocation.
+    let revocation_seq = revoked.json()["seq"].as_u64().unwrap();
+    let caught_up = get_as(addr, "china-railway", &format!("/v1/views/registry?min_seq={revocation_seq}"));
+    assert_eq!(caught_up.status, 200, "{}", caught_up.body);
     let after = post(addr, "/v1/events", &body_of(&notice(105, "spc", &spc, Some(0), "x")));
     assert_eq!((after.status, after.code().as_str()), (403, "key_revoked"), "{}", after.body);
 
@@ -312,15 +325,43 @@ fn every_refusal_has_its_code() {
     let reply = post(addr, "/v1/events/batch", &serde_json::to_vec(&five).unwrap());
     assert_eq!((reply.status, reply.code().as_str()), (413, "batch_too_large"));
 
-    // Reads.
-    assert_eq!(get(addr, "/v1/views/nope").code(), "not_found");
-    let bad = get(addr, "/v1/views/check?subject=bad&measure=restrict-rail");
+    // Reads: public ones are open, the others need a signed request.
+    assert_eq!(get(addr, "/v1/views/public").status, 200);
+    assert_eq!(get(addr, "/v1/views/registry").status, 200);
+    let anonymous = get(addr, "/v1/views/enforcement?agency=china-railway");
+    assert_eq!((anonymous.status, anonymous.code().as_str()), (401, "unauthenticated"));
+    assert_eq!(get(addr, "/v1/feed?cursor=0").code(), "unauthenticated");
+    assert_eq!(get(addr, "/v1/audit").code(), "unauthenticated");
+    let own = get_as(addr, "china-railway", "/v1/views/enforcement?agency=china-railway");
+    assert_eq!(own.status, 200, "{}", own.body);
+    let other = get_as(addr, "pboc-credit", "/v1/views/enforcement?agency=china-railway");
+    assert_eq!((other.status, other.code().as_str()), (403, "forbidden"));
+    let path = "/v1/views/subject?subject=uscc:911100000000001004";
+    let signed = |agency: &str, key: &SigningKey, date: &str, path_signed: &str| {
+        let signature = docket_model::request::sign_request(key, "GET", path_signed, date, b"");
+        let headers = format!(
+            "docket-agency: {agency}\r\ndocket-key: {}\r\ndocket-date: {date}\r\ndocket-signature: {}\r\n",
+            PublicKey(key.verifying_key().to_bytes()).to_hex(),
+            signature.to_hex()
+        );
+        request(addr, "GET", path, b"", &headers)
+    };
+    let now = Timestamp::now().to_string();
+    let railway = demo::key(SEED, "china-railway");
+    assert_eq!(signed("china-railway", &railway, &now, path).status, 200);
+    assert_eq!(signed("china-railway", &railway, "2020-01-01T00:00:00Z", path).code(), "stale_request");
+    assert_eq!(signed("china-railway", &railway, &now, "/v1/views/subject?subject=other").code(), "bad_signature");
+    assert_eq!(signed("china-railway", &stranger, &now, path).code(), "unknown_key");
+    assert_eq!(signed("spc", &spc, &now, path).code(), "key_revoked");
+
+    assert_eq!(get_as(addr, "china-railway", "/v1/views/nope").code(), "not_found");
+    let bad = get_as(addr, "china-railway", "/v1/views/check?subject=bad&measure=restrict-rail");
     assert_eq!((bad.status, bad.code().as_str()), (400, "bad_parameter"));
     assert_eq!(bad.json()["error"]["field"], "subject");
-    assert_eq!(get(addr, "/v1/views/enforcement").code(), "missing_parameter");
-    assert_eq!(get(addr, "/v1/views/enforcement?agency=nobody").status, 404);
-    assert_eq!(get(addr, "/v1/feed?kind=arrest").code(), "bad_parameter");
-    assert_eq!(get(addr, "/v1/views/list?colour=blue").code(), "bad_parameter");
+    assert_eq!(get_as(addr, "china-railway", "/v1/views/enforcement").code(), "missing_parameter");
+    assert_eq!(get_as(addr, "china-railway", "/v1/views/list?list=no-such-list").status, 404);
+    assert_eq!(get_as(addr, "china-railway", "/v1/feed?kind=arrest").code(), "bad_parameter");
+    assert_eq!(get_as(addr, "china-railway", "/v1/views/list?colour=blue").code(), "bad_parameter");
 }
 
 #[test]
@@ -334,7 +375,7 @@ fn the_feed_resumes_after_a_restart() {
         assert_eq!(post(server.addr, "/v1/events", &body_of(&event)).status, 200);
         let mut cursor = 0;
         loop {
-            let page = get(server.addr, &format!("/v1/feed?cursor={cursor}&limit=1000")).json();
+            let page = get_as(server.addr, "spc", &format!("/v1/feed?cursor={cursor}&limit=1000")).json();
             cursor = page["cursor"].as_u64().unwrap();
             if page["caught_up"] == true {
                 break;
@@ -344,14 +385,14 @@ fn the_feed_resumes_after_a_restart() {
     };
     let server = start(dir.path(), ServerLimits::default());
     let addr = server.addr;
-    let last = get(addr, &format!("/v1/events/{}", cursor - 1)).json();
+    let last = get_as(addr, "spc", &format!("/v1/events/{}", cursor - 1)).json();
     assert_eq!(last["signed"]["id"], first_id, "the last event before the restart is durable");
     let second = notice(301, "spc", &spc, Some(0), "After the restart");
     let third = notice(302, "spc", &spc, Some(0), "After the restart, again");
     for event in [&second, &third] {
         assert_eq!(post(addr, "/v1/events", &body_of(event)).status, 200);
     }
-    let page = get(addr, &format!("/v1/feed?cursor={cursor}")).json();
+    let page = get_as(addr, "spc", &format!("/v1/feed?cursor={cursor}")).json();
     let ids: Vec<&str> =
         page["events"].as_array().unwrap().iter().map(|e| e["signed"]["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [second.id().to_string(), third.id().to_string()], "nothing missed, nothing out of order");
@@ -359,7 +400,14 @@ fn the_feed_resumes_after_a_restart() {
     // SSE from Last-Event-ID: the two events, then the caught-up marker.
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!("GET /v1/feed/sse HTTP/1.1\r\nHost: test\r\nLast-Event-ID: {cursor}\r\n\r\n");
+    let date = Timestamp::now().to_string();
+    let signature = docket_model::request::sign_request(&spc, "GET", "/v1/feed/sse", &date, b"");
+    let head = format!(
+        "GET /v1/feed/sse HTTP/1.1\r\nHost: test\r\nLast-Event-ID: {cursor}\r\ndocket-agency: spc\r\n\
+         docket-key: {}\r\ndocket-date: {date}\r\ndocket-signature: {}\r\n\r\n",
+        PublicKey(spc.verifying_key().to_bytes()).to_hex(),
+        signature.to_hex()
+    );
     stream.write_all(head.as_bytes()).unwrap();
     let mut seen = String::new();
     let mut buffer = [0u8; 4096];
@@ -376,7 +424,9 @@ fn the_feed_resumes_after_a_restart() {
     drop(stream);
 
     // A long poll at the head waits, then returns the next event.
-    let waiter = std::thread::spawn(move || get(addr, &format!("/v1/feed?cursor={}&wait_ms=10000", cursor + 2)).json());
+    let waiter = std::thread::spawn(move || {
+        get_as(addr, "spc", &format!("/v1/feed?cursor={}&wait_ms=10000", cursor + 2)).json()
+    });
     std::thread::sleep(Duration::from_millis(300));
     let fourth = notice(303, "spc", &spc, Some(0), "While someone waits");
     assert_eq!(post(addr, "/v1/events", &body_of(&fourth)).status, 200);

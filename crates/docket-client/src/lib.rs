@@ -1,0 +1,182 @@
+//! A small blocking client for docket's HTTP API (HTTP/1.1 over TCP, one
+//! connection per request), used by `docket get` and the tests. With an
+//! identity it signs every request with the agency's key
+//! (`docket_model::request`), which is how non-public reads are authorised.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+
+use docket_model::request::{sign_request, AGENCY_HEADER, DATE_HEADER, KEY_HEADER, SIGNATURE_HEADER};
+use docket_model::{PublicKey, Timestamp};
+
+/// Longest a request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a request failed (a refusal by the server is a [`Response`], not an error).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("base URL {0:?}: expected http://HOST:PORT")]
+    Url(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed response: {0}")]
+    Response(String),
+}
+
+/// Who signs the requests.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub agency: String,
+    pub key: SigningKey,
+}
+
+/// A client of one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    host: String,
+    identity: Option<Identity>,
+}
+
+/// A response: status, headers (names lower-cased) and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Client {
+    /// A client of `base` (`http://HOST:PORT`).
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        let host = base.strip_prefix("http://").ok_or_else(|| ClientError::Url(base.into()))?.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(ClientError::Url(base.into()));
+        }
+        Ok(Self { host: host.to_owned(), identity: None })
+    }
+
+    /// Signs every request as `agency` with `key`.
+    pub fn with_identity(mut self, agency: &str, key: SigningKey) -> Self {
+        self.identity = Some(Identity { agency: agency.to_owned(), key });
+        self
+    }
+
+    pub fn get(&self, path_and_query: &str) -> Result<Response, ClientError> {
+        self.request("GET", path_and_query, b"", &[])
+    }
+
+    pub fn post(&self, path_and_query: &str, body: &[u8]) -> Result<Response, ClientError> {
+        self.request("POST", path_and_query, body, &[])
+    }
+
+    /// Sends one request, signed if the client has an identity, and reads the whole response.
+    pub fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
+        let mut head = format!(
+            "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.host,
+            body.len()
+        );
+        if let Some(identity) = &self.identity {
+            let date = Timestamp::now().to_string();
+            let signature = sign_request(&identity.key, method, path_and_query, &date, body);
+            let key = PublicKey(identity.key.verifying_key().to_bytes());
+            head.push_str(&format!(
+                "{AGENCY_HEADER}: {}\r\n{KEY_HEADER}: {}\r\n{DATE_HEADER}: {date}\r\n{SIGNATURE_HEADER}: {}\r\n",
+                identity.agency,
+                key.to_hex(),
+                signature.to_hex()
+            ));
+        }
+        for (name, value) in extra_headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut stream = TcpStream::connect(&self.host)?;
+        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        parse(&raw)
+    }
+}
+
+fn parse(raw: &[u8]) -> Result<Response, ClientError> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| ClientError::Response("no end of headers".into()))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| ClientError::Response("no status line".into()))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    Ok(Response { status, headers, body })
+}
+
+/// Decodes a chunked body (as far as it goes).
+fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, ClientError> {
+    let mut body = Vec::new();
+    loop {
+        let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else { return Ok(body) };
+        let size_text = String::from_utf8_lossy(&rest[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| ClientError::Response(format!("chunk size {size_text:?}")))?;
+        rest = &rest[end + 2..];
+        if size == 0 || rest.len() < size {
+            body.extend_from_slice(&rest[..size.min(rest.len())]);
+            return Ok(body);
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = rest.get(size + 2..).unwrap_or_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_parse_plain_and_chunked() {
+        let plain = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhi").expect("parses");
+        assert_eq!((plain.status, plain.body.as_slice(), plain.header("x-a")), (200, &b"hi"[..], Some("b")));
+        let chunked =
+            parse(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+                .expect("parses");
+        assert_eq!((chunked.status, chunked.body.as_slice()), (404, &b"abcde"[..]));
+        assert!(parse(b"garbage").is_err());
+        assert!(Client::new("https://x").is_err());
+        assert!(Client::new("http://127.0.0.1:1/path").is_err());
+    }
+}
