@@ -1,10 +1,12 @@
 //! A small blocking client for docket's HTTP API (HTTP/1.1 over TCP, one
-//! connection per request), used by `docket get` and the tests. With an
+//! kept-alive connection per client), used by `docket get`, the load tool and
+//! the tests. With an
 //! identity it signs every request with the agency's key
 //! (`docket_model::request`), which is how non-public reads are authorised.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
@@ -34,11 +36,20 @@ pub struct Identity {
     pub key: SigningKey,
 }
 
-/// A client of one server.
-#[derive(Debug, Clone)]
+/// A client of one server. It keeps its connection open between requests
+/// (and opens a new one if the server closed it); clone it for another
+/// connection.
+#[derive(Debug)]
 pub struct Client {
     host: String,
     identity: Option<Identity>,
+    connection: Mutex<Option<BufReader<TcpStream>>>,
+}
+
+impl Clone for Client {
+    fn clone(&self) -> Self {
+        Self { host: self.host.clone(), identity: self.identity.clone(), connection: Mutex::new(None) }
+    }
 }
 
 /// A response: status, headers (names lower-cased) and body.
@@ -68,7 +79,7 @@ impl Client {
         if host.is_empty() || host.contains('/') {
             return Err(ClientError::Url(base.into()));
         }
-        Ok(Self { host: host.to_owned(), identity: None })
+        Ok(Self { host: host.to_owned(), identity: None, connection: Mutex::new(None) })
     }
 
     /// Signs every request as `agency` with `key`.
@@ -93,11 +104,8 @@ impl Client {
         body: &[u8],
         extra_headers: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
-        let mut head = format!(
-            "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.host,
-            body.len()
-        );
+        let mut head =
+            format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.host, body.len());
         if let Some(identity) = &self.identity {
             let date = Timestamp::now().to_string();
             let signature = sign_request(&identity.key, method, path_and_query, &date, body);
@@ -113,13 +121,81 @@ impl Client {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        let mut stream = TcpStream::connect(&self.host)?;
-        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw)?;
-        parse(&raw)
+        let mut guard = self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A kept connection may have been closed by the server: then once more on a new one.
+        let reused = guard.is_some();
+        for attempt in 0..2 {
+            let mut connection = match guard.take() {
+                Some(connection) => connection,
+                None => {
+                    let stream = TcpStream::connect(&self.host)?;
+                    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+                    stream.set_nodelay(true)?;
+                    BufReader::new(stream)
+                }
+            };
+            let exchanged = exchange(&mut connection, head.as_bytes(), body);
+            match exchanged {
+                Ok((response, keep)) => {
+                    if keep {
+                        *guard = Some(connection);
+                    }
+                    return Ok(response);
+                }
+                Err(_) if attempt == 0 && reused => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ClientError::Response("no response".into()))
+    }
+}
+
+/// Writes a request and reads one response off the connection; whether the connection can be kept.
+fn exchange(connection: &mut BufReader<TcpStream>, head: &[u8], body: &[u8]) -> Result<(Response, bool), ClientError> {
+    connection.get_mut().write_all(head)?;
+    connection.get_mut().write_all(body)?;
+    let mut raw_head = Vec::new();
+    loop {
+        let before = raw_head.len();
+        connection.read_until(b'\n', &mut raw_head)?;
+        if raw_head.len() == before {
+            return Err(ClientError::Response("the connection closed before a response".into()));
+        }
+        if raw_head.ends_with(b"\r\n\r\n") {
+            break;
+        }
+    }
+    let mut response = parse(&raw_head)?;
+    let header = |name: &str| response.header(name).map(str::to_owned);
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let keep = !header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    if chunked {
+        let mut body = Vec::new();
+        loop {
+            let mut line = String::new();
+            connection.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| ClientError::Response(format!("chunk size {line:?}")))?;
+            let mut chunk = vec![0; size + 2];
+            connection.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+        response.body = body;
+        Ok((response, keep))
+    } else if let Some(length) = header("content-length") {
+        let length: usize = length.parse().map_err(|_| ClientError::Response(format!("content-length {length:?}")))?;
+        let mut body = vec![0; length];
+        connection.read_exact(&mut body)?;
+        response.body = body;
+        Ok((response, keep))
+    } else {
+        let mut body = Vec::new();
+        connection.read_to_end(&mut body)?;
+        response.body = body;
+        Ok((response, false))
     }
 }
 

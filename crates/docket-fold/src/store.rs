@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -68,6 +68,11 @@ pub struct StoreLimits {
     pub cache_bytes: usize,
     /// Threads decoding records during catch-up, beside the one folding them.
     pub decode_threads: usize,
+    /// Whether each catch-up ends with a durable (fsynced) commit. A server
+    /// catching up after every append turns this off and calls
+    /// [`Store::sync`] on an interval: the store is a cache of the log, and
+    /// on open it is checked against the log and caught up anyway.
+    pub durable_catch_up: bool,
 }
 
 impl Default for StoreLimits {
@@ -77,6 +82,7 @@ impl Default for StoreLimits {
             registry_snapshot_events: 64,
             cache_bytes: 64 * 1024 * 1024,
             decode_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            durable_catch_up: true,
         }
     }
 }
@@ -100,6 +106,17 @@ pub struct Store {
     reader: Reader,
     root: PublicKey,
     limits: StoreLimits,
+    /// What is folded, published after each catch-up's last commit. Reads
+    /// take it briefly; they never wait for a catch-up (redb readers see the
+    /// last commit while a write runs).
+    progress: Mutex<Progress>,
+    /// One catch-up at a time.
+    catching_up: Mutex<()>,
+}
+
+/// How far the store has folded.
+#[derive(Debug, Clone)]
+struct Progress {
     /// Current registry and how many registry events it has.
     registry: Arc<Registry>,
     registry_events: u64,
@@ -178,7 +195,7 @@ impl Store {
                     drop(store);
                     opened.rebuilt = Some(reason);
                     let store = Self::build(dir, &path, reader, root, limits.clone())?;
-                    opened.folded = store.next_seq;
+                    opened.folded = store.records();
                     store
                 }
             },
@@ -187,13 +204,12 @@ impl Store {
                     opened.rebuilt = Some(reason.to_string());
                 }
                 let store = Self::build(dir, &path, reader, root, limits.clone())?;
-                opened.folded = store.next_seq;
+                opened.folded = store.records();
                 store
             }
         };
-        let mut store = store;
         opened.folded += store.catch_up()?;
-        opened.records = store.next_seq;
+        opened.records = store.records();
         Ok((store, opened))
     }
 
@@ -204,7 +220,7 @@ impl Store {
         let path = dir.join(STORE_FILE);
         let reader = Reader::new(Paths { dir: dir.to_owned() }.segments());
         let store = Self::build(dir, &path, reader, root, limits)?;
-        let records = store.next_seq;
+        let records = store.records();
         Ok((store, Opened { rebuilt: Some("asked to rebuild".into()), folded: records, records }))
     }
 
@@ -213,7 +229,7 @@ impl Store {
         if shadow.exists() {
             tried!(&shadow, std::fs::remove_file(&shadow));
         }
-        let mut store = Self::create_file(&shadow, reader.clone(), root, limits.clone())?;
+        let store = Self::create_file(&shadow, reader.clone(), root, limits.clone())?;
         store.catch_up()?;
         drop(store);
         tried!(path, std::fs::rename(&shadow, path));
@@ -269,42 +285,51 @@ impl Store {
         let events_table = txn.open_table(REGISTRY_EVENTS).map_err(|e| e.to_string())?;
         let registry_events = events_table.len().map_err(|e| e.to_string())?;
         drop((meta, events_table, txn));
-        let mut store = Self {
+        let store = Self {
             path: path.to_owned(),
             db,
             reader,
             root,
             limits,
-            registry: Arc::new(Registry::new(root)),
-            registry_events,
-            next_seq,
-            last_checksum,
+            progress: Mutex::new(Progress {
+                registry: Arc::new(Registry::new(root)),
+                registry_events,
+                next_seq,
+                last_checksum,
+            }),
+            catching_up: Mutex::new(()),
         };
-        store.registry = store.registry_through(u64::MAX).map_err(|e| e.to_string())?;
+        let registry = store.registry_through(u64::MAX).map_err(|e| e.to_string())?;
+        store.lock_progress().registry = registry;
         Ok(store)
     }
 
     /// Why the store cannot be trusted against the log, if it cannot.
     fn trust(&self) -> Result<Option<String>, FoldError> {
-        if self.next_seq == 0 {
+        let progress = self.lock_progress().clone();
+        let (next_seq, last_checksum) = (progress.next_seq, progress.last_checksum);
+        if next_seq == 0 {
             return Ok(None);
         }
-        match self.reader.checksum_of(self.next_seq - 1)? {
+        match self.reader.checksum_of(next_seq - 1)? {
             None => Ok(Some(format!(
-                "the store has {} records but the log has fewer: the log is not the one it was built from",
-                self.next_seq
+                "the store has {next_seq} records but the log has fewer: the log is not the one it was built from"
             ))),
-            Some(checksum) if checksum != self.last_checksum => Ok(Some(format!(
-                "the log's record {} differs from the one the store was built from",
-                self.next_seq - 1
-            ))),
+            Some(checksum) if checksum != last_checksum => {
+                Ok(Some(format!("the log's record {} differs from the one the store was built from", next_seq - 1)))
+            }
             Some(_) => Ok(None),
         }
     }
 
+    fn lock_progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        // The progress is replaced whole, never left half-written: a panic elsewhere cannot poison its meaning.
+        self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Records folded into the store.
     pub fn records(&self) -> u64 {
-        self.next_seq
+        self.lock_progress().next_seq
     }
 
     /// The path of the store file.
@@ -314,7 +339,7 @@ impl Store {
 
     /// The current registry.
     pub fn current_registry(&self) -> Arc<Registry> {
-        self.registry.clone()
+        self.lock_progress().registry.clone()
     }
 
     /// System time of the record at `seq`, read from the log.
@@ -332,10 +357,15 @@ impl Store {
     /// Two threads: one reads, decodes and prepares records (case keys,
     /// facts), the other folds them into redb, one transaction per
     /// `batch_events` records.
-    pub fn catch_up(&mut self) -> Result<u64, FoldError> {
-        let start = self.next_seq;
+    ///
+    /// Takes `&self`: reads go on meanwhile against the last commit, and see
+    /// the new records once the catch-up publishes its progress.
+    pub fn catch_up(&self) -> Result<u64, FoldError> {
+        let _exclusive = self.catching_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut progress = self.lock_progress().clone();
+        let start = progress.next_seq;
         let reader = self.reader.clone();
-        let prev = (start > 0).then_some(self.last_checksum);
+        let prev = (start > 0).then_some(progress.last_checksum);
         let workers = self.limits.decode_threads.max(1);
         type Chunk<T> = Result<Vec<T>, FoldError>;
         let (inputs, outputs): (Vec<_>, Vec<_>) = (0..workers)
@@ -381,37 +411,71 @@ impl Store {
             for turn in 0.. {
                 let Ok(chunk) = outputs[turn % outputs.len()].recv() else { break };
                 for record in chunk? {
-                    self.fold_record(&mut batch, record)?;
+                    self.fold_record(&mut progress, &mut batch, record)?;
                     folded += 1;
                     if batch.records >= self.limits.batch_events.max(1) {
-                        self.commit(std::mem::take(&mut batch))?;
+                        self.commit(&progress, std::mem::take(&mut batch))?;
                     }
                 }
             }
-            self.commit(batch)?;
+            self.commit(&progress, batch)?;
             Ok::<u64, FoldError>(folded)
-        })?;
-        if folded > 0 {
-            // Batches commit without fsync; this one makes them all durable.
-            let txn = tried!(&self.path, self.db.begin_write());
-            tried!(&self.path, txn.commit());
+        });
+        let folded = match folded {
+            Ok(folded) => {
+                *self.lock_progress() = progress;
+                folded
+            }
+            Err(error) => {
+                // Batches before the failure may have committed: publish what the file holds.
+                if let Ok(committed) = self.progress_from_db() {
+                    *self.lock_progress() = committed;
+                }
+                return Err(error);
+            }
+        };
+        if folded > 0 && self.limits.durable_catch_up {
+            self.sync()?;
         }
         Ok(folded)
     }
 
+    /// Makes every commit so far durable (batches commit without fsync).
+    pub fn sync(&self) -> Result<(), FoldError> {
+        let txn = tried!(&self.path, self.db.begin_write());
+        tried!(&self.path, txn.commit());
+        Ok(())
+    }
+
+    /// The progress as committed in the file.
+    fn progress_from_db(&self) -> Result<Progress, FoldError> {
+        let path = self.path.as_path();
+        let txn = tried!(path, self.db.begin_read());
+        let meta = tried!(path, txn.open_table(META));
+        let position = tried!(path, meta.get("position"))
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| store_error(path)(&"no position in meta"))?;
+        let (next, checksum) = position.split_first_chunk::<8>().ok_or_else(|| store_error(path)(&"short position"))?;
+        let last_checksum: [u8; 32] = checksum.try_into().map_err(|_| store_error(path)(&"short position checksum"))?;
+        let registry_events = tried!(path, tried!(path, txn.open_table(REGISTRY_EVENTS)).len());
+        drop((meta, txn));
+        let registry = self.registry_through(u64::MAX)?;
+        Ok(Progress { registry, registry_events, next_seq: u64::from_be_bytes(*next), last_checksum })
+    }
+
     /// Adds one record to the batch; registry events apply at once.
-    fn fold_record(&mut self, batch: &mut Batch, record: Prepared) -> Result<(), FoldError> {
+    fn fold_record(&self, progress: &mut Progress, batch: &mut Batch, record: Prepared) -> Result<(), FoldError> {
         let (seq, checksum) = (record.seq, record.checksum);
-        if seq != self.next_seq {
-            return Err(FoldError::Inconsistent { seq, reason: format!("expected seq {}", self.next_seq) });
+        if seq != progress.next_seq {
+            return Err(FoldError::Inconsistent { seq, reason: format!("expected seq {}", progress.next_seq) });
         }
         match record.what {
             What::Registry { system_time, event } => {
-                apply_registry(Arc::make_mut(&mut self.registry), seq, system_time, &event)?;
+                apply_registry(Arc::make_mut(&mut progress.registry), seq, system_time, &event)?;
                 batch.registry_events.push((seq, timed(system_time, &event.to_wire())));
-                self.registry_events += 1;
-                if self.registry_events.is_multiple_of(self.limits.registry_snapshot_events.max(1)) {
-                    batch.snapshots.push((seq, timed(system_time, &postcard_bytes(&*self.registry))));
+                progress.registry_events += 1;
+                if progress.registry_events.is_multiple_of(self.limits.registry_snapshot_events.max(1)) {
+                    batch.snapshots.push((seq, timed(system_time, &postcard_bytes(&*progress.registry))));
                 }
             }
             What::Case { key, case, fact, applier } => {
@@ -437,8 +501,8 @@ impl Store {
             }
         }
         batch.records += 1;
-        self.next_seq = seq + 1;
-        self.last_checksum = checksum;
+        progress.next_seq = seq + 1;
+        progress.last_checksum = checksum;
         Ok(())
     }
 
@@ -459,7 +523,7 @@ impl Store {
     }
 
     /// Writes a batch and the new position in one transaction.
-    fn commit(&mut self, batch: Batch) -> Result<(), FoldError> {
+    fn commit(&self, progress: &Progress, batch: Batch) -> Result<(), FoldError> {
         if batch.records == 0 {
             return Ok(());
         }
@@ -509,7 +573,7 @@ impl Store {
                 tried!(path, by_applier.insert(key.as_slice(), [].as_slice()));
             }
             let mut meta = tried!(path, txn.open_table(META));
-            let position = prefixed(&self.next_seq.to_be_bytes(), &self.last_checksum);
+            let position = prefixed(&progress.next_seq.to_be_bytes(), &progress.last_checksum);
             tried!(path, meta.insert("position", position.as_slice()));
         }
         tried!(path, txn.commit());
@@ -725,7 +789,7 @@ fn prepare(frame: &docket_log::frame::Frame) -> Result<Prepared, FoldError> {
 impl Source for Store {
     fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError> {
         let last = match known {
-            Known::All => return Ok(self.registry.clone()),
+            Known::All => return Ok(self.current_registry()),
             Known::Through(seq) => seq,
             Known::At(time) => match self.registry_seq_at(time)? {
                 Some(seq) => seq,
@@ -735,12 +799,15 @@ impl Source for Store {
         let path = self.path.as_path();
         let txn = tried!(path, self.db.begin_read());
         let events = tried!(path, txn.open_table(REGISTRY_EVENTS));
-        // No registry event after `last`: the current registry is the answer.
+        // No registry event after `last`, and the published registry covers
+        // `last`: the current registry is the answer.
         let later = tried!(path, events.range(last.saturating_add(1)..)).next().is_some();
         drop((events, txn));
-        if !later {
-            return Ok(self.registry.clone());
+        let progress = self.lock_progress();
+        if !later && progress.next_seq > last {
+            return Ok(progress.registry.clone());
         }
+        drop(progress);
         self.registry_through(last)
     }
 

@@ -42,7 +42,7 @@ pub(crate) fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &Head
             ),
         ));
     }
-    let registry = app.store.read().unwrap_or_else(std::sync::PoisonError::into_inner).current_registry();
+    let registry = app.store.current_registry();
     registry.check_key_at(&agency, &key, now).map_err(|error| {
         let code = if matches!(error, AuthError::RevokedKey { .. }) { "key_revoked" } else { "unknown_key" };
         ApiError::new(StatusCode::FORBIDDEN, code, error.to_string())

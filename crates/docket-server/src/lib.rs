@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -87,7 +88,8 @@ pub(crate) struct Metrics {
 pub(crate) struct App {
     pub(crate) dir: PathBuf,
     pub(crate) sequencer: Sequencer,
-    pub(crate) store: RwLock<Store>,
+    /// The projections: reads never wait for the background catch-up.
+    pub(crate) store: Store,
     /// The log's size (next seq) as far as this server has acknowledged.
     pub(crate) head: watch::Sender<u64>,
     /// The projections' watermark (next seq folded).
@@ -126,12 +128,12 @@ impl Server {
             }
         });
         let (sequencer, writer) = Sequencer::start_with_checkpoints(log, Limits::default(), Some(hook));
-        let (store, _) = Store::open(dir, StoreLimits::default())?;
+        let (store, _) = Store::open(dir, StoreLimits { durable_catch_up: false, ..StoreLimits::default() })?;
         let projected = store.records();
         let app = App {
             dir: dir.to_owned(),
             sequencer,
-            store: RwLock::new(store),
+            store,
             head: watch::Sender::new(size),
             projected: watch::Sender::new(projected),
             reader: Reader::new(dir.join("segments")),
@@ -158,7 +160,8 @@ impl Server {
             app.stopping.send_replace(true);
         };
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
-        projector.abort();
+        // The projector syncs the store once it sees the server stopping.
+        let _ = tokio::time::timeout(Duration::from_secs(30), projector).await;
         let Self { app, writer } = self;
         drop(app);
         // The writer ends when the last sequencer handle is gone; handlers
@@ -173,10 +176,21 @@ impl Server {
     }
 }
 
+/// Least time between two catch-ups: appends arriving meanwhile are folded
+/// together, in one transaction.
+const PROJECTION_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Longest time the projections' commits stay without fsync.
+const PROJECTION_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Keeps the projections caught up with the log: after every change of the
-/// head, folds what is new.
+/// head (at most every `PROJECTION_INTERVAL`), folds what is new; makes the
+/// store durable every `PROJECTION_SYNC_INTERVAL` and when the server stops.
 async fn project(app: Arc<App>) {
     let mut head = app.head.subscribe();
+    let mut stopping = app.stopping.subscribe();
+    let mut synced = tokio::time::Instant::now();
+    let mut dirty = false;
     loop {
         let target = *head.borrow_and_update();
         if *app.projected.borrow() < target {
@@ -185,21 +199,37 @@ async fn project(app: Arc<App>) {
                 if let Err(error) = worker.extend_tree(target) {
                     eprintln!("docket-server: tree: {error}");
                 }
-                let mut store = worker.store.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-                store.catch_up().map(|_| store.records())
+                worker.store.catch_up().map(|_| worker.store.records())
             })
             .await;
             match folded {
                 Ok(Ok(records)) => {
                     app.projected.send_replace(records);
+                    dirty = true;
                 }
                 Ok(Err(error)) => eprintln!("docket-server: projections: {error}"),
                 Err(error) => eprintln!("docket-server: projections: {error}"),
             }
+            tokio::time::sleep(PROJECTION_INTERVAL).await;
             continue;
         }
-        if head.changed().await.is_err() {
+        let stop = *stopping.borrow();
+        if dirty && (stop || synced.elapsed() >= PROJECTION_SYNC_INTERVAL) {
+            let worker = app.clone();
+            let result = tokio::task::spawn_blocking(move || worker.store.sync()).await;
+            if let Ok(Err(error)) = result {
+                eprintln!("docket-server: projections: {error}");
+            }
+            synced = tokio::time::Instant::now();
+            dirty = false;
+        }
+        if stop {
             return;
+        }
+        tokio::select! {
+            changed = head.changed() => if changed.is_err() { return },
+            _ = stopping.changed() => {}
+            _ = tokio::time::sleep(PROJECTION_SYNC_INTERVAL), if dirty => {}
         }
     }
 }

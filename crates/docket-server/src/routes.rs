@@ -166,6 +166,18 @@ async fn event_at(
     page.events.into_iter().next().map(Json).ok_or_else(|| ApiError::not_found(format!("seq {seq}")))
 }
 
+/// "Everything recorded" read as "everything through the projections'
+/// watermark": the catch-up runs beside the reads, and a view must not mix a
+/// registry from before a record with cases from after it.
+fn consistent(store: &docket_fold::Store, as_of: docket_fold::AsOf) -> docket_fold::AsOf {
+    match (as_of.known, store.records()) {
+        (docket_fold::Known::All, records) if records > 0 => {
+            docket_fold::AsOf { known: docket_fold::Known::Through(records - 1), ..as_of }
+        }
+        _ => as_of,
+    }
+}
+
 /// Query parameters of the views.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,30 +229,30 @@ async fn view(
     }
     let worker = app.clone();
     let (value, watermark) = tokio::task::spawn_blocking(move || -> Result<(Value, u64), ApiError> {
-        let store = worker.store.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let as_of = query::resolve(&store, params.as_of.as_deref(), params.valid_at.as_deref())?;
+        let store = &worker.store;
+        let as_of = consistent(store, query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?);
         let name = |value: &Option<String>, parameter: &str| -> Result<Option<docket_model::Name>, QueryError> {
             value.as_deref().map(|v| query::name(parameter, v)).transpose()
         };
         let agency = name(&params.agency, "agency")?;
         let list = name(&params.list, "list")?;
         let value = match view.as_str() {
-            "list" => json!(views::list_view(&*store, as_of, agency.as_ref(), list.as_ref())?),
+            "list" => json!(views::list_view(store, as_of, agency.as_ref(), list.as_ref())?),
             "enforcement" => {
                 let agency = query::name("agency", required(&params.agency, "agency", "enforcement")?)?;
-                json!(views::enforcement_view(&*store, as_of, &agency)?)
+                json!(views::enforcement_view(store, as_of, &agency)?)
             }
             "subject" => {
                 let subject = query::parse_subject("subject", required(&params.subject, "subject", "subject")?)?;
-                json!(views::subject_view(&*store, as_of, &subject)?)
+                json!(views::subject_view(store, as_of, &subject)?)
             }
-            "public" => json!(views::public_view(&*store, as_of, list.as_ref())?),
+            "public" => json!(views::public_view(store, as_of, list.as_ref())?),
             "check" => {
                 let subject = query::parse_subject("subject", required(&params.subject, "subject", "check")?)?;
                 let measure = query::name("measure", required(&params.measure, "measure", "check")?)?;
-                json!(views::check(&*store, as_of, &subject, &measure, agency.as_ref())?)
+                json!(views::check(store, as_of, &subject, &measure, agency.as_ref())?)
             }
-            "registry" => json!(views::registry_view(&*store, as_of)?),
+            "registry" => json!(views::registry_view(store, as_of)?),
             other => {
                 return Err(ApiError::not_found(format!(
                     "no view {other:?}; the views are list, enforcement, subject, public, check, registry"
@@ -284,8 +296,8 @@ async fn audit(
     authenticate(&app, &method, &uri, &headers)?;
     let worker = app.clone();
     tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
-        let store = worker.store.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let as_of = query::resolve(&store, params.as_of.as_deref(), params.valid_at.as_deref())?;
+        let store = &worker.store;
+        let as_of = consistent(store, query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?);
         let scope = docket_audit::audit::Scope {
             list: params.list.as_deref().map(|l| query::name("list", l)).transpose()?,
             agency: params.agency.as_deref().map(|a| query::name("agency", a)).transpose()?,
@@ -294,7 +306,7 @@ async fn audit(
         let mut total = 0usize;
         let mut page = vec![];
         let report = docket_audit::audit::audit_each(
-            &*store,
+            store,
             as_of,
             &scope,
             &docket_audit::RuleSet::bundled(),

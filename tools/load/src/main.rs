@@ -1,0 +1,294 @@
+//! load: drives docket's HTTP server with many concurrent clients and
+//! reports throughput and latency next to the in-process figure of the same
+//! run.
+//!
+//! * in-process ingest: signed notices through the sequencer (the full append
+//!   path, group commit, fdatasync) from `--appenders` tokio tasks;
+//! * HTTP ingest: the same number of notices, as `POST /v1/events` from
+//!   `--appenders` client threads (one connection per request) against
+//!   `docket serve`'s server on loopback, on another copy of the same ledger;
+//! * point check: `GET /v1/views/check`, signed, from `--connections` client
+//!   threads paced to `--rate` requests/s in total, for `--seconds`, while
+//!   `--background` threads keep appending; p50 / p99 / max.
+//!
+//! ```text
+//! load [--events 20000] [--appenders 256] [--connections 64] [--rate 1000] [--seconds 10] [--background 16] [--subjects 2000] [--dir DIR]
+//! ```
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use docket_log::demo;
+use docket_log::ledger::{self, Ledger};
+use docket_model::event::{Body, CaseAction, CaseEvent, Event, ServiceMethod, Signer, FORMAT_VERSION};
+use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp, Uscc};
+use docket_server::{Server, ServerLimits};
+
+const SEED: u64 = 1;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn uscc(index: u64) -> Uscc {
+    let first = format!("91120000{index:09}");
+    let check = Uscc::check_character(first.as_bytes());
+    Uscc::parse(&format!("{first}{check}")).expect("valid USCC")
+}
+
+/// Notices opening `count` new cases, signed by the demo court, on both cores.
+fn notices(from: u64, count: u64) -> Vec<SignedEvent> {
+    let key = demo::key(SEED, "spc");
+    let public = PublicKey(key.verifying_key().to_bytes());
+    let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    let chunk = count.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let key = key.clone();
+                scope.spawn(move || {
+                    (from + t * chunk..from + ((t + 1) * chunk).min(count))
+                        .map(|i| {
+                            let at = Timestamp::parse("2024-03-01T10:00:00+08:00").expect("time");
+                            let event = Event {
+                                format: FORMAT_VERSION,
+                                signer: Signer::Agency(Name::parse("spc").expect("name")),
+                                key: public,
+                                effective_at: at,
+                                body: Body::Case(CaseEvent {
+                                    list: Name::parse("cn-spc-defaulters").expect("name"),
+                                    subject: SubjectId::Uscc(uscc(i)),
+                                    number: Name::parse(&format!("(2024)京0105执{i}号")).expect("name"),
+                                    expected_version: Some(0),
+                                    action: CaseAction::Notice {
+                                        served_at: at,
+                                        method: ServiceMethod::Post,
+                                        matter: "Failure to perform the payment obligation in an effective judgment"
+                                            .into(),
+                                        rights: "You may object in writing within 7 working days of service.".into(),
+                                    },
+                                }),
+                            };
+                            SignedEvent::sign(event, &key).expect("signs")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("signer")).collect()
+    })
+}
+
+/// A demo ledger with `subjects` cases.
+fn demo_ledger(dir: &Path, subjects: u64) {
+    let built = demo::build(subjects, SEED);
+    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
+    ledger::init(dir, "docket.invalid/load", &demo::key(SEED, "log"), root, None).expect("init");
+    let mut ledger = Ledger::open(dir, docket_log::Config::default()).expect("open");
+    for chunk in built.events.chunks(4096) {
+        for result in ledger.log.append_batch(chunk.to_vec(), Timestamp::now()).expect("append") {
+            result.expect("demo events are accepted");
+        }
+    }
+    ledger.checkpoint(&demo::key(SEED, "log")).expect("checkpoint");
+}
+
+fn in_process(dir: &Path, events: &[SignedEvent], appenders: usize) -> f64 {
+    let (log, _) = Ledger::open(dir, docket_log::Config::default()).expect("open").into_parts();
+    let (sequencer, writer) = docket_log::Sequencer::start(log, docket_log::Limits::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let started = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for task in 0..appenders {
+            let sequencer = sequencer.clone();
+            let mine: Vec<SignedEvent> = events.iter().skip(task).step_by(appenders).cloned().collect();
+            tasks.push(tokio::spawn(async move {
+                for event in mine {
+                    sequencer.append(event).await.expect("accepted");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("appender");
+        }
+    });
+    let rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    drop(sequencer);
+    writer.join().expect("writer");
+    rate
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Posts `events` from `threads` threads; returns (events/s, sorted latencies in ms).
+fn http_ingest(base: &str, events: &[SignedEvent], threads: usize) -> (f64, Vec<f64>) {
+    let bodies: Vec<Vec<u8>> = events.iter().map(|e| serde_json::to_vec(&e.to_json()).expect("json")).collect();
+    let started = Instant::now();
+    let mut latencies: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let bodies = &bodies;
+                scope.spawn(move || {
+                    let client = docket_client::Client::new(base).expect("client");
+                    let mut mine = vec![];
+                    for body in bodies.iter().skip(t).step_by(threads) {
+                        let sent = Instant::now();
+                        let response = client.post("/v1/events", body).expect("request");
+                        assert_eq!(response.status, 200, "{}", response.text());
+                        mine.push(sent.elapsed().as_secs_f64() * 1e3);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("client thread")).collect()
+    });
+    let rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    (rate, latencies)
+}
+
+fn main() {
+    let count = arg("--events", 20_000);
+    let appenders = arg("--appenders", 256) as usize;
+    let connections = arg("--connections", 64) as usize;
+    let rate = arg("--rate", 1000);
+    let seconds = arg("--seconds", 10);
+    let background = arg("--background", 16) as usize;
+    let subjects = arg("--subjects", 2000);
+    let base_dir = std::env::args()
+        .skip_while(|a| a != "--dir")
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().expect("cwd").join("target/load"));
+    std::fs::create_dir_all(&base_dir).expect("dir");
+    let work = tempfile::tempdir_in(&base_dir).expect("tempdir");
+    let (http_dir, local_dir) = (work.path().join("http"), work.path().join("local"));
+    eprintln!("demo ledgers ({subjects} subjects) and {count} signed notices…");
+    demo_ledger(&http_dir, subjects);
+    demo_ledger(&local_dir, subjects);
+    let events = notices(0, count);
+    // Enough for the background appenders at the rates seen on this machine (under 10k/s).
+    let background_events = notices(count, (seconds * 12_000).max(1000));
+
+    eprintln!("in-process ingest…");
+    let local_rate = in_process(&local_dir, &events, appenders);
+
+    let (ready, addr) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_dir = http_dir.clone();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let server = Server::open(&server_dir, ServerLimits::default()).expect("server");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            ready.send(listener.local_addr().expect("addr")).expect("ready");
+            server
+                .serve(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serves");
+        });
+    });
+    let base = format!("http://{}", addr.recv().expect("server address"));
+    eprintln!("HTTP ingest against {base}…");
+    let (http_rate, append_latency) = http_ingest(&base, &events, appenders);
+
+    // Point checks at a fixed total rate, with appends running.
+    eprintln!("point checks: {rate}/s over {connections} connections for {seconds} s, {background} appenders running…");
+    let subjects_checked: Vec<String> = (0..count).step_by(7).map(|i| format!("uscc:{}", uscc(i))).collect();
+    let stop_appends = Arc::new(AtomicBool::new(false));
+    let appended = Arc::new(AtomicU64::new(0));
+    let appenders_running: Vec<_> = (0..background)
+        .map(|t| {
+            let (base, stop, appended) = (base.clone(), stop_appends.clone(), appended.clone());
+            let mine: Vec<Vec<u8>> = background_events
+                .iter()
+                .skip(t)
+                .step_by(background)
+                .map(|e| serde_json::to_vec(&e.to_json()).expect("json"))
+                .collect();
+            std::thread::spawn(move || {
+                let client = docket_client::Client::new(&base).expect("client");
+                for body in mine {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if client.post("/v1/events", &body).is_ok_and(|r| r.status == 200) {
+                        appended.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let interval = Duration::from_secs_f64(connections as f64 / rate as f64);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut check_latency: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..connections)
+            .map(|t| {
+                let (base, subjects_checked) = (&base, &subjects_checked);
+                scope.spawn(move || {
+                    let client = docket_client::Client::new(base)
+                        .expect("client")
+                        .with_identity("china-railway", demo::key(SEED, "china-railway"));
+                    let mut mine = vec![];
+                    let mut next = Instant::now() + interval.mul_f64(t as f64 / connections as f64);
+                    let mut index = t;
+                    while next < deadline {
+                        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let subject = &subjects_checked[index % subjects_checked.len()];
+                        let path = format!("/v1/views/check?subject={subject}&measure=restrict-rail");
+                        let sent = Instant::now();
+                        let response = client.get(&path).expect("request");
+                        assert_eq!(response.status, 200, "{}", response.text());
+                        mine.push(sent.elapsed().as_secs_f64() * 1e3);
+                        index += connections;
+                        next += interval;
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("checker")).collect()
+    });
+    stop_appends.store(true, Ordering::Relaxed);
+    for handle in appenders_running {
+        handle.join().expect("appender");
+    }
+    let _ = stop.send(());
+    server.join().expect("server");
+    check_latency.sort_by(f64::total_cmp);
+    let achieved = check_latency.len() as f64 / seconds as f64;
+    let background_rate = appended.load(Ordering::Relaxed) as f64 / seconds as f64;
+
+    println!(
+        "load: {count} notices, {appenders} appenders; {} cores\n",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    println!("| figure | value | peer | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| HTTP ingest, {appenders} clients | {http_rate:.0} events/s (append p50 {:.1} ms, p99 {:.1} ms) | in-process ingest, {appenders} tasks: {local_rate:.0} events/s | {:.2} | >= 0.50 |",
+        percentile(&append_latency, 0.5),
+        percentile(&append_latency, 0.99),
+        http_rate / local_rate
+    );
+    println!(
+        "| point check over HTTP, {achieved:.0} requests/s over {connections} connections, with {background_rate:.0} appends/s running | p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms | — | — | p99 < 5 ms at 1,000/s |",
+        percentile(&check_latency, 0.5),
+        percentile(&check_latency, 0.99),
+        check_latency.last().copied().unwrap_or(f64::NAN)
+    );
+}
