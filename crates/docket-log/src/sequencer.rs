@@ -120,6 +120,18 @@ impl Sequencer {
         answer.await.map_err(|_| AppendError::Stopped)?
     }
 
+    /// Queues one event and returns at once with the receipt's future: events
+    /// submitted one after another from one task are sequenced in that order
+    /// and can share a group commit (how a batch of appends is pipelined).
+    pub async fn submit(
+        &self,
+        event: SignedEvent,
+    ) -> Result<impl std::future::Future<Output = Result<Receipt, AppendError>>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(Request { event, reply }).await.map_err(|_| AppendError::Stopped)?;
+        Ok(async move { answer.await.map_err(|_| AppendError::Stopped)? })
+    }
+
     /// Appends from synchronous code (not from inside an async runtime).
     pub fn append_blocking(&self, event: SignedEvent) -> Result<Receipt, AppendError> {
         let (reply, answer) = oneshot::channel();

@@ -80,6 +80,37 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Whether the request carries the wire form (`application/octet-stream`) rather than JSON.
+fn is_wire(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/octet-stream"))
+}
+
+use docket_model::signed::WIRE_SIZE_BYTES_MAX as WIRE_BYTES_MAX;
+
+/// Splits a wire-form batch: each event's wire form after its length (u32, big-endian).
+fn wire_batch(bytes: &[u8]) -> Result<Vec<&[u8]>, ApiError> {
+    let mut events = vec![];
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let Some((length, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(ApiError::bad_request("malformed_wire", format!("event {}: a truncated length", events.len())));
+        };
+        let length = u32::from_be_bytes(*length) as usize;
+        if length > WIRE_BYTES_MAX || length > tail.len() {
+            return Err(ApiError::bad_request(
+                "malformed_wire",
+                format!("event {}: length {length} is past the body or over {WIRE_BYTES_MAX}", events.len()),
+            ));
+        }
+        events.push(&tail[..length]);
+        rest = &tail[length..];
+    }
+    Ok(events)
+}
+
 fn receipt_json(receipt: &Receipt) -> Value {
     json!({
         "seq": receipt.seq,
@@ -90,11 +121,7 @@ fn receipt_json(receipt: &Receipt) -> Value {
 }
 
 /// Appends one event; the receipt once it is durable. A duplicate gets the original receipt.
-async fn append_one(app: &App, json: SignedJson) -> Result<Receipt, ApiError> {
-    let event = SignedEvent::from_json(json).map_err(|e| {
-        app.count(&app.metrics.refused);
-        ApiError::event(&e)
-    })?;
+async fn append_one(app: &App, event: SignedEvent) -> Result<Receipt, ApiError> {
     let size_before = *app.head.borrow();
     match app.sequencer.append(event).await {
         Ok(receipt) => {
@@ -113,19 +140,34 @@ async fn append_one(app: &App, json: SignedJson) -> Result<Receipt, ApiError> {
     }
 }
 
-async fn append(State(app): State<Arc<App>>, request: Body) -> Result<Json<Value>, ApiError> {
+async fn append(State(app): State<Arc<App>>, headers: HeaderMap, request: Body) -> Result<Json<Value>, ApiError> {
     let bytes = body(&app, request).await?;
-    let json: SignedJson = parse(&bytes).inspect_err(|_| app.count(&app.metrics.refused))?;
-    let receipt = append_one(&app, json).await?;
+    let event = if is_wire(&headers) {
+        SignedEvent::from_wire(&bytes).map_err(|e| ApiError::event(&e))
+    } else {
+        parse::<SignedJson>(&bytes).and_then(|json| SignedEvent::from_json(json).map_err(|e| ApiError::event(&e)))
+    }
+    .inspect_err(|_| app.count(&app.metrics.refused))?;
+    let receipt = append_one(&app, event).await?;
     Ok(Json(receipt_json(&receipt)))
 }
 
-/// Appends events in order, each after the previous is durable, and stops at
-/// the first refusal: `results` has a receipt per appended event, then the
-/// refusal; the events after it are not tried.
-async fn append_batch(State(app): State<Arc<App>>, request: Body) -> Result<Response, ApiError> {
+/// Appends a batch: the events are queued in order, so they are sequenced in
+/// that order and share group commits; each gets its own result (a receipt,
+/// or its refusal, which does not stop the others: an event that depends on a
+/// refused one is refused in turn). The status is 200 if every event was
+/// appended, else 207 (multi-status).
+async fn append_batch(State(app): State<Arc<App>>, headers: HeaderMap, request: Body) -> Result<Response, ApiError> {
     let bytes = body(&app, request).await?;
-    let events: Vec<SignedJson> = parse(&bytes)?;
+    let events: Vec<Result<SignedEvent, ApiError>> = if is_wire(&headers) {
+        wire_batch(&bytes)?
+            .into_iter()
+            .map(|wire| SignedEvent::from_wire(wire).map_err(|e| ApiError::event(&e)))
+            .collect()
+    } else {
+        let events: Vec<SignedJson> = parse(&bytes).inspect_err(|_| app.count(&app.metrics.refused))?;
+        events.into_iter().map(|json| SignedEvent::from_json(json).map_err(|e| ApiError::event(&e))).collect()
+    };
     let max = app.limits.batch_events_max;
     if events.len() > max {
         return Err(ApiError::new(
@@ -134,19 +176,43 @@ async fn append_batch(State(app): State<Arc<App>>, request: Body) -> Result<Resp
             format!("{} events; batch_events_max = {max}", events.len()),
         ));
     }
-    let mut results = vec![];
-    let mut status = StatusCode::OK;
-    for (index, json) in events.into_iter().enumerate() {
-        match append_one(&app, json).await {
-            Ok(receipt) => results.push(json!({ "receipt": receipt_json(&receipt) })),
+    let size_before = *app.head.borrow();
+    let mut pending = Vec::with_capacity(events.len());
+    for event in events {
+        match event {
+            Ok(event) => match app.sequencer.submit(event).await {
+                Ok(receipt) => pending.push(Ok(receipt)),
+                Err(error) => pending.push(Err(ApiError::append(&error))),
+            },
+            Err(error) => pending.push(Err(error)),
+        }
+    }
+    let mut results = Vec::with_capacity(pending.len());
+    let mut seen = std::collections::HashSet::new();
+    let mut all_appended = true;
+    for (index, outcome) in pending.into_iter().enumerate() {
+        let outcome = match outcome {
+            Ok(receipt) => receipt.await.map_err(|error| ApiError::append(&error)),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(receipt) => {
+                // A receipt from before the batch, or one this batch already got, is a duplicate's.
+                let duplicate = receipt.seq < size_before || !seen.insert(receipt.seq);
+                let counter = if duplicate { &app.metrics.duplicates } else { &app.metrics.appended };
+                app.count(counter);
+                app.advance_head(receipt.seq + 1);
+                results.push(json!({ "receipt": receipt_json(&receipt) }));
+            }
             Err(mut error) => {
+                app.count(&app.metrics.refused);
+                all_appended = false;
                 error.message = format!("event {index}: {}", error.message);
-                status = error.status;
                 results.push(error.body());
-                break;
             }
         }
     }
+    let status = if all_appended { StatusCode::OK } else { StatusCode::MULTI_STATUS };
     Ok((status, Json(json!({ "results": results }))).into_response())
 }
 

@@ -254,9 +254,36 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert!(audit["findings"].as_array().unwrap().iter().all(|f| f["list"] == "cn-spc-defaulters"));
     assert_eq!(get_as(addr, "spc", "/v1/audit?list=no-such-list").status, 404);
 
+    // A batch: sequenced in order, sharing group commits; a duplicate inside gets the original receipt.
+    let spc = demo::key(SEED, "spc");
+    let (a, b) = (notice(2, "spc", &spc, Some(0), "First of a batch"), notice(3, "spc", &spc, Some(0), "Second"));
+    let batch = serde_json::to_vec(&json!([a.to_json(), b.to_json(), a.to_json()])).unwrap();
+    let reply = post(addr, "/v1/events/batch", &batch);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let results = reply.json()["results"].clone();
+    let head = get(addr, "/readyz").json()["log_size"].as_u64().unwrap();
+    assert_eq!(results[0]["receipt"]["seq"], head - 2);
+    assert_eq!(results[1]["receipt"]["seq"], head - 1);
+    assert_eq!(results[2]["receipt"], results[0]["receipt"]);
+
+    // The wire form (canonical bytes and signature): one event, and a batch of length-prefixed ones.
+    let (c, d) = (notice(4, "spc", &spc, Some(0), "Wire form"), notice(5, "spc", &spc, Some(0), "Wire batch"));
+    let octets = "Content-Type: application/octet-stream\r\n";
+    let one = request(addr, "POST", "/v1/events", &c.to_wire(), octets);
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.json()["id"], c.id().to_string());
+    let mut framed = Vec::new();
+    for event in [&c, &d] {
+        framed.extend_from_slice(&(event.to_wire().len() as u32).to_be_bytes());
+        framed.extend_from_slice(&event.to_wire());
+    }
+    let both = request(addr, "POST", "/v1/events/batch", &framed, octets);
+    assert_eq!(both.status, 200, "{}", both.body);
+    assert_eq!(both.json()["results"][0]["receipt"], one.json(), "a duplicate in wire form too");
+
     let metrics = get(addr, "/metrics").body;
-    assert!(metrics.contains("docket_appends_total 1"), "{metrics}");
-    assert!(metrics.contains("docket_duplicate_appends_total 1"), "{metrics}");
+    assert!(metrics.contains("docket_appends_total 5"), "{metrics}");
+    assert!(metrics.contains("docket_duplicate_appends_total 3"), "{metrics}");
 }
 
 #[test]
@@ -291,6 +318,13 @@ fn every_refusal_has_its_code() {
         assert_eq!((reply.status, reply.code().as_str()), (status, code), "{what}: {}", reply.body);
         assert!(!reply.json()["error"]["message"].as_str().unwrap_or_default().is_empty(), "{what}");
     }
+    let octets = "Content-Type: application/octet-stream\r\n";
+    let garbage = request(addr, "POST", "/v1/events", b"\x05hello", octets);
+    assert_eq!((garbage.status, garbage.code().as_str()), (422, "invalid_event"), "{}", garbage.body);
+    let truncated = request(addr, "POST", "/v1/events/batch", &[0, 0, 1], octets);
+    assert_eq!((truncated.status, truncated.code().as_str()), (400, "malformed_wire"));
+    let overlong = request(addr, "POST", "/v1/events/batch", &[0, 0, 0, 200, 1, 2], octets);
+    assert_eq!((overlong.status, overlong.code().as_str()), (400, "malformed_wire"));
     let stale = post(addr, "/v1/events", &body_of(&stale)).json();
     assert_eq!(stale["error"]["actual_version"], 1);
     let unknown = post(addr, "/v1/events", &serde_json::to_vec(&unknown).unwrap()).json();
@@ -317,10 +351,17 @@ fn every_refusal_has_its_code() {
     let after = post(addr, "/v1/events", &body_of(&notice(105, "spc", &spc, Some(0), "x")));
     assert_eq!((after.status, after.code().as_str()), (403, "key_revoked"), "{}", after.body);
 
-    // Batches: in order, stopping at the first refusal; and a limit.
-    let batch = json!([notice(106, "spc", &stranger, Some(0), "x").to_json()]);
+    // Batches: every event gets its result, in order; 207 when any is refused; and a limit.
+    let railway_key = demo::key(SEED, "china-railway");
+    let batch = json!([
+        notice(106, "spc", &stranger, Some(0), "x").to_json(),
+        notice(107, "china-railway", &railway_key, Some(0), "x").to_json(),
+    ]);
     let reply = post(addr, "/v1/events/batch", &serde_json::to_vec(&batch).unwrap());
-    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.status, 207, "{}", reply.body);
+    let results = reply.json()["results"].clone();
+    assert_eq!(results[0]["error"]["code"], "unknown_key");
+    assert_eq!(results[1]["error"]["code"], "not_authorised");
     let five: Vec<_> = (0..5).map(|i| notice(200 + i, "spc", &stranger, Some(0), "x").to_json()).collect();
     let reply = post(addr, "/v1/events/batch", &serde_json::to_vec(&five).unwrap());
     assert_eq!((reply.status, reply.code().as_str()), (413, "batch_too_large"));

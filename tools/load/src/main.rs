@@ -6,13 +6,16 @@
 //!   path, group commit, fdatasync) from `--appenders` tokio tasks;
 //! * HTTP ingest: the same number of notices, as `POST /v1/events` from
 //!   `--appenders` client threads (one connection per request) against
-//!   `docket serve`'s server on loopback, on another copy of the same ledger;
+//!   `docket serve`'s server on loopback, on another copy of the same ledger
+//!   (a third of the notices); then a third as `--batch`-event JSON batches
+//!   (`POST /v1/events/batch`) from `--appenders / --batch` clients, the same
+//!   number of events in flight, and the last third as wire-form batches;
 //! * point check: `GET /v1/views/check`, signed, from `--connections` client
 //!   threads paced to `--rate` requests/s in total, for `--seconds`, while
 //!   `--background` threads keep appending; p50 / p99 / max.
 //!
 //! ```text
-//! load [--events 20000] [--appenders 256] [--connections 64] [--rate 1000] [--seconds 10] [--background 16] [--subjects 2000] [--dir DIR]
+//! load [--events 20000] [--appenders 256] [--batch 16] [--connections 64] [--rate 1000] [--seconds 10] [--background 16] [--subjects 2000] [--dir DIR]
 //! ```
 
 use std::path::Path;
@@ -129,9 +132,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Posts `events` from `threads` threads; returns (events/s, sorted latencies in ms).
-fn http_ingest(base: &str, events: &[SignedEvent], threads: usize) -> (f64, Vec<f64>) {
-    let bodies: Vec<Vec<u8>> = events.iter().map(|e| serde_json::to_vec(&e.to_json()).expect("json")).collect();
+/// Posts `events` from `threads` threads, `batch` events per request
+/// (`/v1/events` for 1, `/v1/events/batch` otherwise); returns (events/s,
+/// sorted request latencies in ms).
+fn http_ingest(base: &str, events: &[SignedEvent], threads: usize, batch: usize, wire: bool) -> (f64, Vec<f64>) {
+    let bodies: Vec<Vec<u8>> = if wire {
+        events
+            .chunks(batch.max(1))
+            .map(|chunk| {
+                let mut body = Vec::new();
+                for event in chunk {
+                    let bytes = event.to_wire();
+                    body.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                    body.extend_from_slice(&bytes);
+                }
+                body
+            })
+            .collect()
+    } else if batch <= 1 {
+        events.iter().map(|e| serde_json::to_vec(&e.to_json()).expect("json")).collect()
+    } else {
+        events
+            .chunks(batch)
+            .map(|chunk| serde_json::to_vec(&chunk.iter().map(SignedEvent::to_json).collect::<Vec<_>>()).expect("json"))
+            .collect()
+    };
+    let path = if batch <= 1 && !wire { "/v1/events" } else { "/v1/events/batch" };
+    let content_type: &[(&str, &str)] =
+        if wire { &[("Content-Type", "application/octet-stream")] } else { &[("Content-Type", "application/json")] };
     let started = Instant::now();
     let mut latencies: Vec<f64> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -142,7 +170,7 @@ fn http_ingest(base: &str, events: &[SignedEvent], threads: usize) -> (f64, Vec<
                     let mut mine = vec![];
                     for body in bodies.iter().skip(t).step_by(threads) {
                         let sent = Instant::now();
-                        let response = client.post("/v1/events", body).expect("request");
+                        let response = client.request("POST", path, body, content_type).expect("request");
                         assert_eq!(response.status, 200, "{}", response.text());
                         mine.push(sent.elapsed().as_secs_f64() * 1e3);
                     }
@@ -202,7 +230,13 @@ fn main() {
     });
     let base = format!("http://{}", addr.recv().expect("server address"));
     eprintln!("HTTP ingest against {base}…");
-    let (http_rate, append_latency) = http_ingest(&base, &events, appenders);
+    let third = count as usize / 3;
+    let (http_rate, append_latency) = http_ingest(&base, &events[..third], appenders, 1, false);
+    // The same events in flight (appenders), as batches of `batch` from appenders / batch clients.
+    let batch = arg("--batch", 16) as usize;
+    let batch_clients = (appenders / batch.max(1)).max(1);
+    let (batch_rate, batch_latency) = http_ingest(&base, &events[third..2 * third], batch_clients, batch, false);
+    let (wire_rate, wire_latency) = http_ingest(&base, &events[2 * third..], batch_clients, batch, true);
 
     // Point checks at a fixed total rate, with appends running.
     eprintln!("point checks: {rate}/s over {connections} connections for {seconds} s, {background} appenders running…");
@@ -280,10 +314,22 @@ fn main() {
     println!("| figure | value | peer | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
-        "| HTTP ingest, {appenders} clients | {http_rate:.0} events/s (append p50 {:.1} ms, p99 {:.1} ms) | in-process ingest, {appenders} tasks: {local_rate:.0} events/s | {:.2} | >= 0.50 |",
+        "| HTTP ingest, {appenders} clients, one JSON event per request | {http_rate:.0} events/s (append p50 {:.1} ms, p99 {:.1} ms) | in-process ingest, {appenders} tasks: {local_rate:.0} events/s | {:.2} | >= 0.50 |",
         percentile(&append_latency, 0.5),
         percentile(&append_latency, 0.99),
         http_rate / local_rate
+    );
+    println!(
+        "| HTTP ingest, {batch_clients} clients x {batch}-event batches, JSON | {batch_rate:.0} events/s (request p50 {:.1} ms, p99 {:.1} ms) | in-process ingest, {appenders} tasks: {local_rate:.0} events/s | {:.2} | >= 0.50 |",
+        percentile(&batch_latency, 0.5),
+        percentile(&batch_latency, 0.99),
+        batch_rate / local_rate
+    );
+    println!(
+        "| HTTP ingest, {batch_clients} clients x {batch}-event batches, wire form | {wire_rate:.0} events/s (request p50 {:.1} ms, p99 {:.1} ms) | in-process ingest, {appenders} tasks: {local_rate:.0} events/s | {:.2} | >= 0.50 |",
+        percentile(&wire_latency, 0.5),
+        percentile(&wire_latency, 0.99),
+        wire_rate / local_rate
     );
     println!(
         "| point check over HTTP, {achieved:.0} requests/s over {connections} connections, with {background_rate:.0} appends/s running | p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms | — | — | p99 < 5 ms at 1,000/s |",
