@@ -14,6 +14,7 @@
 mod auth;
 pub mod error;
 mod feed;
+pub mod openapi;
 mod routes;
 
 use std::net::SocketAddr;

@@ -474,3 +474,28 @@ fn the_feed_resumes_after_a_restart() {
     let page = waiter.join().unwrap();
     assert_eq!(page["events"][0]["signed"]["id"], fourth.id().to_string());
 }
+
+#[test]
+fn the_openapi_document_is_checked_in_served_and_covers_every_route() {
+    let document = docket_server::openapi::document();
+    docket_testkit::expect_file("schemas/openapi.json", &(serde_json::to_string_pretty(&document).unwrap() + "\n"));
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 40);
+    let server = start(dir.path(), ServerLimits::default());
+    let addr = server.addr;
+    assert_eq!(get(addr, "/openapi.json").json(), document);
+    for route in docket_server::openapi::ROUTES {
+        let path = route.path.replace("{seq}", "0").replace("{path}", "0/000");
+        let method = route.method.to_uppercase();
+        let reply = request(addr, &method, &path, b"", "");
+        // axum's fallback answers an unrouted path with an empty 404; every routed one answers with a body.
+        assert!(!(reply.status == 404 && reply.body.is_empty()), "{method} {path} is documented but not routed");
+        let refused_unsigned = reply.status == 401 && reply.code() == "unauthenticated";
+        let signed = route.access == docket_server::openapi::Access::SignedRequest;
+        assert_eq!(
+            refused_unsigned, signed,
+            "{method} {path}: documented access {:?}, got {}",
+            route.access, reply.status
+        );
+    }
+}

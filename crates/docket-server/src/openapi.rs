@@ -1,0 +1,381 @@
+//! The OpenAPI 3.1 document of the API, built from one table of routes and
+//! from the JSON Schemas the types generate (signed events, audit reports),
+//! so it cannot drift from them. Served at `/openapi.json`; the checked-in
+//! copy `schemas/openapi.json` is compared with it by a test
+//! (`DOCKET_BLESS=1` rewrites it).
+
+use serde_json::{json, Map, Value};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Open,
+    /// A request signed by a registered agency key (`API.md`, "Who may read").
+    SignedRequest,
+    /// Anyone; the body is a signed event, which is the credential.
+    SignedEvent,
+}
+
+/// One documented route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// Query parameters: (name, required, description).
+    pub query: &'static [(&'static str, bool, &'static str)],
+    /// The request body's schema (a component name), if any.
+    pub body: Option<&'static str>,
+    /// The success response's schema (a component name).
+    pub response: &'static str,
+}
+
+const BITEMPORAL: [(&str, bool, &str); 3] = [
+    ("as_of", false, "A seq (inclusive) or an RFC 3339 time: what the ledger held then"),
+    ("valid_at", false, "An RFC 3339 time or a date: what was in force then"),
+    ("min_seq", false, "Wait (bounded) until the projections include this seq"),
+];
+
+/// Query parameters: `params!(name, required, description; ...)`.
+macro_rules! params {
+    ($($name:literal, $required:literal, $what:literal);*) => {
+        &[$(($name, $required, $what)),*]
+    };
+}
+
+/// Every route, as served by `routes::router`.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "post",
+        path: "/v1/events",
+        summary:
+            "Append one signed event (JSON, or the wire form as application/octet-stream); the receipt once durable",
+        access: Access::SignedEvent,
+        query: &[],
+        body: Some("SignedEvent"),
+        response: "Receipt",
+    },
+    Route {
+        method: "post",
+        path: "/v1/events/batch",
+        summary:
+            "Append signed events in order, sharing group commits; a result per event (200, or 207 if any was refused)",
+        access: Access::SignedEvent,
+        query: &[],
+        body: Some("SignedEventBatch"),
+        response: "BatchResults",
+    },
+    Route {
+        method: "get",
+        path: "/v1/events/{seq}",
+        summary: "One record of the log",
+        access: Access::SignedRequest,
+        query: &[],
+        body: None,
+        response: "Record",
+    },
+    Route {
+        method: "get",
+        path: "/v1/feed",
+        summary: "The change feed from a cursor, filtered; long poll with wait_ms",
+        access: Access::SignedRequest,
+        query: params!("cursor", false, "The next seq to deliver"; "limit", false, "Most events"; "list", false, "Only this list"; "agency", false, "Only events signed by this agency"; "kind", false, "Only this event kind"; "wait_ms", false, "Long poll: wait this long when caught up"),
+        body: None,
+        response: "FeedPage",
+    },
+    Route {
+        method: "get",
+        path: "/v1/feed/sse",
+        summary: "The change feed as Server-Sent Events (resume with Last-Event-ID)",
+        access: Access::SignedRequest,
+        query: params!("cursor", false, "The next seq to deliver"; "list", false, "Only this list"; "agency", false, "Only events signed by this agency"; "kind", false, "Only this event kind"),
+        body: None,
+        response: "EventStream",
+    },
+    Route {
+        method: "get",
+        path: "/v1/views/list",
+        summary: "A designating agency's lists, status per case",
+        access: Access::SignedRequest,
+        query: params!("agency", false, "The designating agency (the signer's own)"; "list", false, "Only this list"),
+        body: None,
+        response: "View",
+    },
+    Route {
+        method: "get",
+        path: "/v1/views/enforcement",
+        summary: "A responsible agency's worklist: to apply, applied, must lift",
+        access: Access::SignedRequest,
+        query: params!("agency", true, "The responsible agency (the signer's own)"),
+        body: None,
+        response: "View",
+    },
+    Route {
+        method: "get",
+        path: "/v1/views/subject",
+        summary: "Every case and measure of one subject",
+        access: Access::SignedRequest,
+        query: params!("subject", true, "uscc:CODE, resident:NUMBER, SCHEME:VALUE or a bare code"),
+        body: None,
+        response: "View",
+    },
+    Route {
+        method: "get",
+        path: "/v1/views/public",
+        summary: "The public list, identifiers masked",
+        access: Access::Open,
+        query: params!("list", false, "Only this list"),
+        body: None,
+        response: "View",
+    },
+    Route {
+        method: "get",
+        path: "/v1/views/check",
+        summary: "Is the subject restricted by the measure, and on what grounds",
+        access: Access::SignedRequest,
+        query: params!("subject", true, "The subject"; "measure", true, "The measure code"; "agency", false, "As applied by this agency"),
+        body: None,
+        response: "View",
+    },
+    Route {
+        method: "get",
+        path: "/v1/views/registry",
+        summary: "Agencies, keys, lists, measures, MOUs, rule sets",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "View",
+    },
+    Route {
+        method: "get",
+        path: "/v1/audit",
+        summary: "The due-process audit, one page of findings",
+        access: Access::SignedRequest,
+        query: params!("list", false, "Only this list"; "agency", false, "Only findings where this agency had to act"; "offset", false, "Findings to skip"; "limit", false, "Most findings"),
+        body: None,
+        response: "AuditReport",
+    },
+    Route {
+        method: "get",
+        path: "/v1/checkpoint",
+        summary: "The latest signed checkpoint (C2SP tlog-checkpoint)",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Text",
+    },
+    Route {
+        method: "get",
+        path: "/v1/proof/inclusion",
+        summary: "RFC 6962 inclusion proof",
+        access: Access::Open,
+        query: params!("seq", true, "The record"; "size", false, "Tree size (default: the latest checkpoint's)"),
+        body: None,
+        response: "InclusionProof",
+    },
+    Route {
+        method: "get",
+        path: "/v1/proof/consistency",
+        summary: "RFC 6962 consistency proof",
+        access: Access::Open,
+        query: params!("old", true, "The older tree size"; "new", false, "The newer tree size (default: the latest checkpoint's)"),
+        body: None,
+        response: "ConsistencyProof",
+    },
+    Route {
+        method: "get",
+        path: "/tile/{path}",
+        summary: "C2SP tlog-tiles (full tiles are immutable)",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Bytes",
+    },
+    Route {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Text",
+    },
+    Route {
+        method: "get",
+        path: "/readyz",
+        summary: "Log and projection sizes",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Ready",
+    },
+    Route {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Text",
+    },
+    Route {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This document",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Object",
+    },
+];
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// Moves a generated schema's `$defs` into `components.schemas` and points its refs there.
+fn absorb(schemas: &mut Map<String, Value>, name: &str, mut schema: Value) {
+    if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
+        for (def, value) in defs {
+            schemas.insert(def, value);
+        }
+    }
+    if let Value::Object(object) = &mut schema {
+        object.remove("$schema");
+        object.remove("$id");
+    }
+    schemas.insert(name.to_owned(), schema);
+}
+
+fn rewrite_refs(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::String(target)) = object.get_mut("$ref") {
+                if let Some(name) = target.strip_prefix("#/$defs/") {
+                    *target = format!("#/components/schemas/{name}");
+                }
+            }
+            object.values_mut().for_each(rewrite_refs);
+        }
+        Value::Array(items) => items.iter_mut().for_each(rewrite_refs),
+        _ => {}
+    }
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut schemas = Map::new();
+    absorb(&mut schemas, "SignedEvent", docket_model::schema::signed_event());
+    let report = docket_audit::schema::all().into_iter().find(|(path, _)| path == "audit-report.schema.json");
+    absorb(&mut schemas, "AuditReport", report.map(|(_, schema)| schema).unwrap_or_else(|| json!({"type": "object"})));
+    let hex = json!({"type": "string", "pattern": "^[0-9a-f]{64}$"});
+    let proof = json!({"type": "array", "items": hex});
+    let extra = json!({
+        "SignedEventBatch": {"type": "array", "items": reference("SignedEvent"), "description": "Or, as application/octet-stream, wire forms each preceded by its length (u32, big-endian)"},
+        "Receipt": {"type": "object", "required": ["seq", "id", "leaf_index", "system_time"], "properties": {
+            "seq": {"type": "integer", "minimum": 0}, "id": hex, "leaf_index": {"type": "integer", "minimum": 0}, "system_time": {"type": "string", "format": "date-time"}}},
+        "BatchResults": {"type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": {"oneOf": [
+            {"type": "object", "required": ["receipt"], "properties": {"receipt": reference("Receipt")}}, reference("Error")]}}}},
+        "Record": {"type": "object", "required": ["seq", "system_time", "kind", "signed"], "properties": {
+            "seq": {"type": "integer"}, "system_time": {"type": "string", "format": "date-time"}, "kind": {"type": "string"}, "signed": reference("SignedEvent")}},
+        "FeedPage": {"type": "object", "required": ["events", "cursor", "caught_up"], "properties": {
+            "events": {"type": "array", "items": reference("Record")}, "cursor": {"type": "integer"}, "caught_up": {"type": "boolean"}}},
+        "EventStream": {"type": "string", "description": "text/event-stream: `event: event` (data: a Record, id: the next cursor) and `event: caught-up`"},
+        "View": {"type": "object", "description": "A projection view, with its `as_of` point; see crates/docket-fold/src/views.rs"},
+        "InclusionProof": {"type": "object", "required": ["leaf_index", "tree_size", "leaf_hash", "root", "proof"], "properties": {
+            "leaf_index": {"type": "integer"}, "tree_size": {"type": "integer"}, "leaf_hash": hex, "root": hex, "proof": proof}},
+        "ConsistencyProof": {"type": "object", "required": ["old_size", "new_size", "old_root", "new_root", "proof"], "properties": {
+            "old_size": {"type": "integer"}, "new_size": {"type": "integer"}, "old_root": hex, "new_root": hex, "proof": proof}},
+        "Ready": {"type": "object", "required": ["log_size", "projected"], "properties": {"log_size": {"type": "integer"}, "projected": {"type": "integer"}}},
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string", "description": "Stable machine code (API.md, Errors)"}, "message": {"type": "string"},
+            "field": {"type": "string"}, "actual_version": {"type": "integer"}}}}},
+        "Text": {"type": "string"},
+        "Bytes": {"type": "string", "format": "binary"},
+        "Object": {"type": "object"},
+    });
+    if let Value::Object(extra) = extra {
+        schemas.extend(extra);
+    }
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let mut parameters: Vec<Value> = route
+            .query
+            .iter()
+            .map(|(name, required, what)| {
+                json!({"name": name, "in": "query", "required": required, "description": what, "schema": {"type": "string"}})
+            })
+            .collect();
+        if route.path.starts_with("/v1/views/") {
+            parameters.extend(BITEMPORAL.iter().map(|(name, required, what)| {
+                json!({"name": name, "in": "query", "required": required, "description": what, "schema": {"type": "string"}})
+            }));
+        }
+        if let Some(start) = route.path.find('{') {
+            let name = &route.path[start + 1..route.path.len() - 1];
+            parameters.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
+        }
+        let mut operation = json!({
+            "summary": route.summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": reference(route.response)}}},
+                "4XX": {"description": "Refused: see the code", "content": {"application/json": {"schema": reference("Error")}}},
+            },
+        });
+        match route.access {
+            Access::SignedRequest => operation["security"] = json!([{"SignedRequest": []}]),
+            Access::Open | Access::SignedEvent => operation["security"] = json!([]),
+        }
+        if let Some(body) = route.body {
+            operation["requestBody"] = json!({"required": true, "content": {
+                "application/json": {"schema": reference(body)},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
+        }
+        let entry = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
+        entry[route.method] = operation;
+    }
+    let mut document = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "docket", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "The docket designation ledger's HTTP API. Codes and semantics: crates/docket-server/API.md."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"SignedRequest": {"type": "apiKey", "in": "header", "name": "docket-signature",
+                "description": "With docket-agency, docket-key and docket-date: an ed25519 signature over docket/v1/request\\0 || METHOD || \\n || PATH_AND_QUERY || \\n || DATE || \\n || hex(SHA-256(body))"}},
+        },
+    });
+    rewrite_refs(&mut document);
+    document
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROUTES;
+
+    /// Every path the router serves is documented, and nothing else is.
+    #[test]
+    fn every_routed_path_is_documented() {
+        let source = include_str!("routes.rs");
+        let mut routed: Vec<String> = source
+            .split(".route(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .flat_map(|path| match path {
+                "/v1/views/{view}" => ["list", "enforcement", "subject", "public", "check", "registry"]
+                    .iter()
+                    .map(|view| format!("/v1/views/{view}"))
+                    .collect::<Vec<_>>(),
+                other => vec![other.replace("{*path}", "{path}")],
+            })
+            .collect();
+        routed.sort();
+        let mut documented: Vec<String> = ROUTES.iter().map(|r| r.path.to_owned()).collect();
+        documented.sort();
+        documented.dedup();
+        assert_eq!(routed, documented);
+    }
+}
