@@ -150,6 +150,15 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "get",
+        path: "/v1/delta",
+        summary: "Changes to the public list since a cursor: ADD, MOD, DEL of entries",
+        access: Access::Open,
+        query: params!("cursor", false, "The cursor of the last delta (0: everything)"; "list", false, "Only this list"),
+        body: None,
+        response: "Delta",
+    },
+    Route {
+        method: "get",
         path: "/v1/audit",
         summary: "The due-process audit, one page of findings",
         access: Access::SignedRequest,
@@ -292,6 +301,10 @@ pub fn document() -> Value {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"type": "string", "description": "Stable machine code (API.md, Errors)"}, "message": {"type": "string"},
             "field": {"type": "string"}, "actual_version": {"type": "integer"}}}}},
+        "Delta": {"type": "object", "required": ["from", "cursor", "valid_at", "changes"], "properties": {
+            "from": {"type": "integer"}, "cursor": {"type": "integer"}, "valid_at": {"type": "string", "format": "date-time"},
+            "changes": {"type": "array", "items": {"type": "object", "required": ["op", "entry"], "properties": {
+                "op": {"enum": ["ADD", "MOD", "DEL"]}, "entry": {"type": "object", "description": "A public list entry (as in /v1/views/public)"}}}}}},
         "Text": {"type": "string"},
         "Bytes": {"type": "string", "format": "binary"},
         "Object": {"type": "object"},

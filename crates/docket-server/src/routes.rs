@@ -31,6 +31,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/feed/sse", get(feed::sse))
         .route("/v1/views/{view}", get(view))
         .route("/v1/audit", get(audit))
+        .route("/v1/delta", get(delta))
         .route("/v1/checkpoint", get(checkpoint))
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
@@ -396,6 +397,78 @@ async fn audit(
         value["total_findings"] = json!(total);
         value["offset"] = json!(offset);
         Ok(Json(value))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// Parameters of `/v1/delta`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeltaParams {
+    /// The cursor of the last delta (0: from an empty list).
+    cursor: Option<u64>,
+    list: Option<String>,
+}
+
+/// Changes to the public list since a cursor, for integrators who keep a
+/// copy: ADD, MOD and DEL of entries (keyed by list and case number). The old
+/// side is the public list as the ledger held it before `cursor`, in force
+/// when that record was made; the new side is the list through the
+/// projections' watermark, in force now. So the delta carries both what was
+/// recorded since and what time did (a term that ran out is a MOD to expired).
+async fn delta(
+    State(app): State<Arc<App>>,
+    params: Result<Query<DeltaParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
+    let worker = app.clone();
+    tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
+        let store = &worker.store;
+        let list = params.list.as_deref().map(|l| query::name("list", l)).transpose()?;
+        let records = store.records();
+        let cursor = params.cursor.unwrap_or(0);
+        if cursor > records {
+            return Err(ApiError {
+                field: Some("cursor".into()),
+                ..ApiError::bad_request(
+                    "bad_parameter",
+                    format!("cursor {cursor}: the projections hold {records} records"),
+                )
+            });
+        }
+        let now = docket_model::Timestamp::now();
+        let entries = |known: docket_fold::Known, valid_at| -> Result<Vec<views::PublicEntry>, ApiError> {
+            Ok(views::public_view(store, docket_fold::AsOf { known, valid_at }, list.as_ref())?.entries)
+        };
+        let old = match cursor {
+            0 => vec![],
+            _ => {
+                let then = store.time_of(cursor - 1)?.unwrap_or(now);
+                entries(docket_fold::Known::Through(cursor - 1), then)?
+            }
+        };
+        let new = match records {
+            0 => vec![],
+            _ => entries(docket_fold::Known::Through(records - 1), now)?,
+        };
+        let key = |e: &views::PublicEntry| (e.list.to_string(), e.number.to_string());
+        let before: std::collections::BTreeMap<_, _> = old.iter().map(|e| (key(e), e)).collect();
+        let after: std::collections::BTreeMap<_, _> = new.iter().map(|e| (key(e), e)).collect();
+        let mut changes = vec![];
+        for (k, entry) in &after {
+            match before.get(k) {
+                None => changes.push(json!({"op": "ADD", "entry": entry})),
+                Some(previous) if previous != entry => changes.push(json!({"op": "MOD", "entry": entry})),
+                Some(_) => {}
+            }
+        }
+        for (k, entry) in &before {
+            if !after.contains_key(k) {
+                changes.push(json!({"op": "DEL", "entry": entry}));
+            }
+        }
+        Ok(Json(json!({"from": cursor, "cursor": records, "valid_at": now.to_string(), "changes": changes})))
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?

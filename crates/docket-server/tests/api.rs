@@ -154,6 +154,39 @@ fn notice(index: u64, agency: &str, key: &SigningKey, expected_version: Option<u
     SignedEvent::sign(event, key).unwrap()
 }
 
+/// A designation decision on case `index` (opened by a notice), in force from 1 October 2026.
+fn designation(index: u64, key: &SigningKey) -> SignedEvent {
+    use docket_model::event::{LegalRef, Severity};
+    let at = Timestamp::parse("2026-10-01T09:00:00+08:00").unwrap();
+    let text = |t: &str| t.to_owned();
+    let event = Event {
+        format: FORMAT_VERSION,
+        signer: Signer::Agency(Name::parse("spc").unwrap()),
+        key: PublicKey(key.verifying_key().to_bytes()),
+        effective_at: at,
+        body: Body::Case(CaseEvent {
+            list: Name::parse("cn-spc-defaulters").unwrap(),
+            subject: SubjectId::Uscc(uscc(index)),
+            number: Name::parse(&format!("(2024)京0105执{index}号")).unwrap(),
+            expected_version: Some(1),
+            action: CaseAction::DesignationDecision {
+                basis: None,
+                reasons: text("Able to perform but refuses"),
+                legal_basis: vec![LegalRef {
+                    instrument: text("Civil Procedure Law of the PRC"),
+                    article: text("art. 262"),
+                }],
+                measures_warning: text("Joint measures apply"),
+                removal_conditions: text("Performance"),
+                remedies: text("Review"),
+                severity: Severity::Serious,
+                term_months: Some(24),
+            },
+        }),
+    };
+    SignedEvent::sign(event, key).unwrap()
+}
+
 fn hex32(text: &str) -> [u8; 32] {
     let bytes: Vec<u8> = (0..64).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect();
     bytes.try_into().unwrap()
@@ -284,6 +317,26 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let metrics = get(addr, "/metrics").body;
     assert!(metrics.contains("docket_appends_total 5"), "{metrics}");
     assert!(metrics.contains("docket_duplicate_appends_total 3"), "{metrics}");
+
+    // The delta feed: everything as ADD from cursor 0, then exactly the new designation.
+    let list = "cn-spc-defaulters";
+    let first = get(addr, &format!("/v1/delta?cursor=0&list={list}")).json();
+    let public = get(addr, &format!("/v1/views/public?list={list}")).json();
+    let changes = first["changes"].as_array().unwrap();
+    assert!(!changes.is_empty() && changes.iter().all(|c| c["op"] == "ADD"));
+    assert_eq!(changes.len(), public["entries"].as_array().unwrap().len());
+    let cursor = first["cursor"].as_u64().unwrap();
+    let decision = designation(1, &spc);
+    let receipt = post(addr, "/v1/events", &body_of(&decision));
+    assert_eq!(receipt.status, 200, "{}", receipt.body);
+    let seq = receipt.json()["seq"].as_u64().unwrap();
+    assert_eq!(get(addr, &format!("/v1/views/public?min_seq={seq}")).status, 200);
+    let next = get(addr, &format!("/v1/delta?cursor={cursor}&list={list}")).json();
+    let changes = next["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{next}");
+    assert_eq!(changes[0]["op"], "ADD");
+    assert_eq!(changes[0]["entry"]["number"], "(2024)京0105执1号");
+    assert_eq!(get(addr, "/v1/delta?cursor=99999999").code(), "bad_parameter");
 }
 
 #[test]
