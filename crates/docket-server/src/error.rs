@@ -20,11 +20,13 @@ pub struct ApiError {
     pub field: Option<String>,
     /// For `stale_version`: the case's actual version.
     pub actual_version: Option<u64>,
+    /// For `rate_limited`: seconds until a retry can succeed (the `Retry-After` header).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, actual_version: None }
+        Self { status, code, message: message.into(), field: None, actual_version: None, retry_after_s: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -103,7 +105,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

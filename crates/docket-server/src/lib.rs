@@ -15,6 +15,7 @@ mod auth;
 pub mod error;
 mod feed;
 pub mod openapi;
+mod rate;
 mod routes;
 
 use std::net::SocketAddr;
@@ -47,6 +48,10 @@ pub struct ServerLimits {
     pub projection_wait_ms_max: u64,
     /// Largest difference between a signed request's date and the server's clock.
     pub request_skew_s: u64,
+    /// Accepted appends per second per signing agency (sustained).
+    pub appends_per_agency_per_s: u32,
+    /// Accepted appends an agency may make at once above the sustained rate.
+    pub append_burst: u32,
 }
 
 impl Default for ServerLimits {
@@ -58,6 +63,8 @@ impl Default for ServerLimits {
             long_poll_ms_max: 30_000,
             projection_wait_ms_max: 5_000,
             request_skew_s: 300,
+            appends_per_agency_per_s: 20_000,
+            append_burst: 40_000,
         }
     }
 }
@@ -102,6 +109,7 @@ pub(crate) struct App {
     /// Set when the server is stopping: open feeds end so that it can.
     pub(crate) stopping: watch::Sender<bool>,
     pub(crate) metrics: Metrics,
+    pub(crate) rate: rate::RateLimiter,
     pub(crate) limits: ServerLimits,
 }
 
@@ -141,6 +149,7 @@ impl Server {
             tree: RwLock::new(tree),
             stopping: watch::Sender::new(false),
             metrics: Metrics::default(),
+            rate: rate::RateLimiter::new(limits.appends_per_agency_per_s, limits.append_burst),
             limits,
         };
         Ok(Self { app: Arc::new(app), writer })

@@ -123,9 +123,43 @@ fn receipt_json(receipt: &Receipt) -> Value {
 }
 
 /// Appends one event; the receipt once it is durable. A duplicate gets the original receipt.
+/// The rate-limit key of an event: its signing agency, or the registry.
+fn signer_of(event: &SignedEvent) -> String {
+    match &event.event().signer {
+        docket_model::Signer::Agency(agency) => agency.to_string(),
+        docket_model::Signer::Registry => "(registry)".into(),
+    }
+}
+
+/// Takes an append token for the event's signer, or refuses with 429.
+fn take_token(app: &App, signer: &str) -> Result<(), ApiError> {
+    app.rate.take(signer).map_err(|wait| {
+        app.count(&app.metrics.refused);
+        let retry_after_s = Some(wait.ceil().max(1.0) as u64);
+        ApiError {
+            retry_after_s,
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "agency \"{signer}\" is over appends_per_agency_per_s = {}; retry in {:.0} ms",
+                    app.limits.appends_per_agency_per_s,
+                    (wait * 1000.0).ceil()
+                ),
+            )
+        }
+    })
+}
+
 async fn append_one(app: &App, event: SignedEvent) -> Result<Receipt, ApiError> {
     let size_before = *app.head.borrow();
-    match app.sequencer.append(event).await {
+    let signer = signer_of(&event);
+    take_token(app, &signer)?;
+    let appended = app.sequencer.append(event).await;
+    if appended.is_err() {
+        app.rate.refund(&signer);
+    }
+    match appended {
         Ok(receipt) => {
             if receipt.seq < size_before {
                 app.count(&app.metrics.duplicates);
@@ -181,10 +215,17 @@ async fn append_batch(State(app): State<Arc<App>>, headers: HeaderMap, request: 
     let size_before = *app.head.borrow();
     let mut pending = Vec::with_capacity(events.len());
     for event in events {
+        let event = event.and_then(|event| {
+            let signer = signer_of(&event);
+            take_token(&app, &signer).map(|()| (event, signer))
+        });
         match event {
-            Ok(event) => match app.sequencer.submit(event).await {
-                Ok(receipt) => pending.push(Ok(receipt)),
-                Err(error) => pending.push(Err(ApiError::append(&error))),
+            Ok((event, signer)) => match app.sequencer.submit(event).await {
+                Ok(receipt) => pending.push(Ok((receipt, signer))),
+                Err(error) => {
+                    app.rate.refund(&signer);
+                    pending.push(Err(ApiError::append(&error)));
+                }
             },
             Err(error) => pending.push(Err(error)),
         }
@@ -194,7 +235,10 @@ async fn append_batch(State(app): State<Arc<App>>, headers: HeaderMap, request: 
     let mut all_appended = true;
     for (index, outcome) in pending.into_iter().enumerate() {
         let outcome = match outcome {
-            Ok(receipt) => receipt.await.map_err(|error| ApiError::append(&error)),
+            Ok((receipt, signer)) => receipt.await.map_err(|error| {
+                app.rate.refund(&signer);
+                ApiError::append(&error)
+            }),
             Err(error) => Err(error),
         };
         match outcome {

@@ -459,6 +459,43 @@ fn every_refusal_has_its_code() {
 }
 
 #[test]
+fn appends_are_limited_per_agency_and_forgeries_spend_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 5);
+    let limits = ServerLimits { appends_per_agency_per_s: 1, append_burst: 2, ..ServerLimits::default() };
+    let server = start(dir.path(), limits);
+    let addr = server.addr;
+    let spc = demo::key(SEED, "spc");
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    for index in 0..5 {
+        let forged = post(addr, "/v1/events", &body_of(&notice(500 + index, "spc", &stranger, Some(0), "forged")));
+        assert_eq!(forged.code(), "unknown_key");
+    }
+    for index in 0..2 {
+        let reply = post(addr, "/v1/events", &body_of(&notice(510 + index, "spc", &spc, Some(0), "x")));
+        assert_eq!(reply.status, 200, "the forgeries spent none of the court's budget: {}", reply.body);
+    }
+    let over = post(addr, "/v1/events", &body_of(&notice(520, "spc", &spc, Some(0), "x")));
+    assert_eq!((over.status, over.code().as_str()), (429, "rate_limited"), "{}", over.body);
+    assert!(over.headers.contains("retry-after: 1"), "{}", over.headers);
+    // Another agency has its own budget: the registry root appends fine.
+    let root = demo::build(0, SEED).registry_root;
+    let register = Event {
+        format: FORMAT_VERSION,
+        signer: Signer::Registry,
+        key: PublicKey(root.verifying_key().to_bytes()),
+        effective_at: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
+        body: Body::Registry(RegistryEvent::MeasureCatalogued {
+            code: Name::parse("restrict-yachts").unwrap(),
+            description: "No yachts".into(),
+            authority: docket_model::event::LegalRef { instrument: "A test".into(), article: "art. 1".into() },
+        }),
+    };
+    let other = post(addr, "/v1/events", &body_of(&SignedEvent::sign(register, &root).unwrap()));
+    assert_eq!(other.status, 200, "{}", other.body);
+}
+
+#[test]
 fn the_feed_resumes_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     demo_ledger(dir.path(), 10);
