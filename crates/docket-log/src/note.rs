@@ -272,3 +272,65 @@ impl Checkpoint {
         Ok(Self { origin: origin.into(), size, root, extensions })
     }
 }
+
+/// The signature type byte of C2SP `tlog-cosignature` v1 (Ed25519) key ids.
+const COSIGNATURE_V1: u8 = 0x04;
+
+/// A witness (cosigner) key: C2SP `tlog-cosignature`, Ed25519, v1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessKey {
+    pub name: String,
+    pub key: PublicKey,
+}
+
+impl WitnessKey {
+    pub fn new(name: &str, key: PublicKey) -> Result<Self, NoteError> {
+        NoteKey::new(name, key).map(|k| Self { name: k.name, key: k.key })
+    }
+
+    /// `SHA-256(name || "\n" || 0x04 || key)[:4]`.
+    pub fn key_id(&self) -> [u8; 4] {
+        let mut hasher = Sha256::new();
+        hasher.update(self.name.as_bytes());
+        hasher.update([b'\n', COSIGNATURE_V1]);
+        hasher.update(self.key.0);
+        let digest = hasher.finalize();
+        [digest[0], digest[1], digest[2], digest[3]]
+    }
+}
+
+/// What a v1 cosignature signs: `cosignature/v1`, the time line, and the
+/// whole note text (the checkpoint, extension lines included).
+pub fn cosigned_message(text: &str, timestamp: u64) -> Vec<u8> {
+    format!("cosignature/v1\ntime {timestamp}\n{text}").into_bytes()
+}
+
+/// A cosignature line over a checkpoint's text, made at `timestamp` (POSIX seconds).
+pub fn cosign(text: &str, witness: &WitnessKey, signing: &SigningKey, timestamp: u64) -> Result<String, NoteError> {
+    check_text(text)?;
+    if timestamp > i64::MAX as u64 {
+        return Err(NoteError::Malformed("cosignature timestamp above 2^63 - 1".into()));
+    }
+    let signature = signing.sign(&cosigned_message(text, timestamp)).to_bytes();
+    let mut blob = witness.key_id().to_vec();
+    blob.extend_from_slice(&timestamp.to_be_bytes());
+    blob.extend_from_slice(&signature);
+    Ok(format!("— {} {}\n", witness.name, STANDARD.encode(blob)))
+}
+
+/// Verifies one signature line as `witness`'s cosignature of `text`; returns its timestamp.
+pub fn verify_cosignature(text: &str, witness: &WitnessKey, line: &NoteSignature) -> Result<u64, NoteError> {
+    let bad = || NoteError::BadSignature { name: witness.name.clone(), key_id: hex_id(witness.key_id()) };
+    if line.name != witness.name || line.key_id != witness.key_id() || line.signature.len() != 8 + 64 {
+        return Err(bad());
+    }
+    let (time, signature) = line.signature.split_at(8);
+    let timestamp = u64::from_be_bytes(time.try_into().map_err(|_| bad())?);
+    if timestamp > i64::MAX as u64 {
+        return Err(bad());
+    }
+    let signature: [u8; 64] = signature.try_into().map_err(|_| bad())?;
+    docket_model::crypto::verify(&witness.key, &cosigned_message(text, timestamp), &Signature(signature))
+        .map_err(|_| bad())?;
+    Ok(timestamp)
+}

@@ -66,3 +66,38 @@ fn malformed_notes_are_refused_without_panicking() {
         assert!(note::open(bad, std::slice::from_ref(&key)).is_err(), "{bad:?}");
     }
 }
+
+// ---- tlog-cosignature ----
+
+use docket_log::note::{cosign, verify_cosignature, WitnessKey};
+
+#[test]
+fn cosignatures_match_the_golden_vector_and_the_c2sp_layout() {
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[0x24; 32]);
+    let witness = WitnessKey::new("witness.example/w1", docket_model::PublicKey(signing.verifying_key().to_bytes()))
+        .expect("key");
+    let text = "docket.invalid/demo-1\n1854\nKhxY+jS5BYkS8FUb+R3f8m0CqwLeGI80TOFgG+H6Gto=\n";
+    let line = cosign(text, &witness, &signing, 1_679_315_147).expect("cosigns");
+    let golden = serde_json::json!({
+        "about": "A C2SP tlog-cosignature v1 line (crates/docket-log/src/note.rs). Witness key: 32 bytes of 0x24.",
+        "witness": witness.name, "public_key": witness.key.to_hex(), "key_id": hex::encode(witness.key_id()),
+        "checkpoint": text, "timestamp": 1_679_315_147u64, "line": line,
+    });
+    docket_testkit::expect_file(
+        "tests/golden/cosignature.json",
+        &(serde_json::to_string_pretty(&golden).expect("json") + "\n"),
+    );
+    let note = format!("{text}\n{line}");
+    let (body, lines) = docket_log::note::parse(&note).expect("parses");
+    assert_eq!(verify_cosignature(body, &witness, &lines[0]), Ok(1_679_315_147));
+    let other = format!("{}\n", text.replace("1854", "1855"));
+    assert!(verify_cosignature(&other[..other.len() - 1], &witness, &lines[0]).is_err(), "another checkpoint");
+
+    // The C2SP spec's example cosignature line: key id, then the big-endian
+    // timestamp 1679315147, then 64 signature bytes.
+    let example = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n\
+                   — witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==\n";
+    let (_, lines) = docket_log::note::parse(example).expect("the spec's example parses");
+    assert_eq!(lines[0].signature.len(), 8 + 64);
+    assert_eq!(u64::from_be_bytes(lines[0].signature[..8].try_into().expect("8 bytes")), 1_679_315_147);
+}

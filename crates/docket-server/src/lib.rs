@@ -79,6 +79,8 @@ pub enum ServerError {
     Fold(#[from] docket_fold::FoldError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// Counters for `/metrics`.
@@ -110,6 +112,8 @@ pub(crate) struct App {
     pub(crate) stopping: watch::Sender<bool>,
     pub(crate) metrics: Metrics,
     pub(crate) rate: rate::RateLimiter,
+    /// Witnesses whose cosignatures the server accepts (`DIR/witnesses`).
+    pub(crate) witnesses: Vec<docket_log::note::WitnessKey>,
     pub(crate) limits: ServerLimits,
 }
 
@@ -150,6 +154,7 @@ impl Server {
             stopping: watch::Sender::new(false),
             metrics: Metrics::default(),
             rate: rate::RateLimiter::new(limits.appends_per_agency_per_s, limits.append_burst),
+            witnesses: read_witnesses(dir)?,
             limits,
         };
         Ok(Self { app: Arc::new(app), writer })
@@ -184,6 +189,25 @@ impl Server {
     pub fn url(addr: SocketAddr) -> String {
         format!("http://{addr}")
     }
+}
+
+/// The witnesses configured in `DIR/witnesses`: one `NAME HEX_PUBLIC_KEY`
+/// per line, `#` comments. No file: no witnesses.
+fn read_witnesses(dir: &Path) -> Result<Vec<docket_log::note::WitnessKey>, ServerError> {
+    let path = dir.join("witnesses");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(vec![]) };
+    let mut witnesses = vec![];
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |reason: String| ServerError::Config(format!("{} line {}: {reason}", path.display(), index + 1));
+        let (name, key) = line.split_once(' ').ok_or_else(|| bad("expected NAME HEX_PUBLIC_KEY".into()))?;
+        let key = docket_model::PublicKey::from_hex(key.trim()).map_err(bad)?;
+        witnesses.push(docket_log::note::WitnessKey::new(name, key).map_err(|e| bad(e.to_string()))?);
+    }
+    Ok(witnesses)
 }
 
 /// Least time between two catch-ups: appends arriving meanwhile are folded

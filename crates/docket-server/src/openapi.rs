@@ -176,6 +176,15 @@ pub const ROUTES: &[Route] = &[
         response: "Text",
     },
     Route {
+        method: "post",
+        path: "/v1/cosignatures",
+        summary: "Submit witness cosignatures (C2SP tlog-cosignature v1) of the latest checkpoint",
+        access: Access::Open,
+        query: &[],
+        body: Some("Text"),
+        response: "Cosignatures",
+    },
+    Route {
         method: "get",
         path: "/v1/proof/inclusion",
         summary: "RFC 6962 inclusion proof",
@@ -305,6 +314,7 @@ pub fn document() -> Value {
             "from": {"type": "integer"}, "cursor": {"type": "integer"}, "valid_at": {"type": "string", "format": "date-time"},
             "changes": {"type": "array", "items": {"type": "object", "required": ["op", "entry"], "properties": {
                 "op": {"enum": ["ADD", "MOD", "DEL"]}, "entry": {"type": "object", "description": "A public list entry (as in /v1/views/public)"}}}}}},
+        "Cosignatures": {"type": "object", "required": ["accepted"], "properties": {"accepted": {"type": "array", "items": {"type": "string"}}}},
         "Text": {"type": "string"},
         "Bytes": {"type": "string", "format": "binary"},
         "Object": {"type": "object"},

@@ -33,6 +33,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/delta", get(delta))
         .route("/v1/checkpoint", get(checkpoint))
+        .route("/v1/cosignatures", post(cosignatures))
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
         .route("/tile/{*path}", get(tile))
@@ -537,12 +538,78 @@ async fn wait_for_projection(app: &App, seq: u64) -> Result<(), ApiError> {
     }
 }
 
-/// The latest signed checkpoint (C2SP tlog-checkpoint).
+/// The latest signed checkpoint (C2SP tlog-checkpoint), with the witnesses'
+/// cosignatures of it that the server holds.
 async fn checkpoint(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let path = app.dir.join("checkpoints/latest");
-    let text = tokio::fs::read_to_string(&path).await.map_err(|_| ApiError::not_found("no checkpoint yet"))?;
+    let mut text = tokio::fs::read_to_string(&path).await.map_err(|_| ApiError::not_found("no checkpoint yet"))?;
+    if let Ok(lines) = tokio::fs::read_to_string(cosigned_path(&app, &text)).await {
+        text.push_str(&lines);
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], text)
         .into_response())
+}
+
+/// Where the cosignature lines of a checkpoint are kept: by its size.
+fn cosigned_path(app: &App, note: &str) -> std::path::PathBuf {
+    let size = note.lines().nth(1).unwrap_or("unknown");
+    app.dir.join("checkpoints/cosigned").join(size)
+}
+
+/// `POST /v1/cosignatures`: the latest checkpoint with witness cosignature
+/// lines (C2SP tlog-cosignature v1) added. Lines by configured witnesses are
+/// verified and kept; others are ignored.
+async fn cosignatures(State(app): State<Arc<App>>, request: Body) -> Result<Json<Value>, ApiError> {
+    let bytes = body(&app, request).await?;
+    let note =
+        std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("malformed_note", "the note is not UTF-8"))?;
+    let (text, lines) =
+        docket_log::note::parse(note).map_err(|e| ApiError::bad_request("malformed_note", e.to_string()))?;
+    let latest = tokio::fs::read_to_string(app.dir.join("checkpoints/latest"))
+        .await
+        .map_err(|_| ApiError::not_found("no checkpoint yet"))?;
+    let (latest_text, _) =
+        docket_log::note::parse(&latest).map_err(|e| ApiError::internal(format!("latest checkpoint: {e}")))?;
+    if text != latest_text {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_checkpoint",
+            "the cosigned checkpoint is not the latest; fetch /v1/checkpoint and cosign that",
+        ));
+    }
+    let mut accepted = vec![];
+    let mut kept = std::collections::BTreeMap::new();
+    let path = cosigned_path(&app, &latest);
+    if let Ok(existing) = tokio::fs::read_to_string(&path).await {
+        for line in existing.lines() {
+            let name = line.trim_start_matches("— ").split(' ').next().unwrap_or_default().to_owned();
+            kept.insert(name, format!("{line}\n"));
+        }
+    }
+    // The signature block follows the text and a blank line, one line per parsed signature.
+    let raw_lines: Vec<&str> = note[text.len() + 1..].lines().collect();
+    for (line, raw) in lines.iter().zip(raw_lines) {
+        let Some(witness) = app.witnesses.iter().find(|w| w.name == line.name && w.key_id() == line.key_id) else {
+            continue;
+        };
+        docket_log::note::verify_cosignature(text, witness, line)
+            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
+        kept.insert(witness.name.clone(), format!("{raw}\n"));
+        accepted.push(witness.name.clone());
+    }
+    if accepted.is_empty() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "unknown_witness", "no line is by a configured witness"));
+    }
+    let all: String = kept.into_values().collect();
+    let dir = path.parent().map(std::path::Path::to_owned).unwrap_or_default();
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        docket_log::ledger::write_atomic(&path, all.as_bytes()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(ApiError::internal)?;
+    Ok(Json(json!({"accepted": accepted})))
 }
 
 fn hex(hash: &[u8; 32]) -> String {

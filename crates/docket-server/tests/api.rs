@@ -496,6 +496,49 @@ fn appends_are_limited_per_agency_and_forgeries_spend_nothing() {
 }
 
 #[test]
+fn witnesses_cosign_the_checkpoint() {
+    use docket_log::note::{cosign, verify_cosignature, WitnessKey};
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 5);
+    let signing = SigningKey::from_bytes(&[0x31; 32]);
+    let witness = WitnessKey::new("witness.example/w1", PublicKey(signing.verifying_key().to_bytes())).unwrap();
+    std::fs::write(dir.path().join("witnesses"), format!("# name key\n{} {}\n", witness.name, witness.key.to_hex()))
+        .unwrap();
+    let server = start(dir.path(), ServerLimits::default());
+    let addr = server.addr;
+    let note = get(addr, "/v1/checkpoint").body;
+    let (text, _) = docket_log::note::parse(&note).unwrap();
+    let line = cosign(text, &witness, &signing, 1_764_000_000).unwrap();
+    let reply = request(addr, "POST", "/v1/cosignatures", format!("{note}{line}").as_bytes(), "");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["accepted"], json!(["witness.example/w1"]));
+
+    let cosigned = get(addr, "/v1/checkpoint").body;
+    let (body, lines) = docket_log::note::parse(&cosigned).unwrap();
+    assert_eq!(body, text);
+    let line = lines.iter().find(|l| l.name == witness.name).expect("the cosignature is served");
+    assert_eq!(verify_cosignature(body, &witness, line), Ok(1_764_000_000));
+    let (_, _, log_key) = ledger::read_config(dir.path()).unwrap();
+    ledger::open_checkpoint(&cosigned, &log_key).expect("the log's own signature still verifies");
+
+    let forged = cosign(text, &witness, &SigningKey::from_bytes(&[0x32; 32]), 1_764_000_000).unwrap();
+    let reply = request(addr, "POST", "/v1/cosignatures", format!("{note}{forged}").as_bytes(), "");
+    assert_eq!((reply.status, reply.code().as_str()), (401, "bad_signature"));
+    let stranger = WitnessKey::new("other.example/w", PublicKey([5; 32])).unwrap();
+    let unknown = cosign(text, &stranger, &SigningKey::from_bytes(&[5; 32]), 1).unwrap();
+    let reply = request(addr, "POST", "/v1/cosignatures", format!("{note}{unknown}").as_bytes(), "");
+    assert_eq!(reply.code(), "unknown_witness");
+    let stale_text = text.replace(&format!("\n{}\n", first_size(text)), "\n1\n");
+    let stale_line = cosign(&stale_text, &witness, &signing, 1).unwrap();
+    let reply = request(addr, "POST", "/v1/cosignatures", format!("{stale_text}\n{stale_line}").as_bytes(), "");
+    assert_eq!(reply.code(), "stale_checkpoint");
+}
+
+fn first_size(text: &str) -> String {
+    text.lines().nth(1).unwrap().to_owned()
+}
+
+#[test]
 fn the_feed_resumes_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     demo_ledger(dir.path(), 10);
