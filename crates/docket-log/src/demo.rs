@@ -565,3 +565,55 @@ fn lifecycle(
         );
     }
 }
+
+/// A Unified Social Credit Code for benchmark subject `index` (`91110000` then the index).
+pub fn bench_uscc(index: u64) -> Uscc {
+    let first = format!("91110000{index:09}");
+    let check = Uscc::check_character(first.as_bytes());
+    Uscc::parse(&format!("{first}{check}")).unwrap_or_else(|error| unreachable!("a generated code is valid: {error}"))
+}
+
+/// Notices opening the cases `from..from + count` on the defaulter list, each
+/// for its own subject ([`bench_uscc`]), signed by the demo court of `seed`,
+/// on all cores: the workload of the ingest benchmarks.
+pub fn notices(from: u64, count: u64, seed: u64) -> Vec<SignedEvent> {
+    let key = key(seed, "spc");
+    let public = PublicKey(key.verifying_key().to_bytes());
+    let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    let chunk = count.div_ceil(threads).max(1);
+    let at = Timestamp::from_micros(1_704_038_400_000_000).unwrap_or_else(|_| unreachable!("in range"));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let key = key.clone();
+                scope.spawn(move || {
+                    (from + t * chunk..from + ((t + 1) * chunk).min(count))
+                        .map(|i| {
+                            let event = Event {
+                                format: FORMAT_VERSION,
+                                signer: Signer::Agency(name("spc")),
+                                key: public,
+                                effective_at: at,
+                                body: Body::Case(CaseEvent {
+                                    list: name("cn-spc-defaulters"),
+                                    subject: SubjectId::Uscc(bench_uscc(i)),
+                                    number: name(&format!("(2024)京0105执{i}号")),
+                                    expected_version: Some(0),
+                                    action: CaseAction::Notice {
+                                        served_at: at,
+                                        method: ServiceMethod::Post,
+                                        matter: "Failure to perform the payment obligation in an effective judgment"
+                                            .into(),
+                                        rights: "You may object in writing within 7 working days of service.".into(),
+                                    },
+                                }),
+                            };
+                            SignedEvent::sign(event, &key).unwrap_or_else(|error| unreachable!("signs: {error}"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| unreachable!("signing does not panic"))).collect()
+    })
+}

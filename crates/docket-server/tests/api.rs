@@ -192,6 +192,18 @@ fn hex32(text: &str) -> [u8; 32] {
     bytes.try_into().unwrap()
 }
 
+/// A registry event signed by the registry root.
+fn registry_event(root: &SigningKey, body: RegistryEvent) -> SignedEvent {
+    let event = Event {
+        format: FORMAT_VERSION,
+        signer: Signer::Registry,
+        key: PublicKey(root.verifying_key().to_bytes()),
+        effective_at: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
+        body: Body::Registry(body),
+    };
+    SignedEvent::sign(event, root).unwrap()
+}
+
 fn body_of(event: &SignedEvent) -> Vec<u8> {
     serde_json::to_vec(&event.to_json()).unwrap()
 }
@@ -384,18 +396,15 @@ fn every_refusal_has_its_code() {
     assert_eq!(unknown["error"]["field"], "event.colour");
 
     // A revoked key: the registry root revokes the court's key, then an event signed with it.
-    let revoke = Event {
-        format: FORMAT_VERSION,
-        signer: Signer::Registry,
-        key: PublicKey(root.verifying_key().to_bytes()),
-        effective_at: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
-        body: Body::Registry(RegistryEvent::KeyRevoked {
+    let revoke = registry_event(
+        &root,
+        RegistryEvent::KeyRevoked {
             agency: Name::parse("spc").unwrap(),
             key: PublicKey(spc.verifying_key().to_bytes()),
             invalid_from: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
-        }),
-    };
-    let revoked = post(addr, "/v1/events", &body_of(&SignedEvent::sign(revoke, &root).unwrap()));
+        },
+    );
+    let revoked = post(addr, "/v1/events", &body_of(&revoke));
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     // Reads are authorised against the projected registry: wait until it holds the revocation.
     let revocation_seq = revoked.json()["seq"].as_u64().unwrap();
@@ -480,18 +489,15 @@ fn appends_are_limited_per_agency_and_forgeries_spend_nothing() {
     assert!(over.headers.contains("retry-after: 1"), "{}", over.headers);
     // Another agency has its own budget: the registry root appends fine.
     let root = demo::build(0, SEED).registry_root;
-    let register = Event {
-        format: FORMAT_VERSION,
-        signer: Signer::Registry,
-        key: PublicKey(root.verifying_key().to_bytes()),
-        effective_at: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
-        body: Body::Registry(RegistryEvent::MeasureCatalogued {
+    let register = registry_event(
+        &root,
+        RegistryEvent::MeasureCatalogued {
             code: Name::parse("restrict-yachts").unwrap(),
             description: "No yachts".into(),
             authority: docket_model::event::LegalRef { instrument: "A test".into(), article: "art. 1".into() },
-        }),
-    };
-    let other = post(addr, "/v1/events", &body_of(&SignedEvent::sign(register, &root).unwrap()));
+        },
+    );
+    let other = post(addr, "/v1/events", &body_of(&register));
     assert_eq!(other.status, 200, "{}", other.body);
 }
 

@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 
 use docket_log::demo;
 use docket_log::ledger::{self, Ledger};
-use docket_model::event::{Body, CaseAction, CaseEvent, Event, ServiceMethod, Signer, FORMAT_VERSION};
-use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp, Uscc};
+use docket_model::{PublicKey, SignedEvent, Timestamp};
 use docket_server::{Server, ServerLimits};
 
 const SEED: u64 = 1;
@@ -34,55 +33,6 @@ const SEED: u64 = 1;
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn uscc(index: u64) -> Uscc {
-    let first = format!("91120000{index:09}");
-    let check = Uscc::check_character(first.as_bytes());
-    Uscc::parse(&format!("{first}{check}")).expect("valid USCC")
-}
-
-/// Notices opening `count` new cases, signed by the demo court, on both cores.
-fn notices(from: u64, count: u64) -> Vec<SignedEvent> {
-    let key = demo::key(SEED, "spc");
-    let public = PublicKey(key.verifying_key().to_bytes());
-    let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
-    let chunk = count.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let key = key.clone();
-                scope.spawn(move || {
-                    (from + t * chunk..from + ((t + 1) * chunk).min(count))
-                        .map(|i| {
-                            let at = Timestamp::parse("2024-03-01T10:00:00+08:00").expect("time");
-                            let event = Event {
-                                format: FORMAT_VERSION,
-                                signer: Signer::Agency(Name::parse("spc").expect("name")),
-                                key: public,
-                                effective_at: at,
-                                body: Body::Case(CaseEvent {
-                                    list: Name::parse("cn-spc-defaulters").expect("name"),
-                                    subject: SubjectId::Uscc(uscc(i)),
-                                    number: Name::parse(&format!("(2024)京0105执{i}号")).expect("name"),
-                                    expected_version: Some(0),
-                                    action: CaseAction::Notice {
-                                        served_at: at,
-                                        method: ServiceMethod::Post,
-                                        matter: "Failure to perform the payment obligation in an effective judgment"
-                                            .into(),
-                                        rights: "You may object in writing within 7 working days of service.".into(),
-                                    },
-                                }),
-                            };
-                            SignedEvent::sign(event, &key).expect("signs")
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("signer")).collect()
-    })
 }
 
 /// A demo ledger with `subjects` cases.
@@ -204,9 +154,9 @@ fn main() {
     eprintln!("demo ledgers ({subjects} subjects) and {count} signed notices…");
     demo_ledger(&http_dir, subjects);
     demo_ledger(&local_dir, subjects);
-    let events = notices(0, count);
+    let events = demo::notices(0, count, SEED);
     // Enough for the background appenders at the rates seen on this machine (under 10k/s).
-    let background_events = notices(count, (seconds * 12_000).max(1000));
+    let background_events = demo::notices(count, (seconds * 12_000).max(1000), SEED);
 
     eprintln!("in-process ingest…");
     let local_rate = in_process(&local_dir, &events, appenders);
@@ -240,7 +190,8 @@ fn main() {
 
     // Point checks at a fixed total rate, with appends running.
     eprintln!("point checks: {rate}/s over {connections} connections for {seconds} s, {background} appenders running…");
-    let subjects_checked: Vec<String> = (0..count).step_by(7).map(|i| format!("uscc:{}", uscc(i))).collect();
+    let subjects_checked: Vec<String> =
+        (0..count).step_by(7).map(|i| format!("uscc:{}", demo::bench_uscc(i))).collect();
     let stop_appends = Arc::new(AtomicBool::new(false));
     let appended = Arc::new(AtomicU64::new(0));
     let appenders_running: Vec<_> = (0..background)

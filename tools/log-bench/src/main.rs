@@ -23,62 +23,11 @@ use std::time::Instant;
 
 use docket_log::ledger::{self, Ledger};
 use docket_log::{demo, verify, Config, Limits, Sequencer};
-use docket_model::event::*;
-use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp, Uscc};
+use docket_model::{PublicKey, SignedEvent, Timestamp};
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn uscc(index: u64) -> Uscc {
-    let first = format!("91110000{index:09}");
-    let check = Uscc::check_character(first.as_bytes());
-    Uscc::parse(&format!("{first}{check}")).expect("valid USCC")
-}
-
-/// `count` notices opening distinct cases on the court list, signed by the court.
-fn notices(count: u64, seed: u64) -> Vec<SignedEvent> {
-    let key = demo::key(seed, "spc");
-    let public = PublicKey(key.verifying_key().to_bytes());
-    let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
-    let chunk = count.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let key = key.clone();
-                scope.spawn(move || {
-                    (t * chunk..((t + 1) * chunk).min(count))
-                        .map(|i| {
-                            let at =
-                                Timestamp::from_micros(1_704_038_400_000_000 + i as i64 * 1_000_000).expect("time");
-                            let event = Event {
-                                format: FORMAT_VERSION,
-                                signer: Signer::Agency(Name::parse("spc").expect("name")),
-                                key: public,
-                                effective_at: at,
-                                body: Body::Case(CaseEvent {
-                                    list: Name::parse("cn-spc-defaulters").expect("name"),
-                                    subject: SubjectId::Uscc(uscc(i)),
-                                    number: Name::parse(&format!("(2024)京0105执{i}号")).expect("name"),
-                                    expected_version: None,
-                                    action: CaseAction::Notice {
-                                        served_at: at,
-                                        method: ServiceMethod::Post,
-                                        matter: "Failure to perform the payment obligation in an effective judgment"
-                                            .into(),
-                                        rights: "You may object in writing within 7 working days of service.".into(),
-                                    },
-                                }),
-                            };
-                            SignedEvent::sign(event, &key).expect("signs")
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("signer thread")).collect()
-    })
 }
 
 fn raw_append(dir: &Path, records: u64, batch: u64) -> f64 {
@@ -199,7 +148,7 @@ fn main() {
     std::fs::create_dir_all(&base).expect("bench dir");
     let work = tempfile::tempdir_in(&base).expect("tempdir");
     eprintln!("signing {count} events…");
-    let events = notices(count, seed);
+    let events = demo::notices(0, count, seed);
     let wire = events[0].to_wire().len();
     println!(
         "log-bench: {count} notices ({wire}-byte wire form, one signing agency), {} cores, disk {}\n",
