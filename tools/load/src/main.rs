@@ -14,6 +14,9 @@
 //!   threads paced to `--rate` requests/s in total, for `--seconds`, while
 //!   `--background` threads keep appending; p50 / p99 / max.
 //!
+//! With `LOAD_CPU=1` it prints the CPU seconds of the server's threads during
+//! the JSON batch phase.
+//!
 //! ```text
 //! load [--events 20000] [--appenders 256] [--batch 16] [--connections 64] [--rate 1000] [--seconds 10] [--background 16] [--subjects 2000] [--dir DIR]
 //! ```
@@ -33,6 +36,21 @@ const SEED: u64 = 1;
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// CPU seconds (user + system) used so far by each thread of this process, by thread name.
+fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        *out.entry(name).or_insert(0.0) += ticks / 100.0;
+    }
+    out
 }
 
 /// A demo ledger with `subjects` cases.
@@ -185,7 +203,19 @@ fn main() {
     // The same events in flight (appenders), as batches of `batch` from appenders / batch clients.
     let batch = arg("--batch", 16) as usize;
     let batch_clients = (appenders / batch.max(1)).max(1);
+    let cpu_before = thread_cpu();
+    let batch_started = Instant::now();
     let (batch_rate, batch_latency) = http_ingest(&base, &events[third..2 * third], batch_clients, batch, false);
+    if std::env::var_os("LOAD_CPU").is_some() {
+        // Client threads exit when done, so their CPU is what is missing from the total.
+        let wall = batch_started.elapsed().as_secs_f64();
+        let after = thread_cpu();
+        let used: Vec<String> = after
+            .iter()
+            .map(|(name, cpu)| format!("{name} {:.2}", cpu - cpu_before.get(name).copied().unwrap_or(0.0)))
+            .collect();
+        eprintln!("JSON batches: wall {wall:.2} s; CPU s of the surviving threads: {}", used.join(", "));
+    }
     let (wire_rate, wire_latency) = http_ingest(&base, &events[2 * third..], batch_clients, batch, true);
 
     // Point checks at a fixed total rate, with appends running.
