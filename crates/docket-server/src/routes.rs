@@ -133,7 +133,14 @@ fn signer_of(event: &SignedEvent) -> String {
 }
 
 /// Takes an append token for the event's signer, or refuses with 429.
+/// Only registered agencies (and the registry) have buckets: a name no agency
+/// has is refused by the log anyway, and must not grow the limiter's map.
 fn take_token(app: &App, signer: &str) -> Result<(), ApiError> {
+    let known = signer == "(registry)"
+        || docket_model::Name::parse(signer).is_ok_and(|name| app.store.current_registry().agency(&name).is_some());
+    if !known {
+        return Ok(());
+    }
     app.rate.take(signer).map_err(|wait| {
         app.count(&app.metrics.refused);
         let retry_after_s = Some(wait.ceil().max(1.0) as u64);
