@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use docket_model::{Body, EventKind, Name, SignedEvent, Signer, Timestamp};
 
 use crate::error::ApiError;
+use crate::routes::Params;
 use crate::App;
 
 /// Most frames one feed request scans (matching or not) before it answers.
@@ -147,9 +148,8 @@ pub(crate) async fn long_poll(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
+    Params(params): Params<FeedParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
     crate::auth::authenticate(&app, &method, &uri, &headers)?;
     let filter = params.filter()?;
     let cursor = params.cursor.unwrap_or(0);
@@ -179,9 +179,8 @@ pub(crate) async fn sse(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
+    Params(params): Params<FeedParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
     crate::auth::authenticate(&app, &method, &uri, &headers)?;
     let filter = params.filter()?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());

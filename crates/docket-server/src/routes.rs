@@ -22,6 +22,21 @@ use crate::error::ApiError;
 use crate::feed;
 use crate::App;
 
+/// Query parameters, refused with the API's own `bad_parameter` error (not axum's plain text).
+#[derive(Debug)]
+pub(crate) struct Params<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(params)| Self(params))
+            .map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))
+    }
+}
+
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/events", post(append))
@@ -328,9 +343,8 @@ async fn view(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    params: Result<Query<ViewParams>, axum::extract::rejection::QueryRejection>,
+    Params(params): Params<ViewParams>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
     const VIEWS: [&str; 6] = ["list", "enforcement", "subject", "public", "check", "registry"];
     if !VIEWS.contains(&view.as_str()) {
         return Err(ApiError::not_found(format!("no view {view:?}; the views are {}", VIEWS.join(", "))));
@@ -410,9 +424,8 @@ async fn audit(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+    Params(params): Params<AuditParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
     authenticate(&app, &method, &uri, &headers)?;
     let worker = app.clone();
     tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
@@ -471,9 +484,8 @@ pub(crate) struct DeltaParams {
 /// recorded since and what time did (a term that ran out is a MOD to expired).
 async fn delta(
     State(app): State<Arc<App>>,
-    params: Result<Query<DeltaParams>, axum::extract::rejection::QueryRejection>,
+    Params(params): Params<DeltaParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
     let worker = app.clone();
     tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
         let store = &worker.store;
@@ -545,22 +557,35 @@ async fn wait_for_projection(app: &App, seq: u64) -> Result<(), ApiError> {
     }
 }
 
+/// The latest signed checkpoint note, as the checkpointer wrote it.
+async fn latest_checkpoint(app: &App) -> Result<String, ApiError> {
+    let path = docket_log::ledger::Paths { dir: app.dir.clone() }.latest_checkpoint();
+    tokio::fs::read_to_string(path).await.map_err(|_| ApiError::not_found("no checkpoint yet"))
+}
+
 /// The latest signed checkpoint (C2SP tlog-checkpoint), with the witnesses'
 /// cosignatures of it that the server holds.
 async fn checkpoint(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let path = app.dir.join("checkpoints/latest");
-    let mut text = tokio::fs::read_to_string(&path).await.map_err(|_| ApiError::not_found("no checkpoint yet"))?;
-    if let Ok(lines) = tokio::fs::read_to_string(cosigned_path(&app, &text)).await {
+    let mut text = latest_checkpoint(&app).await?;
+    if let Ok(lines) = tokio::fs::read_to_string(cosigned_path(&app, &text)?).await {
         text.push_str(&lines);
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], text)
         .into_response())
 }
 
+/// The body of a checkpoint note the server signed.
+fn checkpoint_body(note: &str) -> Result<(&str, docket_log::note::Checkpoint), ApiError> {
+    let (text, _) = docket_log::note::parse(note).map_err(|e| ApiError::internal(format!("latest checkpoint: {e}")))?;
+    let checkpoint =
+        docket_log::note::Checkpoint::parse(text).map_err(|e| ApiError::internal(format!("latest checkpoint: {e}")))?;
+    Ok((text, checkpoint))
+}
+
 /// Where the cosignature lines of a checkpoint are kept: by its size.
-fn cosigned_path(app: &App, note: &str) -> std::path::PathBuf {
-    let size = note.lines().nth(1).unwrap_or("unknown");
-    app.dir.join("checkpoints/cosigned").join(size)
+fn cosigned_path(app: &App, note: &str) -> Result<std::path::PathBuf, ApiError> {
+    let (_, checkpoint) = checkpoint_body(note)?;
+    Ok(docket_log::ledger::Paths { dir: app.dir.clone() }.checkpoints().join("cosigned").join(checkpoint.size.to_string()))
 }
 
 /// `POST /v1/cosignatures`: the latest checkpoint with witness cosignature
@@ -572,11 +597,8 @@ async fn cosignatures(State(app): State<Arc<App>>, request: Body) -> Result<Json
         std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("malformed_note", "the note is not UTF-8"))?;
     let (text, lines) =
         docket_log::note::parse(note).map_err(|e| ApiError::bad_request("malformed_note", e.to_string()))?;
-    let latest = tokio::fs::read_to_string(app.dir.join("checkpoints/latest"))
-        .await
-        .map_err(|_| ApiError::not_found("no checkpoint yet"))?;
-    let (latest_text, _) =
-        docket_log::note::parse(&latest).map_err(|e| ApiError::internal(format!("latest checkpoint: {e}")))?;
+    let latest = latest_checkpoint(&app).await?;
+    let (latest_text, _) = checkpoint_body(&latest)?;
     if text != latest_text {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -586,7 +608,7 @@ async fn cosignatures(State(app): State<Arc<App>>, request: Body) -> Result<Json
     }
     let mut accepted = vec![];
     let mut kept = std::collections::BTreeMap::new();
-    let path = cosigned_path(&app, &latest);
+    let path = cosigned_path(&app, &latest)?;
     if let Ok(existing) = tokio::fs::read_to_string(&path).await {
         for line in existing.lines() {
             let name = line.trim_start_matches("— ").split(' ').next().unwrap_or_default().to_owned();
@@ -619,18 +641,6 @@ async fn cosignatures(State(app): State<Arc<App>>, request: Body) -> Result<Json
     Ok(Json(json!({"accepted": accepted})))
 }
 
-fn hex(hash: &[u8; 32]) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The size of the latest signed checkpoint: the default tree size of proofs.
-async fn checkpoint_size(app: &App) -> Result<u64, ApiError> {
-    let text = tokio::fs::read_to_string(app.dir.join("checkpoints/latest"))
-        .await
-        .map_err(|_| ApiError::not_found("no checkpoint yet"))?;
-    text.lines().nth(1).and_then(|line| line.parse().ok()).ok_or_else(|| ApiError::internal("unreadable checkpoint"))
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InclusionParams {
@@ -647,9 +657,17 @@ pub(crate) struct ConsistencyParams {
     new: Option<u64>,
 }
 
-/// Makes sure the tree has `size` records if the log has (the checkpoint
-/// can be signed a moment before the tree follows the log).
-async fn tree_reaches(app: &Arc<App>, size: u64) -> Result<(), ApiError> {
+/// The tree for a proof at `size` (default: the latest checkpoint's),
+/// extended first if the log has the records but the tree does not follow
+/// yet (a checkpoint can be signed a moment before the tree catches up).
+async fn proof_tree(
+    app: &Arc<App>,
+    size: Option<u64>,
+) -> Result<(std::sync::RwLockReadGuard<'_, docket_log::tree::Tree>, u64), ApiError> {
+    let size = match size {
+        Some(size) => size,
+        None => checkpoint_body(&latest_checkpoint(app).await?)?.1.size,
+    };
     let behind = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner).size() < size;
     if behind && size <= *app.head.borrow() {
         let worker = app.clone();
@@ -658,7 +676,11 @@ async fn tree_reaches(app: &Arc<App>, size: u64) -> Result<(), ApiError> {
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
-    Ok(())
+    let tree = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if size > tree.size() {
+        return Err(proof_error(format!("size {size}: the tree has {} records", tree.size())));
+    }
+    Ok((tree, size))
 }
 
 fn proof_error(error: impl std::fmt::Display) -> ApiError {
@@ -668,18 +690,9 @@ fn proof_error(error: impl std::fmt::Display) -> ApiError {
 /// An RFC 6962 inclusion proof of record `seq` in the tree of `size` records.
 async fn inclusion(
     State(app): State<Arc<App>>,
-    params: Result<Query<InclusionParams>, axum::extract::rejection::QueryRejection>,
+    Params(params): Params<InclusionParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
-    let size = match params.size {
-        Some(size) => size,
-        None => checkpoint_size(&app).await?,
-    };
-    tree_reaches(&app, size).await?;
-    let tree = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if size > tree.size() {
-        return Err(proof_error(format!("size {size}: the tree has {} records", tree.size())));
-    }
+    let (tree, size) = proof_tree(&app, params.size).await?;
     let proof = tree.inclusion_proof(params.seq, size).map_err(proof_error)?;
     let root = tree.root(size).ok_or_else(|| proof_error(format!("size {size}")))?;
     let leaf = tree
@@ -689,36 +702,27 @@ async fn inclusion(
     Ok(Json(json!({
         "leaf_index": params.seq,
         "tree_size": size,
-        "leaf_hash": hex(&leaf),
-        "root": hex(&root),
-        "proof": proof.iter().map(hex).collect::<Vec<_>>(),
+        "leaf_hash": hex::encode(leaf),
+        "root": hex::encode(root),
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
     })))
 }
 
 /// An RFC 6962 consistency proof between tree sizes `old` and `new`.
 async fn consistency(
     State(app): State<Arc<App>>,
-    params: Result<Query<ConsistencyParams>, axum::extract::rejection::QueryRejection>,
+    Params(params): Params<ConsistencyParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))?;
-    let new = match params.new {
-        Some(new) => new,
-        None => checkpoint_size(&app).await?,
-    };
-    tree_reaches(&app, new).await?;
-    let tree = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if new > tree.size() {
-        return Err(proof_error(format!("new {new}: the tree has {} records", tree.size())));
-    }
+    let (tree, new) = proof_tree(&app, params.new).await?;
     let proof = tree.consistency_proof(params.old, new).map_err(proof_error)?;
     let old_root = tree.root(params.old).ok_or_else(|| proof_error(format!("old {}", params.old)))?;
     let new_root = tree.root(new).ok_or_else(|| proof_error(format!("new {new}")))?;
     Ok(Json(json!({
         "old_size": params.old,
         "new_size": new,
-        "old_root": hex(&old_root),
-        "new_root": hex(&new_root),
-        "proof": proof.iter().map(hex).collect::<Vec<_>>(),
+        "old_root": hex::encode(old_root),
+        "new_root": hex::encode(new_root),
+        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
     })))
 }
 
