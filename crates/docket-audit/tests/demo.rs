@@ -10,8 +10,7 @@ use docket_audit::{Calendar, RuleSet};
 use docket_fold::case::{AsOf, Known};
 use docket_fold::{Store, StoreLimits};
 use docket_log::demo::{self, Violation};
-use docket_log::ledger::{self, Ledger};
-use docket_model::{PublicKey, Timestamp};
+use docket_model::Timestamp;
 
 fn rule_of(violation: Violation) -> Rule {
     match violation {
@@ -32,17 +31,8 @@ fn rule_of(violation: Violation) -> Rule {
 
 #[test]
 fn the_audit_finds_exactly_what_the_demo_planted() {
-    let built = demo::build(1200, 5);
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
-    ledger::init(dir.path(), "docket.invalid/audit", &demo::key(5, "log"), root, None).expect("init");
-    let mut ledger = Ledger::open(dir.path(), docket_log::Config::default()).expect("open");
-    for chunk in built.events.chunks(1000) {
-        for result in ledger.log.append_batch(chunk.to_vec(), Timestamp::now()).expect("append") {
-            result.expect("accepted");
-        }
-    }
-    drop(ledger);
+    let (built, _) = demo::write_ledger(dir.path(), 1200, 5).expect("demo ledger");
     let (store, _) = Store::open(dir.path(), StoreLimits::default()).expect("store");
     let as_of = AsOf { known: Known::All, valid_at: Timestamp::now() };
     let report = audit(&store, as_of, &Scope::default(), &RuleSet::bundled(), &Calendar::bundled()).expect("audit");

@@ -227,51 +227,12 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
 }
 
 pub fn demo(dir: &Path, subjects: u64, seed: u64) -> Result<bool> {
-    let built = demo::build(subjects, seed);
-    let log_key = demo::key(seed, "log");
-    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
-    ledger::init(dir, &format!("docket.invalid/demo-{seed}"), &log_key, root, Some(&built.registry_root))?;
-    let agencies = dir.join("keys/agencies");
-    std::fs::create_dir_all(&agencies)?;
-    for agency in agency_names(&built.events) {
-        docket_log::keyfile::write(&agencies.join(format!("{agency}.key")), &demo::key(seed, &agency), false)?;
-    }
-    let mut ledger = Ledger::open(dir, Config::default())?;
-    let count = built.events.len();
-    let appended = append_quiet(&mut ledger, built.events)?;
-    let checkpoint = ledger.checkpoint(&log_key)?;
-    println!("demo ledger in {}: {appended} of {count} events, {subjects} subjects, seed {seed}", dir.display());
+    let (built, checkpoint) = demo::write_ledger(dir, subjects, seed)?;
+    println!("demo ledger in {}: {} events, {subjects} subjects, seed {seed}", dir.display(), built.events.len());
     println!("planted procedural violations (cases), for the auditor to find:");
     for (violation, cases) in &built.violations {
         println!("  {violation:?}: {cases}");
     }
     println!("\nlatest checkpoint:\n{checkpoint}");
     Ok(true)
-}
-
-fn agency_names(events: &[SignedEvent]) -> Vec<String> {
-    let mut names: Vec<String> = events
-        .iter()
-        .filter_map(|e| match &e.event().body {
-            docket_model::Body::Registry(docket_model::RegistryEvent::AgencyRegistered { agency, .. }) => {
-                Some(agency.to_string())
-            }
-            _ => None,
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-fn append_quiet(ledger: &mut Ledger, events: Vec<SignedEvent>) -> Result<usize> {
-    let mut appended = 0;
-    for batch in events.chunks(APPEND_BATCH_EVENTS) {
-        for (result, event) in ledger.log.append_batch_with(batch.to_vec(), Timestamp::now(), true)?.iter().zip(batch) {
-            if let Err(refusal) = result {
-                bail!("demo event {} ({}) refused: {refusal}", appended, event.event().kind().name());
-            }
-            appended += 1;
-        }
-    }
-    Ok(appended)
 }

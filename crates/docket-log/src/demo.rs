@@ -617,3 +617,47 @@ pub fn notices(from: u64, count: u64, seed: u64) -> Vec<SignedEvent> {
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| unreachable!("signing does not panic"))).collect()
     })
 }
+
+/// Events per write (one `fdatasync` each) when [`write_ledger`] appends the demo.
+pub const DEMO_BATCH_EVENTS: usize = 4096;
+
+/// Writes the demo of `subjects` subjects into a new ledger in `dir`: the
+/// demo's log key and registry root (its secret key under `keys/`), every
+/// agency's key under `keys/agencies/`, every event appended in batches of
+/// [`DEMO_BATCH_EVENTS`], and a signed checkpoint. Returns the demo (keys and
+/// planted violations) and the checkpoint.
+pub fn write_ledger(
+    dir: &std::path::Path,
+    subjects: u64,
+    seed: u64,
+) -> Result<(Demo, String), crate::ledger::LedgerError> {
+    use crate::ledger::{self, Ledger, LedgerError};
+    let built = build(subjects, seed);
+    let log_key = key(seed, "log");
+    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
+    ledger::init(dir, &format!("docket.invalid/demo-{seed}"), &log_key, root, Some(&built.registry_root))?;
+    let agencies = dir.join("keys/agencies");
+    std::fs::create_dir_all(&agencies)
+        .map_err(|e| LedgerError::Config { path: agencies.display().to_string(), reason: e.to_string() })?;
+    for event in &built.events {
+        if let Body::Registry(RegistryEvent::AgencyRegistered { agency, .. }) = &event.event().body {
+            crate::keyfile::write(&agencies.join(format!("{agency}.key")), &key(seed, agency.as_str()), false)?;
+        }
+    }
+    let mut ledger = Ledger::open(dir, crate::Config::default())?;
+    for (number, batch) in built.events.chunks(DEMO_BATCH_EVENTS).enumerate() {
+        let results = ledger.log.append_batch_with(batch.to_vec(), Timestamp::now(), true)?;
+        for (offset, (result, event)) in results.iter().zip(batch).enumerate() {
+            if let Err(refusal) = result {
+                let index = number * DEMO_BATCH_EVENTS + offset;
+                return Err(LedgerError::DemoRefused {
+                    index,
+                    kind: event.event().kind().name(),
+                    reason: refusal.to_string(),
+                });
+            }
+        }
+    }
+    let checkpoint = ledger.checkpoint(&log_key)?;
+    Ok((built, checkpoint))
+}

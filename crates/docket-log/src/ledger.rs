@@ -52,6 +52,8 @@ pub enum LedgerError {
     Exists(String),
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    #[error("demo event {index} ({kind}) refused: {reason}")]
+    DemoRefused { index: usize, kind: &'static str, reason: String },
 }
 
 /// Paths inside a ledger directory.

@@ -482,10 +482,7 @@ pub(crate) struct DeltaParams {
 /// when that record was made; the new side is the list through the
 /// projections' watermark, in force now. So the delta carries both what was
 /// recorded since and what time did (a term that ran out is a MOD to expired).
-async fn delta(
-    State(app): State<Arc<App>>,
-    Params(params): Params<DeltaParams>,
-) -> Result<Json<Value>, ApiError> {
+async fn delta(State(app): State<Arc<App>>, Params(params): Params<DeltaParams>) -> Result<Json<Value>, ApiError> {
     let worker = app.clone();
     tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
         let store = &worker.store;
@@ -585,7 +582,10 @@ fn checkpoint_body(note: &str) -> Result<(&str, docket_log::note::Checkpoint), A
 /// Where the cosignature lines of a checkpoint are kept: by its size.
 fn cosigned_path(app: &App, note: &str) -> Result<std::path::PathBuf, ApiError> {
     let (_, checkpoint) = checkpoint_body(note)?;
-    Ok(docket_log::ledger::Paths { dir: app.dir.clone() }.checkpoints().join("cosigned").join(checkpoint.size.to_string()))
+    Ok(docket_log::ledger::Paths { dir: app.dir.clone() }
+        .checkpoints()
+        .join("cosigned")
+        .join(checkpoint.size.to_string()))
 }
 
 /// `POST /v1/cosignatures`: the latest checkpoint with witness cosignature

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use docket_log::demo;
-use docket_log::ledger::{self, Ledger};
+use docket_log::ledger;
 use docket_model::event::{Body, CaseAction, CaseEvent, Event, RegistryEvent, ServiceMethod, Signer, FORMAT_VERSION};
 use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp, Uscc};
 use docket_server::{Server, ServerLimits};
@@ -20,17 +20,9 @@ use serde_json::{json, Value};
 
 const SEED: u64 = 1;
 
-/// A demo ledger with `subjects` cases in `dir`.
+/// A demo ledger with `subjects` cases in `dir`; the registry root's key.
 fn demo_ledger(dir: &Path, subjects: u64) -> SigningKey {
-    let built = demo::build(subjects, SEED);
-    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
-    ledger::init(dir, "docket.invalid/api-test", &demo::key(SEED, "log"), root, None).unwrap();
-    let mut ledger = Ledger::open(dir, docket_log::Config::default()).unwrap();
-    for result in ledger.log.append_batch(built.events, Timestamp::now()).unwrap() {
-        result.unwrap();
-    }
-    ledger.checkpoint(&demo::key(SEED, "log")).unwrap();
-    built.registry_root
+    demo::write_ledger(dir, subjects, SEED).unwrap().0.registry_root
 }
 
 /// A server running on its own runtime, stopped (gracefully) on drop.

@@ -30,7 +30,6 @@ use std::time::Instant;
 use docket_fold::case::{AsOf, Known};
 use docket_fold::views::{self, Source};
 use docket_fold::{Fold, Store, StoreLimits};
-use docket_log::ledger::{self, Ledger};
 use docket_log::read::Reader;
 use docket_model::{MeasureCode, PublicKey, SignedEvent, SubjectId, Timestamp};
 
@@ -56,17 +55,8 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn make_ledger(dir: &Path, subjects: u64) -> (u64, PublicKey) {
-    let demo = docket_log::demo::build(subjects, 1);
-    let root = PublicKey(demo.registry_root.verifying_key().to_bytes());
-    ledger::init(dir, "docket.invalid/fold-bench", &docket_log::demo::key(1, "log"), root, None).expect("init");
-    let mut ledger = Ledger::open(dir, docket_log::Config::default()).expect("open");
-    let count = demo.events.len() as u64;
-    for chunk in demo.events.chunks(4096) {
-        for result in ledger.log.append_batch(chunk.to_vec(), Timestamp::now()).expect("append") {
-            result.expect("demo events are accepted");
-        }
-    }
-    (count, root)
+    let (demo, _) = docket_log::demo::write_ledger(dir, subjects, 1).expect("demo ledger");
+    (demo.events.len() as u64, PublicKey(demo.registry_root.verifying_key().to_bytes()))
 }
 
 /// Decodes every record; returns (records, seconds).

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use docket_log::demo;
-use docket_log::ledger::{self, Ledger};
-use docket_model::{PublicKey, SignedEvent, Timestamp};
+use docket_log::ledger::Ledger;
+use docket_model::SignedEvent;
 use docket_server::{Server, ServerLimits};
 
 const SEED: u64 = 1;
@@ -51,20 +51,6 @@ fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
         *out.entry(name).or_insert(0.0) += ticks / 100.0;
     }
     out
-}
-
-/// A demo ledger with `subjects` cases.
-fn demo_ledger(dir: &Path, subjects: u64) {
-    let built = demo::build(subjects, SEED);
-    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
-    ledger::init(dir, "docket.invalid/load", &demo::key(SEED, "log"), root, None).expect("init");
-    let mut ledger = Ledger::open(dir, docket_log::Config::default()).expect("open");
-    for chunk in built.events.chunks(4096) {
-        for result in ledger.log.append_batch(chunk.to_vec(), Timestamp::now()).expect("append") {
-            result.expect("demo events are accepted");
-        }
-    }
-    ledger.checkpoint(&demo::key(SEED, "log")).expect("checkpoint");
 }
 
 fn in_process(dir: &Path, events: &[SignedEvent], appenders: usize) -> f64 {
@@ -170,8 +156,8 @@ fn main() {
     let work = tempfile::tempdir_in(&base_dir).expect("tempdir");
     let (http_dir, local_dir) = (work.path().join("http"), work.path().join("local"));
     eprintln!("demo ledgers ({subjects} subjects) and {count} signed notices…");
-    demo_ledger(&http_dir, subjects);
-    demo_ledger(&local_dir, subjects);
+    demo::write_ledger(&http_dir, subjects, SEED).expect("demo ledger");
+    demo::write_ledger(&local_dir, subjects, SEED).expect("demo ledger");
     let events = demo::notices(0, count, SEED);
     // Enough for the background appenders at the rates seen on this machine (under 10k/s).
     let background_events = demo::notices(count, (seconds * 12_000).max(1000), SEED);
