@@ -36,24 +36,6 @@ use docket_model::{MeasureCode, PublicKey, SignedEvent, SubjectId, Timestamp};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn number(name: &str, default: u64) -> u64 {
-    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Peak resident memory of this process, in KiB.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn make_ledger(dir: &Path, subjects: u64) -> (u64, PublicKey) {
     let (demo, _) = docket_log::demo::write_ledger(dir, subjects, 1).expect("demo ledger");
     (demo.events.len() as u64, PublicKey(demo.registry_root.verifying_key().to_bytes()))
@@ -86,7 +68,7 @@ fn child_fold(dir: &Path, snapshot_events: u64) {
     }
     let (store, _) = Store::rebuild(dir, limits).expect("rebuild");
     let seconds = started.elapsed().as_secs_f64();
-    println!("{} {seconds} {}", store.records(), peak_rss_kib());
+    println!("{} {seconds} {}", store.records(), benchkit::peak_rss_kib());
 }
 
 /// Child process: audit the materialised store, print records, seconds, peak memory and findings.
@@ -100,7 +82,7 @@ fn child_audit(dir: &Path) {
     let calendar = docket_audit::Calendar::bundled();
     let started = Instant::now();
     let as_of = AsOf { known: Known::All, valid_at: Timestamp::now() };
-    let before = peak_rss_kib();
+    let before = benchkit::peak_rss_kib();
     // Findings are counted as they come (`audit_each`), so the peak is the
     // audit's working state; `docket audit` collects them for its report.
     let mut findings = 0u64;
@@ -110,7 +92,7 @@ fn child_audit(dir: &Path) {
     })
     .expect("audit");
     let seconds = started.elapsed().as_secs_f64();
-    println!("{} {seconds} {} {findings} {} {before}", store.records(), peak_rss_kib(), report.cases);
+    println!("{} {seconds} {} {findings} {} {before}", store.records(), benchkit::peak_rss_kib(), report.cases);
 }
 
 /// Runs this binary with `args` and returns the numbers it prints.
@@ -141,10 +123,6 @@ fn fold_in_child(dir: &Path, snapshot_events: u64) -> (u64, f64, u64) {
     let text = String::from_utf8_lossy(&output.stdout);
     let parts: Vec<&str> = text.split_whitespace().collect();
     (parts[0].parse().expect("records"), parts[1].parse().expect("seconds"), parts[2].parse().expect("kib"))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// A small deterministic generator (SplitMix64).
@@ -184,7 +162,7 @@ fn checks(
 }
 
 fn main() {
-    if let Some(dir) = arg("--fold-only") {
+    if let Some(dir) = benchkit::arg("--fold-only") {
         let (records, seconds, kib) = fold_in_child(Path::new(&dir), 64);
         println!(
             "{records} records in {seconds:.2} s: {:.0} events/s, peak {} MiB",
@@ -193,18 +171,19 @@ fn main() {
         );
         return;
     }
-    if let Some(dir) = arg("--child-audit") {
+    if let Some(dir) = benchkit::arg("--child-audit") {
         child_audit(Path::new(&dir));
         return;
     }
-    if let Some(dir) = arg("--child-fold") {
-        child_fold(Path::new(&dir), number("--snapshots", 64));
+    if let Some(dir) = benchkit::arg("--child-fold") {
+        child_fold(Path::new(&dir), benchkit::number("--snapshots", 64));
         return;
     }
-    let large = number("--subjects", 100_000);
-    let small = number("--small", large / 4);
-    let queries = number("--queries", 20_000);
-    let base = arg("--dir").map(std::path::PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("fold-bench"));
+    let large = benchkit::number("--subjects", 100_000);
+    let small = benchkit::number("--small", large / 4);
+    let queries = benchkit::number("--queries", 20_000);
+    let base =
+        benchkit::arg("--dir").map(std::path::PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("fold-bench"));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).expect("dir");
     let (small_dir, large_dir) = (base.join("small"), base.join("large"));
@@ -315,22 +294,22 @@ fn main() {
     println!("| audit time, {small_cases} vs {cases} cases | {small_audit_seconds:.2} s vs {audit_seconds:.2} s | — | — | — |");
     println!(
         "| point check, now (p50 / p99) | {:.1} / {:.1} µs | — | — | p99 < 100 µs |",
-        percentile(&now_checks, 0.5),
-        percentile(&now_checks, 0.99)
+        benchkit::percentile(&now_checks, 0.5),
+        benchkit::percentile(&now_checks, 0.99)
     );
     println!(
         "| as-of point check, registry snapshots every 64 events (p50 / p99) | {:.1} / {:.1} µs | without snapshots {:.1} / {:.1} µs | {:.2} (p99) | — |",
-        percentile(&asof_checks, 0.5),
-        percentile(&asof_checks, 0.99),
-        percentile(&plain_checks, 0.5),
-        percentile(&plain_checks, 0.99),
-        percentile(&asof_checks, 0.99) / percentile(&plain_checks, 0.99)
+        benchkit::percentile(&asof_checks, 0.5),
+        benchkit::percentile(&asof_checks, 0.99),
+        benchkit::percentile(&plain_checks, 0.5),
+        benchkit::percentile(&plain_checks, 0.99),
+        benchkit::percentile(&asof_checks, 0.99) / benchkit::percentile(&plain_checks, 0.99)
     );
     println!(
         "| as-of point check by refolding the log in memory (median of 5) | {:.0} µs | store as-of p50 {:.1} µs | {:.0}x slower | — |",
-        percentile(&refold, 0.5),
-        percentile(&asof_checks, 0.5),
-        percentile(&refold, 0.5) / percentile(&asof_checks, 0.5)
+        benchkit::percentile(&refold, 0.5),
+        benchkit::percentile(&asof_checks, 0.5),
+        benchkit::percentile(&refold, 0.5) / benchkit::percentile(&asof_checks, 0.5)
     );
     println!(
         "| fold peak memory (VmHWM), {small_events} vs {large_events} records | {} MiB vs {} MiB | — | {:.2} | flat |",

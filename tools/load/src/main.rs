@@ -33,57 +33,13 @@ use docket_server::{Server, ServerLimits};
 
 const SEED: u64 = 1;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// CPU seconds (user + system) used so far by each thread of this process, by thread name.
-fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let name = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-        *out.entry(name).or_insert(0.0) += ticks / 100.0;
-    }
-    out
-}
-
 fn in_process(dir: &Path, events: &[SignedEvent], appenders: usize) -> f64 {
     let (log, _) = Ledger::open(dir, docket_log::Config::default()).expect("open").into_parts();
     let (sequencer, writer) = docket_log::Sequencer::start(log, docket_log::Limits::default());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let started = Instant::now();
-    runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for task in 0..appenders {
-            let sequencer = sequencer.clone();
-            let mine: Vec<SignedEvent> = events.iter().skip(task).step_by(appenders).cloned().collect();
-            tasks.push(tokio::spawn(async move {
-                for event in mine {
-                    sequencer.append(event).await.expect("accepted");
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.expect("appender");
-        }
-    });
-    let rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    let rate = events.len() as f64 / benchkit::append_concurrently(&sequencer, events, appenders);
     drop(sequencer);
     writer.join().expect("writer");
     rate
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// Posts `events` from `threads` threads, `batch` events per request
@@ -140,13 +96,13 @@ fn http_ingest(base: &str, events: &[SignedEvent], threads: usize, batch: usize,
 }
 
 fn main() {
-    let count = arg("--events", 20_000);
-    let appenders = arg("--appenders", 256) as usize;
-    let connections = arg("--connections", 64) as usize;
-    let rate = arg("--rate", 1000);
-    let seconds = arg("--seconds", 10);
-    let background = arg("--background", 16) as usize;
-    let subjects = arg("--subjects", 2000);
+    let count = benchkit::number("--events", 20_000);
+    let appenders = benchkit::number("--appenders", 256) as usize;
+    let connections = benchkit::number("--connections", 64) as usize;
+    let rate = benchkit::number("--rate", 1000);
+    let seconds = benchkit::number("--seconds", 10);
+    let background = benchkit::number("--background", 16) as usize;
+    let subjects = benchkit::number("--subjects", 2000);
     let base_dir = std::env::args()
         .skip_while(|a| a != "--dir")
         .nth(1)
@@ -187,15 +143,15 @@ fn main() {
     let third = count as usize / 3;
     let (http_rate, append_latency) = http_ingest(&base, &events[..third], appenders, 1, false);
     // The same events in flight (appenders), as batches of `batch` from appenders / batch clients.
-    let batch = arg("--batch", 16) as usize;
+    let batch = benchkit::number("--batch", 16) as usize;
     let batch_clients = (appenders / batch.max(1)).max(1);
-    let cpu_before = thread_cpu();
+    let cpu_before = benchkit::thread_cpu();
     let batch_started = Instant::now();
     let (batch_rate, batch_latency) = http_ingest(&base, &events[third..2 * third], batch_clients, batch, false);
     if std::env::var_os("LOAD_CPU").is_some() {
         // Client threads exit when done, so their CPU is what is missing from the total.
         let wall = batch_started.elapsed().as_secs_f64();
-        let after = thread_cpu();
+        let after = benchkit::thread_cpu();
         let used: Vec<String> = after
             .iter()
             .map(|(name, cpu)| format!("{name} {:.2}", cpu - cpu_before.get(name).copied().unwrap_or(0.0)))
@@ -282,26 +238,26 @@ fn main() {
     println!("|---|---|---|---|---|");
     println!(
         "| HTTP ingest, {appenders} clients, one JSON event per request | {http_rate:.0} events/s (append p50 {:.1} ms, p99 {:.1} ms) | in-process ingest, {appenders} tasks: {local_rate:.0} events/s | {:.2} | >= 0.50 |",
-        percentile(&append_latency, 0.5),
-        percentile(&append_latency, 0.99),
+        benchkit::percentile(&append_latency, 0.5),
+        benchkit::percentile(&append_latency, 0.99),
         http_rate / local_rate
     );
     println!(
         "| HTTP ingest, {batch_clients} clients x {batch}-event batches, JSON | {batch_rate:.0} events/s (request p50 {:.1} ms, p99 {:.1} ms) | in-process ingest, {appenders} tasks: {local_rate:.0} events/s | {:.2} | >= 0.50 |",
-        percentile(&batch_latency, 0.5),
-        percentile(&batch_latency, 0.99),
+        benchkit::percentile(&batch_latency, 0.5),
+        benchkit::percentile(&batch_latency, 0.99),
         batch_rate / local_rate
     );
     println!(
         "| HTTP ingest, {batch_clients} clients x {batch}-event batches, wire form | {wire_rate:.0} events/s (request p50 {:.1} ms, p99 {:.1} ms) | in-process ingest, {appenders} tasks: {local_rate:.0} events/s | {:.2} | >= 0.50 |",
-        percentile(&wire_latency, 0.5),
-        percentile(&wire_latency, 0.99),
+        benchkit::percentile(&wire_latency, 0.5),
+        benchkit::percentile(&wire_latency, 0.99),
         wire_rate / local_rate
     );
     println!(
         "| point check over HTTP, {achieved:.0} requests/s over {connections} connections, with {background_rate:.0} appends/s running | p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms | — | — | p99 < 5 ms at 1,000/s |",
-        percentile(&check_latency, 0.5),
-        percentile(&check_latency, 0.99),
+        benchkit::percentile(&check_latency, 0.5),
+        benchkit::percentile(&check_latency, 0.99),
         check_latency.last().copied().unwrap_or(f64::NAN)
     );
 }

@@ -25,11 +25,6 @@ use docket_log::ledger::{self, Ledger};
 use docket_log::{demo, verify, Config, Limits, Sequencer};
 use docket_model::{PublicKey, SignedEvent, Timestamp};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn raw_append(dir: &Path, records: u64, batch: u64) -> f64 {
     let path = dir.join(format!("raw-{batch}"));
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("raw file");
@@ -90,55 +85,23 @@ fn fresh_ledger(dir: &Path, seed: u64) -> Ledger {
     ledger
 }
 
-/// CPU seconds (user + system) used so far by each thread of this process, by thread name.
-fn thread_cpu() -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    let tick = 100.0; // USER_HZ
-    for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let name = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-        *out.entry(name).or_insert(0.0) += ticks / tick;
-    }
-    out
-}
-
 fn ingest(dir: &Path, events: &[SignedEvent], appenders: usize, seed: u64) -> (f64, f64) {
     let (log, _) = fresh_ledger(dir, seed).into_parts();
+    let registry_events = log.size() as usize;
     let (sequencer, writer) = Sequencer::start(log, Limits::default());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let start = Instant::now();
-    runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for task in 0..appenders {
-            let sequencer = sequencer.clone();
-            let mine: Vec<SignedEvent> = events.iter().skip(task).step_by(appenders).cloned().collect();
-            tasks.push(tokio::spawn(async move {
-                for event in mine {
-                    sequencer.append(event).await.expect("accepted");
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.expect("appender");
-        }
-    });
-    let elapsed = start.elapsed().as_secs_f64();
-    let cpu = thread_cpu();
+    let elapsed = benchkit::append_concurrently(&sequencer, events, appenders);
+    let cpu = benchkit::thread_cpu();
     drop(sequencer);
     if std::env::var_os("LOG_BENCH_CPU").is_some() {
         eprintln!("ingest {appenders}: wall {elapsed:.2} s; CPU s by thread (cumulative): {cpu:?}");
     }
     let (log, stats) = writer.join().expect("writer");
-    assert_eq!(log.size() as usize, events.len() + demo::build(0, seed).events.len());
+    assert_eq!(log.size() as usize, events.len() + registry_events);
     (events.len() as f64 / elapsed, stats.events as f64 / stats.batches.max(1) as f64)
 }
 
 fn main() {
-    let count = arg("--events", 100_000);
+    let count = benchkit::number("--events", 100_000);
     let seed = 1;
     let base = std::env::args()
         .skip_while(|a| a != "--dir")
@@ -163,7 +126,7 @@ fn main() {
     println!("|---|---:|---|---:|---:|");
     let mut probe_log = Vec::new();
     // `--appenders 256` measures one concurrency only (for quick iterations).
-    let only = arg("--appenders", 0) as usize;
+    let only = benchkit::number("--appenders", 0) as usize;
     let all = [1usize, 16, 256];
     for appenders in all.into_iter().filter(|a| only == 0 || *a == only) {
         let records = if appenders == 1 { 3000 } else { count };
