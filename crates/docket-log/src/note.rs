@@ -66,12 +66,7 @@ impl NoteKey {
 
     /// The 4-byte key id.
     pub fn key_id(&self) -> [u8; 4] {
-        let mut hasher = Sha256::new();
-        hasher.update(self.name.as_bytes());
-        hasher.update([b'\n', ED25519]);
-        hasher.update(self.key.0);
-        let digest = hasher.finalize();
-        [digest[0], digest[1], digest[2], digest[3]]
+        key_id(&self.name, ED25519, &self.key)
     }
 
     /// `<name>+<hex key id>+<base64(0x01 || key)>`.
@@ -89,6 +84,16 @@ impl NoteKey {
         check_id(&parsed, id).map_err(fail)?;
         Ok(parsed)
     }
+}
+
+/// A signed-note key id: `SHA-256(name || "\n" || signature type || key)[:4]`.
+fn key_id(name: &str, signature_type: u8, key: &PublicKey) -> [u8; 4] {
+    let mut hasher = Sha256::new();
+    hasher.update(name.as_bytes());
+    hasher.update([b'\n', signature_type]);
+    hasher.update(key.0);
+    let digest = hasher.finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
 }
 
 fn hex_id(id: [u8; 4]) -> String {
@@ -290,12 +295,7 @@ impl WitnessKey {
 
     /// `SHA-256(name || "\n" || 0x04 || key)[:4]`.
     pub fn key_id(&self) -> [u8; 4] {
-        let mut hasher = Sha256::new();
-        hasher.update(self.name.as_bytes());
-        hasher.update([b'\n', COSIGNATURE_V1]);
-        hasher.update(self.key.0);
-        let digest = hasher.finalize();
-        [digest[0], digest[1], digest[2], digest[3]]
+        key_id(&self.name, COSIGNATURE_V1, &self.key)
     }
 }
 

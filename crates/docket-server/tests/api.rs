@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use docket_log::demo;
 use docket_log::ledger;
 use docket_model::event::{Body, CaseAction, CaseEvent, Event, RegistryEvent, ServiceMethod, Signer, FORMAT_VERSION};
-use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp, Uscc};
+use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp};
 use docket_server::{Server, ServerLimits};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
@@ -116,72 +116,62 @@ fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
     request(addr, "POST", path, body, "")
 }
 
-fn uscc(index: u64) -> Uscc {
-    let first = format!("91110000{index:09}");
-    let check = Uscc::check_character(first.as_bytes());
-    Uscc::parse(&format!("{first}{check}")).unwrap()
-}
-
-/// A notice opening case `index` on the defaulter list, signed by `agency` with `key`.
-fn notice(index: u64, agency: &str, key: &SigningKey, expected_version: Option<u64>, matter: &str) -> SignedEvent {
-    let at = Timestamp::parse("2024-03-01T10:00:00+08:00").unwrap();
+/// A case event on case `index` of the defaulter list (subject [`demo::bench_uscc`]).
+fn case_event(
+    index: u64,
+    agency: &str,
+    key: &SigningKey,
+    at: &str,
+    expected_version: Option<u64>,
+    action: CaseAction,
+) -> SignedEvent {
     let event = Event {
         format: FORMAT_VERSION,
         signer: Signer::Agency(Name::parse(agency).unwrap()),
         key: PublicKey(key.verifying_key().to_bytes()),
-        effective_at: at,
+        effective_at: Timestamp::parse(at).unwrap(),
         body: Body::Case(CaseEvent {
             list: Name::parse("cn-spc-defaulters").unwrap(),
-            subject: SubjectId::Uscc(uscc(index)),
+            subject: SubjectId::Uscc(demo::bench_uscc(index)),
             number: Name::parse(&format!("(2024)京0105执{index}号")).unwrap(),
             expected_version,
-            action: CaseAction::Notice {
-                served_at: at,
-                method: ServiceMethod::Post,
-                matter: matter.into(),
-                rights: "Objection within 7 working days".into(),
-            },
+            action,
         }),
     };
     SignedEvent::sign(event, key).unwrap()
+}
+
+/// A notice opening case `index` on the defaulter list, signed by `agency` with `key`.
+fn notice(index: u64, agency: &str, key: &SigningKey, expected_version: Option<u64>, matter: &str) -> SignedEvent {
+    let at = "2024-03-01T10:00:00+08:00";
+    let action = CaseAction::Notice {
+        served_at: Timestamp::parse(at).unwrap(),
+        method: ServiceMethod::Post,
+        matter: matter.into(),
+        rights: "Objection within 7 working days".into(),
+    };
+    case_event(index, agency, key, at, expected_version, action)
 }
 
 /// A designation decision on case `index` (opened by a notice), in force from 1 October 2026.
 fn designation(index: u64, key: &SigningKey) -> SignedEvent {
     use docket_model::event::{LegalRef, Severity};
-    let at = Timestamp::parse("2026-10-01T09:00:00+08:00").unwrap();
     let text = |t: &str| t.to_owned();
-    let event = Event {
-        format: FORMAT_VERSION,
-        signer: Signer::Agency(Name::parse("spc").unwrap()),
-        key: PublicKey(key.verifying_key().to_bytes()),
-        effective_at: at,
-        body: Body::Case(CaseEvent {
-            list: Name::parse("cn-spc-defaulters").unwrap(),
-            subject: SubjectId::Uscc(uscc(index)),
-            number: Name::parse(&format!("(2024)京0105执{index}号")).unwrap(),
-            expected_version: Some(1),
-            action: CaseAction::DesignationDecision {
-                basis: None,
-                reasons: text("Able to perform but refuses"),
-                legal_basis: vec![LegalRef {
-                    instrument: text("Civil Procedure Law of the PRC"),
-                    article: text("art. 262"),
-                }],
-                measures_warning: text("Joint measures apply"),
-                removal_conditions: text("Performance"),
-                remedies: text("Review"),
-                severity: Severity::Serious,
-                term_months: Some(24),
-            },
-        }),
+    let action = CaseAction::DesignationDecision {
+        basis: None,
+        reasons: text("Able to perform but refuses"),
+        legal_basis: vec![LegalRef { instrument: text("Civil Procedure Law of the PRC"), article: text("art. 262") }],
+        measures_warning: text("Joint measures apply"),
+        removal_conditions: text("Performance"),
+        remedies: text("Review"),
+        severity: Severity::Serious,
+        term_months: Some(24),
     };
-    SignedEvent::sign(event, key).unwrap()
+    case_event(index, "spc", key, "2026-10-01T09:00:00+08:00", Some(1), action)
 }
 
 fn hex32(text: &str) -> [u8; 32] {
-    let bytes: Vec<u8> = (0..64).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect();
-    bytes.try_into().unwrap()
+    hex::decode(text).unwrap().try_into().unwrap()
 }
 
 /// A registry event signed by the registry root.
@@ -210,7 +200,7 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let (_, _, note_key) = ledger::read_config(dir.path()).unwrap();
     let first = ledger::open_checkpoint(&get(addr, "/v1/checkpoint").body, &note_key).unwrap();
     assert_eq!(first.size, size);
-    let first_root: String = first.root.iter().map(|b| format!("{b:02x}")).collect();
+    let first_root = hex::encode(first.root);
 
     let event = notice(1, "spc", &demo::key(SEED, "spc"), Some(0), "Failure to pay");
     let first = post(addr, "/v1/events", &body_of(&event));
@@ -230,7 +220,7 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let filtered = get_as(addr, "spc", "/v1/feed?cursor=0&kind=notice&agency=spc&limit=1000").json();
     assert!(filtered["events"].as_array().unwrap().iter().all(|e| e["kind"] == "notice"));
 
-    let subject = format!("uscc:{}", uscc(1));
+    let subject = format!("uscc:{}", demo::bench_uscc(1));
     let view = get_as(addr, "spc", &format!("/v1/views/subject?subject={subject}&min_seq={size}"));
     assert_eq!(view.status, 200, "{}", view.body);
     assert_eq!(view.json()["cases"][0]["notice"]["seq"], size);
