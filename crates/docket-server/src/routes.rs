@@ -138,24 +138,28 @@ fn receipt_json(receipt: &Receipt) -> Value {
     })
 }
 
-/// Appends one event; the receipt once it is durable. A duplicate gets the original receipt.
-/// The rate-limit key of an event: its signing agency, or the registry.
-fn signer_of(event: &SignedEvent) -> String {
+/// The rate-limit bucket of an event: its signing agency if the registry
+/// knows it, or the registry itself. None for a name no agency has: the log
+/// refuses it anyway, and forged names must not grow the limiter's map.
+fn bucket_of(app: &App, event: &SignedEvent) -> Option<String> {
     match &event.event().signer {
-        docket_model::Signer::Agency(agency) => agency.to_string(),
-        docket_model::Signer::Registry => "(registry)".into(),
+        docket_model::Signer::Registry => Some("(registry)".into()),
+        docket_model::Signer::Agency(agency) => {
+            app.store.current_registry().agency(agency).is_some().then(|| agency.to_string())
+        }
     }
 }
 
-/// Takes an append token for the event's signer, or refuses with 429.
-/// Only registered agencies (and the registry) have buckets: a name no agency
-/// has is refused by the log anyway, and must not grow the limiter's map.
-fn take_token(app: &App, signer: &str) -> Result<(), ApiError> {
-    let known = signer == "(registry)"
-        || docket_model::Name::parse(signer).is_ok_and(|name| app.store.current_registry().agency(&name).is_some());
-    if !known {
-        return Ok(());
+/// Gives back the token of a refused append.
+fn refund(app: &App, bucket: &Option<String>) {
+    if let Some(bucket) = bucket {
+        app.rate.refund(bucket);
     }
+}
+
+/// Takes an append token from the bucket, or refuses with 429.
+fn take_token(app: &App, bucket: &Option<String>) -> Result<(), ApiError> {
+    let Some(signer) = bucket else { return Ok(()) };
     app.rate.take(signer).map_err(|wait| {
         app.count(&app.metrics.refused);
         let retry_after_s = Some(wait.ceil().max(1.0) as u64);
@@ -174,13 +178,14 @@ fn take_token(app: &App, signer: &str) -> Result<(), ApiError> {
     })
 }
 
+/// Appends one event; the receipt once it is durable. A duplicate gets the original receipt.
 async fn append_one(app: &App, event: SignedEvent) -> Result<Receipt, ApiError> {
     let size_before = *app.head.borrow();
-    let signer = signer_of(&event);
-    take_token(app, &signer)?;
+    let bucket = bucket_of(app, &event);
+    take_token(app, &bucket)?;
     let appended = app.sequencer.append(event).await;
     if appended.is_err() {
-        app.rate.refund(&signer);
+        refund(app, &bucket);
     }
     match appended {
         Ok(receipt) => {
@@ -239,14 +244,14 @@ async fn append_batch(State(app): State<Arc<App>>, headers: HeaderMap, request: 
     let mut pending = Vec::with_capacity(events.len());
     for event in events {
         let event = event.and_then(|event| {
-            let signer = signer_of(&event);
-            take_token(&app, &signer).map(|()| (event, signer))
+            let bucket = bucket_of(&app, &event);
+            take_token(&app, &bucket).map(|()| (event, bucket))
         });
         match event {
-            Ok((event, signer)) => match app.sequencer.submit(event).await {
-                Ok(receipt) => pending.push(Ok((receipt, signer))),
+            Ok((event, bucket)) => match app.sequencer.submit(event).await {
+                Ok(receipt) => pending.push(Ok((receipt, bucket))),
                 Err(error) => {
-                    app.rate.refund(&signer);
+                    refund(&app, &bucket);
                     pending.push(Err(ApiError::append(&error)));
                 }
             },
@@ -258,8 +263,8 @@ async fn append_batch(State(app): State<Arc<App>>, headers: HeaderMap, request: 
     let mut all_appended = true;
     for (index, outcome) in pending.into_iter().enumerate() {
         let outcome = match outcome {
-            Ok((receipt, signer)) => receipt.await.map_err(|error| {
-                app.rate.refund(&signer);
+            Ok((receipt, bucket)) => receipt.await.map_err(|error| {
+                refund(&app, &bucket);
                 ApiError::append(&error)
             }),
             Err(error) => Err(error),
