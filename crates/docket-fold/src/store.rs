@@ -277,30 +277,24 @@ impl Store {
         if get("root")? != root.0 {
             return Err("store was built for another registry root".into());
         }
-        let position = get("position")?;
-        let (next, checksum) = position.split_first_chunk::<8>().ok_or("short position")?;
-        let last_checksum: [u8; 32] = checksum.try_into().map_err(|_| "short position checksum")?;
-        let next_seq = u64::from_be_bytes(*next);
-        // The current registry: the newest snapshot plus the events after it.
-        let events_table = txn.open_table(REGISTRY_EVENTS).map_err(|e| e.to_string())?;
-        let registry_events = events_table.len().map_err(|e| e.to_string())?;
-        drop((meta, events_table, txn));
+        drop((meta, txn));
+        let empty = Progress {
+            registry: Arc::new(Registry::new(root)),
+            registry_events: 0,
+            next_seq: 0,
+            last_checksum: [0; 32],
+        };
         let store = Self {
             path: path.to_owned(),
             db,
             reader,
             root,
             limits,
-            progress: Mutex::new(Progress {
-                registry: Arc::new(Registry::new(root)),
-                registry_events,
-                next_seq,
-                last_checksum,
-            }),
+            progress: Mutex::new(empty),
             catching_up: Mutex::new(()),
         };
-        let registry = store.registry_through(u64::MAX).map_err(|e| e.to_string())?;
-        store.lock_progress().registry = registry;
+        let progress = store.progress_from_db().map_err(|e| e.to_string())?;
+        *store.lock_progress() = progress;
         Ok(store)
     }
 
@@ -447,7 +441,8 @@ impl Store {
         Ok(())
     }
 
-    /// The progress as committed in the file.
+    /// The progress as committed in the file: the position, and the current
+    /// registry (the newest snapshot plus the registry events after it).
     fn progress_from_db(&self) -> Result<Progress, FoldError> {
         let path = self.path.as_path();
         let txn = tried!(path, self.db.begin_read());
