@@ -437,6 +437,11 @@ impl Checker<'_> {
         let rules = self.rules;
         let designation = view.designation.as_ref();
 
+        // The objection window after the notice, computed once for both rules that use it.
+        let window = match (rules.objection_window, view.notice) {
+            (Some(period), Some(notice)) => Some((period, notice, self.calendar.due(date(notice.at), period)?)),
+            _ => None,
+        };
         if let Some(d) = designation {
             if rules.notice_required && view.notice.is_none_or(|n| n.at > d.in_force_from) {
                 self.violated(
@@ -446,11 +451,10 @@ impl Checker<'_> {
                     "designated with no notice served before the decision".into(),
                 );
             }
-            if let (Some(window), Some(notice)) = (rules.objection_window, view.notice) {
-                let deadline = self.calendar.due(date(notice.at), window)?;
+            if let Some((period, notice, deadline)) = &window {
                 if date(d.in_force_from) <= deadline.due {
                     let what = format!(
-                        "in force from {} while the objection window ({window} from the notice) ran until {}",
+                        "in force from {} while the objection window ({period} from the notice) ran until {}",
                         date(d.in_force_from),
                         deadline.due
                     );
@@ -458,8 +462,8 @@ impl Checker<'_> {
                         Rule::ObjectionWindowObserved,
                         FindingStatus::Violated,
                         designating,
-                        vec![notice, d.decision],
-                        deadline,
+                        vec![*notice, d.decision],
+                        deadline.clone(),
                         what,
                     );
                 }
@@ -523,10 +527,7 @@ impl Checker<'_> {
         }
 
         // Objections: a timely one is decided in time; an upheld one is remedied in time.
-        let window_due = match (rules.objection_window, view.notice) {
-            (Some(window), Some(notice)) => Some(self.calendar.due(date(notice.at), window)?.due),
-            _ => None,
-        };
+        let window_due = window.as_ref().map(|(_, _, deadline)| deadline.due);
         for objection in &view.objections {
             let timely = window_due.is_none_or(|due| date(objection.received.at) <= due) || objection.after_designation;
             if let (true, Some(review)) = (timely, rules.objection_review) {

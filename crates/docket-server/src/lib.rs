@@ -112,6 +112,9 @@ pub(crate) struct App {
     pub(crate) stopping: watch::Sender<bool>,
     pub(crate) metrics: Metrics,
     pub(crate) rate: rate::RateLimiter,
+    /// The audit's rule sets and calendar, parsed once.
+    pub(crate) rule_sets: Vec<docket_audit::RuleSet>,
+    pub(crate) calendar: docket_audit::Calendar,
     /// Witnesses whose cosignatures the server accepts (`DIR/witnesses`).
     pub(crate) witnesses: Vec<docket_log::note::WitnessKey>,
     pub(crate) limits: ServerLimits,
@@ -154,6 +157,8 @@ impl Server {
             stopping: watch::Sender::new(false),
             metrics: Metrics::default(),
             rate: rate::RateLimiter::new(limits.appends_per_agency_per_s, limits.append_burst),
+            rule_sets: docket_audit::RuleSet::bundled(),
+            calendar: docket_audit::Calendar::bundled(),
             witnesses: read_witnesses(dir)?,
             limits,
         };

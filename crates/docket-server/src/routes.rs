@@ -447,8 +447,8 @@ async fn audit(
             store,
             as_of,
             &scope,
-            &docket_audit::RuleSet::bundled(),
-            &docket_audit::Calendar::bundled(),
+            &worker.rule_sets,
+            &worker.calendar,
             &mut |finding| {
                 if total >= offset && page.len() < limit {
                     page.push(finding);
