@@ -59,9 +59,16 @@ pub fn parse_time(parameter: &str, text: &str) -> Result<Timestamp, QueryError> 
 /// Resolves an as-of (a seq or a time) and a valid time into a bitemporal
 /// point. Without a valid time it is the as-of time: what the ledger said
 /// then, about then; without either, now.
+///
+/// "Everything recorded" is pinned to the store's watermark: a catch-up may
+/// run beside the read, and one view must not mix a registry from before a
+/// record with cases from after it.
 pub fn resolve(store: &Store, as_of: Option<&str>, valid_at: Option<&str>) -> Result<AsOf, QueryError> {
     let (known, then) = match as_of {
-        None => (Known::All, Timestamp::now()),
+        None => match store.records() {
+            0 => (Known::All, Timestamp::now()),
+            records => (Known::Through(records - 1), Timestamp::now()),
+        },
         Some(text) if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) => {
             let seq: u64 = text.parse().map_err(|e| error("as-of", text, e))?;
             if seq >= store.records() {

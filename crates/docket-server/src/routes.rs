@@ -306,18 +306,6 @@ async fn event_at(
     page.events.into_iter().next().map(Json).ok_or_else(|| ApiError::not_found(format!("seq {seq}")))
 }
 
-/// "Everything recorded" read as "everything through the projections'
-/// watermark": the catch-up runs beside the reads, and a view must not mix a
-/// registry from before a record with cases from after it.
-fn consistent(store: &docket_fold::Store, as_of: docket_fold::AsOf) -> docket_fold::AsOf {
-    match (as_of.known, store.records()) {
-        (docket_fold::Known::All, records) if records > 0 => {
-            docket_fold::AsOf { known: docket_fold::Known::Through(records - 1), ..as_of }
-        }
-        _ => as_of,
-    }
-}
-
 /// Query parameters of the views.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -369,7 +357,7 @@ async fn view(
     let worker = app.clone();
     let (value, watermark) = tokio::task::spawn_blocking(move || -> Result<(Value, u64), ApiError> {
         let store = &worker.store;
-        let as_of = consistent(store, query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?);
+        let as_of = query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?;
         let name = |value: &Option<String>, parameter: &str| -> Result<Option<docket_model::Name>, QueryError> {
             value.as_deref().map(|v| query::name(parameter, v)).transpose()
         };
@@ -435,7 +423,7 @@ async fn audit(
     let worker = app.clone();
     tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
         let store = &worker.store;
-        let as_of = consistent(store, query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?);
+        let as_of = query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?;
         let scope = docket_audit::audit::Scope {
             list: params.list.as_deref().map(|l| query::name("list", l)).transpose()?,
             agency: params.agency.as_deref().map(|a| query::name("agency", a)).transpose()?,
