@@ -350,7 +350,24 @@ enum Format {
     Json,
 }
 
+/// A reader that stops early (`docket audit | head`) closes the pipe, and the
+/// next `println!` panics on the broken pipe. That is the reader's choice,
+/// not a failure of docket: end quietly with success, as Unix tools do.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info
+            .payload_as_str()
+            .is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe"))
+        {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen { out, force } => keys::keygen(&out, force),

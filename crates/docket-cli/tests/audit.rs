@@ -111,3 +111,22 @@ fn deadline_names_what_it_crossed() {
         assert!(text(&output.stderr).contains(wanted), "{args:?}: {}", text(&output.stderr));
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = dir.path().join("demo");
+    let l = s(&ledger);
+    assert!(docket(&["demo", "--dir", l, "--subjects", "600", "--seed", "4"]).status.success());
+    // More than a pipe buffer of output, and a reader that closes the pipe at once (like `| head -0`).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["audit", "--dir", l, "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docket runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("docket ends");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stderr).contains("panicked"), "{}", text(&output.stderr));
+}
