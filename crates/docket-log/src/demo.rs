@@ -1,11 +1,18 @@
-//! A deterministic demo ledger: a registry with three lists (court
-//! judgment defaulters, civil aviation, tax), 24 agencies, 32 catalogued
-//! measures and their MOUs, and `subjects` cases that run the whole
-//! lifecycle, with a known number of procedural violations of each kind.
+//! Deterministic generated ledgers.
+//!
+//! * [`build`]: the demo, a registry with three lists (court judgment
+//!   defaulters, civil aviation, tax), 24 agencies, 32 catalogued measures
+//!   and their MOUs, and `subjects` cases that run the whole lifecycle, with
+//!   a known number of procedural violations of each kind;
+//! * [`World::national`] with [`registry_events`] and [`national_chunk`]: the
+//!   national-scale world of the benchmarks, seven lists, 60 agencies, 150
+//!   catalogued measures, MOUs binding 10 to 45 agencies, and cases opening
+//!   over ten years (2016 to 2025), generated in independent chunks so that
+//!   all cores can sign them and the result does not depend on how many.
 //!
 //! Everything (keys, identifiers, times, choices) follows from the seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use docket_model::event::*;
 use docket_model::{Digest, Hash32, Name, PublicKey, ResidentId, SignedEvent, SubjectId, Timestamp, Uscc};
@@ -81,9 +88,12 @@ fn name(text: &str) -> Name {
     Name::parse(text).unwrap_or_else(|error| unreachable!("demo names are valid: {error}"))
 }
 
-fn at(day: i64, hour: i64) -> Timestamp {
-    // Day 0 is 2024-01-01T00:00:00+08:00.
-    let base = 1_704_038_400_000_000i64;
+/// Day 0 of the demo: 2024-01-01T00:00:00+08:00.
+const DEMO_DAY_ZERO: i64 = 1_704_038_400_000_000;
+/// Day 0 of the national world: 2016-01-01T00:00:00+08:00.
+const NATIONAL_DAY_ZERO: i64 = 1_451_577_600_000_000;
+
+fn at_from(base: i64, day: i64, hour: i64) -> Timestamp {
     Timestamp::from_micros(base + (day * 24 + hour) * 3_600_000_000)
         .unwrap_or_else(|_| unreachable!("demo times are in range"))
 }
@@ -194,19 +204,290 @@ fn resident_born(rng: &mut Rng, from: u64, years: u64) -> ResidentId {
     ResidentId::parse(&format!("{first}{check}")).unwrap_or_else(|error| unreachable!("generated id is valid: {error}"))
 }
 
-struct Builder {
+/// Responsible agencies of the national world beyond the demo's twenty.
+const NATIONAL_RESPONSIBLE: [&str; 35] = [
+    "mps",
+    "mca",
+    "moj",
+    "mof",
+    "mwr",
+    "moa",
+    "mofa",
+    "most",
+    "miit",
+    "nea",
+    "nrta",
+    "sport",
+    "nbs",
+    "nhsa",
+    "cnipa",
+    "nmpa",
+    "post",
+    "forestry",
+    "grain",
+    "tobacco",
+    "sasac",
+    "audit-office",
+    "ncac",
+    "nda",
+    "cea",
+    "mva",
+    "nfsra",
+    "cma",
+    "ncha",
+    "nra",
+    "acftu",
+    "fire-rescue",
+    "nhc-tcm",
+    "mot-maritime",
+    "cnsa",
+];
+
+/// Sectors of the national world's generated measures (three measures each).
+const SECTORS: [&str; 40] = [
+    "fisheries",
+    "forestry",
+    "mining",
+    "energy",
+    "water",
+    "ports",
+    "shipping",
+    "trucking",
+    "aviation-ops",
+    "telecom",
+    "broadcast",
+    "publishing",
+    "education",
+    "healthcare",
+    "pharma",
+    "food",
+    "agriculture",
+    "construction",
+    "real-estate",
+    "banking",
+    "insurance",
+    "securities",
+    "lottery",
+    "tobacco",
+    "salt",
+    "grain",
+    "chemicals",
+    "explosives",
+    "firearms",
+    "cultural-relics",
+    "tourism",
+    "sports",
+    "security-services",
+    "auditing",
+    "legal-services",
+    "patents",
+    "standards",
+    "surveying",
+    "environment",
+    "customs-brokerage",
+];
+
+/// A list of a generated world.
+#[derive(Debug, Clone)]
+struct ListSpec {
+    list: String,
+    designating: String,
+    rule_set: &'static str,
+    /// MOU parties: agency and the indexes of the measures it may apply.
+    parties: Vec<(String, Vec<usize>)>,
+    /// Relative share of the national world's cases.
+    weight: u64,
+}
+
+/// A generated world: its agencies, catalogue, lists and calendar of cases.
+#[derive(Debug, Clone)]
+pub struct World {
+    national: bool,
+    /// Day 0, in microseconds since the epoch (midnight, China time).
+    day_zero: i64,
+    /// Case `index` opens on day `10 + (index * start_step) % start_days`.
+    start_step: u64,
+    start_days: u64,
+    agencies: Vec<(String, String, Vec<Role>)>,
+    measures: Vec<(String, String)>,
+    lists: Vec<ListSpec>,
+}
+
+impl World {
+    /// The demo: three lists, 24 agencies, 32 measures, cases opening in 2024 and 2025.
+    pub fn demo() -> Self {
+        let court_parties: Vec<(String, Vec<usize>)> = RESPONSIBLE
+            .iter()
+            .enumerate()
+            .map(|(i, agency)| {
+                let (first, second) = (i % 31, (i * 7 + 3) % 31);
+                (agency.to_string(), if first == second { vec![first] } else { vec![first, second] })
+            })
+            .chain([("caac".to_string(), vec![0]), ("sat".to_string(), vec![22, 23])])
+            .collect();
+        let owned = |parties: &[(&str, &[usize])]| -> Vec<(String, Vec<usize>)> {
+            parties.iter().map(|(a, m)| (a.to_string(), m.to_vec())).collect()
+        };
+        let aviation_parties = owned(&[("caac", &[0]), ("china-railway", &[1]), ("mct", &[30])]);
+        let tax_parties =
+            owned(&[("sat", &[22, 23, 24]), ("customs", &[21]), ("pboc-credit", &[18, 19]), ("mof-procurement", &[8])]);
+        let list = |list: &str, designating: &str, rule_set, parties| ListSpec {
+            list: list.into(),
+            designating: designating.into(),
+            rule_set,
+            parties,
+            weight: 1,
+        };
+        let designating = [
+            ("spc", "Supreme People's Court", vec![Role::Designating]),
+            ("caac", "Civil Aviation Administration", vec![Role::Designating, Role::Responsible]),
+            ("sat", "State Taxation Administration", vec![Role::Designating, Role::Responsible]),
+        ];
+        let mut agencies: Vec<(String, String, Vec<Role>)> =
+            designating.iter().map(|(a, n, r)| (a.to_string(), n.to_string(), r.clone())).collect();
+        agencies.extend(RESPONSIBLE.iter().map(|a| (a.to_string(), format!("Agency {a}"), vec![Role::Responsible])));
+        agencies.push(("petitions".into(), "State Bureau for Letters and Calls".into(), vec![Role::Intake]));
+        World {
+            national: false,
+            day_zero: DEMO_DAY_ZERO,
+            start_step: 3,
+            start_days: 500,
+            agencies,
+            measures: MEASURES.iter().map(|(c, d)| (c.to_string(), d.to_string())).collect(),
+            lists: vec![
+                list("cn-spc-defaulters", "spc", "cn-spc-defaulters", court_parties),
+                list("cn-civil-aviation", "caac", "cn-civil-aviation-2018", aviation_parties),
+                list("cn-tax-serious", "sat", "cn-serious-untrustworthy", tax_parties),
+            ],
+        }
+    }
+
+    /// The national world: seven lists (the court's defaulters more than half
+    /// of all cases), 60 agencies, 150 catalogued measures, an MOU per list
+    /// binding 10 to 45 agencies, and cases opening from 2016 to 2025.
+    pub fn national() -> Self {
+        let designating = [
+            ("spc", "Supreme People's Court", false),
+            ("caac", "Civil Aviation Administration", true),
+            ("sat", "State Taxation Administration", true),
+            ("mee", "Ministry of Ecology and Environment", true),
+        ];
+        let mut agencies: Vec<(String, String, Vec<Role>)> = designating
+            .iter()
+            .map(|(a, n, responsible)| {
+                let roles =
+                    if *responsible { vec![Role::Designating, Role::Responsible] } else { vec![Role::Designating] };
+                (a.to_string(), n.to_string(), roles)
+            })
+            .collect();
+        for agency in RESPONSIBLE.iter().chain(NATIONAL_RESPONSIBLE.iter()) {
+            // Customs, market regulation and human resources also keep lists.
+            let roles = if ["customs", "samr", "mohrss"].contains(agency) {
+                vec![Role::Designating, Role::Responsible]
+            } else {
+                vec![Role::Responsible]
+            };
+            agencies.push((agency.to_string(), format!("Agency {agency}"), roles));
+        }
+        agencies.push(("petitions".into(), "State Bureau for Letters and Calls".into(), vec![Role::Intake]));
+        let mut measures: Vec<(String, String)> =
+            MEASURES.iter().map(|(c, d)| (c.to_string(), d.to_string())).collect();
+        'sectors: for action in ["deny-permit", "suspend-qualification", "enhanced-inspection"] {
+            for sector in SECTORS {
+                if measures.len() == 150 {
+                    break 'sectors;
+                }
+                measures.push((format!("{action}-{sector}"), format!("{action} ({sector})")));
+            }
+        }
+        // Responsible agencies, in the order MOUs take them as parties.
+        let responsible: Vec<String> =
+            agencies.iter().filter(|(_, _, r)| r.contains(&Role::Responsible)).map(|(a, _, _)| a.clone()).collect();
+        let specs: [(&str, &str, &'static str, usize, u64); 7] = [
+            ("cn-spc-defaulters", "spc", "cn-spc-defaulters", 45, 55),
+            ("cn-civil-aviation", "caac", "cn-civil-aviation-2018", 10, 10),
+            ("cn-tax-serious", "sat", "cn-serious-untrustworthy", 30, 10),
+            ("cn-customs-serious", "customs", "cn-serious-untrustworthy", 18, 6),
+            ("cn-market-serious", "samr", "cn-serious-untrustworthy", 38, 8),
+            ("cn-ecology-serious", "mee", "cn-serious-untrustworthy", 14, 5),
+            ("cn-labour-serious", "mohrss", "cn-serious-untrustworthy", 24, 6),
+        ];
+        let lists = specs
+            .iter()
+            .enumerate()
+            .map(|(l, (list, designating, rule_set, party_count, weight))| {
+                let parties = (0..*party_count)
+                    .map(|j| {
+                        let agency = responsible[(l * 13 + j) % responsible.len()].clone();
+                        let mut indexes: Vec<usize> = Vec::new();
+                        for k in 0..1 + (j + l) % 3 {
+                            let m = (l * 37 + j * 11 + k * 53) % 149;
+                            if !indexes.contains(&m) {
+                                indexes.push(m);
+                            }
+                        }
+                        (agency, indexes)
+                    })
+                    .collect();
+                ListSpec {
+                    list: list.to_string(),
+                    designating: designating.to_string(),
+                    rule_set,
+                    parties,
+                    weight: *weight,
+                }
+            })
+            .collect();
+        World {
+            national: true,
+            day_zero: NATIONAL_DAY_ZERO,
+            start_step: 7,
+            start_days: 3400,
+            agencies,
+            measures,
+            lists,
+        }
+    }
+
+    /// Number of agencies, catalogued measures and lists.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (self.agencies.len(), self.measures.len(), self.lists.len())
+    }
+
+    /// The agencies' names, in registration order.
+    pub fn agencies(&self) -> impl Iterator<Item = &str> {
+        self.agencies.iter().map(|(a, _, _)| a.as_str())
+    }
+
+    fn at(&self, day: i64, hour: i64) -> Timestamp {
+        at_from(self.day_zero, day, hour)
+    }
+
+    fn measure(&self, index: usize) -> &str {
+        &self.measures[index].0
+    }
+}
+
+struct Builder<'w> {
     seed: u64,
     events: Vec<SignedEvent>,
     root: SigningKey,
+    world: &'w World,
+    /// Agency keys by name (deriving one costs a scalar multiplication).
+    keys: HashMap<String, SigningKey>,
 }
 
-impl Builder {
+impl<'w> Builder<'w> {
+    fn new(world: &'w World, seed: u64) -> Self {
+        Builder { seed, events: Vec::new(), root: key(seed, "registry-root"), world, keys: HashMap::new() }
+    }
+
     fn registry(&mut self, day: i64, body: RegistryEvent) {
         let event = Event {
             format: FORMAT_VERSION,
             signer: Signer::Registry,
             key: PublicKey(self.root.verifying_key().to_bytes()),
-            effective_at: at(day, 9),
+            effective_at: self.world.at(day, 9),
             body: Body::Registry(body),
         };
         self.events.push(
@@ -215,7 +496,8 @@ impl Builder {
     }
 
     fn case(&mut self, agency: &str, when: Timestamp, case: &(Name, SubjectId, Name), action: CaseAction) {
-        let signing = key(self.seed, agency);
+        let seed = self.seed;
+        let signing = self.keys.entry(agency.to_owned()).or_insert_with(|| key(seed, agency));
         let event = Event {
             format: FORMAT_VERSION,
             signer: Signer::Agency(name(agency)),
@@ -230,7 +512,7 @@ impl Builder {
             }),
         };
         self.events
-            .push(SignedEvent::sign(event, &signing).unwrap_or_else(|error| unreachable!("demo case event: {error}")));
+            .push(SignedEvent::sign(event, signing).unwrap_or_else(|error| unreachable!("demo case event: {error}")));
     }
 }
 
@@ -238,10 +520,6 @@ fn legal(instrument: &str, article: &str) -> LegalRef {
     LegalRef { instrument: instrument.into(), article: article.into() }
 }
 
-/// A list: id, designating agency, rule set, MOU parties (agency, measure indexes).
-type ListSpec = (&'static str, &'static str, &'static str, Vec<(&'static str, Vec<usize>)>);
-
-/// The demo's lists.
 /// The rule set documents the demo publishes: docket-audit's bundled files,
 /// so the registry's digests match what the auditor applies.
 fn rule_set_document(id: &str) -> &'static str {
@@ -253,92 +531,70 @@ fn rule_set_document(id: &str) -> &'static str {
     }
 }
 
-fn lists() -> Vec<ListSpec> {
-    let court_parties: Vec<(&str, Vec<usize>)> = RESPONSIBLE
-        .iter()
-        .enumerate()
-        .map(|(i, agency)| {
-            let (first, second) = (i % 31, (i * 7 + 3) % 31);
-            (*agency, if first == second { vec![first] } else { vec![first, second] })
-        })
-        .chain([("caac", vec![0]), ("sat", vec![22, 23])])
-        .collect();
-    let aviation_parties = vec![("caac", vec![0]), ("china-railway", vec![1]), ("mct", vec![30])];
-    let tax_parties = vec![
-        ("sat", vec![22, 23, 24]),
-        ("customs", vec![21]),
-        ("pboc-credit", vec![18, 19]),
-        ("mof-procurement", vec![8]),
-    ];
-    vec![
-        ("cn-spc-defaulters", "spc", "cn-spc-defaulters", court_parties),
-        ("cn-civil-aviation", "caac", "cn-civil-aviation-2018", aviation_parties),
-        ("cn-tax-serious", "sat", "cn-serious-untrustworthy", tax_parties),
-    ]
-}
-
 fn registry(builder: &mut Builder) {
-    let designating = [
-        ("spc", "Supreme People's Court", vec![Role::Designating]),
-        ("caac", "Civil Aviation Administration", vec![Role::Designating, Role::Responsible]),
-        ("sat", "State Taxation Administration", vec![Role::Designating, Role::Responsible]),
-    ];
-    let mut agencies: Vec<(String, String, Vec<Role>)> =
-        designating.iter().map(|(a, n, r)| (a.to_string(), n.to_string(), r.clone())).collect();
-    agencies.extend(RESPONSIBLE.iter().map(|a| (a.to_string(), format!("Agency {a}"), vec![Role::Responsible])));
-    agencies.push(("petitions".into(), "State Bureau for Letters and Calls".into(), vec![Role::Intake]));
-    for (agency, full, roles) in agencies {
-        let public = PublicKey(key(builder.seed, &agency).verifying_key().to_bytes());
+    let world = builder.world;
+    for (agency, full, roles) in &world.agencies {
+        let public = PublicKey(key(builder.seed, agency).verifying_key().to_bytes());
         builder.registry(
             0,
-            RegistryEvent::AgencyRegistered { agency: name(&agency), name: full, roles, keys: vec![public] },
+            RegistryEvent::AgencyRegistered {
+                agency: name(agency),
+                name: full.clone(),
+                roles: roles.clone(),
+                keys: vec![public],
+            },
         );
     }
-    for (code, description) in MEASURES {
+    for (code, description) in &world.measures {
         let authority = legal(
             "Opinions on Joint Disciplinary Measures against Untrustworthy Persons",
             &format!("item {}", code.len()),
         );
         builder.registry(
             0,
-            RegistryEvent::MeasureCatalogued { code: name(code), description: description.into(), authority },
+            RegistryEvent::MeasureCatalogued { code: name(code), description: description.clone(), authority },
         );
     }
-    for (list, designating, rule_set, parties) in lists() {
+    let mut published: Vec<&str> = Vec::new();
+    for spec in &world.lists {
         let legal_basis = vec![legal("Civil Procedure Law of the PRC", "art. 266")];
-        builder.registry(
-            1,
-            RegistryEvent::RuleSetPublished {
-                rule_set: name(rule_set),
-                version: 1,
-                digest: Digest::Sha256(Hash32(Sha256::digest(rule_set_document(rule_set)).into())),
-                source: format!("{rule_set} (demo)"),
-            },
-        );
+        if !published.contains(&spec.rule_set) {
+            published.push(spec.rule_set);
+            builder.registry(
+                1,
+                RegistryEvent::RuleSetPublished {
+                    rule_set: name(spec.rule_set),
+                    version: 1,
+                    digest: Digest::Sha256(Hash32(Sha256::digest(rule_set_document(spec.rule_set)).into())),
+                    source: format!("{} (demo)", spec.rule_set),
+                },
+            );
+        }
         builder.registry(
             1,
             RegistryEvent::ListDefined {
-                list: name(list),
-                name: list.into(),
-                designating_agency: name(designating),
-                rule_set: name(rule_set),
+                list: name(&spec.list),
+                name: spec.list.clone(),
+                designating_agency: name(&spec.designating),
+                rule_set: name(spec.rule_set),
                 legal_basis,
             },
         );
-        let parties = parties
-            .into_iter()
+        let parties = spec
+            .parties
+            .iter()
             .map(|(agency, measures)| MouParty {
                 agency: name(agency),
-                measures: measures.into_iter().map(|m| name(MEASURES[m].0)).collect(),
+                measures: measures.iter().map(|m| name(world.measure(*m))).collect(),
             })
             .collect();
         builder.registry(
             2,
             RegistryEvent::MouSigned {
-                mou: name(&format!("mou-{list}")),
-                list: name(list),
+                mou: name(&format!("mou-{}", spec.list)),
+                list: name(&spec.list),
                 parties,
-                effective_from: at(2, 0),
+                effective_from: world.at(2, 0),
                 effective_until: None,
             },
         );
@@ -347,48 +603,116 @@ fn registry(builder: &mut Builder) {
 
 /// Builds the demo: registry first, then `subjects` cases.
 pub fn build(subjects: u64, seed: u64) -> Demo {
-    let mut builder = Builder { seed, events: Vec::new(), root: key(seed, "registry-root") };
+    let world = World::demo();
+    let mut builder = Builder::new(&world, seed);
     registry(&mut builder);
-    let lists = lists();
     let mut rng = Rng(seed);
     let mut violations = BTreeMap::new();
     let mut planted = Vec::new();
     for index in 0..subjects {
-        let (list, designating, _, parties) = &lists[(index % 3) as usize];
+        let spec = &world.lists[(index % 3) as usize];
         // One planted violation in about a quarter of the cases, by rotation.
-        let violation = (index % 4 == 3)
-            .then(|| Violation::ALL[((index / 4) % Violation::ALL.len() as u64) as usize])
-            .filter(|v| *v != Violation::MinorListed || *list == "cn-spc-defaulters");
-        let subject = if violation == Some(Violation::MinorListed) {
-            // Born 2010-2011: 13 to 16 when designated in 2024-2026.
-            SubjectId::Resident(resident_born(&mut rng, 2010, 2))
-        } else if rng.chance(60) {
-            SubjectId::Uscc(uscc(&mut rng))
-        } else {
-            SubjectId::Resident(resident(&mut rng))
-        };
-        let case = (name(list), subject, name(&format!("({})demo-{index}", 2024 + index % 3)));
-        if let Some(v) = violation {
-            *violations.entry(v).or_insert(0) += 1;
-            planted.push((case.2.to_string(), v));
-        }
-        lifecycle(&mut builder, &mut rng, index, &case, designating, parties, violation);
+        let violation = (index % 4 == 3).then(|| Violation::ALL[((index / 4) % Violation::ALL.len() as u64) as usize]);
+        let number = format!("({})demo-{index}", 2024 + index % 3);
+        open_case(&mut builder, &mut rng, index, spec, number, violation, &mut violations, &mut planted);
     }
     Demo { registry_root: builder.root, events: builder.events, violations, planted }
 }
 
+/// The registry events of `world` for `seed`, signed by its registry root (returned too).
+pub fn registry_events(world: &World, seed: u64) -> (SigningKey, Vec<SignedEvent>) {
+    let mut builder = Builder::new(world, seed);
+    registry(&mut builder);
+    (builder.root, builder.events)
+}
+
+/// Subjects per chunk of [`national_chunk`].
+pub const NATIONAL_CHUNK_SUBJECTS: u64 = 1000;
+
+/// One case in fifty of the national world has a planted violation.
+pub const NATIONAL_VIOLATION_EVERY: u64 = 50;
+
+/// The cases of chunk `chunk` of the national world (subjects
+/// `chunk * NATIONAL_CHUNK_SUBJECTS ..` the next chunk), each event signed by
+/// its agency: the same for a seed whatever else is generated, so chunks can
+/// be built on any core in any order. The events are in case order; the
+/// `Demo`'s registry root is the world's.
+pub fn national_chunk(world: &World, seed: u64, chunk: u64) -> Demo {
+    let mut builder = Builder::new(world, seed);
+    let mut rng = Rng(seed ^ (chunk + 1).wrapping_mul(0xa076_1d64_78bd_642f));
+    let mut violations = BTreeMap::new();
+    let mut planted = Vec::new();
+    let total: u64 = world.lists.iter().map(|l| l.weight).sum();
+    for index in chunk * NATIONAL_CHUNK_SUBJECTS..(chunk + 1) * NATIONAL_CHUNK_SUBJECTS {
+        let mut pick = rng.below(total);
+        let spec = world
+            .lists
+            .iter()
+            .find(|l| {
+                let hit = pick < l.weight;
+                pick = pick.saturating_sub(l.weight);
+                hit
+            })
+            .unwrap_or(&world.lists[0]);
+        let violation = (index % NATIONAL_VIOLATION_EVERY == NATIONAL_VIOLATION_EVERY - 1)
+            .then(|| Violation::ALL[((index / NATIONAL_VIOLATION_EVERY) % Violation::ALL.len() as u64) as usize]);
+        let start = 10 + (index * world.start_step) % world.start_days;
+        const COURTS: [&str; 8] = ["京0105", "沪0115", "粤0304", "浙0106", "苏0508", "川0107", "鄂0102", "鲁0202"];
+        let number = format!("({}){}执{index}号", 2016 + start / 365, COURTS[(index % 8) as usize]);
+        open_case(&mut builder, &mut rng, index, spec, number, violation, &mut violations, &mut planted);
+    }
+    Demo { registry_root: builder.root, events: builder.events, violations, planted }
+}
+
+/// Opens case `index` on list `spec`: its subject, then its lifecycle; records a planted violation.
 #[allow(clippy::too_many_arguments)]
+fn open_case(
+    builder: &mut Builder,
+    rng: &mut Rng,
+    index: u64,
+    spec: &ListSpec,
+    number: String,
+    violation: Option<Violation>,
+    violations: &mut BTreeMap<Violation, u64>,
+    planted: &mut Vec<(String, Violation)>,
+) {
+    // Minors are planted on the defaulter list only.
+    let violation = violation.filter(|v| *v != Violation::MinorListed || spec.list == "cn-spc-defaulters");
+    let start = 10 + (index * builder.world.start_step) % builder.world.start_days;
+    let subject = if violation == Some(Violation::MinorListed) {
+        // Born two to three years before the year the case opens minus twelve:
+        // 13 to 16 when designated (the demo's 2010-2011 for 2024-2026).
+        let year = if builder.world.national { 2016 + start / 365 - 14 } else { 2010 };
+        SubjectId::Resident(resident_born(rng, year, 2))
+    } else if rng.chance(60) {
+        SubjectId::Uscc(uscc(rng))
+    } else if builder.world.national {
+        // Born 1950-1994: adults when the first cases open in 2016.
+        SubjectId::Resident(resident_born(rng, 1950, 45))
+    } else {
+        SubjectId::Resident(resident(rng))
+    };
+    let case = (name(&spec.list), subject, name(&number));
+    if let Some(v) = violation {
+        *violations.entry(v).or_insert(0) += 1;
+        planted.push((number, v));
+    }
+    lifecycle(builder, rng, index, start as i64, &case, spec, violation);
+}
+
 fn lifecycle(
     builder: &mut Builder,
     rng: &mut Rng,
     index: u64,
+    start: i64,
     case: &(Name, SubjectId, Name),
-    designating: &str,
-    parties: &[(&str, Vec<usize>)],
+    spec: &ListSpec,
     violation: Option<Violation>,
 ) {
-    let start = 10 + (index as i64 * 3) % 500;
-    let notice_at = at(start, 10);
+    let world = builder.world;
+    let designating = spec.designating.as_str();
+    let parties = &spec.parties;
+    let notice_at = world.at(start, 10);
     let v = |kind| violation == Some(kind);
     if !v(Violation::NoNotice) {
         builder.case(
@@ -407,10 +731,10 @@ fn lifecycle(
         let (agency, measures) = &parties[0];
         builder.case(
             agency,
-            at(start + 2, 9),
+            world.at(start + 2, 9),
             case,
             CaseAction::MeasureApplied {
-                measure: name(MEASURES[measures[0]].0),
+                measure: name(world.measure(measures[0])),
                 mou: name(&format!("mou-{}", case.0)),
             },
         );
@@ -422,10 +746,10 @@ fn lifecycle(
     if objects {
         builder.case(
             "petitions",
-            at(start + 3, 15),
+            world.at(start + 3, 15),
             case,
             CaseAction::Objection {
-                received_at: at(start + 3, 15),
+                received_at: world.at(start + 3, 15),
                 grounds: "The debt was paid".into(),
                 evidence: vec![],
             },
@@ -439,7 +763,7 @@ fn lifecycle(
             let upheld = outcome == ObjectionOutcome::Upheld;
             builder.case(
                 designating,
-                at(start + 12, 9),
+                world.at(start + 12, 9),
                 case,
                 CaseAction::ObjectionDecision { objection, outcome, reasons: "Reviewed".into() },
             );
@@ -453,11 +777,16 @@ fn lifecycle(
     // Two years beyond the usual term exceeds every list's maximum (12, 24, 36 months).
     let term_months = if v(Violation::TermTooLong) { term_months + 24 } else { term_months };
     let complete = !v(Violation::IncompleteDecision);
+    // The demo's judgments are all dated 2023-06-01; the national world's two months before the decision.
+    let basis_date = if world.national {
+        world.at(designate_day - 60, 0).to_china().date_naive()
+    } else {
+        chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap_or_default()
+    };
     let basis = complete.then(|| BasisDocument {
         issuer: "People's Court".into(),
-        number: format!("({})执{index}号", 2023),
-        date: docket_model::Date::new(chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap_or_default())
-            .unwrap_or_else(|_| unreachable!()),
+        number: format!("({})执{index}号", basis_date.format("%Y")),
+        date: docket_model::Date::new(basis_date).unwrap_or_else(|_| unreachable!()),
         digest: Digest::Sha256(Hash32(Sha256::digest(index.to_be_bytes()).into())),
     });
     let text = |t: &str| {
@@ -469,7 +798,7 @@ fn lifecycle(
     };
     builder.case(
         designating,
-        at(designate_day, 9),
+        world.at(designate_day, 9),
         case,
         CaseAction::DesignationDecision {
             basis,
@@ -487,27 +816,34 @@ fn lifecycle(
         },
     );
     let mou = name(&format!("mou-{}", case.0));
-    let appliers: Vec<&(&str, Vec<usize>)> = parties.iter().take(2 + rng.below(4) as usize).collect();
+    let appliers: Vec<&(String, Vec<usize>)> = if world.national {
+        // Two to seven parties, from anywhere in the MOU.
+        let from = rng.below(parties.len() as u64) as usize;
+        parties.iter().cycle().skip(from).take((2 + rng.below(6) as usize).min(parties.len())).collect()
+    } else {
+        parties.iter().take(2 + rng.below(4) as usize).collect()
+    };
     for (offset, (agency, measures)) in appliers.iter().enumerate() {
         builder.case(
             agency,
-            at(designate_day + 1 + offset as i64, 9),
+            world.at(designate_day + 1 + offset as i64, 9),
             case,
-            CaseAction::MeasureApplied { measure: name(MEASURES[measures[0]].0), mou: mou.clone() },
+            CaseAction::MeasureApplied { measure: name(world.measure(measures[0])), mou: mou.clone() },
         );
     }
     // Every measure in place, by agency, to lift when the case ends.
     let mut in_place: Vec<(&str, &str)> =
-        appliers.iter().map(|(agency, measures)| (*agency, MEASURES[measures[0]].0)).collect();
+        appliers.iter().map(|(agency, measures)| (agency.as_str(), world.measure(measures[0]))).collect();
     if v(Violation::MeasureWithoutMou) {
         let (agency, measures) = appliers[0];
-        let outside = (1..31)
-            .map(|step| MEASURES[(measures[0] + step) % 31].0)
-            .find(|code| !measures.iter().any(|m| MEASURES[*m].0 == *code))
-            .unwrap_or(MEASURES[31].0);
+        let last = world.measures.len() - 1;
+        let outside = (1..last)
+            .map(|step| world.measure((measures[0] + step) % last))
+            .find(|code| !measures.iter().any(|m| world.measure(*m) == *code))
+            .unwrap_or(world.measure(last));
         builder.case(
             agency,
-            at(designate_day + 6, 9),
+            world.at(designate_day + 6, 9),
             case,
             CaseAction::MeasureApplied { measure: name(outside), mou: mou.clone() },
         );
@@ -515,12 +851,12 @@ fn lifecycle(
     }
     if v(Violation::UncataloguedMeasure) {
         builder.case(
-            appliers[0].0,
-            at(designate_day + 6, 9),
+            appliers[0].0.as_str(),
+            world.at(designate_day + 6, 9),
             case,
             CaseAction::MeasureApplied { measure: name("deny-hospital-internet-license"), mou: mou.clone() },
         );
-        in_place.push((appliers[0].0, "deny-hospital-internet-license"));
+        in_place.push((appliers[0].0.as_str(), "deny-hospital-internet-license"));
     }
     // The case ends by restoration, or by its term; the measures are lifted
     // the next day (unless the violation is not lifting them).
@@ -531,7 +867,7 @@ fn lifecycle(
     if let Some(day) = restored {
         builder.case(
             designating,
-            at(day, 9),
+            world.at(day, 9),
             case,
             CaseAction::Restoration {
                 reason: if v(Violation::EarlyRestoration) {
@@ -547,9 +883,9 @@ fn lifecycle(
         }
     }
     let ended = match restored {
-        Some(day) => at(day, 9),
+        Some(day) => world.at(day, 9),
         None => {
-            let in_force = at(designate_day, 9).to_china();
+            let in_force = world.at(designate_day, 9).to_china();
             let end = in_force.checked_add_months(chrono::Months::new(term_months.into())).unwrap_or(in_force);
             Timestamp::from_micros(end.timestamp_micros()).unwrap_or_else(|_| unreachable!("demo times are in range"))
         }
@@ -631,21 +967,34 @@ pub fn write_ledger(
     subjects: u64,
     seed: u64,
 ) -> Result<(Demo, String), crate::ledger::LedgerError> {
-    use crate::ledger::{self, Ledger, LedgerError};
     let built = build(subjects, seed);
+    let checkpoint = write_events(dir, seed, &built.registry_root, &built.events)?;
+    Ok((built, checkpoint))
+}
+
+/// Writes `events` (a generated world's, registry first, signed with keys of
+/// `seed`) into a new ledger in `dir`, as [`write_ledger`] does; returns the
+/// signed checkpoint.
+pub fn write_events(
+    dir: &std::path::Path,
+    seed: u64,
+    registry_root: &SigningKey,
+    events: &[SignedEvent],
+) -> Result<String, crate::ledger::LedgerError> {
+    use crate::ledger::{self, Ledger, LedgerError};
     let log_key = key(seed, "log");
-    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
-    ledger::init(dir, &format!("docket.invalid/demo-{seed}"), &log_key, root, Some(&built.registry_root))?;
+    let root = PublicKey(registry_root.verifying_key().to_bytes());
+    ledger::init(dir, &format!("docket.invalid/demo-{seed}"), &log_key, root, Some(registry_root))?;
     let agencies = dir.join("keys/agencies");
     std::fs::create_dir_all(&agencies)
         .map_err(|e| LedgerError::Config { path: agencies.display().to_string(), reason: e.to_string() })?;
-    for event in &built.events {
+    for event in events {
         if let Body::Registry(RegistryEvent::AgencyRegistered { agency, .. }) = &event.event().body {
             crate::keyfile::write(&agencies.join(format!("{agency}.key")), &key(seed, agency.as_str()), false)?;
         }
     }
     let mut ledger = Ledger::open(dir, crate::Config::default())?;
-    for (number, batch) in built.events.chunks(DEMO_BATCH_EVENTS).enumerate() {
+    for (number, batch) in events.chunks(DEMO_BATCH_EVENTS).enumerate() {
         let results = ledger.log.append_batch_with(batch.to_vec(), Timestamp::now(), true)?;
         for (offset, (result, event)) in results.iter().zip(batch).enumerate() {
             if let Err(refusal) = result {
@@ -658,6 +1007,5 @@ pub fn write_ledger(
             }
         }
     }
-    let checkpoint = ledger.checkpoint(&log_key)?;
-    Ok((built, checkpoint))
+    ledger.checkpoint(&log_key)
 }
