@@ -1,8 +1,11 @@
 //! A small blocking client for docket's HTTP API (HTTP/1.1 over TCP, one
 //! kept-alive connection per client), used by `docket get`, the load tool and
 //! the tests. With an
-//! identity it signs every request with the agency's key
-//! (`docket_model::request`), which is how non-public reads are authorised.
+//! identity it signs its requests with the agency's key
+//! (`docket_model::request`), which is how non-public reads are authorised;
+//! for reads (GET) it opens a session (`POST /v1/session`, signed) and sends
+//! the token instead of a signature until shortly before it expires, or
+//! until the server refuses it (then it signs again).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 
-use docket_model::request::{sign_request, AGENCY_HEADER, DATE_HEADER, KEY_HEADER, SIGNATURE_HEADER};
+use docket_model::request::{sign_request, AGENCY_HEADER, DATE_HEADER, KEY_HEADER, SESSION_HEADER, SIGNATURE_HEADER};
 use docket_model::{PublicKey, Timestamp};
 
 /// Longest a request may take.
@@ -44,11 +47,29 @@ pub struct Client {
     host: String,
     identity: Option<Identity>,
     connection: Mutex<Option<BufReader<TcpStream>>>,
+    /// The session token for reads and when to stop using it; `Unsupported` if the server has no sessions.
+    session: Mutex<Session>,
 }
+
+#[derive(Debug, Clone)]
+enum Session {
+    None,
+    Open { token: String, renew_at: i64 },
+    Unsupported,
+}
+
+/// How long before its expiry a session is renewed, in microseconds.
+const SESSION_MARGIN_US: i64 = 30_000_000;
 
 impl Clone for Client {
     fn clone(&self) -> Self {
-        Self { host: self.host.clone(), identity: self.identity.clone(), connection: Mutex::new(None) }
+        let session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        Self {
+            host: self.host.clone(),
+            identity: self.identity.clone(),
+            connection: Mutex::new(None),
+            session: Mutex::new(session),
+        }
     }
 }
 
@@ -79,7 +100,12 @@ impl Client {
         if host.is_empty() || host.contains('/') {
             return Err(ClientError::Url(base.into()));
         }
-        Ok(Self { host: host.to_owned(), identity: None, connection: Mutex::new(None) })
+        Ok(Self {
+            host: host.to_owned(),
+            identity: None,
+            connection: Mutex::new(None),
+            session: Mutex::new(Session::None),
+        })
     }
 
     /// Signs every request as `agency` with `key`.
@@ -96,7 +122,8 @@ impl Client {
         self.request("POST", path_and_query, body, &[])
     }
 
-    /// Sends one request, signed if the client has an identity, and reads the whole response.
+    /// Sends one request, authenticated if the client has an identity (a
+    /// session token on reads, a signature otherwise), and reads the whole response.
     pub fn request(
         &self,
         method: &str,
@@ -104,9 +131,77 @@ impl Client {
         body: &[u8],
         extra_headers: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
+        if self.identity.is_none() || method != "GET" {
+            return self.send(method, path_and_query, body, extra_headers, None);
+        }
+        let Some(token) = self.session_token()? else {
+            return self.send(method, path_and_query, body, extra_headers, None);
+        };
+        let response = self.send(method, path_and_query, body, extra_headers, Some(&token))?;
+        let refused = response.status == 401
+            && serde_json::from_slice::<serde_json::Value>(&response.body)
+                .ok()
+                .and_then(|v| v.pointer("/error/code").and_then(|c| c.as_str()).map(str::to_owned))
+                .is_some_and(|code| code == "bad_session" || code == "session_expired");
+        if refused {
+            // The server restarted or the clocks disagree: sign this one, and open a new session next time.
+            *self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Session::None;
+            return self.send(method, path_and_query, body, extra_headers, None);
+        }
+        Ok(response)
+    }
+
+    /// Whether the client holds a session token for its reads.
+    pub fn has_session(&self) -> bool {
+        matches!(*self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner), Session::Open { .. })
+    }
+
+    /// The current session token, opening a session if there is none or it is about to expire.
+    fn session_token(&self) -> Result<Option<String>, ClientError> {
+        let now = Timestamp::now().micros();
+        match &*self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Session::Open { token, renew_at } if now < *renew_at => return Ok(Some(token.clone())),
+            Session::Unsupported => return Ok(None),
+            _ => {}
+        }
+        let response = self.send("POST", "/v1/session", b"", &[], None)?;
+        let opened = (response.status == 200)
+            .then(|| serde_json::from_slice::<serde_json::Value>(&response.body).ok())
+            .flatten()
+            .and_then(|v| {
+                let token = v.get("token")?.as_str()?.to_owned();
+                let expires = Timestamp::parse(v.get("expires_at")?.as_str()?).ok()?;
+                Some((token, expires.micros() - SESSION_MARGIN_US))
+            });
+        let mut session = self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(match opened {
+            Some((token, renew_at)) => {
+                *session = Session::Open { token: token.clone(), renew_at };
+                Some(token)
+            }
+            // No sessions on this server (404): sign every request. Another refusal: sign this one.
+            None if response.status == 404 => {
+                *session = Session::Unsupported;
+                None
+            }
+            None => None,
+        })
+    }
+
+    /// Sends one request with the session token given, or signed if the client has an identity.
+    fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        extra_headers: &[(&str, &str)],
+        session: Option<&str>,
+    ) -> Result<Response, ClientError> {
         let mut head =
             format!("{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.host, body.len());
-        if let Some(identity) = &self.identity {
+        if let Some(token) = session {
+            head.push_str(&format!("{SESSION_HEADER}: {token}\r\n"));
+        } else if let Some(identity) = &self.identity {
             let date = Timestamp::now().to_string();
             let signature = sign_request(&identity.key, method, path_and_query, &date, body);
             let key = PublicKey(identity.key.verifying_key().to_bytes());

@@ -21,6 +21,9 @@ pub const AGENCY_HEADER: &str = "docket-agency";
 pub const KEY_HEADER: &str = "docket-key";
 pub const DATE_HEADER: &str = "docket-date";
 pub const SIGNATURE_HEADER: &str = "docket-signature";
+/// A session token from `POST /v1/session`, accepted on reads in place of
+/// the four headers above until it expires (opaque to clients).
+pub const SESSION_HEADER: &str = "docket-session";
 
 /// The message a request signature covers.
 pub fn request_message(method: &str, path_and_query: &str, date: &str, body: &[u8]) -> Vec<u8> {

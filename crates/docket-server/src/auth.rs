@@ -4,10 +4,19 @@
 //! unrevoked now, dated within `request_skew_s` of the server's clock. A
 //! designating agency's list view and a responsible agency's worklist are
 //! for that agency only.
+//!
+//! Sessions: a signed `POST /v1/session` returns a token the agency sends
+//! in `docket-session` on its reads instead of signing each one, for
+//! `session_s` seconds, as a database client authenticates once per
+//! connection. The token names the agency, its key and the expiry, and is
+//! MACed with keyed BLAKE3 under a secret drawn when the server starts (so a
+//! restart ends every session); the key is checked against the registry on
+//! every use, so revoking it ends its sessions at once. Verifying a token
+//! costs a hash, not an ed25519 verification.
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 
-use docket_model::request::{verify_request, AGENCY_HEADER, DATE_HEADER, KEY_HEADER, SIGNATURE_HEADER};
+use docket_model::request::{verify_request, AGENCY_HEADER, DATE_HEADER, KEY_HEADER, SESSION_HEADER, SIGNATURE_HEADER};
 use docket_model::{AgencyId, AuthError, Name, PublicKey, Signature, Timestamp};
 
 use crate::error::ApiError;
@@ -17,8 +26,111 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
 }
 
-/// The agency that signed this request, or why the request is refused.
+/// Domain separation of the session MAC.
+const SESSION_DOMAIN: &str = "docket/v1/session\0";
+
+/// The server's session secret: tokens it issued verify, no others.
+pub(crate) struct Sessions {
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sessions { .. }")
+    }
+}
+
+impl Sessions {
+    pub(crate) fn new() -> Self {
+        let mut secret = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+        Self { secret }
+    }
+
+    fn mac(&self, body: &str) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new_keyed(&self.secret);
+        hasher.update(SESSION_DOMAIN.as_bytes());
+        hasher.update(body.as_bytes());
+        hasher.finalize()
+    }
+
+    /// A token for `agency` with `key`, valid until `expires`: `v1:EXPIRES:KEY:MAC:AGENCY`.
+    pub(crate) fn issue(&self, agency: &AgencyId, key: &PublicKey, expires: Timestamp) -> String {
+        let body = format!("{}:{}:{agency}", expires.micros(), key.to_hex());
+        let mac = self.mac(&body);
+        let (expiry, rest) = body.split_once(':').unwrap_or_default();
+        format!("v1:{expiry}:{}:{}", mac.to_hex(), rest)
+    }
+
+    /// The agency, key and expiry of a token this server issued.
+    fn open(&self, token: &str) -> Result<(AgencyId, PublicKey, Timestamp), ApiError> {
+        let bad =
+            |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "bad_session", format!("{SESSION_HEADER}: {why}"));
+        let mut parts = token.splitn(5, ':');
+        let (Some("v1"), Some(expiry), Some(mac), Some(key), Some(agency)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("not a session token of this server (see API.md)"));
+        };
+        let mac = blake3::Hash::from_hex(mac).map_err(|_| bad("the token's MAC is not 64 hex digits"))?;
+        // blake3::Hash compares in constant time.
+        if self.mac(&format!("{expiry}:{key}:{agency}")) != mac {
+            return Err(bad("the token was not issued by this server, or was altered (a restart ends every session)"));
+        }
+        let expires = expiry.parse::<i64>().ok().and_then(|m| Timestamp::from_micros(m).ok());
+        let (Some(expires), Ok(key), Ok(agency)) = (expires, PublicKey::from_hex(key), Name::parse(agency)) else {
+            return Err(bad("the token's fields do not parse"));
+        };
+        Ok((agency, key, expires))
+    }
+}
+
+/// The agency that signed this request (or holds the session it presents), or why the request is refused.
 pub(crate) fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<AgencyId, ApiError> {
+    if let Some(token) = headers.get(SESSION_HEADER) {
+        let token = token.to_str().map_err(|_| unauthenticated(format!("{SESSION_HEADER} is not text")))?;
+        let (agency, key, expires) = app.sessions.open(token)?;
+        let now = Timestamp::now();
+        if now > expires {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "session_expired",
+                format!("the session expired at {expires}; sign POST /v1/session for a new one"),
+            ));
+        }
+        check_key(app, &agency, &key, now)?;
+        return Ok(agency);
+    }
+    authenticate_signed(app, method, uri, headers).map(|(agency, _)| agency)
+}
+
+fn check_key(app: &App, agency: &AgencyId, key: &PublicKey, now: Timestamp) -> Result<(), ApiError> {
+    app.store.current_registry().check_key_at(agency, key, now).map_err(|error| {
+        let code = if matches!(error, AuthError::RevokedKey { .. }) { "key_revoked" } else { "unknown_key" };
+        ApiError::new(StatusCode::FORBIDDEN, code, error.to_string())
+    })
+}
+
+/// A new session for the agency that signed this request: (token, expiry).
+pub(crate) fn open_session(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(AgencyId, String, Timestamp), ApiError> {
+    let (agency, key) = authenticate_signed(app, method, uri, headers)?;
+    let expires = Timestamp::from_micros(Timestamp::now().micros() + app.limits.session_s as i64 * 1_000_000)
+        .map_err(|e| ApiError::internal(format!("session expiry: {e}")))?;
+    Ok((agency.clone(), app.sessions.issue(&agency, &key, expires), expires))
+}
+
+/// The agency and key that signed this request.
+fn authenticate_signed(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(AgencyId, PublicKey), ApiError> {
     let header = |name: &str| -> Result<&str, ApiError> {
         headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| {
             unauthenticated(format!("this read needs a signed request: header {name} is missing (see API.md)"))
@@ -42,15 +154,11 @@ pub(crate) fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &Head
             ),
         ));
     }
-    let registry = app.store.current_registry();
-    registry.check_key_at(&agency, &key, now).map_err(|error| {
-        let code = if matches!(error, AuthError::RevokedKey { .. }) { "key_revoked" } else { "unknown_key" };
-        ApiError::new(StatusCode::FORBIDDEN, code, error.to_string())
-    })?;
+    check_key(app, &agency, &key, now)?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     verify_request(&key, method.as_str(), path, date_text, b"", &signature)
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", format!("request signature: {e}")))?;
-    Ok(agency)
+    Ok((agency, key))
 }
 
 /// Refuses a read of another agency's own view.

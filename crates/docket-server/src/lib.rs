@@ -48,6 +48,8 @@ pub struct ServerLimits {
     pub projection_wait_ms_max: u64,
     /// Largest difference between a signed request's date and the server's clock.
     pub request_skew_s: u64,
+    /// Lifetime of a session token from `POST /v1/session`, in seconds.
+    pub session_s: u64,
     /// Accepted appends per second per signing agency (sustained).
     pub appends_per_agency_per_s: u32,
     /// Accepted appends an agency may make at once above the sustained rate.
@@ -63,6 +65,7 @@ impl Default for ServerLimits {
             long_poll_ms_max: 30_000,
             projection_wait_ms_max: 5_000,
             request_skew_s: 300,
+            session_s: 300,
             appends_per_agency_per_s: 20_000,
             append_burst: 40_000,
         }
@@ -117,6 +120,8 @@ pub(crate) struct App {
     pub(crate) calendar: docket_audit::Calendar,
     /// Witnesses whose cosignatures the server accepts (`DIR/witnesses`).
     pub(crate) witnesses: Vec<docket_log::note::WitnessKey>,
+    /// Issues and checks session tokens (`POST /v1/session`).
+    pub(crate) sessions: auth::Sessions,
     pub(crate) limits: ServerLimits,
 }
 
@@ -160,6 +165,7 @@ impl Server {
             rule_sets: docket_audit::RuleSet::bundled(),
             calendar: docket_audit::Calendar::bundled(),
             witnesses: read_witnesses(dir)?,
+            sessions: auth::Sessions::new(),
             limits,
         };
         Ok(Self { app: Arc::new(app), writer })

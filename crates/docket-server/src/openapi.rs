@@ -177,6 +177,15 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/session",
+        summary: "A session token for the signing agency: send it in docket-session on reads instead of signing each one, until expires_at",
+        access: Access::SignedRequest,
+        query: &[],
+        body: None,
+        response: "Session",
+    },
+    Route {
+        method: "post",
         path: "/v1/cosignatures",
         summary: "Submit witness cosignatures (C2SP tlog-cosignature v1) of the latest checkpoint",
         access: Access::Open,
@@ -314,6 +323,7 @@ pub fn document() -> Value {
             "from": {"type": "integer"}, "cursor": {"type": "integer"}, "valid_at": {"type": "string", "format": "date-time"},
             "changes": {"type": "array", "items": {"type": "object", "required": ["op", "entry"], "properties": {
                 "op": {"enum": ["ADD", "MOD", "DEL"]}, "entry": {"type": "object", "description": "A public list entry (as in /v1/views/public)"}}}}}},
+        "Session": {"type": "object", "required": ["agency", "token", "expires_at"], "properties": {"agency": {"type": "string"}, "token": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}}},
         "Cosignatures": {"type": "object", "required": ["accepted"], "properties": {"accepted": {"type": "array", "items": {"type": "string"}}}},
         "Text": {"type": "string"},
         "Bytes": {"type": "string", "format": "binary"},
@@ -349,7 +359,10 @@ pub fn document() -> Value {
             },
         });
         match route.access {
-            Access::SignedRequest => operation["security"] = json!([{"SignedRequest": []}]),
+            Access::SignedRequest if route.path == "/v1/session" => {
+                operation["security"] = json!([{"SignedRequest": []}])
+            }
+            Access::SignedRequest => operation["security"] = json!([{"SignedRequest": []}, {"Session": []}]),
             Access::Open | Access::SignedEvent => operation["security"] = json!([]),
         }
         if let Some(body) = route.body {
@@ -368,7 +381,9 @@ pub fn document() -> Value {
         "components": {
             "schemas": schemas,
             "securitySchemes": {"SignedRequest": {"type": "apiKey", "in": "header", "name": "docket-signature",
-                "description": "With docket-agency, docket-key and docket-date: an ed25519 signature over docket/v1/request\\0 || METHOD || \\n || PATH_AND_QUERY || \\n || DATE || \\n || hex(SHA-256(body))"}},
+                "description": "With docket-agency, docket-key and docket-date: an ed25519 signature over docket/v1/request\\0 || METHOD || \\n || PATH_AND_QUERY || \\n || DATE || \\n || hex(SHA-256(body))"},
+                "Session": {"type": "apiKey", "in": "header", "name": "docket-session",
+                "description": "A token from POST /v1/session (signed), accepted on reads instead of a signature until it expires"}},
         },
     });
     rewrite_refs(&mut document);

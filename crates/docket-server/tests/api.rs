@@ -449,6 +449,106 @@ fn every_refusal_has_its_code() {
     assert_eq!(get_as(addr, "china-railway", "/v1/views/list?colour=blue").code(), "bad_parameter");
 }
 
+/// Signed headers of `agency` with `key` for `method path` now.
+fn signed_headers(agency: &str, key: &SigningKey, method: &str, path: &str) -> String {
+    let date = Timestamp::now().to_string();
+    let signature = docket_model::request::sign_request(key, method, path, &date, b"");
+    format!(
+        "docket-agency: {agency}\r\ndocket-key: {}\r\ndocket-date: {date}\r\ndocket-signature: {}\r\n",
+        PublicKey(key.verifying_key().to_bytes()).to_hex(),
+        signature.to_hex()
+    )
+}
+
+#[test]
+fn sessions_stand_in_for_signatures_until_they_expire_the_key_is_revoked_or_the_server_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = demo_ledger(dir.path(), 5);
+    let railway = demo::key(SEED, "china-railway");
+    let path = "/v1/views/enforcement?agency=china-railway";
+    let with_session = |addr, token: &str| request(addr, "GET", path, b"", &format!("docket-session: {token}\r\n"));
+    let token = {
+        let server = start(dir.path(), ServerLimits::default());
+        let opened = request(
+            server.addr,
+            "POST",
+            "/v1/session",
+            b"",
+            &signed_headers("china-railway", &railway, "POST", "/v1/session"),
+        );
+        assert_eq!(opened.status, 200, "{}", opened.body);
+        assert!(opened.headers.contains("cache-control: no-store"), "{}", opened.headers);
+        let token = opened.json()["token"].as_str().unwrap().to_owned();
+        assert_eq!(opened.json()["agency"], "china-railway");
+        assert_eq!(with_session(server.addr, &token).status, 200);
+        // The agency's own view only: the session carries the agency.
+        let other = request(
+            server.addr,
+            "GET",
+            "/v1/views/enforcement?agency=sat",
+            b"",
+            &format!("docket-session: {token}\r\n"),
+        );
+        assert_eq!((other.status, other.code().as_str()), (403, "forbidden"));
+        // Altered or foreign tokens, and a session asking for a session.
+        let mut altered = token.clone().into_bytes();
+        let at = 10;
+        altered[at] = if altered[at] == b'0' { b'1' } else { b'0' };
+        let altered = String::from_utf8(altered).unwrap();
+        assert_eq!(with_session(server.addr, &altered).code(), "bad_session");
+        assert_eq!(with_session(server.addr, "v1:garbage").code(), "bad_session");
+        let forged = token.replace("china-railway", "sat");
+        assert_eq!(with_session(server.addr, &forged).code(), "bad_session");
+        let renew = request(server.addr, "POST", "/v1/session", b"", &format!("docket-session: {token}\r\n"));
+        assert_eq!((renew.status, renew.code().as_str()), (401, "unauthenticated"));
+        // The client opens a session for its reads by itself.
+        let client = docket_client::Client::new(&format!("http://{}", server.addr))
+            .unwrap()
+            .with_identity("china-railway", railway.clone());
+        assert_eq!(client.get(path).unwrap().status, 200);
+        assert!(client.has_session());
+        assert_eq!(client.get(path).unwrap().status, 200);
+        token
+    };
+    // A restart draws a new secret: the old token is refused, and the client signs again.
+    {
+        let server = start(dir.path(), ServerLimits::default());
+        assert_eq!(with_session(server.addr, &token).code(), "bad_session");
+        // Revoking the key ends its sessions at once.
+        let opened = request(
+            server.addr,
+            "POST",
+            "/v1/session",
+            b"",
+            &signed_headers("china-railway", &railway, "POST", "/v1/session"),
+        );
+        let token = opened.json()["token"].as_str().unwrap().to_owned();
+        let revoke = registry_event(
+            &root,
+            RegistryEvent::KeyRevoked {
+                agency: Name::parse("china-railway").unwrap(),
+                key: PublicKey(railway.verifying_key().to_bytes()),
+                invalid_from: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
+            },
+        );
+        let revoked = post(server.addr, "/v1/events", &body_of(&revoke));
+        assert_eq!(revoked.status, 200, "{}", revoked.body);
+        let seq = revoked.json()["seq"].as_u64().unwrap();
+        assert_eq!(get(server.addr, &format!("/v1/views/registry?min_seq={seq}")).status, 200);
+        let after = with_session(server.addr, &token);
+        assert_eq!((after.status, after.code().as_str()), (403, "key_revoked"), "{}", after.body);
+    }
+    // A session lives `session_s`: with 0 it is expired as soon as it is issued.
+    let server = start(dir.path(), ServerLimits { session_s: 0, ..ServerLimits::default() });
+    let sat = demo::key(SEED, "sat");
+    let opened = request(server.addr, "POST", "/v1/session", b"", &signed_headers("sat", &sat, "POST", "/v1/session"));
+    let token = opened.json()["token"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(5));
+    let expired =
+        request(server.addr, "GET", "/v1/views/enforcement?agency=sat", b"", &format!("docket-session: {token}\r\n"));
+    assert_eq!((expired.status, expired.code().as_str()), (401, "session_expired"), "{}", expired.body);
+}
+
 #[test]
 fn appends_are_limited_per_agency_and_forgeries_spend_nothing() {
     let dir = tempfile::tempdir().unwrap();
