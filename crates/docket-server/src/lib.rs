@@ -185,6 +185,11 @@ impl Server {
             shutdown.await;
             app.stopping.send_replace(true);
         };
+        // Responses go out as soon as they are written: without TCP_NODELAY a
+        // response written in two parts waits for the client's ACK of the first.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+            let _ = stream.set_nodelay(true);
+        });
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         // The projector syncs the store once it sees the server stopping.
         let _ = tokio::time::timeout(Duration::from_secs(30), projector).await;

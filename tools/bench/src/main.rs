@@ -1,0 +1,292 @@
+//! docket-bench: the benchmark suite, one command, results into BENCH.md.
+//!
+//! For each size (default 1M and 10M events) of the national data set
+//! (`docket-gen`, generated once per size and seed and kept):
+//!
+//! * limit probes in the same run: raw append with one `fdatasync` per batch
+//!   of `--appenders` records, ed25519-dalek batch verify on all cores,
+//!   SHA-256 and BLAKE3 over the events' bytes, bare decode of the canonical
+//!   form on one core; ingest and verify are bracketed by their probes
+//!   (measured just before and just after, the mean used);
+//! * docket, each phase in a child process so its peak memory (VmHWM) is its
+//!   own: durable ingest in process (`--appenders` tasks through the
+//!   sequencer, every case's events in order), HTTP ingest (the first
+//!   `--http-events` events as wire-form batches through `docket serve`'s
+//!   server), `verify`, fold (rebuild of the projections), audit (its
+//!   findings scored against the generator's ground truth), point check in
+//!   process and over HTTP, as-of point check, inclusion proofs; disk bytes
+//!   per event;
+//! * the PostgreSQL peer (Debian's `postgresql`, installed with apt if
+//!   missing, started in a temporary directory on loopback with
+//!   `synchronous_commit=on`): the same events in an indexed table, the last
+//!   `--pg-tail` of them appended through the same concurrency (the rest
+//!   loaded first with COPY), and the same point check as an indexed query.
+//!
+//! ```text
+//! docket-bench [--sizes 1000000,10000000] [--dir target/docket-bench] [--out BENCH.md]
+//!              [--appenders 256] [--http-events 1000000] [--pg-tail 200000] [--queries 20000]
+//!              [--no-postgres] [--seed 1]
+//! ```
+
+mod children;
+mod pg;
+mod probes;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The suite's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub sizes: Vec<u64>,
+    pub dir: PathBuf,
+    pub out: Option<PathBuf>,
+    pub appenders: usize,
+    pub http_events: u64,
+    pub http_batch: usize,
+    pub pg_tail: u64,
+    pub queries: u64,
+    pub postgres: bool,
+    pub seed: u64,
+}
+
+fn settings() -> Result<Settings> {
+    let sizes = benchkit::arg("--sizes")
+        .unwrap_or_else(|| "1000000,10000000".into())
+        .split(',')
+        .map(|s| s.trim().replace('_', "").parse::<u64>().with_context(|| format!("--sizes: {s:?} is not a number")))
+        .collect::<Result<Vec<u64>>>()?;
+    if sizes.is_empty() {
+        bail!("--sizes names no size");
+    }
+    Ok(Settings {
+        sizes,
+        dir: benchkit::arg("--dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/docket-bench")),
+        out: benchkit::arg("--out").map(PathBuf::from),
+        appenders: benchkit::number("--appenders", 256) as usize,
+        http_events: benchkit::number("--http-events", 1_000_000),
+        http_batch: benchkit::number("--http-batch", 64) as usize,
+        pg_tail: benchkit::number("--pg-tail", 200_000),
+        queries: benchkit::number("--queries", 20_000),
+        postgres: !std::env::args().any(|a| a == "--no-postgres"),
+        seed: benchkit::number("--seed", 1),
+    })
+}
+
+/// Runs this binary as a child phase and parses the JSON object on its last line of output.
+pub fn child(args: &[String]) -> Result<Value> {
+    let exe = std::env::current_exe()?;
+    let output = Command::new(exe).arg("--child").args(args).output().context("starting a child phase")?;
+    if !output.status.success() {
+        bail!("child {:?} failed: {}", args.first(), String::from_utf8_lossy(&output.stderr));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("child {:?} printed {last:?}", args.first()))
+}
+
+/// A number from a child's JSON.
+pub fn num(value: &Value, key: &str) -> f64 {
+    value.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+/// Bytes of the files under `path` (recursively).
+pub fn dir_bytes(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
+    if meta.is_file() {
+        return meta.len();
+    }
+    std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| dir_bytes(&e.path())).sum()
+}
+
+/// Every figure measured at one size, by name.
+type Figures = BTreeMap<&'static str, f64>;
+
+fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
+    let mut f = Figures::new();
+    let data = settings.dir.join(format!("data-{size}-seed{}", settings.seed));
+    let manifest = match docket_gen::Manifest::read(&data) {
+        Ok(m) if m.seed == settings.seed && m.events >= size => m,
+        _ => {
+            eprintln!("[{size}] generating the national data set…");
+            let _ = std::fs::remove_dir_all(&data);
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            docket_gen::generate(&data, size, settings.seed, docket_gen::Format::Wire, threads)?
+        }
+    };
+    let events = manifest.events;
+    f.insert("events", events as f64);
+    f.insert("gen_rate", manifest.events as f64 / manifest.seconds);
+    f.insert("canonical_bytes", manifest.wire_bytes as f64 / events as f64);
+
+    eprintln!("[{size}] sampling the data for probes and queries…");
+    let sample = probes::Sample::read(&data, 200_000, settings.queries as usize)?;
+    let queries_file = data.join("queries.tsv");
+    sample.write_queries(&queries_file)?;
+
+    let work = settings.dir.join(format!("run-{size}"));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let ledger = work.join("ledger");
+
+    eprintln!("[{size}] probes and in-process ingest…");
+    let record = (manifest.wire_bytes / events) as usize + 32;
+    let append_before = probes::raw_append(&work, 100_000, settings.appenders as u64, record)?;
+    let verify_before = probes::batch_verify(&sample.events);
+    let tail = settings.pg_tail.min(events / 2);
+    let http_events = settings.http_events.min(events);
+    let ingest = child(&[
+        "ingest".into(),
+        data.display().to_string(),
+        ledger.display().to_string(),
+        settings.appenders.to_string(),
+        http_events.to_string(),
+        tail.to_string(),
+    ])?;
+    let append_after = probes::raw_append(&work, 100_000, settings.appenders as u64, record)?;
+    let verify_after = probes::batch_verify(&sample.events);
+    let (append, batch_verify) = ((append_before + append_after) / 2.0, (verify_before + verify_after) / 2.0);
+    f.insert("raw_append", append);
+    f.insert("batch_verify", batch_verify);
+    f.insert("ingest_limit", append.min(batch_verify));
+    f.insert("ingest", num(&ingest, "rate"));
+    f.insert("ingest_first", num(&ingest, "rate_first"));
+    f.insert("ingest_tail", num(&ingest, "rate_tail"));
+    f.insert("ingest_batch", num(&ingest, "mean_batch"));
+    f.insert("ingest_peak_mib", num(&ingest, "peak_kib") / 1024.0);
+
+    eprintln!("[{size}] HTTP ingest of {http_events} events…");
+    let http = child(&[
+        "http".into(),
+        data.display().to_string(),
+        work.join("http").display().to_string(),
+        http_events.to_string(),
+        (settings.appenders / settings.http_batch.max(1)).max(1).to_string(),
+        settings.http_batch.to_string(),
+    ])?;
+    f.insert("http_ingest", num(&http, "rate"));
+    f.insert("http_p99_ms", num(&http, "p99_ms"));
+    let _ = std::fs::remove_dir_all(work.join("http"));
+
+    eprintln!("[{size}] verify…");
+    let verify_before = probes::batch_verify(&sample.events);
+    let verify = child(&["verify".into(), ledger.display().to_string()])?;
+    let verify_after = probes::batch_verify(&sample.events);
+    f.insert("verify", num(&verify, "rate"));
+    f.insert("verify_limit", (verify_before + verify_after) / 2.0);
+    f.insert("verify_peak_mib", num(&verify, "peak_kib") / 1024.0);
+
+    eprintln!("[{size}] fold and audit…");
+    let decode_before = probes::decode(&sample.wires);
+    let fold = child(&["fold".into(), ledger.display().to_string()])?;
+    let decode_after = probes::decode(&sample.wires);
+    f.insert("decode", (decode_before + decode_after) / 2.0);
+    f.insert("fold", num(&fold, "rate"));
+    f.insert("fold_peak_mib", num(&fold, "peak_kib") / 1024.0);
+    let audit = child(&["audit".into(), ledger.display().to_string(), data.display().to_string()])?;
+    for key in ["rate", "cases", "findings", "recall", "precision", "peak_kib", "seconds"] {
+        let name: &'static str = match key {
+            "rate" => "audit",
+            "cases" => "audit_cases",
+            "findings" => "audit_findings",
+            "recall" => "audit_recall",
+            "precision" => "audit_precision",
+            "peak_kib" => "audit_peak_kib",
+            _ => "audit_seconds",
+        };
+        f.insert(name, num(&audit, key));
+    }
+
+    eprintln!("[{size}] queries and proofs…");
+    let queries = child(&[
+        "queries".into(),
+        ledger.display().to_string(),
+        queries_file.display().to_string(),
+        settings.seed.to_string(),
+    ])?;
+    for (key, name) in [
+        ("check_p50_us", "check_p50_us"),
+        ("check_p99_us", "check_p99_us"),
+        ("asof_p50_us", "asof_p50_us"),
+        ("asof_p99_us", "asof_p99_us"),
+        ("http_check_p50_us", "http_check_p50_us"),
+        ("http_check_p99_us", "http_check_p99_us"),
+        ("http_floor_p50_us", "http_floor_p50_us"),
+        ("http_floor_p99_us", "http_floor_p99_us"),
+        ("proof_p50_us", "proof_p50_us"),
+        ("proof_p99_us", "proof_p99_us"),
+        ("restricted_share", "restricted_share"),
+        ("peak_kib", "queries_peak_kib"),
+    ] {
+        f.insert(name, num(&queries, key));
+    }
+    let log_bytes: u64 = std::fs::read_dir(&ledger)?
+        .flatten()
+        .filter(|e| e.file_name() != "views.redb")
+        .map(|e| dir_bytes(&e.path()))
+        .sum();
+    f.insert("log_bytes_per_event", log_bytes as f64 / events as f64);
+    f.insert("views_bytes_per_event", dir_bytes(&ledger.join("views.redb")) as f64 / events as f64);
+    let (sha, blake) = probes::hashes(&sample.wires);
+    f.insert("sha256_mb_s", sha);
+    f.insert("blake3_mb_s", blake);
+
+    if settings.postgres {
+        eprintln!("[{size}] PostgreSQL peer…");
+        let peer = pg::run(&work.join("pg"), &data, events, tail, settings.appenders, &queries_file)?;
+        for (key, value) in peer {
+            f.insert(key, value);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(f)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .map_or("?".into(), |kib| format!("{:.0} GiB", kib as f64 / 1048576.0));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores ({cpu}), {memory} RAM, Linux {}", kernel.trim())
+}
+
+fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--child") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return children::run(&args);
+    }
+    let settings = settings()?;
+    std::fs::create_dir_all(&settings.dir)?;
+    if settings.postgres {
+        pg::ensure_installed()?;
+    }
+    let started = std::time::Instant::now();
+    let mut results = Vec::new();
+    for size in &settings.sizes {
+        results.push((*size, run_size(&settings, *size)?));
+    }
+    let report = report::render(&settings, &results, &machine(), started.elapsed().as_secs_f64());
+    println!("{report}");
+    if let Some(out) = &settings.out {
+        report::write_into(out, &report)?;
+        eprintln!("written into {}", out.display());
+    }
+    Ok(())
+}
+
+mod report;
