@@ -270,8 +270,10 @@ fn main() -> Result<()> {
         let args: Vec<String> = std::env::args().skip(2).collect();
         return children::run(&args);
     }
-    let settings = settings()?;
+    let mut settings = settings()?;
     std::fs::create_dir_all(&settings.dir)?;
+    // Absolute: PostgreSQL resolves paths from its data directory.
+    settings.dir = settings.dir.canonicalize().with_context(|| format!("--dir {}", settings.dir.display()))?;
     if settings.postgres {
         pg::ensure_installed()?;
     }

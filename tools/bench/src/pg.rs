@@ -100,6 +100,13 @@ impl Server {
             if !status.success() {
                 bail!("chown of {} to postgres failed", dir.display());
             }
+            let reachable = Command::new("runuser").args(["-u", "postgres", "--", "test", "-w"]).arg(dir).status()?;
+            if !reachable.success() {
+                bail!(
+                    "the postgres user cannot reach {}: make its parent directories traversable (chmod o+x) or give --dir elsewhere",
+                    dir.display()
+                );
+            }
         }
         let output = as_user("initdb")
             .args(["--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-D"])
