@@ -7,12 +7,13 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use docket_server::{Server, ServerLimits};
 
-pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64) -> Result<bool> {
+pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64, cache_mib: usize) -> Result<bool> {
     if !dir.join("ledger.json").exists() {
         eprintln!("{} holds no ledger: building the demo ({demo_subjects} subjects) first", dir.display());
         crate::ledger::demo(dir, demo_subjects, 1)?;
     }
-    let server = Server::open(dir, ServerLimits::default()).with_context(|| format!("opening {}", dir.display()))?;
+    let limits = ServerLimits { store_cache_bytes: cache_mib.saturating_mul(1 << 20), ..ServerLimits::default() };
+    let server = Server::open(dir, limits).with_context(|| format!("opening {}", dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;

@@ -54,6 +54,9 @@ pub struct ServerLimits {
     pub appends_per_agency_per_s: u32,
     /// Accepted appends an agency may make at once above the sustained rate.
     pub append_burst: u32,
+    /// The projection store's page cache (redb), in bytes. Point checks stay
+    /// flat as history grows while the store's hot pages fit (`BENCH.md`).
+    pub store_cache_bytes: usize,
 }
 
 impl Default for ServerLimits {
@@ -68,6 +71,7 @@ impl Default for ServerLimits {
             session_s: 300,
             appends_per_agency_per_s: 20_000,
             append_burst: 40_000,
+            store_cache_bytes: StoreLimits::default().cache_bytes,
         }
     }
 }
@@ -149,7 +153,9 @@ impl Server {
             }
         });
         let (sequencer, writer) = Sequencer::start_with_checkpoints(log, Limits::default(), Some(hook));
-        let (store, _) = Store::open(dir, StoreLimits { durable_catch_up: false, ..StoreLimits::default() })?;
+        let store_limits =
+            StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
+        let (store, _) = Store::open(dir, store_limits)?;
         let projected = store.records();
         let app = App {
             dir: dir.to_owned(),

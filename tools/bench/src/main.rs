@@ -24,7 +24,7 @@
 //!
 //! ```text
 //! docket-bench [--sizes 1000000,10000000] [--dir target/docket-bench] [--out BENCH.md]
-//!              [--appenders 256] [--http-events 1000000] [--pg-tail 200000] [--queries 20000]
+//!              [--appenders 256] [--wide-appenders 1024] [--http-events 1000000] [--pg-tail 200000] [--queries 20000]
 //!              [--no-postgres] [--seed 1]
 //! ```
 
@@ -49,6 +49,8 @@ pub struct Settings {
     pub dir: PathBuf,
     pub out: Option<PathBuf>,
     pub appenders: usize,
+    /// A second, wider ingest: more appenders, larger group commits.
+    pub wide_appenders: usize,
     pub http_events: u64,
     pub http_batch: usize,
     pub pg_tail: u64,
@@ -71,6 +73,7 @@ fn settings() -> Result<Settings> {
         dir: benchkit::arg("--dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/docket-bench")),
         out: benchkit::arg("--out").map(PathBuf::from),
         appenders: benchkit::number("--appenders", 256) as usize,
+        wide_appenders: benchkit::number("--wide-appenders", 1024) as usize,
         http_events: benchkit::number("--http-events", 1_000_000),
         http_batch: benchkit::number("--http-batch", 64) as usize,
         pg_tail: benchkit::number("--pg-tail", 200_000),
@@ -105,6 +108,9 @@ pub fn dir_bytes(path: &Path) -> u64 {
     }
     std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| dir_bytes(&e.path())).sum()
 }
+
+/// The page cache of the warm point-check pass (MiB): more than the store at 10M events.
+pub const WARM_CACHE_MIB: usize = 4096;
 
 /// Every figure measured at one size, by name.
 type Figures = BTreeMap<&'static str, f64>;
@@ -162,6 +168,29 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
     f.insert("ingest_batch", num(&ingest, "mean_batch"));
     f.insert("ingest_peak_mib", num(&ingest, "peak_kib") / 1024.0);
 
+    eprintln!("[{size}] in-process ingest, {} appenders…", settings.wide_appenders);
+    let wide = work.join("wide");
+    let wide_batch = settings.wide_appenders as u64;
+    let append_before = probes::raw_append(&work, 100_000, wide_batch, record)?;
+    let verify_before = probes::batch_verify(&sample.events);
+    let ingest = child(&[
+        "ingest".into(),
+        data.display().to_string(),
+        wide.display().to_string(),
+        settings.wide_appenders.to_string(),
+        http_events.to_string(),
+        tail.to_string(),
+    ])?;
+    let append_after = probes::raw_append(&work, 100_000, wide_batch, record)?;
+    let verify_after = probes::batch_verify(&sample.events);
+    let (append, batch_verify) = ((append_before + append_after) / 2.0, (verify_before + verify_after) / 2.0);
+    f.insert("wide_raw_append", append);
+    f.insert("wide_batch_verify", batch_verify);
+    f.insert("wide_ingest_limit", append.min(batch_verify));
+    f.insert("wide_ingest", num(&ingest, "rate"));
+    f.insert("wide_ingest_batch", num(&ingest, "mean_batch"));
+    let _ = std::fs::remove_dir_all(&wide);
+
     eprintln!("[{size}] HTTP ingest of {http_events} events…");
     let http = child(&[
         "http".into(),
@@ -210,7 +239,24 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
         ledger.display().to_string(),
         queries_file.display().to_string(),
         settings.seed.to_string(),
+        "0".into(),
     ])?;
+    // The same with a page cache that holds the store, warmed by one untimed pass.
+    let warm = child(&[
+        "queries".into(),
+        ledger.display().to_string(),
+        queries_file.display().to_string(),
+        settings.seed.to_string(),
+        WARM_CACHE_MIB.to_string(),
+    ])?;
+    for (key, name) in [
+        ("check_p50_us", "warm_check_p50_us"),
+        ("check_p99_us", "warm_check_p99_us"),
+        ("http_check_p50_us", "warm_http_check_p50_us"),
+        ("http_check_p99_us", "warm_http_check_p99_us"),
+    ] {
+        f.insert(name, num(&warm, key));
+    }
     for (key, name) in [
         ("check_p50_us", "check_p50_us"),
         ("check_p99_us", "check_p99_us"),
