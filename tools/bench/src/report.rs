@@ -64,7 +64,7 @@ fn size_table(settings: &Settings, f: &Figures, postgres: bool) -> String {
     );
     let wide_ratio = get(f, "wide_ingest") / get(f, "wide_ingest_limit");
     t += &format!(
-        "| durable ingest in process, {} appenders (mean group commit {:.0}) | {} events/s | min(raw append, {} records per fdatasync: {}/s; batch verify, all cores: {}/s) | {:.2} | >= 0.60: {} |\n",
+        "| durable ingest in process, {} appenders (mean group commit {:.0}) | {} events/s | min(raw append, {} records per fdatasync: {}/s; batch verify, all cores: {}/s) | {:.3} | >= 0.60: {} |\n",
         settings.wide_appenders,
         get(f, "wide_ingest_batch"),
         rate(get(f, "wide_ingest")),
