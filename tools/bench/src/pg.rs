@@ -77,14 +77,17 @@ struct Server {
     port: u16,
     /// `pg_ctl stop` for the data directory, as the user the server runs as.
     stop: Command,
+    /// Where the server's files are.
+    dir: PathBuf,
 }
 
 impl Server {
     /// initdb in `dir/data` and start the server on a free loopback port.
-    fn start(dir: &Path) -> Result<Self> {
+    fn start(requested: &Path) -> Result<Self> {
         let bin = bin_dir().ok_or_else(|| anyhow!("PostgreSQL is not installed"))?;
+        let dir = Self::reachable_dir(requested)?;
+        let dir = dir.as_path();
         let data = dir.join("data");
-        std::fs::create_dir_all(dir)?;
         // PostgreSQL refuses to run as root: then it runs as the package's `postgres` user.
         let as_user = |program: &str| -> Command {
             if is_root() {
@@ -95,19 +98,6 @@ impl Server {
                 Command::new(bin.join(program))
             }
         };
-        if is_root() {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir).status()?;
-            if !status.success() {
-                bail!("chown of {} to postgres failed", dir.display());
-            }
-            let reachable = Command::new("runuser").args(["-u", "postgres", "--", "test", "-w"]).arg(dir).status()?;
-            if !reachable.success() {
-                bail!(
-                    "the postgres user cannot reach {}: make its parent directories traversable (chmod o+x) or give --dir elsewhere",
-                    dir.display()
-                );
-            }
-        }
         let output = as_user("initdb")
             .args(["--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-D"])
             .arg(&data)
@@ -143,7 +133,7 @@ impl Server {
             .context("starting postgres")?;
         let mut stop = as_user("pg_ctl");
         stop.args(["stop", "-m", "fast", "-w", "-D"]).arg(&data).stdout(Stdio::null()).stderr(Stdio::null());
-        let server = Server { child, port, stop };
+        let server = Server { child, port, stop, dir: dir.to_owned() };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match server.connect() {
@@ -157,6 +147,39 @@ impl Server {
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
+    }
+
+    /// `requested`, created and (as root) given to the `postgres` user; if
+    /// that user cannot reach it (a parent directory it may not traverse), a
+    /// new directory under the system's temporary directory, with a warning
+    /// (it may be another file system).
+    fn reachable_dir(requested: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(requested)?;
+        if !is_root() {
+            return Ok(requested.to_owned());
+        }
+        let give = |dir: &Path| -> Result<bool> {
+            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir).status()?;
+            if !status.success() {
+                bail!("chown of {} to postgres failed", dir.display());
+            }
+            Ok(Command::new("runuser").args(["-u", "postgres", "--", "test", "-w"]).arg(dir).status()?.success())
+        };
+        if give(requested)? {
+            return Ok(requested.to_owned());
+        }
+        let fallback = std::env::temp_dir().join(format!("docket-bench-pg-{}", std::process::id()));
+        eprintln!(
+            "warning: the postgres user cannot reach {}; PostgreSQL runs in {} instead (check that it is the same kind of disk)",
+            requested.display(),
+            fallback.display()
+        );
+        let _ = std::fs::remove_dir_all(&fallback);
+        std::fs::create_dir_all(&fallback)?;
+        if !give(&fallback)? {
+            bail!("the postgres user cannot reach {} either", fallback.display());
+        }
+        Ok(fallback)
     }
 
     fn connect(&self) -> Result<Client> {
@@ -345,7 +368,9 @@ pub fn run(
     figures.push(("pg_check_p99_us", benchkit::percentile(&latencies, 0.99)));
     figures.push(("pg_restricted_share", restricted as f64 / queries.len().max(1) as f64));
     drop(client);
+    let files = server.dir.clone();
     drop(server);
+    let _ = std::fs::remove_dir_all(files);
     let _ = std::fs::remove_dir_all(dir);
     Ok(figures)
 }
