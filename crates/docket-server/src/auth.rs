@@ -56,10 +56,9 @@ impl Sessions {
 
     /// A token for `agency` with `key`, valid until `expires`: `v1:EXPIRES:KEY:MAC:AGENCY`.
     pub(crate) fn issue(&self, agency: &AgencyId, key: &PublicKey, expires: Timestamp) -> String {
-        let body = format!("{}:{}:{agency}", expires.micros(), key.to_hex());
-        let mac = self.mac(&body);
-        let (expiry, rest) = body.split_once(':').unwrap_or_default();
-        format!("v1:{expiry}:{}:{}", mac.to_hex(), rest)
+        let (expiry, key) = (expires.micros(), key.to_hex());
+        let mac = self.mac(&format!("{expiry}:{key}:{agency}"));
+        format!("v1:{expiry}:{}:{key}:{agency}", mac.to_hex())
     }
 
     /// The agency, key and expiry of a token this server issued.

@@ -423,13 +423,7 @@ fn every_refusal_has_its_code() {
     assert_eq!((other.status, other.code().as_str()), (403, "forbidden"));
     let path = "/v1/views/subject?subject=uscc:911100000000001004";
     let signed = |agency: &str, key: &SigningKey, date: &str, path_signed: &str| {
-        let signature = docket_model::request::sign_request(key, "GET", path_signed, date, b"");
-        let headers = format!(
-            "docket-agency: {agency}\r\ndocket-key: {}\r\ndocket-date: {date}\r\ndocket-signature: {}\r\n",
-            PublicKey(key.verifying_key().to_bytes()).to_hex(),
-            signature.to_hex()
-        );
-        request(addr, "GET", path, b"", &headers)
+        request(addr, "GET", path, b"", &signed_headers_at(agency, key, "GET", path_signed, date))
     };
     let now = Timestamp::now().to_string();
     let railway = demo::key(SEED, "china-railway");
@@ -449,15 +443,25 @@ fn every_refusal_has_its_code() {
     assert_eq!(get_as(addr, "china-railway", "/v1/views/list?colour=blue").code(), "bad_parameter");
 }
 
-/// Signed headers of `agency` with `key` for `method path` now.
-fn signed_headers(agency: &str, key: &SigningKey, method: &str, path: &str) -> String {
-    let date = Timestamp::now().to_string();
-    let signature = docket_model::request::sign_request(key, method, path, &date, b"");
+/// Signed-request headers of `agency` with `key` for `method path`, dated `date`.
+fn signed_headers_at(agency: &str, key: &SigningKey, method: &str, path: &str, date: &str) -> String {
+    let signature = docket_model::request::sign_request(key, method, path, date, b"");
     format!(
         "docket-agency: {agency}\r\ndocket-key: {}\r\ndocket-date: {date}\r\ndocket-signature: {}\r\n",
         PublicKey(key.verifying_key().to_bytes()).to_hex(),
         signature.to_hex()
     )
+}
+
+/// `POST /v1/session`, signed by `agency` with `key`.
+fn open_session(addr: SocketAddr, agency: &str, key: &SigningKey) -> Reply {
+    let headers = signed_headers_at(agency, key, "POST", "/v1/session", &Timestamp::now().to_string());
+    request(addr, "POST", "/v1/session", b"", &headers)
+}
+
+/// `method path` carrying the session `token`.
+fn with_token(addr: SocketAddr, method: &str, path: &str, token: &str) -> Reply {
+    request(addr, method, path, b"", &format!("docket-session: {token}\r\n"))
 }
 
 #[test]
@@ -466,29 +470,17 @@ fn sessions_stand_in_for_signatures_until_they_expire_the_key_is_revoked_or_the_
     let root = demo_ledger(dir.path(), 5);
     let railway = demo::key(SEED, "china-railway");
     let path = "/v1/views/enforcement?agency=china-railway";
-    let with_session = |addr, token: &str| request(addr, "GET", path, b"", &format!("docket-session: {token}\r\n"));
+    let with_session = |addr, token: &str| with_token(addr, "GET", path, token);
     let token = {
         let server = start(dir.path(), ServerLimits::default());
-        let opened = request(
-            server.addr,
-            "POST",
-            "/v1/session",
-            b"",
-            &signed_headers("china-railway", &railway, "POST", "/v1/session"),
-        );
+        let opened = open_session(server.addr, "china-railway", &railway);
         assert_eq!(opened.status, 200, "{}", opened.body);
         assert!(opened.headers.contains("cache-control: no-store"), "{}", opened.headers);
         let token = opened.json()["token"].as_str().unwrap().to_owned();
         assert_eq!(opened.json()["agency"], "china-railway");
         assert_eq!(with_session(server.addr, &token).status, 200);
         // The agency's own view only: the session carries the agency.
-        let other = request(
-            server.addr,
-            "GET",
-            "/v1/views/enforcement?agency=sat",
-            b"",
-            &format!("docket-session: {token}\r\n"),
-        );
+        let other = with_token(server.addr, "GET", "/v1/views/enforcement?agency=sat", &token);
         assert_eq!((other.status, other.code().as_str()), (403, "forbidden"));
         // Altered or foreign tokens, and a session asking for a session.
         let mut altered = token.clone().into_bytes();
@@ -499,7 +491,7 @@ fn sessions_stand_in_for_signatures_until_they_expire_the_key_is_revoked_or_the_
         assert_eq!(with_session(server.addr, "v1:garbage").code(), "bad_session");
         let forged = token.replace("china-railway", "sat");
         assert_eq!(with_session(server.addr, &forged).code(), "bad_session");
-        let renew = request(server.addr, "POST", "/v1/session", b"", &format!("docket-session: {token}\r\n"));
+        let renew = with_token(server.addr, "POST", "/v1/session", &token);
         assert_eq!((renew.status, renew.code().as_str()), (401, "unauthenticated"));
         // The client opens a session for its reads by itself.
         let client = docket_client::Client::new(&format!("http://{}", server.addr))
@@ -515,13 +507,7 @@ fn sessions_stand_in_for_signatures_until_they_expire_the_key_is_revoked_or_the_
         let server = start(dir.path(), ServerLimits::default());
         assert_eq!(with_session(server.addr, &token).code(), "bad_session");
         // Revoking the key ends its sessions at once.
-        let opened = request(
-            server.addr,
-            "POST",
-            "/v1/session",
-            b"",
-            &signed_headers("china-railway", &railway, "POST", "/v1/session"),
-        );
+        let opened = open_session(server.addr, "china-railway", &railway);
         let token = opened.json()["token"].as_str().unwrap().to_owned();
         let revoke = registry_event(
             &root,
@@ -541,11 +527,10 @@ fn sessions_stand_in_for_signatures_until_they_expire_the_key_is_revoked_or_the_
     // A session lives `session_s`: with 0 it is expired as soon as it is issued.
     let server = start(dir.path(), ServerLimits { session_s: 0, ..ServerLimits::default() });
     let sat = demo::key(SEED, "sat");
-    let opened = request(server.addr, "POST", "/v1/session", b"", &signed_headers("sat", &sat, "POST", "/v1/session"));
+    let opened = open_session(server.addr, "sat", &sat);
     let token = opened.json()["token"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_millis(5));
-    let expired =
-        request(server.addr, "GET", "/v1/views/enforcement?agency=sat", b"", &format!("docket-session: {token}\r\n"));
+    let expired = with_token(server.addr, "GET", "/v1/views/enforcement?agency=sat", &token);
     assert_eq!((expired.status, expired.code().as_str()), (401, "session_expired"), "{}", expired.body);
 }
 

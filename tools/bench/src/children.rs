@@ -15,7 +15,7 @@ use docket_log::demo;
 use docket_log::ledger::{self, Ledger};
 use docket_log::{verify, Config, Limits, Sequencer};
 use docket_model::{Body, MeasureCode, PublicKey, SignedEvent, SubjectId, Timestamp};
-use docket_server::{Server, ServerLimits};
+use docket_server::ServerLimits;
 use serde_json::json;
 
 /// Dispatches `args` (phase name first).
@@ -191,27 +191,11 @@ fn http(data: &Path, dir: &Path, count: u64, clients: usize, batch: usize) -> Re
             bodies[part].push(rest);
         }
     }
-    let (ready, address) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_dir = dir.to_owned();
     // The bench measures the server, not the per-agency rate limit.
     let limits =
         ServerLimits { appends_per_agency_per_s: 1_000_000, append_burst: 1_000_000, ..ServerLimits::default() };
-    let server = std::thread::spawn(move || -> Result<()> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        runtime.block_on(async move {
-            let server = Server::open(&server_dir, limits)?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            ready.send(listener.local_addr()?)?;
-            server
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await?;
-            Ok(())
-        })
-    });
-    let base = format!("http://{}", address.recv().context("the server did not start")?);
+    let serving = benchkit::serve(dir, limits).map_err(|e| anyhow!("server: {e}"))?;
+    let base = serving.base.clone();
     let started = Instant::now();
     let results: Vec<Result<Vec<f64>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = bodies
@@ -241,8 +225,7 @@ fn http(data: &Path, dir: &Path, count: u64, clients: usize, batch: usize) -> Re
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("client panicked")))).collect()
     });
     let seconds = started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    server.join().map_err(|_| anyhow!("server panicked"))??;
+    serving.stop().map_err(|e| anyhow!("server: {e}"))?;
     let mut latencies = Vec::new();
     for result in results {
         latencies.extend(result?);
@@ -311,18 +294,6 @@ fn audit(dir: &Path, data: &Path) -> Result<serde_json::Value> {
     }))
 }
 
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n.max(1)
-    }
-}
-
 fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values.sort_by(f64::total_cmp);
     values
@@ -374,7 +345,7 @@ fn queries(dir: &Path, queries_file: &Path, seed: u64, cache_mib: usize) -> Resu
         results.insert("check_p50_us", benchkit::percentile(&latencies, 0.5));
         results.insert("check_p99_us", benchkit::percentile(&latencies, 0.99));
         results.insert("restricted_share", restricted as f64 / parsed.len() as f64);
-        let mut rng = Rng(seed);
+        let mut rng = benchkit::Rng(seed);
         let mut latencies = Vec::new();
         for (subject, measure) in parsed.iter().take(parsed.len() / 4 + 1) {
             let as_of = AsOf { known: Known::Through(rng.below(records)), valid_at: now };
@@ -390,7 +361,7 @@ fn queries(dir: &Path, queries_file: &Path, seed: u64, cache_mib: usize) -> Resu
         let ledger = Ledger::open(dir, Config::default())?;
         let tree = ledger.log.tree();
         let size = ledger.log.size();
-        let mut rng = Rng(seed ^ 1);
+        let mut rng = benchkit::Rng(seed ^ 1);
         let mut latencies = Vec::new();
         // A proof takes about 2 µs: many samples, so that the p99 is not one preemption.
         for _ in 0..PROOF_SAMPLES {
@@ -405,25 +376,9 @@ fn queries(dir: &Path, queries_file: &Path, seed: u64, cache_mib: usize) -> Resu
         results.insert("proof_p99_us", benchkit::percentile(&latencies, 0.99));
     }
     // Over HTTP: one connection, one request after another (as the PostgreSQL peer's query).
-    let (ready, address) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_dir = dir.to_owned();
-    let server = std::thread::spawn(move || -> Result<()> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        runtime.block_on(async move {
-            let limits = ServerLimits { store_cache_bytes: store_limits.cache_bytes, ..ServerLimits::default() };
-            let server = Server::open(&server_dir, limits)?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            ready.send(listener.local_addr()?)?;
-            server
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await?;
-            Ok(())
-        })
-    });
-    let base = format!("http://{}", address.recv().context("the server did not start")?);
+    let limits = ServerLimits { store_cache_bytes: store_limits.cache_bytes, ..ServerLimits::default() };
+    let serving = benchkit::serve(dir, limits).map_err(|e| anyhow!("server: {e}"))?;
+    let base = serving.base.clone();
     let client = docket_client::Client::new(&base)?.with_identity("china-railway", demo::key(seed, "china-railway"));
     // The floor: an HTTP round trip that does no work (`/healthz`), on the same kind of connection.
     let mut floor = Vec::new();
@@ -451,8 +406,7 @@ fn queries(dir: &Path, queries_file: &Path, seed: u64, cache_mib: usize) -> Resu
             bail!("{path}: {} {}", response.status, response.text());
         }
     }
-    let _ = stop.send(());
-    server.join().map_err(|_| anyhow!("server panicked"))??;
+    serving.stop().map_err(|e| anyhow!("server: {e}"))?;
     let latencies = sorted(latencies);
     results.insert("http_check_p50_us", benchkit::percentile(&latencies, 0.5));
     results.insert("http_check_p99_us", benchkit::percentile(&latencies, 0.99));

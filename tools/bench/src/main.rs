@@ -144,8 +144,8 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
 
     eprintln!("[{size}] probes and in-process ingest…");
     let record = (manifest.wire_bytes / events) as usize + 32;
-    let append_before = probes::raw_append(&work, 100_000, settings.appenders as u64, record)?;
-    let verify_before = probes::batch_verify(&sample.events);
+    let append_before = benchkit::raw_append(&work, 100_000, settings.appenders as u64, record)?;
+    let verify_before = benchkit::batch_verify(&sample.events);
     let tail = settings.pg_tail.min(events / 2);
     let http_events = settings.http_events.min(events);
     let ingest = child(&[
@@ -156,8 +156,8 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
         http_events.to_string(),
         tail.to_string(),
     ])?;
-    let append_after = probes::raw_append(&work, 100_000, settings.appenders as u64, record)?;
-    let verify_after = probes::batch_verify(&sample.events);
+    let append_after = benchkit::raw_append(&work, 100_000, settings.appenders as u64, record)?;
+    let verify_after = benchkit::batch_verify(&sample.events);
     let (append, batch_verify) = ((append_before + append_after) / 2.0, (verify_before + verify_after) / 2.0);
     f.insert("raw_append", append);
     f.insert("batch_verify", batch_verify);
@@ -171,8 +171,8 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
     eprintln!("[{size}] in-process ingest, {} appenders…", settings.wide_appenders);
     let wide = work.join("wide");
     let wide_batch = settings.wide_appenders as u64;
-    let append_before = probes::raw_append(&work, 100_000, wide_batch, record)?;
-    let verify_before = probes::batch_verify(&sample.events);
+    let append_before = benchkit::raw_append(&work, 100_000, wide_batch, record)?;
+    let verify_before = benchkit::batch_verify(&sample.events);
     let ingest = child(&[
         "ingest".into(),
         data.display().to_string(),
@@ -181,8 +181,8 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
         http_events.to_string(),
         tail.to_string(),
     ])?;
-    let append_after = probes::raw_append(&work, 100_000, wide_batch, record)?;
-    let verify_after = probes::batch_verify(&sample.events);
+    let append_after = benchkit::raw_append(&work, 100_000, wide_batch, record)?;
+    let verify_after = benchkit::batch_verify(&sample.events);
     let (append, batch_verify) = ((append_before + append_after) / 2.0, (verify_before + verify_after) / 2.0);
     f.insert("wide_raw_append", append);
     f.insert("wide_batch_verify", batch_verify);
@@ -205,9 +205,9 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
     let _ = std::fs::remove_dir_all(work.join("http"));
 
     eprintln!("[{size}] verify…");
-    let verify_before = probes::batch_verify(&sample.events);
+    let verify_before = benchkit::batch_verify(&sample.events);
     let verify = child(&["verify".into(), ledger.display().to_string()])?;
-    let verify_after = probes::batch_verify(&sample.events);
+    let verify_after = benchkit::batch_verify(&sample.events);
     f.insert("verify", num(&verify, "rate"));
     f.insert("verify_limit", (verify_before + verify_after) / 2.0);
     f.insert("verify_peak_mib", num(&verify, "peak_kib") / 1024.0);

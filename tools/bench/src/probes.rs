@@ -1,6 +1,5 @@
 //! Limit probes: what the hardware and the libraries can do at best, measured in the same run.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -88,64 +87,6 @@ impl Sample {
 pub fn read_queries(path: &Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text.lines().filter_map(|l| l.split_once('\t').map(|(s, m)| (s.to_owned(), m.to_owned()))).collect())
-}
-
-/// Records of `record` bytes appended with one `fdatasync` per `batch`; records/s.
-pub fn raw_append(dir: &Path, records: u64, batch: u64, record: usize) -> Result<f64> {
-    let path = dir.join("raw-append-probe");
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-    let bytes = vec![0x5au8; record];
-    let mut buffer = Vec::with_capacity(record * batch as usize);
-    let started = Instant::now();
-    let mut written = 0;
-    while written < records {
-        buffer.clear();
-        let n = batch.min(records - written);
-        for _ in 0..n {
-            buffer.extend_from_slice(&bytes);
-        }
-        file.write_all(&buffer)?;
-        file.sync_data()?;
-        written += n;
-    }
-    let rate = records as f64 / started.elapsed().as_secs_f64();
-    drop(file);
-    std::fs::remove_file(&path)?;
-    Ok(rate)
-}
-
-/// ed25519-dalek `verify_batch` in batches of 64 on all cores; signatures/s.
-pub fn batch_verify(events: &[SignedEvent]) -> f64 {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let prepared: Vec<(Vec<u8>, ed25519_dalek::Signature, ed25519_dalek::VerifyingKey)> = events
-        .iter()
-        .filter_map(|e| {
-            let message = docket_model::signed::signing_message(e.bytes());
-            let signature = ed25519_dalek::Signature::from_bytes(&e.signature().0);
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&e.event().key.0).ok()?;
-            Some((message, signature, key))
-        })
-        .collect();
-    let chunk = prepared.len().div_ceil(threads).max(1);
-    let started = Instant::now();
-    let valid = std::thread::scope(|scope| {
-        let handles: Vec<_> = prepared
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.chunks(64).all(|batch| {
-                        let messages: Vec<&[u8]> = batch.iter().map(|(m, _, _)| m.as_slice()).collect();
-                        let signatures: Vec<_> = batch.iter().map(|(_, s, _)| *s).collect();
-                        let keys: Vec<_> = batch.iter().map(|(_, _, k)| *k).collect();
-                        ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
-                    })
-                })
-            })
-            .collect();
-        handles.into_iter().all(|h| h.join().unwrap_or(false))
-    });
-    assert!(valid, "the sample's signatures verify");
-    prepared.len() as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Bare decode of the canonical form (`SignedEvent::from_wire`) on one core; events/s.

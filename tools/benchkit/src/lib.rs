@@ -1,10 +1,13 @@
 //! What docket's benchmark tools share.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
 use std::time::Instant;
 
 use docket_log::Sequencer;
 use docket_model::SignedEvent;
+use docket_server::{Server, ServerLimits};
 
 /// The value after `--NAME` on the command line.
 pub fn arg(name: &str) -> Option<String> {
@@ -79,4 +82,121 @@ pub fn append_concurrently(sequencer: &Sequencer, events: &[SignedEvent], append
         }
     });
     started.elapsed().as_secs_f64()
+}
+
+/// Limit probe: `records` records of `record` bytes appended to a file in
+/// `dir` with one `fdatasync` per `batch`; records/s. The file is removed.
+pub fn raw_append(dir: &Path, records: u64, batch: u64, record: usize) -> std::io::Result<f64> {
+    let path = dir.join("raw-append-probe");
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let bytes = vec![0x5au8; record];
+    let mut buffer = Vec::with_capacity(record * batch as usize);
+    let started = Instant::now();
+    let mut written = 0;
+    while written < records {
+        buffer.clear();
+        let n = batch.min(records - written);
+        for _ in 0..n {
+            buffer.extend_from_slice(&bytes);
+        }
+        file.write_all(&buffer)?;
+        file.sync_data()?;
+        written += n;
+    }
+    let rate = records as f64 / started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
+/// Limit probe: ed25519-dalek `verify_batch` over `events` in batches of 64
+/// on all cores; signatures/s. Panics if a signature does not verify.
+pub fn batch_verify(events: &[SignedEvent]) -> f64 {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let prepared: Vec<(Vec<u8>, ed25519_dalek::Signature, ed25519_dalek::VerifyingKey)> = events
+        .iter()
+        .filter_map(|e| {
+            let message = docket_model::signed::signing_message(e.bytes());
+            let signature = ed25519_dalek::Signature::from_bytes(&e.signature().0);
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&e.event().key.0).ok()?;
+            Some((message, signature, key))
+        })
+        .collect();
+    let chunk = prepared.len().div_ceil(threads).max(1);
+    let started = Instant::now();
+    let valid = std::thread::scope(|scope| {
+        let handles: Vec<_> = prepared
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.chunks(64).all(|batch| {
+                        let messages: Vec<&[u8]> = batch.iter().map(|(m, _, _)| m.as_slice()).collect();
+                        let signatures: Vec<_> = batch.iter().map(|(_, s, _)| *s).collect();
+                        let keys: Vec<_> = batch.iter().map(|(_, _, k)| *k).collect();
+                        ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().all(|h| h.join().unwrap_or(false))
+    });
+    assert!(valid && prepared.len() == events.len(), "every probe signature verifies");
+    prepared.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A small deterministic generator (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number in `0..n` (0 for n = 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+/// `docket serve`'s server on its own runtime and thread, on a loopback port.
+#[derive(Debug)]
+pub struct Serving {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+/// Opens the server over the ledger in `dir` with `limits` and serves it until [`Serving::stop`].
+pub fn serve(dir: &Path, limits: ServerLimits) -> Result<Serving, String> {
+    let (ready, address) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dir = dir.to_owned();
+    let thread = std::thread::spawn(move || -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let server = Server::open(&dir, limits).map_err(|e| format!("opening {}: {e}", dir.display()))?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+            let _ = ready.send(listener.local_addr().map_err(|e| e.to_string())?);
+            server
+                .serve(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    });
+    match address.recv() {
+        Ok(addr) => Ok(Serving { base: format!("http://{addr}"), stop, thread }),
+        Err(_) => Err(thread.join().map_or_else(|_| "the server panicked".into(), |r| r.err().unwrap_or_default())),
+    }
+}
+
+impl Serving {
+    /// Stops the server gracefully and waits for it.
+    pub fn stop(self) -> Result<(), String> {
+        let _ = self.stop.send(());
+        self.thread.join().map_err(|_| "the server panicked".to_owned())?
+    }
 }

@@ -27,6 +27,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use benchkit::Rng;
 use docket_fold::case::{AsOf, Known};
 use docket_fold::views::{self, Source};
 use docket_fold::{Fold, Store, StoreLimits};
@@ -123,18 +124,6 @@ fn fold_in_child(dir: &Path, snapshot_events: u64) -> (u64, f64, u64) {
     let text = String::from_utf8_lossy(&output.stdout);
     let parts: Vec<&str> = text.split_whitespace().collect();
     (parts[0].parse().expect("records"), parts[1].parse().expect("seconds"), parts[2].parse().expect("kib"))
-}
-
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n.max(1)
-    }
 }
 
 /// Latencies (µs) of `queries` point checks as of `known(rng)`.

@@ -100,15 +100,15 @@ fn build_chunk(world: &World, seed: u64, index: u64) -> Chunk {
     let built = demo::national_chunk(world, seed, index);
     let mut chunk = Chunk { bytes: Vec::new(), frames: Vec::new(), planted: built.planted, by_kind: BTreeMap::new() };
     // A case's events come together; each is recorded no earlier than the one before it.
-    let mut previous: Option<(String, i64)> = None;
+    let mut previous: Option<(&str, i64)> = None;
     for event in &built.events {
         let Body::Case(case) = &event.event().body else { continue };
         let at = event.event().effective_at.micros();
-        let key = match &previous {
-            Some((number, last)) if number == case.number.as_str() => at.max(*last),
+        let key = match previous {
+            Some((number, last)) if number == case.number.as_str() => at.max(last),
             _ => at,
         };
-        previous = Some((case.number.to_string(), key));
+        previous = Some((case.number.as_str(), key));
         let wire = event.to_wire();
         chunk.frames.push((key, chunk.bytes.len() as u32, wire.len() as u32));
         chunk.bytes.extend_from_slice(&wire);

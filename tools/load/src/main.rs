@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use docket_log::demo;
 use docket_log::ledger::Ledger;
 use docket_model::SignedEvent;
-use docket_server::{Server, ServerLimits};
+use docket_server::ServerLimits;
 
 const SEED: u64 = 1;
 
@@ -121,24 +121,8 @@ fn main() {
     eprintln!("in-process ingest…");
     let local_rate = in_process(&local_dir, &events, appenders);
 
-    let (ready, addr) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_dir = http_dir.clone();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async move {
-            let server = Server::open(&server_dir, ServerLimits::default()).expect("server");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            ready.send(listener.local_addr().expect("addr")).expect("ready");
-            server
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serves");
-        });
-    });
-    let base = format!("http://{}", addr.recv().expect("server address"));
+    let serving = benchkit::serve(&http_dir, ServerLimits::default()).expect("server");
+    let base = serving.base.clone();
     eprintln!("HTTP ingest against {base}…");
     let third = count as usize / 3;
     let (http_rate, append_latency) = http_ingest(&base, &events[..third], appenders, 1, false);
@@ -224,8 +208,7 @@ fn main() {
     for handle in appenders_running {
         handle.join().expect("appender");
     }
-    let _ = stop.send(());
-    server.join().expect("server");
+    serving.stop().expect("server");
     check_latency.sort_by(f64::total_cmp);
     let achieved = check_latency.len() as f64 / seconds as f64;
     let background_rate = appended.load(Ordering::Relaxed) as f64 / seconds as f64;

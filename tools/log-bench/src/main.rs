@@ -17,63 +17,12 @@
 //! log-bench [--events 100000] [--dir DIR] [--appenders 1|16|256]   # DIR must be on a real disk, not tmpfs
 //! ```
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
 use docket_log::ledger::{self, Ledger};
 use docket_log::{demo, verify, Config, Limits, Sequencer};
 use docket_model::{PublicKey, SignedEvent, Timestamp};
-
-fn raw_append(dir: &Path, records: u64, batch: u64) -> f64 {
-    let path = dir.join(format!("raw-{batch}"));
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("raw file");
-    let record = [0x5au8; 300];
-    let mut buffer = Vec::with_capacity(300 * batch as usize);
-    let start = Instant::now();
-    let mut written = 0;
-    while written < records {
-        buffer.clear();
-        for _ in 0..batch.min(records - written) {
-            buffer.extend_from_slice(&record);
-        }
-        file.write_all(&buffer).expect("write");
-        file.sync_data().expect("fdatasync");
-        written += batch.min(records - written);
-    }
-    let rate = records as f64 / start.elapsed().as_secs_f64();
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-    rate
-}
-
-fn dalek_batch_verify(events: &[SignedEvent]) -> f64 {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let prepared: Vec<(Vec<u8>, ed25519_dalek::Signature, ed25519_dalek::VerifyingKey)> = events
-        .iter()
-        .map(|e| {
-            let message = docket_model::signed::signing_message(e.bytes());
-            let signature = ed25519_dalek::Signature::from_bytes(&e.signature().0);
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&e.event().key.0).expect("valid key");
-            (message, signature, key)
-        })
-        .collect();
-    let chunk = prepared.len().div_ceil(threads);
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for part in prepared.chunks(chunk) {
-            scope.spawn(move || {
-                for batch in part.chunks(64) {
-                    let messages: Vec<&[u8]> = batch.iter().map(|(m, _, _)| m.as_slice()).collect();
-                    let signatures: Vec<_> = batch.iter().map(|(_, s, _)| *s).collect();
-                    let keys: Vec<_> = batch.iter().map(|(_, _, k)| *k).collect();
-                    assert!(ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok());
-                }
-            });
-        }
-    });
-    events.len() as f64 / start.elapsed().as_secs_f64()
-}
 
 /// A fresh ledger holding the demo registry (3 lists, 24 agencies), ready for notices.
 fn fresh_ledger(dir: &Path, seed: u64) -> Ledger {
@@ -131,12 +80,16 @@ fn main() {
     for appenders in all.into_iter().filter(|a| only == 0 || *a == only) {
         let records = if appenders == 1 { 3000 } else { count };
         let n = if appenders == 1 { events.len().min(3000) } else { events.len() };
-        let (append_before, verify_before) =
-            (raw_append(work.path(), records, appenders as u64), dalek_batch_verify(&events));
+        let (append_before, verify_before) = (
+            benchkit::raw_append(work.path(), records, appenders as u64, 300).expect("raw append"),
+            benchkit::batch_verify(&events),
+        );
         let dir = work.path().join(format!("ingest-{appenders}"));
         let (rate, batch) = ingest(&dir, &events[..n], appenders, seed);
-        let (append_after, verify_after) =
-            (raw_append(work.path(), records, appenders as u64), dalek_batch_verify(&events));
+        let (append_after, verify_after) = (
+            benchkit::raw_append(work.path(), records, appenders as u64, 300).expect("raw append"),
+            benchkit::batch_verify(&events),
+        );
         let append = (append_before + append_after) / 2.0;
         let verify = (verify_before + verify_after) / 2.0;
         let limit = append.min(verify);
@@ -147,12 +100,12 @@ fn main() {
         probe_log.push(format!("batch {appenders}: {append_before:.0} and {append_after:.0}/s; verify {verify_before:.0} and {verify_after:.0}/s"));
     }
     let dir = work.path().join("ingest-256");
-    let before = dalek_batch_verify(&events);
+    let before = benchkit::batch_verify(&events);
     let start = Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let report = verify::verify(&dir, None, threads, &mut |_, _| {}).expect("verifies");
     let verify_rate = report.records as f64 / start.elapsed().as_secs_f64();
-    let after = dalek_batch_verify(&events);
+    let after = benchkit::batch_verify(&events);
     let probe = (before + after) / 2.0;
     println!(
         "| docket verify ({} records) | {verify_rate:.0} | 2-core dalek batch verify | {probe:.0} | {:.2} |",
