@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use docket_log::ledger::{self, Ledger};
+use docket_log::ledger::{self, Ledger, Snapshot};
 use docket_log::merkle::{verify_consistency, verify_inclusion};
 use docket_log::{demo, Config};
 use docket_model::{PublicKey, SignedEvent, Timestamp};
@@ -117,8 +117,8 @@ pub fn append(dir: &Path, input: Option<&Path>) -> Result<bool> {
 }
 
 fn report_recovery(ledger: &Ledger) {
-    if let Some((segment, offset, bytes)) = &ledger.recovery.truncated {
-        eprintln!("recovery: cut a torn tail of {bytes} bytes from {segment} at offset {offset} (never acknowledged)");
+    if let Some(cut) = &ledger.recovery.cut {
+        eprintln!("recovery: {cut}");
     }
 }
 
@@ -139,14 +139,15 @@ pub fn checkpoint(dir: &Path) -> Result<bool> {
 
 /// The tree size a proof is for: the one given, else the latest checkpoint's
 /// (what a verifier holds), else the whole log.
-fn size_or_latest(ledger: &Ledger, given: Option<u64>) -> u64 {
-    given.or(ledger.latest_checkpoint().map(|c| c.size)).unwrap_or(ledger.log.size())
+fn size_or_latest(snapshot: &Snapshot, given: Option<u64>) -> u64 {
+    given.or(snapshot.latest.as_ref().map(|c| c.size)).unwrap_or(snapshot.size())
 }
 
+/// Proofs read the ledger without its lock (beside a running server) and write nothing.
 pub fn proof_inclusion(dir: &Path, seq: u64, size: Option<u64>) -> Result<bool> {
-    let ledger = Ledger::open(dir, Config::default())?;
-    let size = size_or_latest(&ledger, size);
-    let tree = ledger.log.tree();
+    let snapshot = Snapshot::open(dir)?;
+    let size = size_or_latest(&snapshot, size);
+    let tree = &snapshot.tree;
     let proof = tree.inclusion_proof(seq, size)?;
     let root = tree.root(size).context("size beyond the log")?;
     let leaf = tree.tile(0, seq / 256, size).and_then(|t| t.get((seq % 256) as usize).copied()).context("leaf")?;
@@ -162,9 +163,9 @@ pub fn proof_inclusion(dir: &Path, seq: u64, size: Option<u64>) -> Result<bool> 
 }
 
 pub fn proof_consistency(dir: &Path, old: u64, new: Option<u64>) -> Result<bool> {
-    let ledger = Ledger::open(dir, Config::default())?;
-    let new = size_or_latest(&ledger, new);
-    let tree = ledger.log.tree();
+    let snapshot = Snapshot::open(dir)?;
+    let new = size_or_latest(&snapshot, new);
+    let tree = &snapshot.tree;
     let proof = tree.consistency_proof(old, new)?;
     let (old_root, new_root) = (tree.root(old).context("old size")?, tree.root(new).context("new size")?);
     verify_consistency(old, new, &old_root, &new_root, &proof).context("self-check of the proof failed")?;
@@ -216,6 +217,12 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
             }
             if let Some(older) = report.older_size {
                 println!("the given checkpoint (size {older}) is consistent with the log");
+            }
+            if let Some(tail) = &report.tail {
+                println!(
+                    "note: {} byte(s) after the last commit point were not verified (a write in progress, or one never acknowledged that the writer cuts on open): {}",
+                    tail.bytes, tail.reason
+                );
             }
             Ok(true)
         }

@@ -8,17 +8,24 @@
 //! DIR/checkpoints/latest     the newest signed checkpoint (C2SP signed note)
 //! DIR/checkpoints/<size>     every checkpoint issued
 //! DIR/tiles/tile/<L>/<N>     C2SP tlog-tiles of the Merkle tree (hashes only)
+//! DIR/lock                   held (flock) by the one process that writes; names its pid
 //! ```
 
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use docket_model::PublicKey;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
 use crate::keyfile;
-use crate::log::{io, Config, Log, LogError, Recovery};
+use crate::log::{io, read_lock, Config, Log, LogError, Recovery, SharedTree};
+use crate::merkle::{leaf_hash, Hash};
 use crate::note::{self, Checkpoint, NoteKey};
+use crate::read::Reader;
 use crate::storage::{sync_dir, FsStorage};
 use crate::tree::{tile_path, Tree, TILE_WIDTH};
 
@@ -52,6 +59,8 @@ pub enum LedgerError {
     Exists(String),
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    #[error("{dir} is in use by another process ({holder}); stop it first, or use a read-only command (verify, replay, audit, proof)")]
+    Locked { dir: String, holder: String },
     #[error("demo event {index} ({kind}) refused: {reason}")]
     DemoRefused { index: usize, kind: &'static str, reason: String },
 }
@@ -82,6 +91,48 @@ impl Paths {
     pub fn tiles(&self) -> PathBuf {
         self.dir.join("tiles")
     }
+    /// The owner's lock file.
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+}
+
+/// The one process that may write a ledger directory. Every command that
+/// writes (serve, append, init, checkpoint, rebuild, demo) holds it; it is an
+/// OS lock (`flock`) on `DIR/lock`, so it ends with the process however the
+/// process ends. The file names the holder's pid for the refusal message.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes the lock, or says who holds it.
+    pub fn acquire(dir: &Path) -> Result<Self, LedgerError> {
+        let path = Paths { dir: dir.to_owned() }.lock();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = if holder.trim().is_empty() { "pid unknown".into() } else { holder.trim().to_owned() };
+                return Err(LedgerError::Locked { dir: dir.display().to_string(), holder });
+            }
+            Err(TryLockError::Error(error)) => return Err(io(format!("locking {}", path.display()))(error).into()),
+        }
+        let command: Vec<String> = std::env::args().take(2).collect();
+        let holder = format!("pid {} ({})\n", std::process::id(), command.join(" "));
+        file.set_len(0)
+            .and_then(|()| file.write_all(holder.as_bytes()))
+            .map_err(io(format!("writing {}", path.display())))?;
+        Ok(Self { _file: file })
+    }
 }
 
 /// Creates a ledger directory with the given keys. The registry root's secret
@@ -94,6 +145,11 @@ pub fn init(
     root_secret: Option<&SigningKey>,
 ) -> Result<LedgerConfig, LedgerError> {
     let paths = Paths { dir: dir.to_owned() };
+    if paths.config().exists() {
+        return Err(LedgerError::Exists(dir.display().to_string()));
+    }
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let _lock = DirLock::acquire(dir)?;
     if paths.config().exists() {
         return Err(LedgerError::Exists(dir.display().to_string()));
     }
@@ -178,6 +234,27 @@ impl Checkpointer {
     /// Signs a checkpoint of the first `size` records of `tree` unless the
     /// latest one already has that size; returns the signed note.
     pub fn sign(&mut self, tree: &Tree, size: u64, signing: &SigningKey) -> Result<String, LedgerError> {
+        self.sign_with(size, &|| tree.root(size), &|level, index| tree.tile(level, index, size), signing)
+    }
+
+    /// As [`Checkpointer::sign`] on a tree the writer keeps extending: the
+    /// tree is locked for each lookup only, never across a file write.
+    pub fn sign_shared(&mut self, tree: &SharedTree, size: u64, signing: &SigningKey) -> Result<String, LedgerError> {
+        self.sign_with(
+            size,
+            &|| read_lock(tree).root(size),
+            &|level, index| read_lock(tree).tile(level, index, size),
+            signing,
+        )
+    }
+
+    fn sign_with(
+        &mut self,
+        size: u64,
+        root: &dyn Fn() -> Option<Hash>,
+        tile: &dyn Fn(u8, u64) -> Option<Vec<Hash>>,
+        signing: &SigningKey,
+    ) -> Result<String, LedgerError> {
         if let Some(latest) = &self.latest {
             if latest.size == size {
                 return std::fs::read_to_string(self.paths.latest_checkpoint())
@@ -190,9 +267,9 @@ impl Checkpointer {
                 )));
             }
         }
-        let root = tree.root(size).ok_or_else(|| LedgerError::Checkpoint(format!("the tree has no size {size}")))?;
+        let root = root().ok_or_else(|| LedgerError::Checkpoint(format!("the tree has no size {size}")))?;
         // Tiles first: a checkpoint is only published once every tile it needs exists.
-        write_tiles(&self.paths.tiles(), tree, self.latest.as_ref().map_or(0, |c| c.size), size)?;
+        write_tiles(&self.paths.tiles(), tile, self.latest.as_ref().map_or(0, |c| c.size), size)?;
         let checkpoint = Checkpoint { origin: self.key.name.clone(), size, root, extensions: Vec::new() };
         let signed = note::sign(&checkpoint.to_text(), &self.key, signing)
             .map_err(|e| LedgerError::Checkpoint(e.to_string()))?;
@@ -206,8 +283,14 @@ impl Checkpointer {
 /// Writes the C2SP tiles a checkpoint of `size` needs that a checkpoint of
 /// `previous` did not: full tiles completed since, and the partial tile at the
 /// right edge of each level. Full tiles are immutable; partial tiles are
-/// replaced by the full tile once it completes.
-pub fn write_tiles(dir: &Path, tree: &Tree, previous: u64, size: u64) -> Result<(), LedgerError> {
+/// replaced by the full tile once it completes. `tile(level, index)` gives
+/// the tile's hashes at `size`.
+pub fn write_tiles(
+    dir: &Path,
+    tile: &dyn Fn(u8, u64) -> Option<Vec<Hash>>,
+    previous: u64,
+    size: u64,
+) -> Result<(), LedgerError> {
     let mut level = 0u8;
     while level < 8 && (size >> (8 * level as u32)) > 0 {
         let hashes = size >> (8 * level as u32);
@@ -215,7 +298,7 @@ pub fn write_tiles(dir: &Path, tree: &Tree, previous: u64, size: u64) -> Result<
         let first = before / TILE_WIDTH;
         let last = hashes.div_ceil(TILE_WIDTH);
         for index in first..last {
-            let Some(tile) = tree.tile(level, index, size) else { continue };
+            let Some(tile) = tile(level, index) else { continue };
             let width = tile.len() as u64;
             let path = dir.join(tile_path(level, index, width));
             if width == TILE_WIDTH && path.exists() {
@@ -231,7 +314,28 @@ pub fn write_tiles(dir: &Path, tree: &Tree, previous: u64, size: u64) -> Result<
     Ok(())
 }
 
-/// An open ledger.
+/// Reads the latest signed checkpoint, if there is one.
+fn read_latest(paths: &Paths, key: &NoteKey) -> Result<Option<Checkpoint>, LedgerError> {
+    match std::fs::read_to_string(paths.latest_checkpoint()) {
+        Ok(text) => Ok(Some(open_checkpoint(&text, key)?)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(LedgerError::Checkpoint(format!("reading the latest checkpoint: {error}"))),
+    }
+}
+
+/// Refuses a log that lost or changed records a signed checkpoint covers.
+fn check_covered(tree: &Tree, size: u64, checkpoint: Option<&Checkpoint>) -> Result<(), LedgerError> {
+    let Some(checkpoint) = checkpoint else { return Ok(()) };
+    if tree.root(checkpoint.size) != Some(checkpoint.root) {
+        return Err(LedgerError::Checkpoint(format!(
+            "the log has {size} records and does not match checkpoint size {}: acknowledged records are missing or changed",
+            checkpoint.size
+        )));
+    }
+    Ok(())
+}
+
+/// An open ledger, owned by this process until it is dropped.
 #[derive(Debug)]
 pub struct Ledger {
     pub paths: Paths,
@@ -239,32 +343,34 @@ pub struct Ledger {
     pub log: Log<FsStorage>,
     pub recovery: Recovery,
     pub checkpointer: Checkpointer,
+    lock: DirLock,
 }
 
 impl Ledger {
-    /// Opens a ledger, recovering the log and checking it against the latest
-    /// checkpoint: a log shorter than a checkpoint it signed, or with another
-    /// root at that size, has lost acknowledged records and is refused.
+    /// Opens a ledger for writing: takes the directory's lock, reads and
+    /// checks the log without writing, checks it against the latest signed
+    /// checkpoint (a log shorter than a checkpoint, or with another root at
+    /// its size, has lost acknowledged records and is refused), and only
+    /// then cuts an unacknowledged tail. A refused open leaves every byte as
+    /// it was.
     pub fn open(dir: &Path, config: Config) -> Result<Self, LedgerError> {
+        Self::open_with(dir, config, false)
+    }
+
+    /// As [`Ledger::open`]; with `cut_damaged_write`, the operator's
+    /// explicit recovery after a power loss (`Log::scan_with`): damage in
+    /// the last write is cut with it, unless a signed checkpoint covers it.
+    pub fn open_with(dir: &Path, config: Config, cut_damaged_write: bool) -> Result<Self, LedgerError> {
+        let lock = DirLock::acquire(dir)?;
         let (ledger_config, root, log_key) = read_config(dir)?;
         let paths = Paths { dir: dir.to_owned() };
-        let (log, recovery) = Log::open(FsStorage::new(paths.segments()), config, root, |_| {})?;
-        let latest = match std::fs::read_to_string(paths.latest_checkpoint()) {
-            Ok(text) => Some(open_checkpoint(&text, &log_key)?),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-            Err(error) => return Err(LedgerError::Checkpoint(format!("reading the latest checkpoint: {error}"))),
-        };
-        if let Some(checkpoint) = &latest {
-            if log.tree().root(checkpoint.size) != Some(checkpoint.root) {
-                return Err(LedgerError::Checkpoint(format!(
-                    "the log has {} records and does not match checkpoint size {}: acknowledged records are missing or changed",
-                    log.size(),
-                    checkpoint.size
-                )));
-            }
-        }
+        let latest = read_latest(&paths, &log_key)?;
+        let storage = FsStorage::new(paths.segments());
+        let opening = Log::scan_with(storage, config, root, |_| {}, cut_damaged_write)?;
+        check_covered(opening.tree(), opening.size(), latest.as_ref())?;
+        let (log, recovery) = opening.finish()?;
         let checkpointer = Checkpointer { paths: paths.clone(), key: log_key, latest };
-        Ok(Self { paths, config: ledger_config, log, recovery, checkpointer })
+        Ok(Self { paths, config: ledger_config, log, recovery, checkpointer, lock })
     }
 
     /// The newest checkpoint, if any.
@@ -274,17 +380,226 @@ impl Ledger {
 
     /// Signs a checkpoint of the whole log unless the latest one covers it.
     pub fn checkpoint(&mut self, signing: &SigningKey) -> Result<String, LedgerError> {
-        self.checkpointer.sign(self.log.tree(), self.log.size(), signing)
+        self.checkpointer.sign(&self.log.tree(), self.log.size(), signing)
     }
 
-    /// The log and the checkpointer, for handing to a sequencer.
-    pub fn into_parts(self) -> (Log<FsStorage>, Checkpointer) {
-        (self.log, self.checkpointer)
+    /// The log, the checkpointer and the directory's lock, for handing to a
+    /// sequencer and a checkpoint worker: keep the lock until both are done.
+    pub fn into_parts(self) -> (Log<FsStorage>, Checkpointer, DirLock) {
+        (self.log, self.checkpointer, self.lock)
     }
 
     /// The log's checkpoint key from `keys/log.key`.
     pub fn read_log_key(&self) -> Result<SigningKey, LedgerError> {
         Ok(keyfile::read(&self.paths.keys().join("log.key"))?)
+    }
+}
+
+/// A ledger read without taking its lock, beside a live writer or none:
+/// the committed log's tree and the latest checkpoint, which it matches.
+/// Nothing is written.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub paths: Paths,
+    pub config: LedgerConfig,
+    /// The tree of the committed log as read.
+    pub tree: Tree,
+    pub latest: Option<Checkpoint>,
+}
+
+impl Snapshot {
+    /// Reads the latest checkpoint first, then the log: a writer only signs
+    /// sizes it has written, so the log read afterwards covers the checkpoint.
+    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        let (config, _, log_key) = read_config(dir)?;
+        let paths = Paths { dir: dir.to_owned() };
+        let latest = read_latest(&paths, &log_key)?;
+        let mut tree = Tree::new();
+        Reader::new(paths.segments()).read_from(0, None, |frame| {
+            tree.push(leaf_hash(&crate::frame::entry(frame.seq, frame.system_time, &frame.wire)));
+            std::ops::ControlFlow::Continue(())
+        })?;
+        check_covered(&tree, tree.size(), latest.as_ref())?;
+        Ok(Self { paths, config, tree, latest })
+    }
+
+    /// Records in the committed log as read.
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+}
+
+/// What the checkpoint worker has done, for health checks and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointStatus {
+    /// Records known durable (the log's size as last reported).
+    pub durable: u64,
+    /// Size of the latest signed checkpoint.
+    pub signed: u64,
+    /// When this process last signed a checkpoint.
+    pub signed_at: Option<Instant>,
+    /// Failed attempts since the last success.
+    pub failures: u64,
+    /// Why the last attempt failed, while it has not succeeded since.
+    pub last_error: Option<String>,
+}
+
+impl CheckpointStatus {
+    /// Durable records that no signed checkpoint covers yet.
+    pub fn behind(&self) -> u64 {
+        self.durable.saturating_sub(self.signed)
+    }
+}
+
+#[derive(Debug)]
+struct WorkerState {
+    status: CheckpointStatus,
+    stopping: bool,
+}
+
+type WorkerShared = Arc<(Mutex<WorkerState>, Condvar)>;
+
+fn lock_worker(shared: &WorkerShared) -> std::sync::MutexGuard<'_, WorkerState> {
+    shared.0.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Longest wait between two failed checkpoint attempts.
+pub const CHECKPOINT_BACKOFF_MS_MAX: u64 = 30_000;
+/// Attempts at the final checkpoint when the worker stops.
+pub const FINAL_CHECKPOINT_ATTEMPTS: u32 = 3;
+
+/// Signs checkpoints on a thread of its own, off the writer's path: at most
+/// `interval` after a record becomes durable, retrying a failed attempt with
+/// exponential backoff (never counting it as done), and once more when it
+/// stops.
+#[derive(Debug)]
+pub struct CheckpointWorker {
+    shared: WorkerShared,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Tells the worker how far the log is durable; cheap, for the writer thread.
+#[derive(Debug, Clone)]
+pub struct DurableNotifier(WorkerShared);
+
+impl DurableNotifier {
+    /// The log now holds `size` durable records.
+    pub fn durable(&self, size: u64) {
+        let mut state = lock_worker(&self.0);
+        if size > state.status.durable {
+            state.status.durable = size;
+            self.0 .1.notify_one();
+        }
+    }
+}
+
+impl CheckpointWorker {
+    /// Starts the worker over the log's shared tree, whose first `durable`
+    /// records are durable now.
+    pub fn start(
+        mut checkpointer: Checkpointer,
+        tree: SharedTree,
+        key: SigningKey,
+        durable: u64,
+        interval: Duration,
+    ) -> Self {
+        let signed = checkpointer.latest().map_or(0, |c| c.size);
+        let status = CheckpointStatus { durable, signed, ..CheckpointStatus::default() };
+        let shared: WorkerShared = Arc::new((Mutex::new(WorkerState { status, stopping: false }), Condvar::new()));
+        let worker_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("docket-checkpoint".into())
+            .spawn(move || run_worker(&mut checkpointer, &tree, &key, &worker_shared, interval))
+            .unwrap_or_else(|error| panic!("cannot start the checkpoint thread: {error}"));
+        Self { shared, thread: Some(thread) }
+    }
+
+    /// A handle for the writer to report durable sizes.
+    pub fn notifier(&self) -> DurableNotifier {
+        DurableNotifier(self.shared.clone())
+    }
+
+    /// What the worker has done so far.
+    pub fn status(&self) -> CheckpointStatus {
+        lock_worker(&self.shared).status.clone()
+    }
+
+    /// Signs the final checkpoint (of everything reported durable) and ends
+    /// the thread; returns the final status.
+    pub fn stop(mut self) -> CheckpointStatus {
+        lock_worker(&self.shared).stopping = true;
+        self.shared.1.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.status()
+    }
+}
+
+impl Drop for CheckpointWorker {
+    fn drop(&mut self) {
+        lock_worker(&self.shared).stopping = true;
+        self.shared.1.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run_worker(
+    checkpointer: &mut Checkpointer,
+    tree: &SharedTree,
+    key: &SigningKey,
+    shared: &WorkerShared,
+    interval: Duration,
+) {
+    let mut next_attempt = Instant::now();
+    let mut final_attempts = 0;
+    loop {
+        let size = {
+            let mut state = lock_worker(shared);
+            loop {
+                let status = &state.status;
+                let due = status.durable > status.signed && Instant::now() >= next_attempt;
+                if state.stopping || due {
+                    break;
+                }
+                let wait = if status.durable > status.signed {
+                    next_attempt.saturating_duration_since(Instant::now())
+                } else {
+                    interval
+                };
+                state = shared.1.wait_timeout(state, wait).unwrap_or_else(PoisonError::into_inner).0;
+            }
+            if state.status.durable <= state.status.signed || final_attempts >= FINAL_CHECKPOINT_ATTEMPTS {
+                if state.stopping {
+                    return;
+                }
+                continue;
+            }
+            if state.stopping {
+                final_attempts += 1;
+            }
+            state.status.durable
+        };
+        let result = checkpointer.sign_shared(tree, size, key);
+        let mut state = lock_worker(shared);
+        let status = &mut state.status;
+        match result {
+            Ok(_) => {
+                status.signed = size;
+                status.signed_at = Some(Instant::now());
+                status.failures = 0;
+                status.last_error = None;
+                next_attempt = Instant::now() + interval;
+            }
+            Err(error) => {
+                status.failures += 1;
+                status.last_error = Some(format!("checkpoint at size {size}: {error}"));
+                let backoff = interval.saturating_mul(1 << status.failures.min(16) as u32);
+                next_attempt = Instant::now() + backoff.min(Duration::from_millis(CHECKPOINT_BACKOFF_MS_MAX));
+            }
+        }
     }
 }
 

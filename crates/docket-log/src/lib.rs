@@ -2,6 +2,7 @@
 //! core with batched `fdatasync` (group commit), the RFC 6962 Merkle tree,
 //! C2SP signed notes and checkpoints.
 
+pub mod chain;
 pub mod demo;
 pub mod frame;
 pub mod keyfile;
@@ -16,6 +17,6 @@ pub mod storage;
 pub mod tree;
 pub mod verify;
 
-pub use log::{Config, Log, LogError, Receipt, Record, Recovery, Refusal};
+pub use log::{Config, Cut, Log, LogError, Opening, Receipt, Record, Recovery, Refusal, SharedTree};
 pub use sequencer::{AppendError, Limits, Sequencer};
 pub use storage::{FsStorage, SegmentFile, Storage};

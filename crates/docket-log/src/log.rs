@@ -3,6 +3,7 @@
 //! `Log` on one thread and feeds it batches.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 /// The hasher of the append path's maps: foldhash, randomly seeded per
 /// process. SipHash (std's default) was 20% of the writer's time in
@@ -12,9 +13,10 @@ type Fast = foldhash::fast::RandomState;
 
 use docket_model::{AuthError, CaseRef, EventError, EventId, EventKind, PublicKey, Registry, SignedEvent, Timestamp};
 
+use crate::chain::Chain;
 use crate::frame;
 use crate::merkle::leaf_hash;
-use crate::segment;
+use crate::segment::{self, Tail};
 use crate::storage::{SegmentFile, Storage};
 use crate::tree::Tree;
 
@@ -65,8 +67,8 @@ pub enum LogError {
     Io { context: String, source: std::io::Error },
     #[error("corrupted log: segment {segment}, offset {offset}, seq {seq}: {reason}")]
     Corrupted { segment: String, offset: u64, seq: u64, reason: String },
-    #[error("the log is poisoned by an earlier write failure; reopen it to recover")]
-    Poisoned,
+    #[error("the log refuses writes until it is recovered, after a write failure: {0}")]
+    Poisoned(String),
 }
 
 pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LogError {
@@ -74,13 +76,46 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> L
     move |source| LogError::Io { context, source }
 }
 
+/// A tail that recovery cut from the end of the log: bytes after the last
+/// commit point, never acknowledged, beyond every signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    pub segment: String,
+    /// Where the cut starts (the end of the last commit point).
+    pub offset: u64,
+    pub bytes: u64,
+    /// Seqs of the whole frames that were cut (`first..=last`), if any.
+    pub seqs: Option<(u64, u64)>,
+    pub reason: String,
+}
+
+impl Cut {
+    /// Whole records cut.
+    pub fn records(&self) -> u64 {
+        self.seqs.map_or(0, |(first, last)| last - first + 1)
+    }
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cut {} bytes from {} at offset {}", self.bytes, self.segment, self.offset)?;
+        match self.seqs {
+            Some((first, last)) => {
+                write!(f, " ({} record(s), seq {first}..={last}, never acknowledged)", self.records())?
+            }
+            None => write!(f, " (no whole record)")?,
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
 /// What recovery found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Records in the log after recovery.
     pub records: u64,
-    /// A torn tail that was cut: segment, offset, bytes cut.
-    pub truncated: Option<(String, u64, u64)>,
+    /// The unacknowledged tail that was cut, if any.
+    pub cut: Option<Cut>,
 }
 
 /// One accepted record, as recovery and readers see it.
@@ -166,11 +201,18 @@ impl State {
 struct Segment<F> {
     name: String,
     file: F,
+    /// Bytes in the file that are durable: the header and every synced write.
     len: u64,
 }
 
-/// A record accepted into a batch, waiting for the sync: seq, system time, checksum, wire form.
-type Accepted = (u64, i64, [u8; 32], Vec<u8>);
+/// A record accepted into a batch, waiting for the sync.
+struct Accepted {
+    seq: u64,
+    system_time: i64,
+    prev: [u8; 32],
+    checksum: [u8; 32],
+    wire: Vec<u8>,
+}
 
 /// The frames of one batch on their way to disk.
 struct Write {
@@ -180,34 +222,158 @@ struct Write {
     last: Option<(usize, [u8; 32])>,
 }
 
+/// The Merkle tree of a log, shared with readers: the writer pushes a
+/// record's leaf only after the record is durable, so a reader of the tree
+/// never sees a record that could still be lost. Checkpoints and proofs are
+/// computed from it off the writer thread.
+pub type SharedTree = Arc<RwLock<Tree>>;
+
 /// The log of record.
 pub struct Log<S: Storage> {
     storage: S,
     config: Config,
+    root: PublicKey,
     current: Segment<S::File>,
-    next_seq: u64,
-    last_checksum: [u8; 32],
-    last_time: i64,
-    tree: Tree,
+    chain: Chain,
+    tree: SharedTree,
     state: State,
-    poisoned: bool,
+    /// Why the log refuses writes: an I/O error on the write path.
+    poisoned: Option<String>,
 }
 
 impl<S: Storage> std::fmt::Debug for Log<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("next_seq", &self.next_seq).field("poisoned", &self.poisoned).finish()
+        f.debug_struct("Log").field("next_seq", &self.size()).field("poisoned", &self.poisoned).finish()
     }
 }
 
+/// A log that has been read and checked but not written to: what
+/// [`Log::scan`] found. Nothing on disk changes until [`Opening::finish`],
+/// so a caller can check the log against its signed checkpoints first and
+/// walk away leaving every byte as it was.
+pub struct Opening<S: Storage> {
+    storage: S,
+    config: Config,
+    root: PublicKey,
+    /// The last segment: its name, first seq, open file and committed length.
+    last: Option<(String, u64, S::File, u64)>,
+    chain: Chain,
+    tree: Tree,
+    state: State,
+    cut: Option<Cut>,
+}
+
+impl<S: Storage> std::fmt::Debug for Opening<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opening").field("records", &self.size()).field("cut", &self.cut).finish()
+    }
+}
+
+impl<S: Storage> Opening<S> {
+    /// Records in the committed log.
+    pub fn size(&self) -> u64 {
+        self.chain.next_seq()
+    }
+
+    /// The Merkle tree of the committed log.
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// The tail that [`Opening::finish`] would cut, if any.
+    pub fn cut(&self) -> Option<&Cut> {
+        self.cut.as_ref()
+    }
+
+    /// Makes the log writable: cuts the unacknowledged tail (if any), or
+    /// creates the first segment of an empty log. The first write to disk.
+    pub fn finish(self) -> Result<(Log<S>, Recovery), LogError> {
+        let Self { storage, config, root, last, chain, tree, state, cut } = self;
+        let current = match last {
+            None => {
+                let file = Log::create_segment(&storage, 0)?;
+                Segment { name: segment::name(0), file, len: segment::HEADER_BYTES as u64 }
+            }
+            Some((name, first_seq, mut file, committed_len)) => {
+                if cut.is_some() {
+                    cut_tail(&mut file, &name, first_seq, committed_len)?;
+                }
+                Segment { name, file, len: committed_len.max(segment::HEADER_BYTES as u64) }
+            }
+        };
+        let records = chain.next_seq();
+        assert_eq!(tree.size(), records, "the tree has a leaf per committed record");
+        let log =
+            Log { storage, config, root, current, chain, tree: Arc::new(RwLock::new(tree)), state, poisoned: None };
+        Ok((log, Recovery { records, cut }))
+    }
+}
+
+impl<S: Storage> Opening<S> {
+    /// Checks a durable frame against the chain and the validation state, and
+    /// moves past it.
+    fn replay(&mut self, frame: &frame::Frame, on_record: &mut impl FnMut(&Record)) -> Result<(), String> {
+        self.chain.link(frame).map_err(|fault| fault.to_string())?;
+        let event = SignedEvent::from_wire(&frame.wire).map_err(|e| format!("event does not decode: {e}"))?;
+        let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| e.to_string())?;
+        self.state.apply(&event, frame.seq, system_time).map_err(|e| format!("not authorised at its position: {e}"))?;
+        self.tree.push(leaf_hash(&frame::entry(frame.seq, frame.system_time, &frame.wire)));
+        on_record(&Record { seq: frame.seq, system_time, event });
+        Ok(())
+    }
+}
+
+/// Cuts a segment back to its last commit point and makes that durable; a
+/// segment whose header never became durable gets its header again.
+fn cut_tail<F: SegmentFile>(file: &mut F, name: &str, first_seq: u64, committed_len: u64) -> Result<(), LogError> {
+    file.truncate(committed_len).map_err(io(format!("cutting the unacknowledged tail of {name}")))?;
+    if committed_len < segment::HEADER_BYTES as u64 {
+        file.truncate(0).map_err(io(format!("truncating {name}")))?;
+        file.append(&segment::header(first_seq))
+            .and_then(|()| file.sync())
+            .map_err(io(format!("rewriting the header of {name}")))?;
+    }
+    Ok(())
+}
+
 impl<S: Storage> Log<S> {
-    /// Opens (or creates) the log, recovering from a torn tail.
+    /// Opens (or creates) the log: [`Log::scan`], then [`Opening::finish`].
     /// `on_record` sees every record in order, e.g. to rebuild a projection.
     pub fn open(
         storage: S,
         config: Config,
         root: PublicKey,
-        mut on_record: impl FnMut(&Record),
+        on_record: impl FnMut(&Record),
     ) -> Result<(Self, Recovery), LogError> {
+        Self::scan(storage, config, root, on_record)?.finish()
+    }
+
+    /// Reads every segment, walks the chain and replays the validation
+    /// state, without writing anything. Damage before the last commit point
+    /// of the log is an error naming segment, offset and seq; a tail after it
+    /// (a write that was never acknowledged) is noted for [`Opening::finish`].
+    pub fn scan(
+        storage: S,
+        config: Config,
+        root: PublicKey,
+        on_record: impl FnMut(&Record),
+    ) -> Result<Opening<S>, LogError> {
+        Self::scan_with(storage, config, root, on_record, false)
+    }
+
+    /// As [`Log::scan`]; with `cut_damaged_write`, damage within one write of
+    /// the end of the last segment is taken for a write whose pages a power
+    /// loss reordered, and the tail to cut starts at the last commit point
+    /// before it. Only for an operator who knows the machine lost power: the
+    /// records cut may have been acknowledged, so a ledger refuses the cut if
+    /// a signed checkpoint covers any of them.
+    pub fn scan_with(
+        storage: S,
+        config: Config,
+        root: PublicKey,
+        mut on_record: impl FnMut(&Record),
+        cut_damaged_write: bool,
+    ) -> Result<Opening<S>, LogError> {
         let mut names: Vec<(u64, String)> = storage
             .list()
             .map_err(io("listing segments"))?
@@ -215,57 +381,54 @@ impl<S: Storage> Log<S> {
             .filter_map(|name| segment::parse_name(&name).map(|first| (first, name)))
             .collect();
         names.sort();
-        let first = Self::create_segment(&storage, 0)?;
-        let mut log = Self {
-            current: Segment { name: segment::name(0), file: first, len: segment::HEADER_BYTES as u64 },
+        let mut opening = Opening {
             storage,
             config,
-            next_seq: 0,
-            last_checksum: [0; 32],
-            last_time: i64::MIN,
+            root,
+            last: None,
+            chain: Chain::new(),
             tree: Tree::new(),
             state: State::new(root),
-            poisoned: false,
+            cut: None,
         };
-        let mut recovery = Recovery::default();
-        let last = names.len().saturating_sub(1);
-        for (position, (first_seq, name)) in names.iter().enumerate() {
-            let mut file = log.storage.open(name).map_err(io(format!("opening {name}")))?;
+        let count = names.len();
+        for (position, (first_seq, name)) in names.into_iter().enumerate() {
+            let corrupted = |offset: u64, seq: u64, reason: String| LogError::Corrupted {
+                segment: name.clone(),
+                offset,
+                seq,
+                reason,
+            };
+            if first_seq != opening.chain.next_seq() {
+                let reason = format!(
+                    "the segment starts at seq {first_seq}, the log before it ends at {}",
+                    opening.chain.next_seq()
+                );
+                return Err(corrupted(0, opening.chain.next_seq(), reason));
+            }
+            let mut file = opening.storage.open(&name).map_err(io(format!("opening {name}")))?;
             let bytes = file.read_all().map_err(io(format!("reading {name}")))?;
-            let scan = segment::scan(&bytes, *first_seq);
-            for (offset, frame) in &scan.frames[..scan.committed] {
-                log.replay(name, *offset, frame, &mut on_record)?;
+            let is_last = position + 1 == count;
+            let scan = segment::scan(&bytes, first_seq, cut_damaged_write && is_last)
+                .map_err(|damage| corrupted(damage.offset, damage.seq, damage.reason))?;
+            for (offset, frame) in &scan.frames {
+                opening.replay(frame, &mut on_record).map_err(|reason| corrupted(*offset, frame.seq, reason))?;
             }
-            if !scan.is_clean() {
-                let (offset, reason, torn) = scan.fault.clone().unwrap_or_else(|| {
-                    let at = scan.frames[scan.committed].0;
-                    (at, "frames after the last commit point (a write that was never synced)".into(), true)
-                });
-                if !(torn && position == last) {
-                    return Err(LogError::Corrupted { segment: name.clone(), offset, seq: log.next_seq, reason });
+            if let Some(tail) = scan.tail {
+                if position + 1 != count {
+                    let reason = format!("a closed segment does not end at a commit point: {}", tail.reason);
+                    return Err(corrupted(tail.offset, opening.chain.next_seq(), reason));
                 }
-                let cut = bytes.len() as u64 - scan.committed_len;
-                file.truncate(scan.committed_len).map_err(io(format!("truncating the torn tail of {name}")))?;
-                if scan.committed_len < segment::HEADER_BYTES as u64 {
-                    file.truncate(0).map_err(io(format!("truncating {name}")))?;
-                    file.append(&segment::header(*first_seq))
-                        .and_then(|()| file.sync())
-                        .map_err(io(format!("rewriting the header of {name}")))?;
-                }
-                recovery.truncated = Some((name.clone(), offset, cut));
+                let Tail { offset, bytes, seqs, reason } = tail;
+                opening.cut = Some(Cut { segment: name.clone(), offset, bytes, seqs, reason });
             }
-            let len = scan.committed_len.max(segment::HEADER_BYTES as u64);
-            log.current = Segment { name: name.clone(), file, len };
+            opening.last = Some((name, first_seq, file, scan.committed_len));
         }
-        recovery.records = log.next_seq;
-        Ok((log, recovery))
+        Ok(opening)
     }
 
     fn create_segment(storage: &S, first_seq: u64) -> Result<S::File, LogError> {
         let name = segment::name(first_seq);
-        if let Ok(file) = storage.open(&name) {
-            return Ok(file);
-        }
         let mut file = storage.create(&name).map_err(io(format!("creating {name}")))?;
         file.append(&segment::header(first_seq))
             .and_then(|()| file.sync())
@@ -273,41 +436,34 @@ impl<S: Storage> Log<S> {
         Ok(file)
     }
 
-    fn replay(
-        &mut self,
-        name: &str,
-        offset: u64,
-        frame: &frame::Frame,
-        on_record: &mut impl FnMut(&Record),
-    ) -> Result<(), LogError> {
-        let corrupted =
-            |reason: String| LogError::Corrupted { segment: name.to_owned(), offset, seq: frame.seq, reason };
-        if frame.seq != self.next_seq {
-            return Err(corrupted(format!("expected seq {}", self.next_seq)));
+    /// Reopens the log after a write failure, as on start: the current
+    /// segment is cut back to what was synced before the failure (pages of a
+    /// failed write are never trusted, and `fdatasync` is never retried on
+    /// them), then every segment is read and checked again. The tree must
+    /// agree with the one readers were shown; on success the shared tree is
+    /// kept (readers hold it). On failure the log stays poisoned.
+    pub fn recover(&mut self) -> Result<Recovery, LogError> {
+        let shown = self.size();
+        let (name, durable) = (self.current.name.clone(), self.current.len);
+        let mut file = self.storage.open(&name).map_err(io(format!("opening {name}")))?;
+        let len = file.read_all().map_err(io(format!("reading {name}")))?.len() as u64;
+        if len > durable {
+            file.truncate(durable).map_err(io(format!("cutting the failed write from {name}")))?;
         }
-        if frame.prev != self.last_checksum {
-            return Err(corrupted("hash chain broken: prev does not match the previous record".into()));
+        drop(file);
+        let (mut log, recovery) = Self::open(self.storage.clone(), self.config.clone(), self.root, |_| {})?;
+        let fresh = std::mem::take(&mut *write_lock(&log.tree));
+        if log.size() < shown || fresh.root(shown) != read_lock(&self.tree).root(shown) {
+            let reason = format!(
+                "after recovery the log has {} records and does not match the {shown} acknowledged",
+                log.size()
+            );
+            return Err(LogError::Corrupted { segment: name, offset: durable, seq: shown, reason });
         }
-        if frame.system_time <= self.last_time {
-            return Err(corrupted("system time does not increase".into()));
-        }
-        let event =
-            SignedEvent::from_wire(&frame.wire).map_err(|e| corrupted(format!("event does not decode: {e}")))?;
-        let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| corrupted(e.to_string()))?;
-        self.state
-            .apply(&event, frame.seq, system_time)
-            .map_err(|e| corrupted(format!("not authorised at its position: {e}")))?;
-        self.advance(frame.seq, frame.system_time, frame.checksum, &frame.wire);
-        on_record(&Record { seq: frame.seq, system_time, event });
-        Ok(())
-    }
-
-    /// Moves the log's position past a durable record.
-    fn advance(&mut self, seq: u64, system_time: i64, checksum: [u8; 32], wire: &[u8]) {
-        self.tree.push(leaf_hash(&frame::entry(seq, system_time, wire)));
-        self.next_seq = seq + 1;
-        self.last_checksum = checksum;
-        self.last_time = system_time;
+        *write_lock(&self.tree) = fresh;
+        log.tree = self.tree.clone();
+        *self = log;
+        Ok(recovery)
     }
 
     /// Appends a batch: checks each event in order, writes the accepted ones,
@@ -333,13 +489,14 @@ impl<S: Storage> Log<S> {
         now: Timestamp,
         stop_on_refusal: bool,
     ) -> Result<Vec<Result<Receipt, Refusal>>, LogError> {
-        if self.poisoned {
-            return Err(LogError::Poisoned);
+        if let Some(reason) = &self.poisoned {
+            return Err(LogError::Poisoned(reason.clone()));
         }
         let mut results = Vec::with_capacity(events.len());
         let mut write = Write { buffer: Vec::new(), accepted: Vec::new(), last: None };
         let mut pending_cases: BTreeMap<CaseRef, u64> = BTreeMap::new();
-        let (mut seq, mut checksum, mut time) = (self.next_seq, self.last_checksum, self.last_time);
+        let (mut seq, mut checksum) = (self.chain.next_seq(), self.chain.last_checksum());
+        let mut time = self.chain.last_time().unwrap_or(i64::MIN);
         for event in events {
             let system_time = Timestamp::from_micros(now.micros().max(time.saturating_add(1))).unwrap_or(now);
             match self.state.check(&event, system_time, &pending_cases) {
@@ -365,7 +522,7 @@ impl<S: Storage> Log<S> {
                     let (bytes, sum) = frame::encode(false, seq, time, &checksum, &wire);
                     write.last = Some((write.buffer.len(), checksum));
                     write.buffer.extend_from_slice(&bytes);
-                    write.accepted.push((seq, time, sum, wire));
+                    write.accepted.push(Accepted { seq, system_time: time, prev: checksum, checksum: sum, wire });
                     results.push(Ok(Receipt { seq, id: event.id(), leaf_index: seq, system_time }));
                     checksum = sum;
                     seq += 1;
@@ -373,10 +530,20 @@ impl<S: Storage> Log<S> {
             }
         }
         self.sync_write(&mut write, &mut checksum)?;
-        for (seq, time, sum, wire) in write.accepted {
-            self.advance(seq, time, sum, &wire);
-        }
+        self.advance(&write.accepted);
         Ok(results)
+    }
+
+    /// Moves the log's position past durable records, and shows them to
+    /// readers of the tree.
+    fn advance(&mut self, accepted: &[Accepted]) {
+        let mut tree = write_lock(&self.tree);
+        for record in accepted {
+            let linked = self.chain.link_fields(record.seq, &record.prev, record.system_time, record.checksum);
+            assert!(linked.is_ok(), "the append path builds a well-formed chain: {linked:?}");
+            tree.push(leaf_hash(&frame::entry(record.seq, record.system_time, &record.wire)));
+        }
+        debug_assert_eq!(tree.size(), self.chain.next_seq(), "a leaf per durable record");
     }
 
     /// Before a frame of `wire_len` bytes joins the write: syncs what is
@@ -401,7 +568,7 @@ impl<S: Storage> Log<S> {
                     self.current = Segment { name: segment::name(seq), file, len: segment::HEADER_BYTES as u64 }
                 }
                 Err(error) => {
-                    self.poisoned = true;
+                    self.poisoned = Some(error.to_string());
                     return Err(error);
                 }
             }
@@ -416,10 +583,11 @@ impl<S: Storage> Log<S> {
             return Ok(());
         };
         let last = write.accepted.last_mut().unwrap_or_else(|| unreachable!("a buffered frame was accepted"));
-        let (bytes, sum) = frame::encode(true, last.0, last.1, &prev, &last.3);
+        debug_assert_eq!(last.prev, prev, "the buffered last frame is the last accepted record");
+        let (bytes, sum) = frame::encode(true, last.seq, last.system_time, &prev, &last.wire);
         write.buffer.truncate(start);
         write.buffer.extend_from_slice(&bytes);
-        last.2 = sum;
+        last.checksum = sum;
         *checksum = sum;
         let name = &self.current.name;
         let result = self
@@ -429,7 +597,7 @@ impl<S: Storage> Log<S> {
             .map_err(io(format!("appending to {name}")))
             .and_then(|()| self.current.file.sync().map_err(io(format!("syncing {name}"))));
         if let Err(error) = result {
-            self.poisoned = true;
+            self.poisoned = Some(error.to_string());
             return Err(error);
         }
         self.current.len += write.buffer.len() as u64;
@@ -439,11 +607,15 @@ impl<S: Storage> Log<S> {
 
     /// Records in the log.
     pub fn size(&self) -> u64 {
-        self.next_seq
+        self.chain.next_seq()
     }
-    /// The Merkle tree over all records.
-    pub fn tree(&self) -> &Tree {
-        &self.tree
+    /// The Merkle tree over all durable records (a read lock: hold it briefly).
+    pub fn tree(&self) -> RwLockReadGuard<'_, Tree> {
+        read_lock(&self.tree)
+    }
+    /// The tree, shared: readers on other threads see each durable record.
+    pub fn shared_tree(&self) -> SharedTree {
+        self.tree.clone()
     }
     /// The validation state as of the end of the log.
     pub fn state(&self) -> &State {
@@ -451,6 +623,20 @@ impl<S: Storage> Log<S> {
     }
     /// Whether a write failure has poisoned the log.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned
+        self.poisoned.is_some()
     }
+    /// Why the log refuses writes, if it does.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+}
+
+/// Locks ignore poisoning: a panic elsewhere does not make the tree wrong,
+/// since it is only ever extended by whole, durable records.
+pub(crate) fn read_lock(tree: &SharedTree) -> RwLockReadGuard<'_, Tree> {
+    tree.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn write_lock(tree: &SharedTree) -> std::sync::RwLockWriteGuard<'_, Tree> {
+    tree.write().unwrap_or_else(PoisonError::into_inner)
 }

@@ -4,22 +4,19 @@
 //! Read-only and safe beside a running writer: it never truncates, and it
 //! stops at the last commit point of the last segment (frames after it were
 //! never acknowledged, or are still being written). A bad frame anywhere
-//! before that is an error naming the segment, offset and seq. The reader
-//! checks the sequence and the hash chain as it goes; signatures and
-//! authorisation are `verify`'s job.
+//! before that is an error naming the segment, offset and seq: the same
+//! rule as recovery (`segment::scan`). The reader walks the chain (seq,
+//! prev, time) as it goes; signatures and authorisation are `verify`'s job.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
+use crate::chain::Chain;
 use crate::frame::{self, Frame, FRAME_BYTES_MAX};
 use crate::log::{io, LogError};
-use crate::segment::{self, WRITE_BYTES_MAX};
-
-/// How far from the end of the last segment a bad frame may be and still be
-/// taken for a write in progress.
-const TAIL_BYTES_MAX: u64 = (WRITE_BYTES_MAX + FRAME_BYTES_MAX) as u64;
+use crate::segment::{self, TAIL_BYTES_MAX};
 
 /// A bad frame: its offset and what is wrong.
 type BadFrame = (u64, String);
@@ -32,6 +29,8 @@ struct SegmentStream {
     offset: u64,
     /// Frames read since the last commit frame.
     pending: Vec<(u64, Frame)>,
+    /// Where the last commit point ends.
+    committed_len: u64,
     buffer: Vec<u8>,
 }
 
@@ -44,11 +43,15 @@ impl SegmentStream {
             len,
             offset: 0,
             pending: Vec::new(),
+            committed_len: 0,
             buffer: Vec::new(),
         };
         let mut header = [0u8; segment::HEADER_BYTES];
         match stream.reader.read_exact(&mut header) {
-            Ok(()) if header == segment::header(first_seq) => stream.offset = header.len() as u64,
+            Ok(()) if header == segment::header(first_seq) => {
+                stream.offset = header.len() as u64;
+                stream.committed_len = stream.offset;
+            }
             // A segment being created: nothing committed in it yet.
             Err(_) => stream.offset = len,
             Ok(()) => {
@@ -65,6 +68,24 @@ impl SegmentStream {
 
     fn pending_is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Whether a bad frame at `offset` can be the end of the committed log:
+    /// no valid commit frame follows it among the bytes the file had when
+    /// it was opened (bytes a writer had finished copying: the file only
+    /// grows after a write's bytes are in place), and what follows the last
+    /// commit point is no longer than one write.
+    fn is_tail(&self, path: &Path, offset: u64) -> Result<bool, LogError> {
+        use std::io::{Seek, SeekFrom};
+        if self.len - self.committed_len > TAIL_BYTES_MAX {
+            return Ok(false);
+        }
+        let mut file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
+        let mut rest = Vec::new();
+        file.seek(SeekFrom::Start(offset + 1))
+            .and_then(|_| file.take(self.len.saturating_sub(offset + 1)).read_to_end(&mut rest))
+            .map_err(io(format!("reading {}", path.display())))?;
+        Ok(!segment::has_commit_after(&rest))
     }
 
     /// The frames of the next synced write (ending with a commit frame);
@@ -93,6 +114,7 @@ impl SegmentStream {
             let commit = frame.commit;
             self.pending.push((at, frame));
             if commit {
+                self.committed_len = self.offset;
                 return Ok(Some(std::mem::take(&mut self.pending)));
             }
         }
@@ -114,6 +136,12 @@ pub struct Position {
     /// Checksum of the frame before `next_seq` (the hash chain head), or
     /// `[0; 32]` when nothing was read.
     pub last_checksum: [u8; 32],
+}
+
+impl Position {
+    fn of(chain: &Chain) -> Self {
+        Self { next_seq: chain.next_seq(), last_checksum: chain.last_checksum() }
+    }
 }
 
 impl Reader {
@@ -154,8 +182,7 @@ impl Reader {
         mut visit: impl FnMut(&Frame) -> ControlFlow<()>,
     ) -> Result<Position, LogError> {
         let names = self.segments()?;
-        let mut position = Position { next_seq: from, last_checksum: prev.unwrap_or([0; 32]) };
-        let mut check_prev = prev.is_some() || from == 0;
+        let mut chain = Chain::resume(from, prev);
         // The segment holding `from` is the last one starting at or before it.
         let start = names.iter().rposition(|(first, _)| *first <= from).unwrap_or(0);
         let last = names.len().saturating_sub(1);
@@ -173,37 +200,31 @@ impl Reader {
                 let frames = match segment.next_write() {
                     Ok(Some(frames)) => frames,
                     Ok(None) => break,
-                    // A bad frame within one write of the end of the last
-                    // segment may be a write in progress: the committed log ends before it.
-                    Err((offset, _)) if is_last && segment.len - offset <= TAIL_BYTES_MAX => break,
-                    Err((offset, reason)) => return Err(corrupted(offset, position.next_seq, reason)),
+                    // A bad frame after the last commit point of the last
+                    // segment: a write in progress, or one never synced.
+                    Err((offset, _)) if is_last && segment.is_tail(&path, offset)? => break,
+                    Err((offset, reason)) => return Err(corrupted(offset, chain.next_seq(), reason)),
                 };
                 for (offset, frame) in &frames {
-                    if frame.seq < position.next_seq {
+                    if frame.seq < chain.next_seq() {
                         continue;
                     }
-                    if frame.seq != position.next_seq {
-                        return Err(corrupted(*offset, position.next_seq, format!("found seq {}", frame.seq)));
-                    }
-                    if check_prev && frame.prev != position.last_checksum {
-                        return Err(corrupted(*offset, frame.seq, "hash chain broken".into()));
-                    }
-                    check_prev = true;
+                    let before = chain;
+                    chain.link(frame).map_err(|fault| corrupted(*offset, before.next_seq(), fault.to_string()))?;
                     if visit(frame).is_break() {
-                        return Ok(position);
+                        return Ok(Position::of(&before));
                     }
-                    position = Position { next_seq: frame.seq + 1, last_checksum: frame.checksum };
                 }
             }
             if !segment.pending_is_empty() && !is_last {
                 return Err(corrupted(
                     segment.offset,
-                    position.next_seq,
+                    chain.next_seq(),
                     "uncommitted frames in a closed segment".into(),
                 ));
             }
         }
-        Ok(position)
+        Ok(Position::of(&chain))
     }
 
     /// The checksum of frame `seq`, if it is committed: what a projection

@@ -36,96 +36,136 @@ pub fn header(first_seq: u64) -> [u8; HEADER_BYTES] {
 }
 
 /// Most bytes written between two syncs. A torn tail can only be as long as
-/// the last unsynced write, which bounds the search recovery makes past a bad frame.
+/// the last unsynced write: a longer run of bytes after the last commit point
+/// is not a torn write.
 pub const WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
-/// Result of scanning one segment's bytes.
+/// Longest tail after the last commit point that can be a torn write: one
+/// write, plus a frame that straddles its start.
+pub const TAIL_BYTES_MAX: u64 = (WRITE_BYTES_MAX + frame::FRAME_BYTES_MAX) as u64;
+
+/// What lies after the last valid commit point of a segment: a write that was
+/// never acknowledged (it may be cut, once nothing signed covers it), or a
+/// write still in progress (a reader beside a live writer stops before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    /// Where the tail starts: the end of the last commit point.
+    pub offset: u64,
+    /// Bytes from `offset` to the end of the segment.
+    pub bytes: u64,
+    /// Seqs of the whole frames in the tail (`first..=last`), if any decode.
+    pub seqs: Option<(u64, u64)>,
+    /// Why the tail is not part of the committed log.
+    pub reason: String,
+}
+
+/// Damage before the last valid commit point of a segment: bytes that were
+/// synced (and so may have been acknowledged) no longer read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub offset: u64,
+    /// The seq the damaged frame would have had (the frames before it are whole).
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// A segment's committed frames and whatever follows them.
 #[derive(Debug)]
 pub struct Scan {
-    /// Every frame that decodes, up to the first bad one, with its offset.
+    /// Every frame up to and including the last commit frame, with its offset.
     pub frames: Vec<(u64, Frame)>,
-    /// How many of `frames` end at or before the last commit point.
-    pub committed: usize,
-    /// Offset of the end of the last commit point (durable, acknowledged data).
+    /// Offset of the end of the last commit point (0 when even the header
+    /// is missing or incomplete).
     pub committed_len: u64,
-    /// A bad frame: its offset, why, and whether it is provably a torn tail.
-    pub fault: Option<(u64, String, bool)>,
+    /// Bytes after `committed_len`, if any.
+    pub tail: Option<Tail>,
 }
 
-impl Scan {
-    /// Whether the segment ends exactly at a commit point with nothing bad.
-    pub fn is_clean(&self) -> bool {
-        self.fault.is_none() && self.committed == self.frames.len()
-    }
-}
-
-/// Scans a segment.
+/// Scans a segment and classifies every byte as committed, tail or damage.
 ///
-/// Every synced write ends with a frame flagged COMMIT, no append is
-/// acknowledged before its write is synced, and the next write starts only
-/// after that sync returns. So frames after the last commit point were never
-/// acknowledged, whatever state they are in. Past a bad frame:
+/// The rule (ARCHITECTURE.md, "Recovery"): every synced write ends with a
+/// frame flagged COMMIT, no append is acknowledged before its write is
+/// synced, and the next write starts only after that sync returned. So
+/// everything before the last valid COMMIT frame was synced: a bad frame
+/// there is damage, never a torn write. Only bytes after the last valid
+/// COMMIT frame can be a write that was never acknowledged, and only if they
+/// are no longer than one write (`TAIL_BYTES_MAX`).
 ///
-/// * two or more valid commit frames prove that a later write was issued, so
-///   the write holding the bad frame had been synced: corruption;
-/// * more than one write's worth of bytes (`WRITE_BYTES_MAX`) also rules out
-///   a torn write: corruption;
-/// * otherwise the bad frame may be part of the last, unsynced write, whose
-///   pages the kernel may have written in any order (its own commit frame can
-///   land without its earlier pages): a torn tail.
-///
-/// Corruption at rest inside the last acknowledged write is
-/// indistinguishable from a torn write here; the ledger's checkpoint check
-/// catches it (`Ledger::open` refuses a log shorter than a signed checkpoint).
-pub fn scan(bytes: &[u8], first_seq: u64) -> Scan {
-    let empty = |reason: String, torn| Scan {
-        frames: Vec::new(),
-        committed: 0,
-        committed_len: 0,
-        fault: Some((0, reason, torn)),
-    };
-    // Frames are written only after the header is synced, so a bad header with
-    // a commit frame after it is corruption, and without one an unfinished creation.
+/// A power loss can reorder the pages of the last write so that its COMMIT
+/// frame lands without an earlier page. That looks exactly like damage to a
+/// synced write, and is refused as such: an operator who knows the machine
+/// lost power may cut it explicitly (`docket recover`): with
+/// `cut_damaged_write`, damage that lies within one write of the end is
+/// taken as the start of the tail, which then runs from the last commit
+/// point before the damage to the end.
+pub fn scan(bytes: &[u8], first_seq: u64, cut_damaged_write: bool) -> Result<Scan, Damage> {
+    // Frames are written only after the header is synced, so a bad header
+    // with a commit frame after it is damage; without one, an unfinished creation.
     if bytes.len() < HEADER_BYTES || bytes[..HEADER_BYTES] != header(first_seq) {
-        let torn = commits_after(bytes) == 0;
-        return empty(format!("bad or incomplete segment header (expected first seq {first_seq})"), torn);
+        let reason = format!("bad or incomplete segment header (expected first seq {first_seq})");
+        if has_commit_after(bytes) && !cut_damaged_write {
+            return Err(Damage { offset: 0, seq: first_seq, reason });
+        }
+        let tail = Tail { offset: 0, bytes: bytes.len() as u64, seqs: None, reason };
+        return Ok(Scan { frames: Vec::new(), committed_len: 0, tail: (!bytes.is_empty()).then_some(tail) });
     }
+    let mut frames = Vec::new();
+    let (mut committed, mut committed_len) = (0, HEADER_BYTES);
     let mut offset = HEADER_BYTES;
-    let mut scan = Scan { frames: Vec::new(), committed: 0, committed_len: HEADER_BYTES as u64, fault: None };
+    let mut fault = None;
     while offset < bytes.len() {
         match frame::decode(&bytes[offset..]) {
             Ok((frame, size)) => {
                 let commit = frame.commit;
-                scan.frames.push((offset as u64, frame));
+                frames.push((offset as u64, frame));
                 offset += size;
                 if commit {
-                    scan.committed = scan.frames.len();
-                    scan.committed_len = offset as u64;
+                    committed = frames.len();
+                    committed_len = offset;
                 }
             }
-            Err(fault) => {
-                let torn = bytes.len() - offset <= WRITE_BYTES_MAX + frame::FRAME_BYTES_MAX
-                    && commits_after(&bytes[offset + 1..]) < 2;
-                scan.fault = Some((offset as u64, fault.to_string(), torn));
-                return scan;
+            Err(error) => {
+                if !cut_damaged_write && has_commit_after(&bytes[offset + 1..]) {
+                    let reason = format!("{error}, and a valid commit frame follows: synced bytes are damaged");
+                    return Err(Damage { offset: offset as u64, seq: first_seq + frames.len() as u64, reason });
+                }
+                fault = Some(error.to_string());
+                break;
             }
         }
     }
-    scan
+    let uncommitted = &frames[committed..];
+    let tail = (committed_len < bytes.len()).then(|| Tail {
+        offset: committed_len as u64,
+        bytes: (bytes.len() - committed_len) as u64,
+        seqs: uncommitted.first().zip(uncommitted.last()).map(|((_, a), (_, b))| (a.seq, b.seq)),
+        reason: fault.unwrap_or_else(|| "frames after the last commit point (a write that was never synced)".into()),
+    });
+    if let Some(tail) = &tail {
+        if tail.bytes > TAIL_BYTES_MAX {
+            let reason = format!(
+                "{} bytes after the last commit point, more than one write ({TAIL_BYTES_MAX}): {}",
+                tail.bytes, tail.reason
+            );
+            return Err(Damage { offset: tail.offset, seq: first_seq + committed as u64, reason });
+        }
+    }
+    frames.truncate(committed);
+    debug_assert!(frames.last().is_none_or(|(_, f)| f.commit), "committed frames end with a commit frame");
+    Ok(Scan { frames, committed_len: committed_len as u64, tail })
 }
 
-/// How many valid commit-flagged frames lie in `bytes`, found by trying every
-/// offset and skipping over each valid frame found.
-fn commits_after(bytes: &[u8]) -> usize {
-    let (mut start, mut commits) = (0, 0);
-    while start < bytes.len() && commits < 2 {
+/// Whether a valid commit-flagged frame lies anywhere in `bytes`, found by
+/// trying every offset and skipping over each valid frame found. Random
+/// bytes rarely pass the length check, so few offsets cost a checksum.
+pub fn has_commit_after(bytes: &[u8]) -> bool {
+    let mut start = 0;
+    while start < bytes.len() {
         match frame::decode(&bytes[start..]) {
-            Ok((frame, size)) => {
-                commits += usize::from(frame.commit);
-                start += size;
-            }
+            Ok((frame, _)) if frame.commit => return true,
+            Ok((_, size)) => start += size,
             Err(_) => start += 1,
         }
     }
-    commits
+    false
 }

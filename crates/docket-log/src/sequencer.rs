@@ -4,7 +4,7 @@
 //! calls `fdatasync` once per batch, and only then answers every append in
 //! it. The stages overlap: one batch is verified while the previous syncs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use docket_model::{verify_all, SignedEvent, Timestamp};
@@ -25,9 +25,14 @@ pub struct Limits {
     pub group_commit_wait_us: u64,
     /// Threads that verify a batch's signatures (default: cores - 1, at least 1).
     pub verify_threads: usize,
-    /// With a checkpoint hook: the longest time between a write and the
-    /// checkpoint that covers it.
+    /// The longest time between a write and the checkpoint that covers it
+    /// (for whoever signs checkpoints: `ledger::CheckpointWorker`).
     pub checkpoint_interval_ms: u64,
+    /// After a write failure, the first wait before the writer reopens and
+    /// recovers the log; it doubles on each failed recovery, up to
+    /// `recovery_backoff_ms_max`.
+    pub recovery_backoff_ms: u64,
+    pub recovery_backoff_ms_max: u64,
 }
 
 impl Default for Limits {
@@ -41,6 +46,8 @@ impl Default for Limits {
             // against 0.51 for two (log-bench, five runs each; BENCH.md).
             verify_threads: std::thread::available_parallelism().map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
             checkpoint_interval_ms: 1000,
+            recovery_backoff_ms: 100,
+            recovery_backoff_ms_max: 5_000,
         }
     }
 }
@@ -53,6 +60,8 @@ pub enum AppendError {
     Refused(#[from] Refusal),
     #[error("log failure: {0}")]
     Log(Arc<LogError>),
+    #[error("the log refuses writes until it has recovered from a write failure: {0}")]
+    Unavailable(String),
     #[error("the sequencer has stopped")]
     Stopped,
 }
@@ -66,6 +75,20 @@ struct Request {
 #[derive(Debug, Clone)]
 pub struct Sequencer {
     requests: mpsc::Sender<Request>,
+    health: Arc<Mutex<WriterHealth>>,
+}
+
+/// The writer's state, for health checks and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct WriterHealth {
+    /// Why appends are refused now (a write failure not yet recovered from).
+    pub refusing: Option<String>,
+    /// Write failures since start.
+    pub failures: u64,
+    /// Successful recoveries since start.
+    pub recoveries: u64,
+    /// Records cut by those recoveries (written, never acknowledged).
+    pub records_cut: u64,
 }
 
 /// Counters the writer keeps.
@@ -75,8 +98,10 @@ pub struct Stats {
     pub events: u64,
 }
 
-/// Called by the writer with the log to sign and store a checkpoint.
-pub type CheckpointHook<S> = Box<dyn FnMut(&Log<S>) + Send>;
+/// Called on the writer thread with the log after every durable batch (and
+/// after a recovery, and once at the end). It must be cheap: it tells others
+/// (e.g. `ledger::DurableNotifier`) how far the log is durable.
+pub type DurableHook<S> = Box<dyn FnMut(&Log<S>) + Send>;
 
 /// A verified batch on its way from the verifier stage to the writer.
 type Verified = Vec<(SignedEvent, oneshot::Sender<Result<Receipt, AppendError>>)>;
@@ -88,16 +113,18 @@ impl Sequencer {
     /// next batch. The writer ends, returning the log, when every `Sequencer`
     /// handle is dropped.
     pub fn start<S: Storage>(log: Log<S>, limits: Limits) -> (Self, std::thread::JoinHandle<(Log<S>, Stats)>) {
-        Self::start_with_checkpoints(log, limits, None)
+        Self::start_with_hook(log, limits, None)
     }
 
-    /// As [`Sequencer::start`], and the writer calls `checkpoint` with the log
-    /// at most `checkpoint_interval_ms` after any write (and once at the end).
-    pub fn start_with_checkpoints<S: Storage>(
+    /// As [`Sequencer::start`], and the writer calls `hook` with the log
+    /// after every durable batch.
+    pub fn start_with_hook<S: Storage>(
         log: Log<S>,
         limits: Limits,
-        checkpoint: Option<CheckpointHook<S>>,
+        hook: Option<DurableHook<S>>,
     ) -> (Self, std::thread::JoinHandle<(Log<S>, Stats)>) {
+        let health = Arc::new(Mutex::new(WriterHealth::default()));
+        let writer_health = health.clone();
         let (requests, receiver) = mpsc::channel(limits.queue_depth_max.max(1));
         // Two batches in flight between the stages: one being written, one waiting.
         let (verified_sender, verified) = std::sync::mpsc::sync_channel::<Verified>(2);
@@ -108,9 +135,14 @@ impl Sequencer {
             .unwrap_or_else(|error| panic!("cannot start the verifier thread: {error}"));
         let writer = std::thread::Builder::new()
             .name("docket-writer".into())
-            .spawn(move || write_stage(log, verified, limits, checkpoint))
+            .spawn(move || write_stage(log, verified, limits, hook, writer_health))
             .unwrap_or_else(|error| panic!("cannot start the writer thread: {error}"));
-        (Self { requests }, writer)
+        (Self { requests, health }, writer)
+    }
+
+    /// The writer's health: whether it refuses appends, and why.
+    pub fn health(&self) -> WriterHealth {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Appends one signed event; returns when it is durable (or refused).
@@ -171,24 +203,27 @@ fn verify_stage(mut receiver: mpsc::Receiver<Request>, writer: std::sync::mpsc::
 }
 
 /// Merges whatever verified batches are waiting (up to `batch_events_max`),
-/// appends them with one sync, and answers every append.
+/// appends them with one sync, and answers every append. After a write
+/// failure it answers appends at once with `Unavailable` and reopens the log
+/// (with backoff) until recovery succeeds.
 fn write_stage<S: Storage>(
     mut log: Log<S>,
     verified: std::sync::mpsc::Receiver<Verified>,
     limits: Limits,
-    mut checkpoint: Option<CheckpointHook<S>>,
+    mut hook: Option<DurableHook<S>>,
+    health: Arc<Mutex<WriterHealth>>,
 ) -> (Log<S>, Stats) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut stats = Stats::default();
-    let interval = Duration::from_millis(limits.checkpoint_interval_ms);
-    let mut checkpointed = (log.size(), Instant::now());
+    let mut recovery = Backoff::new(&limits);
     loop {
-        let mut batch = match verified.recv_timeout(interval.max(Duration::from_millis(1))) {
+        if log.is_poisoned() && recovery.due() {
+            recover(&mut log, &mut recovery, &health, &mut hook);
+        }
+        let wait = if log.is_poisoned() { recovery.remaining() } else { Duration::from_secs(1) };
+        let mut batch = match verified.recv_timeout(wait.max(Duration::from_millis(1))) {
             Ok(batch) => batch,
-            Err(RecvTimeoutError::Timeout) => {
-                maybe_checkpoint(&log, &mut checkpoint, &mut checkpointed, interval);
-                continue;
-            }
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
         while batch.len() < limits.batch_events_max {
@@ -197,39 +232,103 @@ fn write_stage<S: Storage>(
                 Err(_) => break,
             }
         }
-        stats.batches += 1;
-        stats.events += batch.len() as u64;
         let (events, replies): (Vec<SignedEvent>, Vec<_>) = batch.into_iter().unzip();
+        if let Some(reason) = log.poisoned() {
+            for reply in replies {
+                let _ = reply.send(Err(AppendError::Unavailable(reason.to_owned())));
+            }
+            continue;
+        }
+        stats.batches += 1;
+        stats.events += events.len() as u64;
         match log.append_batch(events, Timestamp::now()) {
             Ok(results) => {
+                if let Some(hook) = &mut hook {
+                    hook(&log);
+                }
                 for (result, reply) in results.into_iter().zip(replies) {
                     let _ = reply.send(result.map_err(AppendError::Refused));
                 }
             }
             Err(error) => {
+                let mut health = lock_health(&health);
+                health.failures += 1;
+                health.refusing = Some(error.to_string());
+                drop(health);
+                recovery.start();
                 let error = Arc::new(error);
                 for reply in replies {
                     let _ = reply.send(Err(AppendError::Log(error.clone())));
                 }
             }
         }
-        maybe_checkpoint(&log, &mut checkpoint, &mut checkpointed, interval);
     }
-    maybe_checkpoint(&log, &mut checkpoint, &mut checkpointed, Duration::ZERO);
+    if let Some(hook) = &mut hook {
+        hook(&log);
+    }
     (log, stats)
 }
 
-fn maybe_checkpoint<S: Storage>(
-    log: &Log<S>,
-    hook: &mut Option<CheckpointHook<S>>,
-    last: &mut (u64, Instant),
-    interval: Duration,
+fn lock_health(health: &Mutex<WriterHealth>) -> std::sync::MutexGuard<'_, WriterHealth> {
+    health.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One attempt to reopen a poisoned log; on failure the next waits longer.
+fn recover<S: Storage>(
+    log: &mut Log<S>,
+    backoff: &mut Backoff,
+    health: &Mutex<WriterHealth>,
+    hook: &mut Option<DurableHook<S>>,
 ) {
-    if let Some(hook) = hook {
-        if log.size() != last.0 && last.1.elapsed() >= interval && !log.is_poisoned() {
-            hook(log);
-            *last = (log.size(), Instant::now());
+    match log.recover() {
+        Ok(recovery) => {
+            let mut health = lock_health(health);
+            health.refusing = None;
+            health.recoveries += 1;
+            health.records_cut += recovery.cut.as_ref().map_or(0, |cut| cut.records());
+            drop(health);
+            if let Some(hook) = hook {
+                hook(log);
+            }
         }
+        Err(error) => {
+            lock_health(health).refusing = Some(format!("recovery failed, retrying: {error}"));
+            backoff.failed();
+        }
+    }
+}
+
+/// When the writer next tries to recover, doubling the wait after each failure.
+struct Backoff {
+    first: Duration,
+    max: Duration,
+    wait: Duration,
+    at: Instant,
+}
+
+impl Backoff {
+    fn new(limits: &Limits) -> Self {
+        let first = Duration::from_millis(limits.recovery_backoff_ms.max(1));
+        Self {
+            first,
+            max: Duration::from_millis(limits.recovery_backoff_ms_max).max(first),
+            wait: first,
+            at: Instant::now(),
+        }
+    }
+    fn start(&mut self) {
+        self.wait = self.first;
+        self.at = Instant::now() + self.wait;
+    }
+    fn failed(&mut self) {
+        self.wait = (self.wait * 2).min(self.max);
+        self.at = Instant::now() + self.wait;
+    }
+    fn due(&self) -> bool {
+        Instant::now() >= self.at
+    }
+    fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 /// A directory of segment files.
-pub trait Storage: Send + 'static {
+pub trait Storage: Clone + Send + 'static {
     type File: SegmentFile;
     /// Names of the segment files present, in any order.
     fn list(&self) -> io::Result<Vec<String>>;

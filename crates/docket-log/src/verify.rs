@@ -9,12 +9,13 @@ use std::path::Path;
 
 use docket_model::{SignedEvent, Timestamp};
 
+use crate::chain::Chain;
 use crate::frame::{self, Frame};
 use crate::ledger::{self, Paths};
 use crate::log::State;
 use crate::merkle::{leaf_hash, verify_consistency};
 use crate::note::Checkpoint;
-use crate::segment;
+use crate::segment::{self, Tail};
 use crate::tree::Tree;
 
 /// Events verified per parallel signature batch.
@@ -44,14 +45,16 @@ pub struct Report {
     pub checkpoint_size: Option<u64>,
     /// Size of the older checkpoint given, which is consistent.
     pub older_size: Option<u64>,
+    /// Bytes after the last commit point of the last segment: a write in
+    /// progress beside a live writer, or one never acknowledged (the writer
+    /// cuts it on open). Not part of the log, so not verified.
+    pub tail: Option<Tail>,
 }
 
 struct Verifier {
     state: State,
     tree: Tree,
-    next_seq: u64,
-    last_checksum: [u8; 32],
-    last_time: i64,
+    chain: Chain,
 }
 
 /// Verifies the ledger in `dir`. `progress` is called with records done and
@@ -64,6 +67,15 @@ pub fn verify(
 ) -> Result<Report, Failure> {
     let (_, root, log_key) = ledger::read_config(dir).map_err(|e| failure(e.to_string()))?;
     let paths = Paths { dir: dir.to_owned() };
+    // The checkpoint before the log: a live writer signs only sizes it has
+    // written, so the log read afterwards covers it.
+    let latest = match std::fs::read_to_string(paths.latest_checkpoint()) {
+        Ok(text) => {
+            Some(ledger::open_checkpoint(&text, &log_key).map_err(|e| failure(format!("latest checkpoint: {e}")))?)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => return Err(failure(format!("reading the latest checkpoint: {error}"))),
+    };
     let mut names: Vec<(u64, String)> = std::fs::read_dir(paths.segments())
         .map_err(|e| failure(format!("reading {}: {e}", paths.segments().display())))?
         .filter_map(|entry| entry.ok())
@@ -75,15 +87,10 @@ pub fn verify(
     names.sort();
     let total_bytes: u64 =
         names.iter().filter_map(|(_, n)| std::fs::metadata(paths.segments().join(n)).ok()).map(|m| m.len()).sum();
-    let mut verifier = Verifier {
-        state: State::new(root),
-        tree: Tree::new(),
-        next_seq: 0,
-        last_checksum: [0; 32],
-        last_time: i64::MIN,
-    };
+    let mut verifier = Verifier { state: State::new(root), tree: Tree::new(), chain: Chain::new() };
     let mut bytes_done = 0u64;
-    for (first_seq, name) in &names {
+    let mut tail = None;
+    for (index, (first_seq, name)) in names.iter().enumerate() {
         let path = paths.segments().join(name);
         let bytes = std::fs::read(&path).map_err(|e| failure(format!("reading {}: {e}", path.display())))?;
         let at = |offset: u64, seq: u64, reason: String| Failure {
@@ -92,14 +99,12 @@ pub fn verify(
             offset: Some(offset),
             reason,
         };
-        if *first_seq != verifier.next_seq {
-            return Err(at(
-                0,
-                verifier.next_seq,
-                format!("segment starts at seq {first_seq}, expected {}", verifier.next_seq),
-            ));
+        let next_seq = verifier.chain.next_seq();
+        if *first_seq != next_seq {
+            return Err(at(0, next_seq, format!("segment starts at seq {first_seq}, expected {next_seq}")));
         }
-        let scan = segment::scan(&bytes, *first_seq);
+        let scan =
+            segment::scan(&bytes, *first_seq, false).map_err(|damage| at(damage.offset, damage.seq, damage.reason))?;
         let chunks: Vec<&[(u64, Frame)]> = scan.frames.chunks(VERIFY_CHUNK_EVENTS).collect();
         // A pipeline: while this thread runs the ordered checks of one chunk,
         // the next chunk is decoded and its signatures verified on all cores.
@@ -110,7 +115,7 @@ pub fn verify(
                 let decoded = handle.join().unwrap_or_else(|_| unreachable!("decoding does not panic"));
                 next = chunks.get(index + 1).map(|&chunk| scope.spawn(move || prepare(chunk, threads)));
                 verifier.apply(chunk, decoded, &at)?;
-                let done = verifier.next_seq;
+                let done = verifier.chain.next_seq();
                 let estimate = if bytes_done + scan.committed_len > 0 {
                     done * total_bytes / (bytes_done + scan.committed_len).max(1)
                 } else {
@@ -120,19 +125,16 @@ pub fn verify(
             }
             Ok(())
         })?;
-        if let Some((offset, reason, torn)) = scan.fault {
-            let what = if torn { "torn tail (the log truncates it on open)" } else { "bad frame" };
-            return Err(at(offset, verifier.next_seq, format!("{what}: {reason}")));
-        }
-        if scan.committed < scan.frames.len() {
-            let (offset, frame) = &scan.frames[scan.committed];
-            let reason =
-                "frames after the last commit point: a write that was never synced (the log truncates it on open)";
-            return Err(at(*offset, frame.seq, reason.into()));
+        if let Some(found) = scan.tail {
+            if index + 1 != names.len() {
+                let reason = format!("a closed segment does not end at a commit point: {}", found.reason);
+                return Err(at(found.offset, verifier.chain.next_seq(), reason));
+            }
+            tail = Some(found);
         }
         bytes_done += bytes.len() as u64;
     }
-    let size = verifier.next_seq;
+    let size = verifier.chain.next_seq();
     let tree_root = verifier.tree.root(size).unwrap_or_else(|| unreachable!("tree has every record"));
     let mut report = Report {
         records: size,
@@ -140,11 +142,10 @@ pub fn verify(
         root: tree_root,
         checkpoint_size: None,
         older_size: None,
+        tail,
     };
-    if let Ok(text) = std::fs::read_to_string(paths.latest_checkpoint()) {
-        let checkpoint =
-            ledger::open_checkpoint(&text, &log_key).map_err(|e| failure(format!("latest checkpoint: {e}")))?;
-        report.checkpoint_size = Some(check_against(&verifier.tree, size, &checkpoint, "latest checkpoint")?);
+    if let Some(checkpoint) = &latest {
+        report.checkpoint_size = Some(check_against(&verifier.tree, size, checkpoint, "latest checkpoint")?);
     }
     if let Some(text) = older_checkpoint {
         let older = ledger::open_checkpoint(text, &log_key).map_err(|e| failure(format!("given checkpoint: {e}")))?;
@@ -218,23 +219,16 @@ impl Verifier {
         let mut events = Vec::with_capacity(chunk.len());
         let mut signatures = Vec::with_capacity(chunk.len());
         for (index, ((offset, _), (event, verdict))) in chunk.iter().zip(decoded).enumerate() {
-            let seq = self.next_seq + index as u64;
+            let seq = self.chain.next_seq() + index as u64;
             events.push(event.map_err(|e| at(*offset, seq, format!("event does not decode: {e}")))?);
             signatures.push(verdict);
         }
         for (((offset, frame), event), signature) in chunk.iter().zip(&events).zip(signatures) {
             // The first bad position is the one being checked, whatever seq the frame claims.
-            let position = self.next_seq;
+            let position = self.chain.next_seq();
             let fail = |reason: String| at(*offset, position, reason);
-            if frame.seq != self.next_seq {
-                return Err(fail(format!("seq {} where {} was expected", frame.seq, self.next_seq)));
-            }
-            if frame.prev != self.last_checksum {
-                return Err(fail("hash chain broken: prev does not match the previous record".into()));
-            }
-            if frame.system_time <= self.last_time {
-                return Err(fail("system time does not increase".into()));
-            }
+            let mut chain = self.chain;
+            chain.link(frame).map_err(|fault| fail(fault.to_string()))?;
             signature.map_err(|e| fail(format!("signature: {e}")))?;
             let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| fail(e.to_string()))?;
             match self.state.check(event, system_time, &BTreeMap::new()) {
@@ -244,9 +238,7 @@ impl Verifier {
             }
             self.state.apply(event, frame.seq, system_time).map_err(|e| fail(e.to_string()))?;
             self.tree.push(leaf_hash(&frame::entry(frame.seq, frame.system_time, &frame.wire)));
-            self.next_seq += 1;
-            self.last_checksum = frame.checksum;
-            self.last_time = frame.system_time;
+            self.chain = chain;
         }
         Ok(())
     }

@@ -2,7 +2,10 @@
 //! a crash, keeps a random part of what was not: a torn prefix, nothing, a
 //! corrupted byte, or later pages without earlier ones (writeback reordering).
 //! After any crash, reopening loses no acknowledged event and cuts at most the
-//! unacknowledged tail.
+//! unacknowledged tail. A crash that leaves damage followed by a valid commit
+//! frame (reordered pages, a corrupted byte before the last write's commit)
+//! is refused without writing a byte, and the operator's explicit cut
+//! (`Log::scan_with(.., true)`) then loses nothing acknowledged either.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -157,7 +160,7 @@ proptest! {
                 Ok(results) => acknowledged.extend(results.into_iter().map(|r| r.expect("demo events are valid")).map(|r| (r.seq, r.id))),
                 Err(LogError::Io { .. }) => {
                     prop_assert!(log.is_poisoned());
-                    prop_assert!(matches!(log.append_batch(Vec::new(), now()), Err(LogError::Poisoned)));
+                    prop_assert!(matches!(log.append_batch(Vec::new(), now()), Err(LogError::Poisoned(_))));
                     break;
                 }
                 Err(other) => return Err(TestCaseError::fail(other.to_string())),
@@ -166,8 +169,19 @@ proptest! {
         drop(log);
         disk.crash(how);
         let mut replayed: Vec<(u64, EventId)> = Vec::new();
-        let (log, _) = Log::open(disk.clone(), config, root, |record| replayed.push((record.seq, record.event.id())))
-            .map_err(|e| TestCaseError::fail(format!("recovery failed after {how:?}: {e}")))?;
+        let before = disk.0.lock().expect("lock").files.clone();
+        let log = match Log::open(disk.clone(), config.clone(), root, |record| replayed.push((record.seq, record.event.id()))) {
+            Ok((log, _)) => log,
+            Err(LogError::Corrupted { .. }) if matches!(how, Crash::Reordered | Crash::Corrupted(..)) => {
+                prop_assert!(disk.0.lock().expect("lock").files == before, "a refused open wrote to the disk");
+                replayed.clear();
+                let opening = Log::scan_with(disk.clone(), config, root, |record| replayed.push((record.seq, record.event.id())), true)
+                    .map_err(|e| TestCaseError::fail(format!("the explicit cut failed after {how:?}: {e}")))?;
+                prop_assert!(opening.cut().is_some(), "the explicit cut names what it cuts");
+                opening.finish().map_err(|e| TestCaseError::fail(e.to_string()))?.0
+            }
+            Err(error) => return Err(TestCaseError::fail(format!("recovery failed after {how:?}: {error}"))),
+        };
         prop_assert!(log.size() as usize >= acknowledged.len(), "lost acknowledged events after {:?}", how);
         prop_assert!(log.size() as usize <= offered);
         prop_assert_eq!(&replayed[..acknowledged.len()], &acknowledged[..]);

@@ -47,7 +47,7 @@ fn the_demo_ingests_and_survives_reopen() {
         })
         .expect("reopens");
     assert_eq!(recovery.records, size);
-    assert_eq!(recovery.truncated, None);
+    assert_eq!(recovery.cut, None);
     assert_eq!(seen, (0..size).collect::<Vec<_>>());
     assert_eq!(log.tree().root(size), root_hash);
 }
@@ -124,7 +124,8 @@ fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
         Log::open(FsStorage::new(dir.path()), Config { segment_bytes_max: 64 * 1024 }, root(&demo), |_| {})
             .expect("recovers");
     assert_eq!(log.size(), size - last_batch, "exactly the torn write is dropped");
-    assert!(recovery.truncated.is_some());
+    let cut = recovery.cut.expect("the cut is reported");
+    assert_eq!(cut.records(), last_batch - 1, "the whole frames of the torn write: {cut}");
     drop(log);
     // Flip a byte in the middle of the first segment: a hard error naming where.
     let first = segments[0].clone();
@@ -144,19 +145,20 @@ fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
 }
 
 #[test]
-fn a_running_sequencer_signs_checkpoints_on_its_interval() {
-    use docket_log::ledger::{self, Ledger};
+fn a_checkpoint_worker_signs_on_its_interval_and_at_the_end() {
+    use docket_log::ledger::{self, CheckpointWorker, Ledger};
     use docket_log::{Limits, Sequencer};
     let built = demo::build(20, 4);
     let dir = tempfile::tempdir().expect("tempdir");
     let log_key = demo::key(4, "log");
     ledger::init(dir.path(), "docket.invalid/interval", &log_key, root(&built), None).expect("init");
-    let (log, mut checkpointer) = Ledger::open(dir.path(), Config::default()).expect("open").into_parts();
-    let hook: docket_log::sequencer::CheckpointHook<FsStorage> = Box::new(move |log: &Log<FsStorage>| {
-        checkpointer.sign(log.tree(), log.size(), &log_key).expect("checkpoint");
-    });
-    let limits = Limits { checkpoint_interval_ms: 20, ..Limits::default() };
-    let (sequencer, writer) = Sequencer::start_with_checkpoints(log, limits, Some(hook));
+    let (log, checkpointer, lock) = Ledger::open(dir.path(), Config::default()).expect("open").into_parts();
+    let interval = std::time::Duration::from_millis(20);
+    let worker = CheckpointWorker::start(checkpointer, log.shared_tree(), log_key, log.size(), interval);
+    let durable = worker.notifier();
+    let hook: docket_log::sequencer::DurableHook<FsStorage> =
+        Box::new(move |log: &Log<FsStorage>| durable.durable(log.size()));
+    let (sequencer, writer) = Sequencer::start_with_hook(log, Limits::default(), Some(hook));
     for event in &built.events[..100] {
         sequencer.append_blocking(event.clone()).expect("accepted");
     }
@@ -174,6 +176,9 @@ fn a_running_sequencer_signs_checkpoints_on_its_interval() {
     drop(sequencer);
     let (log, _) = writer.join().expect("writer");
     assert_eq!(log.size(), 150);
+    let status = worker.stop();
+    assert_eq!((status.signed, status.behind(), status.failures), (150, 0, 0));
+    drop((log, lock));
     let ledger = Ledger::open(dir.path(), Config::default()).expect("reopens");
     assert_eq!(ledger.latest_checkpoint().map(|c| c.size), Some(150), "a final checkpoint at shutdown");
 }

@@ -21,15 +21,15 @@ mod routes;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use docket_fold::{Store, StoreLimits};
-use docket_log::ledger::Ledger;
+use docket_log::ledger::{CheckpointStatus, CheckpointWorker, DirLock, Ledger};
 use docket_log::read::Reader;
-use docket_log::{Config, Limits, Sequencer};
+use docket_log::{Config, Limits, Sequencer, SharedTree};
 
 pub use error::ApiError;
 
@@ -100,6 +100,13 @@ pub(crate) struct Metrics {
     pub(crate) feed_events: AtomicU64,
 }
 
+/// The log's side of health and metrics.
+#[derive(Debug, Clone)]
+pub(crate) struct LogHealth {
+    pub(crate) writer: docket_log::sequencer::WriterHealth,
+    pub(crate) checkpoint: CheckpointStatus,
+}
+
 /// What every handler shares.
 #[derive(Debug)]
 pub(crate) struct App {
@@ -112,9 +119,13 @@ pub(crate) struct App {
     /// The projections' watermark (next seq folded).
     pub(crate) projected: watch::Sender<u64>,
     pub(crate) reader: Reader,
-    /// The Merkle tree, following the log: proofs are served from it. (The
-    /// writer thread owns the log's own copy.)
-    pub(crate) tree: RwLock<docket_log::tree::Tree>,
+    /// The log's Merkle tree, shared with the writer, which adds each
+    /// record's leaf once it is durable: proofs are served from it.
+    pub(crate) tree: SharedTree,
+    /// Records recovery cut when the ledger was opened (never acknowledged).
+    pub(crate) cut_on_open: u64,
+    /// Signs checkpoints off the writer thread; its status feeds health and metrics.
+    pub(crate) checkpoints: Mutex<Option<CheckpointWorker>>,
     /// Set when the server is stopping: open feeds end so that it can.
     pub(crate) stopping: watch::Sender<bool>,
     pub(crate) metrics: Metrics,
@@ -129,11 +140,14 @@ pub(crate) struct App {
     pub(crate) limits: ServerLimits,
 }
 
-/// A server over one ledger directory.
+/// A server over one ledger directory, which it owns (its lock) until it stops.
 #[derive(Debug)]
 pub struct Server {
     app: Arc<App>,
     writer: std::thread::JoinHandle<(docket_log::Log<docket_log::FsStorage>, docket_log::sequencer::Stats)>,
+    lock: DirLock,
+    /// What recovery found when the ledger was opened.
+    recovery: docket_log::Recovery,
 }
 
 impl Server {
@@ -141,18 +155,28 @@ impl Server {
     /// checkpoint every `checkpoint_interval_ms`, and opens (catching up or
     /// rebuilding) the projections.
     pub fn open(dir: &Path, limits: ServerLimits) -> Result<Self, ServerError> {
-        let ledger = Ledger::open(dir, Config::default())?;
+        let mut ledger = Ledger::open(dir, Config::default())?;
         let log_key = ledger.read_log_key()?;
-        let (log, mut checkpointer) = ledger.into_parts();
+        // A tail that no checkpoint covers yet (the last run was killed before
+        // signing) is checkpointed before any traffic; if that fails, the
+        // worker keeps retrying and health reports it.
+        if let Err(error) = ledger.checkpoint(&log_key) {
+            eprintln!("docket-server: checkpoint of the log as opened ({} records): {error}", ledger.log.size());
+        }
+        let recovery = ledger.recovery.clone();
+        if let Some(cut) = &recovery.cut {
+            eprintln!("docket-server: recovery {cut}");
+        }
+        let (log, checkpointer, lock) = ledger.into_parts();
         let size = log.size();
-        let tree = log.tree().clone();
-        let hook: docket_log::sequencer::CheckpointHook<docket_log::FsStorage> = Box::new(move |log| {
-            // A failed checkpoint leaves the previous one in place; the next interval tries again.
-            if let Err(error) = checkpointer.sign(log.tree(), log.size(), &log_key) {
-                eprintln!("docket-server: checkpoint at size {}: {error}", log.size());
-            }
-        });
-        let (sequencer, writer) = Sequencer::start_with_checkpoints(log, Limits::default(), Some(hook));
+        let tree = log.shared_tree();
+        let sequencer_limits = Limits::default();
+        let interval = Duration::from_millis(sequencer_limits.checkpoint_interval_ms);
+        let worker = CheckpointWorker::start(checkpointer, tree.clone(), log_key, size, interval);
+        let durable = worker.notifier();
+        let hook: docket_log::sequencer::DurableHook<docket_log::FsStorage> =
+            Box::new(move |log| durable.durable(log.size()));
+        let (sequencer, writer) = Sequencer::start_with_hook(log, sequencer_limits, Some(hook));
         let store_limits =
             StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
         let (store, _) = Store::open(dir, store_limits)?;
@@ -164,7 +188,9 @@ impl Server {
             head: watch::Sender::new(size),
             projected: watch::Sender::new(projected),
             reader: Reader::new(dir.join("segments")),
-            tree: RwLock::new(tree),
+            tree,
+            cut_on_open: recovery.cut.as_ref().map_or(0, docket_log::Cut::records),
+            checkpoints: Mutex::new(Some(worker)),
             stopping: watch::Sender::new(false),
             metrics: Metrics::default(),
             rate: rate::RateLimiter::new(limits.appends_per_agency_per_s, limits.append_burst),
@@ -174,11 +200,17 @@ impl Server {
             sessions: auth::Sessions::new(),
             limits,
         };
-        Ok(Self { app: Arc::new(app), writer })
+        Ok(Self { app: Arc::new(app), writer, lock, recovery })
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then stops the
-    /// sequencer (which signs a last checkpoint).
+    /// What recovery found when the ledger was opened (a cut tail, if any).
+    pub fn recovery(&self) -> &docket_log::Recovery {
+        &self.recovery
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops accepting,
+    /// lets requests in flight finish, drains the sequencer's queue, signs
+    /// the final checkpoint and releases the directory's lock.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -199,11 +231,23 @@ impl Server {
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         // The projector syncs the store once it sees the server stopping.
         let _ = tokio::time::timeout(Duration::from_secs(30), projector).await;
-        let Self { app, writer } = self;
+        let Self { app, writer, lock, recovery: _ } = self;
+        let worker = app.checkpoints.lock().unwrap_or_else(PoisonError::into_inner).take();
         drop(app);
         // The writer ends when the last sequencer handle is gone; handlers
-        // still finishing may hold one for a moment.
-        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        // still finishing may hold one for a moment. Then the final checkpoint
+        // covers every acknowledged record, and only then is the lock released.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = writer.join();
+            if let Some(worker) = worker {
+                let status = worker.stop();
+                if let Some(error) = &status.last_error {
+                    eprintln!("docket-server: final {error}");
+                }
+            }
+            drop(lock);
+        })
+        .await;
         Ok(())
     }
 
@@ -251,13 +295,8 @@ async fn project(app: Arc<App>) {
         let target = *head.borrow_and_update();
         if *app.projected.borrow() < target {
             let worker = app.clone();
-            let folded = tokio::task::spawn_blocking(move || {
-                if let Err(error) = worker.extend_tree(target) {
-                    eprintln!("docket-server: tree: {error}");
-                }
-                worker.store.catch_up().map(|_| worker.store.records())
-            })
-            .await;
+            let folded =
+                tokio::task::spawn_blocking(move || worker.store.catch_up().map(|_| worker.store.records())).await;
             match folded {
                 Ok(Ok(records)) => {
                     app.projected.send_replace(records);
@@ -300,25 +339,17 @@ impl App {
         });
     }
 
-    /// Pushes the leaves of the records from the tree's size up to `size`.
-    pub(crate) fn extend_tree(&self, size: u64) -> Result<(), docket_log::LogError> {
-        let mut tree = self.tree.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let from = tree.size();
-        if from >= size {
-            return Ok(());
-        }
-        self.reader.read_from(from, None, |frame| {
-            if frame.seq >= size {
-                return std::ops::ControlFlow::Break(());
-            }
-            tree.push(docket_log::merkle::leaf_hash(&docket_log::frame::entry(
-                frame.seq,
-                frame.system_time,
-                &frame.wire,
-            )));
-            std::ops::ControlFlow::Continue(())
-        })?;
-        Ok(())
+    /// The log's health: why appends are refused, if they are, and how far
+    /// checkpoints are behind.
+    pub(crate) fn log_health(&self) -> LogHealth {
+        let checkpoint = self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(CheckpointWorker::status)
+            .unwrap_or_default();
+        LogHealth { writer: self.sequencer.health(), checkpoint }
     }
 
     pub(crate) fn count(&self, counter: &AtomicU64) {

@@ -53,7 +53,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
         .route("/tile/{*path}", get(tile))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
@@ -671,9 +671,8 @@ pub(crate) struct ConsistencyParams {
     new: Option<u64>,
 }
 
-/// The tree for a proof at `size` (default: the latest checkpoint's),
-/// extended first if the log has the records but the tree does not follow
-/// yet (a checkpoint can be signed a moment before the tree catches up).
+/// The tree for a proof at `size` (default: the latest checkpoint's). The
+/// tree is the writer's own, which holds every durable record.
 async fn proof_tree(
     app: &Arc<App>,
     size: Option<u64>,
@@ -682,14 +681,6 @@ async fn proof_tree(
         Some(size) => size,
         None => checkpoint_body(&latest_checkpoint(app).await?)?.1.size,
     };
-    let behind = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner).size() < size;
-    if behind && size <= *app.head.borrow() {
-        let worker = app.clone();
-        tokio::task::spawn_blocking(move || worker.extend_tree(size))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-    }
     let tree = app.tree.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     if size > tree.size() {
         return Err(proof_error(format!("size {size}: the tree has {} records", tree.size())));
@@ -759,9 +750,27 @@ async fn ready(State(app): State<Arc<App>>) -> Json<Value> {
 }
 
 /// Prometheus text format.
+/// `ok` while the log takes appends; 503 with the reason while it does not
+/// (it recovers by itself, reads are still served).
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let health = app.log_health();
+    match &health.writer.refusing {
+        None => "ok\n".into_response(),
+        Some(reason) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_recovering",
+            format!("appends are refused until the log recovers from a write failure: {reason}"),
+        )
+        .into_response(),
+    }
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
     let m = &app.metrics;
+    let health = app.log_health();
+    let checkpoint = &health.checkpoint;
+    let age = checkpoint.signed_at.map_or(-1.0, |at| at.elapsed().as_secs_f64());
     let text = format!(
         "# TYPE docket_http_requests_total counter\ndocket_http_requests_total {}\n\
          # TYPE docket_appends_total counter\ndocket_appends_total {}\n\
@@ -769,7 +778,21 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
          # TYPE docket_refused_appends_total counter\ndocket_refused_appends_total {}\n\
          # TYPE docket_feed_events_total counter\ndocket_feed_events_total {}\n\
          # TYPE docket_log_records gauge\ndocket_log_records {}\n\
-         # TYPE docket_projected_records gauge\ndocket_projected_records {}\n",
+         # TYPE docket_projected_records gauge\ndocket_projected_records {}\n\
+         # HELP docket_checkpoint_behind_records Durable records no signed checkpoint covers yet.\n\
+         # TYPE docket_checkpoint_behind_records gauge\ndocket_checkpoint_behind_records {}\n\
+         # HELP docket_checkpoint_age_seconds Seconds since this server last signed a checkpoint (-1: none yet).\n\
+         # TYPE docket_checkpoint_age_seconds gauge\ndocket_checkpoint_age_seconds {age:.3}\n\
+         # HELP docket_checkpoint_failures Failed checkpoint attempts since the last success.\n\
+         # TYPE docket_checkpoint_failures gauge\ndocket_checkpoint_failures {}\n\
+         # HELP docket_log_refusing_appends 1 while the log refuses appends after a write failure.\n\
+         # TYPE docket_log_refusing_appends gauge\ndocket_log_refusing_appends {}\n\
+         # HELP docket_log_write_failures_total Write failures of the log since start.\n\
+         # TYPE docket_log_write_failures_total counter\ndocket_log_write_failures_total {}\n\
+         # HELP docket_log_recoveries_total Recoveries of the log after a write failure since start.\n\
+         # TYPE docket_log_recoveries_total counter\ndocket_log_recoveries_total {}\n\
+         # HELP docket_log_cut_records_total Records cut (written, never acknowledged) by recovery since start, on open included.\n\
+         # TYPE docket_log_cut_records_total counter\ndocket_log_cut_records_total {}\n",
         m.requests.load(Relaxed),
         m.appended.load(Relaxed),
         m.duplicates.load(Relaxed),
@@ -777,6 +800,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         m.feed_events.load(Relaxed),
         *app.head.borrow(),
         *app.projected.borrow(),
+        checkpoint.behind(),
+        checkpoint.failures,
+        u8::from(health.writer.refusing.is_some()),
+        health.writer.failures,
+        health.writer.recoveries,
+        health.writer.records_cut + app.cut_on_open,
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -95,7 +95,7 @@ fn case_events(data: &Path, registry: u64, limit: u64, mut each: impl FnMut(Sign
 fn ingest(data: &Path, dir: &Path, appenders: usize, first: u64, tail: u64) -> Result<serde_json::Value> {
     let (ledger, manifest) = fresh_ledger(data, dir)?;
     let log_key = ledger.read_log_key()?;
-    let (log, mut checkpointer) = ledger.into_parts();
+    let (log, mut checkpointer, _lock) = ledger.into_parts();
     let total = manifest.events - manifest.registry_events;
     let mut limits = Limits::default();
     // A diagnostic knob: the sequencer's verification threads (default cores - 1).
@@ -152,7 +152,7 @@ fn ingest(data: &Path, dir: &Path, appenders: usize, first: u64, tail: u64) -> R
     if log.size() != manifest.events {
         bail!("the log holds {} records, not {}", log.size(), manifest.events);
     }
-    checkpointer.sign(log.tree(), log.size(), &log_key)?;
+    checkpointer.sign(&log.tree(), log.size(), &log_key)?;
     let first_s = marks[0].load(Ordering::Relaxed) as f64 / 1e9;
     let tail_from = marks[1].load(Ordering::Relaxed) as f64 / 1e9;
     Ok(json!({

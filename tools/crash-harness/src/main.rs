@@ -172,9 +172,9 @@ fn check(
 ) -> Result<()> {
     let ledger = Ledger::open(&dir.join("ledger"), Config { segment_bytes_max: 256 * 1024 })
         .with_context(|| format!("cycle {cycle}: the ledger does not reopen"))?;
-    if let Some((_, _, bytes)) = &ledger.recovery.truncated {
+    if let Some(cut) = &ledger.recovery.cut {
         totals.tails_cut += 1;
-        totals.bytes_cut += bytes;
+        totals.bytes_cut += cut.bytes;
     }
     let size = ledger.log.size();
     let in_log: HashMap<u64, String> = (0..size).map(|seq| (seq, ids[seq as usize].to_hex())).collect();

@@ -34,7 +34,7 @@ use docket_server::ServerLimits;
 const SEED: u64 = 1;
 
 fn in_process(dir: &Path, events: &[SignedEvent], appenders: usize) -> f64 {
-    let (log, _) = Ledger::open(dir, docket_log::Config::default()).expect("open").into_parts();
+    let (log, _, _lock) = Ledger::open(dir, docket_log::Config::default()).expect("open").into_parts();
     let (sequencer, writer) = docket_log::Sequencer::start(log, docket_log::Limits::default());
     let rate = events.len() as f64 / benchkit::append_concurrently(&sequencer, events, appenders);
     drop(sequencer);

@@ -35,7 +35,7 @@ fn fresh_ledger(dir: &Path, seed: u64) -> Ledger {
 }
 
 fn ingest(dir: &Path, events: &[SignedEvent], appenders: usize, seed: u64) -> (f64, f64) {
-    let (log, _) = fresh_ledger(dir, seed).into_parts();
+    let (log, _, _lock) = fresh_ledger(dir, seed).into_parts();
     let registry_events = log.size() as usize;
     let (sequencer, writer) = Sequencer::start(log, Limits::default());
     let elapsed = benchkit::append_concurrently(&sequencer, events, appenders);
