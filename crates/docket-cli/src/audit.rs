@@ -9,7 +9,6 @@ use chrono::{Datelike, NaiveDate};
 
 use docket_audit::audit::{audit, Finding, FindingStatus, Report, Rule, Scope};
 use docket_audit::{Calendar, Deadline, Period, RuleSet};
-use docket_fold::{Store, StoreLimits};
 
 use crate::replay::{header, name, resolve, ViewFormat};
 
@@ -57,16 +56,14 @@ fn rule_sets(files: &[PathBuf]) -> Result<Vec<RuleSet>> {
 pub fn run(dir: &Path, query: &AuditQuery) -> Result<bool> {
     let calendar = calendar(query.calendar.as_deref())?;
     let rule_sets = rule_sets(&query.rules)?;
-    let (store, opened) = Store::open(dir, StoreLimits::default())?;
-    if let Some(reason) = &opened.rebuilt {
-        eprintln!("note: projections rebuilt from the log ({reason})");
-    }
-    let as_of = resolve(&store, query.as_of.as_deref(), query.valid_at.as_deref())?;
+    let projections = crate::replay::open_store(dir)?;
+    let store = &projections.store;
+    let as_of = resolve(store, query.as_of.as_deref(), query.valid_at.as_deref())?;
     let scope = Scope {
         list: query.list.as_deref().map(|l| name("list", l)).transpose()?,
         agency: query.agency.as_deref().map(|a| name("agency", a)).transpose()?,
     };
-    let report = audit(&store, as_of, &scope, &rule_sets, &calendar)?;
+    let report = audit(store, as_of, &scope, &rule_sets, &calendar)?;
     match query.format {
         ViewFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         ViewFormat::Table => print!("{}", text(&report)),

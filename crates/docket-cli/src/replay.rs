@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use docket_fold::case::{AsOf, Known};
 use docket_fold::views::{self, CheckView, EnforcementView, ListView, PublicView, SubjectView};
 use docket_fold::{query, Store, StoreLimits};
+use docket_log::ledger::{DirLock, LedgerError};
 use docket_model::{MeasureCode, Name, SubjectId, Timestamp};
 
 /// Which view to print.
@@ -68,19 +69,61 @@ pub fn resolve(store: &Store, as_of: Option<&str>, valid_at: Option<&str>) -> Re
     query::resolve(store, as_of, valid_at).map_err(|e| anyhow::anyhow!("--{e}"))
 }
 
+/// The projections of the ledger in `dir`, for a read-only command. When no
+/// other process owns the ledger, this one takes its lock and brings the
+/// ledger's store up to date. Beside a running server it touches nothing in
+/// the directory: it folds the committed log into a private store in the
+/// system's temporary directory (`Projections` removes it when dropped).
+pub fn open_store(dir: &Path) -> Result<Projections> {
+    match DirLock::acquire(dir) {
+        Ok(lock) => {
+            let (store, opened) = Store::open(dir, StoreLimits::default())?;
+            if let Some(reason) = &opened.rebuilt {
+                eprintln!("note: projections rebuilt from the log ({reason})");
+            }
+            Ok(Projections { store, _lock: Some(lock), private: None })
+        }
+        Err(LedgerError::Locked { holder, .. }) => {
+            let private = std::env::temp_dir().join(format!("docket-views-{}.redb", std::process::id()));
+            eprintln!("note: the ledger is in use by {holder}; folding its committed log into a private store");
+            let opened = Store::open_at(dir, &private, StoreLimits::default());
+            let cleanup = || {
+                let _ = std::fs::remove_file(&private);
+            };
+            let (store, _) = opened.inspect_err(|_| cleanup())?;
+            Ok(Projections { store, _lock: None, private: Some(private) })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A store opened for a read-only command, and what it holds on to.
+#[derive(Debug)]
+pub struct Projections {
+    pub store: Store,
+    _lock: Option<DirLock>,
+    private: Option<std::path::PathBuf>,
+}
+
+impl Drop for Projections {
+    fn drop(&mut self) {
+        if let Some(path) = &self.private {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// `docket replay`.
 pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
-    let (store, opened) = Store::open(dir, StoreLimits::default())?;
-    if let Some(reason) = &opened.rebuilt {
-        eprintln!("note: projections rebuilt from the log ({reason})");
-    }
-    let as_of = resolve(&store, query.as_of.as_deref(), query.valid_at.as_deref())?;
+    let projections = open_store(dir)?;
+    let store = &projections.store;
+    let as_of = resolve(store, query.as_of.as_deref(), query.valid_at.as_deref())?;
     let agency = query.agency.as_deref().map(|a| name("agency", a)).transpose()?;
     let list = query.list.as_deref().map(|l| name("list", l)).transpose()?;
     let json = query.format == ViewFormat::Json;
     let out = match query.view {
         View::List => {
-            let view = views::list_view(&store, as_of, agency.as_ref(), list.as_ref())?;
+            let view = views::list_view(store, as_of, agency.as_ref(), list.as_ref())?;
             if json {
                 to_json(&view)?
             } else {
@@ -89,7 +132,7 @@ pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
         }
         View::Enforcement => {
             let agency = agency.context("--view enforcement needs --agency")?;
-            let view = views::enforcement_view(&store, as_of, &agency)?;
+            let view = views::enforcement_view(store, as_of, &agency)?;
             if json {
                 to_json(&view)?
             } else {
@@ -98,7 +141,7 @@ pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
         }
         View::Subject => {
             let subject = parse_subject(query.subject.as_deref().context("--view subject needs --subject")?)?;
-            let view = views::subject_view(&store, as_of, &subject)?;
+            let view = views::subject_view(store, as_of, &subject)?;
             if json {
                 to_json(&view)?
             } else {
@@ -106,7 +149,7 @@ pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
             }
         }
         View::Public => {
-            let view = views::public_view(&store, as_of, list.as_ref())?;
+            let view = views::public_view(store, as_of, list.as_ref())?;
             if json {
                 to_json(&view)?
             } else {
@@ -117,14 +160,14 @@ pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
             let subject = parse_subject(query.subject.as_deref().context("--view check needs --subject")?)?;
             let measure: MeasureCode =
                 name("measure", query.measure.as_deref().context("--view check needs --measure")?)?;
-            let view = views::check(&store, as_of, &subject, &measure, agency.as_ref())?;
+            let view = views::check(store, as_of, &subject, &measure, agency.as_ref())?;
             if json {
                 to_json(&view)?
             } else {
                 check_table(&view)
             }
         }
-        View::Registry => to_json(&views::registry_view(&store, as_of)?)?,
+        View::Registry => to_json(&views::registry_view(store, as_of)?)?,
     };
     print!("{out}");
     Ok(true)
@@ -132,6 +175,7 @@ pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
 
 /// `docket rebuild`.
 pub fn rebuild(dir: &Path) -> Result<bool> {
+    let _lock = DirLock::acquire(dir)?;
     let started = std::time::Instant::now();
     let (store, opened) = Store::rebuild(dir, StoreLimits::default())?;
     println!(

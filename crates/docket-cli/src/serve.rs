@@ -42,13 +42,31 @@ pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64, cache_mib: usize)
         );
         println!("\nEndpoints and error codes: crates/docket-server/API.md");
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("stopping: finishing requests, signing a last checkpoint");
+            let name = stop_signal().await;
+            eprintln!("{name}: stopping: no new connections, finishing requests and queued appends, signing a last checkpoint");
         };
         server.serve(listener, shutdown).await?;
+        eprintln!("stopped: the last checkpoint is signed and {} is released", dir.display());
         anyhow::Ok(())
     })?;
     Ok(true)
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM (what systemd and Kubernetes send);
+/// returns the signal's name.
+async fn stop_signal() -> &'static str {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            eprintln!("warning: cannot listen for SIGTERM ({error}); only Ctrl-C stops the server cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
 }
 
 /// `docket get`: a GET, signed when a key and agency are given; prints the body.

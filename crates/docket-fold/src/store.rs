@@ -114,6 +114,14 @@ pub struct Store {
     catching_up: Mutex<()>,
 }
 
+/// Opens the store's file. redb checks every page's checksum on open (it
+/// reads the whole file): a file altered since redb last wrote it is refused,
+/// and the store is rebuilt from the log, instead of answering from it (a
+/// plain open trusts it, and may even panic on it).
+fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).set_check_integrity_on_open(true).create(path)
+}
+
 /// How far the store has folded.
 #[derive(Debug, Clone)]
 struct Progress {
@@ -184,8 +192,15 @@ impl Store {
     /// Opens the store of the ledger in `dir`, rebuilding it if it does not
     /// match the log, and folds the records it has not seen.
     pub fn open(dir: &Path, limits: StoreLimits) -> Result<(Self, Opened), FoldError> {
+        Self::open_at(dir, &dir.join(STORE_FILE), limits)
+    }
+
+    /// As [`Store::open`], with the store in a file of the caller's: a
+    /// private store, folded from the log, for a reader that must not touch
+    /// the ledger directory while another process owns it.
+    pub fn open_at(dir: &Path, path: &Path, limits: StoreLimits) -> Result<(Self, Opened), FoldError> {
         let (_, root, _) = ledger::read_config(dir).map_err(|e| FoldError::Ledger(e.to_string()))?;
-        let path = dir.join(STORE_FILE);
+        let path = path.to_owned();
         let reader = Reader::new(Paths { dir: dir.to_owned() }.segments());
         let mut opened = Opened::default();
         let store = match Self::open_file(&path, reader.clone(), root, limits.clone()) {
@@ -233,12 +248,12 @@ impl Store {
         store.catch_up()?;
         drop(store);
         tried!(path, std::fs::rename(&shadow, path));
-        tried!(path, docket_log::storage::sync_dir(dir));
+        tried!(path, docket_log::storage::sync_dir(path.parent().unwrap_or(dir)));
         Self::open_file(path, reader, root, limits).map_err(|e| store_error(path)(&e))
     }
 
     fn create_file(path: &Path, reader: Reader, root: PublicKey, limits: StoreLimits) -> Result<Self, FoldError> {
-        let db = tried!(path, Database::builder().set_cache_size(limits.cache_bytes).create(path));
+        let db = tried!(path, open_db(path, limits.cache_bytes));
         let txn = tried!(path, db.begin_write());
         {
             let mut meta = tried!(path, txn.open_table(META));
@@ -264,7 +279,7 @@ impl Store {
         if !path.exists() {
             return Err("no store yet".into());
         }
-        let db = Database::builder().set_cache_size(limits.cache_bytes).create(path).map_err(|e| e.to_string())?;
+        let db = open_db(path, limits.cache_bytes).map_err(|e| e.to_string())?;
         let txn = db.begin_read().map_err(|e| e.to_string())?;
         let meta = txn.open_table(META).map_err(|e| e.to_string())?;
         let get = |name: &str| -> Result<Vec<u8>, String> {

@@ -40,7 +40,8 @@ fn append(dir: &Path, events: &[SignedEvent], t0: i64) {
     }
 }
 
-const T0: i64 = 1_767_225_600_000_000; // 2026-01-01T08:00:00+08:00
+/// After the demo world's last day, so that every act is recorded after it happened.
+const T0: i64 = 1_793_548_800_000_000; // 2026-11-02T00:00:00+08:00
 
 fn limits(batch: usize) -> StoreLimits {
     StoreLimits { batch_events: batch, registry_snapshot_events: 5, ..StoreLimits::default() }

@@ -893,6 +893,11 @@ fn lifecycle(
     for (offset, (agency, measure)) in in_place.iter().enumerate() {
         let lifted = Timestamp::from_micros(ended.micros() + (24 + offset as i64) * 3_600_000_000)
             .unwrap_or_else(|_| unreachable!("demo times are in range"));
+        // A term that has not run out by the worlds' last day is still in
+        // force: its measures are not lifted yet.
+        if lifted > worlds_last_day() {
+            continue;
+        }
         builder.case(
             agency,
             lifted,
@@ -900,6 +905,14 @@ fn lifecycle(
             CaseAction::MeasureLifted { measure: name(measure), reason: LiftReason::CaseClosed },
         );
     }
+}
+
+/// The last day the generated worlds reach: nothing after it is recorded,
+/// since an agency records an act when it happens, never years ahead (the
+/// ledger refuses valid times that lead the record by more than
+/// `EFFECTIVE_LEAD_S_MAX`). Fixed, so that the worlds do not depend on the clock.
+pub fn worlds_last_day() -> Timestamp {
+    Timestamp::parse("2026-11-01T00:00:00+08:00").unwrap_or_else(|_| unreachable!("a valid constant"))
 }
 
 /// A Unified Social Credit Code for benchmark subject `index` (`91110000` then the index).

@@ -128,7 +128,7 @@ fn crash_strategy() -> impl Strategy<Value = Crash> {
 }
 
 fn now() -> Timestamp {
-    Timestamp::parse("2026-01-01T00:00:00+08:00").expect("time")
+    Timestamp::parse("2026-11-02T00:00:00+08:00").expect("time")
 }
 
 proptest! {

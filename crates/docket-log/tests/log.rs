@@ -14,7 +14,7 @@ fn open(dir: &std::path::Path, root: PublicKey) -> Log<FsStorage> {
 }
 
 fn now() -> Timestamp {
-    Timestamp::parse("2026-01-01T00:00:00+08:00").expect("time")
+    Timestamp::parse("2026-11-02T00:00:00+08:00").expect("time")
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn ledger(events: usize) -> (tempfile::TempDir, Vec<[u8; 32]>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut log, _) =
         Log::open(FsStorage::new(dir.path()), Config { segment_bytes_max: 16 * 1024 }, root, |_| {}).expect("opens");
-    let now = Timestamp::parse("2026-01-01T00:00:00+08:00").expect("time");
+    let now = Timestamp::parse("2026-11-02T00:00:00+08:00").expect("time");
     for chunk in demo.events[..events].chunks(7) {
         for result in log.append_batch(chunk.to_vec(), now).expect("appends") {
             result.expect("accepted");

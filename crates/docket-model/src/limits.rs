@@ -30,3 +30,9 @@ pub const TERM_MONTHS_MAX: u16 = 120;
 pub const YEAR_MIN: i32 = 1900;
 /// See [`YEAR_MIN`].
 pub const YEAR_MAX: i32 = 2199;
+/// How far an agency's act's valid time (`effective_at`) may lead the time
+/// the ledger records it, in seconds (registry acts are not bounded). An act may be recorded shortly before it
+/// takes effect (a decision in force from a later day); anything further
+/// ahead is a clock or unit mistake. How far valid time may lag behind the
+/// record is a due-process question for the audit, not a refusal.
+pub const EFFECTIVE_LEAD_S_MAX: i64 = 31 * 24 * 3600;

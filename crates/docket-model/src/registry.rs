@@ -30,6 +30,12 @@ pub enum AuthError {
     UnknownKey { agency: AgencyId, key: PublicKey },
     #[error("key {key} of agency \"{agency}\" is revoked from {invalid_from}")]
     RevokedKey { agency: AgencyId, key: PublicKey, invalid_from: Timestamp },
+    #[error("key {key} of agency \"{agency}\" is valid from {valid_from}; it cannot sign an act effective at {effective_at}")]
+    KeyNotYetValid { agency: AgencyId, key: PublicKey, valid_from: Timestamp, effective_at: Timestamp },
+    #[error(
+        "effective_at {effective_at} is more than {lead_s_max} s after the time the ledger records it ({recorded_at})"
+    )]
+    EffectiveTooFarAhead { effective_at: Timestamp, recorded_at: Timestamp, lead_s_max: i64 },
     #[error("agency \"{agency}\" lacks the {role:?} role needed for {action}")]
     MissingRole { agency: AgencyId, role: Role, action: &'static str },
     #[error("agency \"{agency}\" is not the designating agency of list \"{list}\" (\"{designating}\" is)")]
@@ -48,6 +54,18 @@ pub enum AuthError {
     UnknownMou(MouId),
     #[error("rule set \"{rule_set}\" version {version} is not newer than the published version {current}")]
     StaleRuleSet { rule_set: RuleSetId, version: u32, current: u32 },
+}
+
+/// An agency's act may be recorded a little before it takes effect (a
+/// decision in force from a later day), never years ahead. Registry acts
+/// are not bounded: the conference publishes rule sets and MOUs that take
+/// effect later.
+fn check_lead(effective_at: Timestamp, recorded_at: Timestamp) -> Result<(), AuthError> {
+    let lead_s_max = crate::limits::EFFECTIVE_LEAD_S_MAX;
+    if effective_at.micros() > recorded_at.micros().saturating_add(lead_s_max.saturating_mul(1_000_000)) {
+        return Err(AuthError::EffectiveTooFarAhead { effective_at, recorded_at, lead_s_max });
+    }
+    Ok(())
 }
 
 /// One key of an agency and when it is valid.
@@ -171,6 +189,7 @@ impl Registry {
                 self.check_registry(body)
             }
             (Signer::Agency(agency), Body::Case(body)) => {
+                check_lead(event.effective_at, recorded_at)?;
                 self.check_key(agency, &event.key, event.effective_at, recorded_at)?;
                 self.check_case_role(agency, body)
             }
@@ -204,6 +223,16 @@ impl Registry {
             if recorded_at >= invalid_from || effective_at >= invalid_from {
                 return Err(AuthError::RevokedKey { agency: agency.clone(), key: *key, invalid_from });
             }
+        }
+        // A key signs only acts inside its validity in valid time: a key
+        // registered today cannot sign for an act dated before it existed.
+        if effective_at < key_state.valid_from {
+            return Err(AuthError::KeyNotYetValid {
+                agency: agency.clone(),
+                key: *key,
+                valid_from: key_state.valid_from,
+                effective_at,
+            });
         }
         Ok(())
     }
@@ -620,6 +649,29 @@ mod tests {
         };
         registry.apply(&rules(2), now).unwrap();
         assert!(matches!(registry.apply(&rules(2), now), Err(AuthError::StaleRuleSet { current: 2, .. })));
+    }
+
+    #[test]
+    fn valid_time_lies_inside_the_keys_validity_and_leads_the_record_by_a_bounded_time() {
+        let registry = setup();
+        let recorded = at("2024-06-01T00:00:00+08:00");
+        // The court's key is registered effective 2024-01-01: it cannot sign for 2023, nor 1970.
+        for before in ["2023-12-31T23:59:59+08:00", "1970-01-01T00:00:00+08:00"] {
+            let early = case_event("court", "court", before, notice());
+            assert!(matches!(registry.authorize(&early, recorded), Err(AuthError::KeyNotYetValid { .. })), "{before}");
+        }
+        let from_registration = case_event("court", "court", "2024-01-01T00:00:00+08:00", notice());
+        assert_eq!(registry.authorize(&from_registration, recorded), Ok(()));
+        // Valid time may lead the record by EFFECTIVE_LEAD_S_MAX, not more (2199 is a unit mistake).
+        let lead = case_event("court", "court", "2024-07-02T00:00:00+08:00", notice());
+        assert_eq!(registry.authorize(&lead, recorded), Ok(()), "31 days ahead");
+        for ahead in ["2024-07-02T00:00:01+08:00", "2199-01-01T00:00:00+08:00"] {
+            let far = case_event("court", "court", ahead, notice());
+            assert!(
+                matches!(registry.authorize(&far, recorded), Err(AuthError::EffectiveTooFarAhead { .. })),
+                "{ahead}"
+            );
+        }
     }
 
     #[test]
