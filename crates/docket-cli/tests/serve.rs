@@ -134,3 +134,82 @@ fn serve_builds_the_demo_prints_examples_and_its_feed_survives_sigkill() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
 }
+
+/// Runs `docket ARGS` and returns (success, stdout + stderr).
+fn run(args: &[&str]) -> (bool, String) {
+    let output = docket(args);
+    (output.status.success(), format!("{}{}", text(&output.stdout), text(&output.stderr)))
+}
+
+#[test]
+fn a_served_directory_has_one_owner_and_read_only_commands_run_beside_it() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("ledger");
+    let (mut child, addr, _) = serve(&dir);
+    let holder = format!("pid {}", child.id());
+    let signed = scratch.path().join("signed.jsonl");
+    std::fs::write(&signed, signed_notice(&dir, scratch.path(), "(2026)京0105执7号")).expect("write");
+    // Every writer is refused, naming the server's pid, and writes nothing.
+    let log_before = std::fs::read_dir(dir.join("segments")).expect("segments").count();
+    for args in [
+        vec!["serve", "--dir", s(&dir), "--addr", "127.0.0.1:0"],
+        vec!["append", "--dir", s(&dir), s(&signed)],
+        vec!["checkpoint", "--dir", s(&dir)],
+        vec!["rebuild", "--dir", s(&dir)],
+    ] {
+        let (ok, said) = run(&args);
+        assert!(!ok, "{args:?} must be refused beside a server");
+        assert!(said.contains("is in use by") && said.contains(&holder), "{args:?} names the holder:\n{said}");
+    }
+    assert_eq!(std::fs::read_dir(dir.join("segments")).expect("segments").count(), log_before);
+    // The append goes through the server instead.
+    let receipt = post(&addr, &std::fs::read(&signed).expect("read"));
+    let seq = receipt["seq"].as_u64().unwrap_or_else(|| panic!("a receipt: {receipt}"));
+    // Read-only commands run beside it and write nothing in the directory.
+    let listing = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let files_before = listing(&dir);
+    let (ok, said) = run(&["verify", "--dir", s(&dir)]);
+    assert!(ok && said.contains("ok:"), "verify beside a server:\n{said}");
+    let (ok, said) = run(&["replay", "--dir", s(&dir), "--view", "public", "--list", "cn-civil-aviation"]);
+    assert!(ok, "replay beside a server:\n{said}");
+    let (ok, said) = run(&["audit", "--dir", s(&dir), "--format", "json"]);
+    assert!(ok && said.contains("\"findings\""), "audit beside a server:\n{said}");
+    let (ok, said) =
+        run(&["proof", "inclusion", "--dir", s(&dir), "--seq", &seq.to_string(), "--size", &(seq + 1).to_string()]);
+    assert!(ok && said.contains("\"proof\""), "proof beside a server:\n{said}");
+    assert_eq!(listing(&dir), files_before, "read-only commands create nothing in the ledger directory");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    // Once the owner is gone, the lock is free again (an OS lock dies with its process).
+    let (ok, said) = run(&["checkpoint", "--dir", s(&dir)]);
+    assert!(ok, "the lock is released with the process:\n{said}");
+}
+
+#[test]
+fn sigterm_drains_appends_and_signs_a_final_checkpoint_over_every_acknowledged_record() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("ledger");
+    let (mut child, addr, _) = serve(&dir);
+    let mut last = 0;
+    for number in 0..5 {
+        let receipt = post(&addr, &signed_notice(&dir, scratch.path(), &format!("(2026)京0105执1{number}号")));
+        last = receipt["seq"].as_u64().unwrap_or_else(|| panic!("a receipt: {receipt}"));
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("reaped");
+    assert!(exit.success(), "SIGTERM is a clean stop: {exit:?}");
+    let latest = std::fs::read_to_string(dir.join("checkpoints/latest")).expect("a checkpoint");
+    let size: u64 = latest.lines().nth(1).and_then(|line| line.parse().ok()).expect("a size line");
+    assert_eq!(size, last + 1, "the final checkpoint covers every acknowledged record:\n{latest}");
+    // And the directory is free for the next owner.
+    let (ok, said) = run(&["checkpoint", "--dir", s(&dir)]);
+    assert!(ok, "{said}");
+}

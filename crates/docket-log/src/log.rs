@@ -417,9 +417,10 @@ impl<S: Storage> Log<S> {
             if let Some(tail) = scan.tail {
                 if position + 1 != count {
                     let reason = format!("a closed segment does not end at a commit point: {}", tail.reason);
-                    return Err(corrupted(tail.offset, opening.chain.next_seq(), reason));
+                    let (offset, seq) = tail.bad_frame.unwrap_or((tail.offset, opening.chain.next_seq()));
+                    return Err(corrupted(offset, seq, reason));
                 }
-                let Tail { offset, bytes, seqs, reason } = tail;
+                let Tail { offset, bytes, seqs, reason, .. } = tail;
                 opening.cut = Some(Cut { segment: name.clone(), offset, bytes, seqs, reason });
             }
             opening.last = Some((name, first_seq, file, scan.committed_len));

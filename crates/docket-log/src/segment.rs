@@ -57,6 +57,9 @@ pub struct Tail {
     pub seqs: Option<(u64, u64)>,
     /// Why the tail is not part of the committed log.
     pub reason: String,
+    /// The first bad frame in the tail, if any: its offset and the seq it
+    /// would have had.
+    pub bad_frame: Option<(u64, u64)>,
 }
 
 /// Damage before the last valid commit point of a segment: bytes that were
@@ -106,7 +109,7 @@ pub fn scan(bytes: &[u8], first_seq: u64, cut_damaged_write: bool) -> Result<Sca
         if has_commit_after(bytes) && !cut_damaged_write {
             return Err(Damage { offset: 0, seq: first_seq, reason });
         }
-        let tail = Tail { offset: 0, bytes: bytes.len() as u64, seqs: None, reason };
+        let tail = Tail { offset: 0, bytes: bytes.len() as u64, seqs: None, reason, bad_frame: Some((0, first_seq)) };
         return Ok(Scan { frames: Vec::new(), committed_len: 0, tail: (!bytes.is_empty()).then_some(tail) });
     }
     let mut frames = Vec::new();
@@ -129,7 +132,7 @@ pub fn scan(bytes: &[u8], first_seq: u64, cut_damaged_write: bool) -> Result<Sca
                     let reason = format!("{error}, and a valid commit frame follows: synced bytes are damaged");
                     return Err(Damage { offset: offset as u64, seq: first_seq + frames.len() as u64, reason });
                 }
-                fault = Some(error.to_string());
+                fault = Some((offset as u64, first_seq + frames.len() as u64, error.to_string()));
                 break;
             }
         }
@@ -139,7 +142,9 @@ pub fn scan(bytes: &[u8], first_seq: u64, cut_damaged_write: bool) -> Result<Sca
         offset: committed_len as u64,
         bytes: (bytes.len() - committed_len) as u64,
         seqs: uncommitted.first().zip(uncommitted.last()).map(|((_, a), (_, b))| (a.seq, b.seq)),
-        reason: fault.unwrap_or_else(|| "frames after the last commit point (a write that was never synced)".into()),
+        bad_frame: fault.as_ref().map(|(offset, seq, _)| (*offset, *seq)),
+        reason: fault
+            .map_or_else(|| "frames after the last commit point (a write that was never synced)".into(), |f| f.2),
     });
     if let Some(tail) = &tail {
         if tail.bytes > TAIL_BYTES_MAX {

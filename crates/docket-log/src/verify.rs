@@ -128,7 +128,8 @@ pub fn verify(
         if let Some(found) = scan.tail {
             if index + 1 != names.len() {
                 let reason = format!("a closed segment does not end at a commit point: {}", found.reason);
-                return Err(at(found.offset, verifier.chain.next_seq(), reason));
+                let (offset, seq) = found.bad_frame.unwrap_or((found.offset, verifier.chain.next_seq()));
+                return Err(at(offset, seq, reason));
             }
             tail = Some(found);
         }

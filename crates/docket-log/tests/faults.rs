@@ -191,3 +191,53 @@ proptest! {
         }
     }
 }
+
+/// A failed `fdatasync` poisons the log; the sequencer answers appends with
+/// `Unavailable` while it recovers (cutting the unacknowledged write, never
+/// retrying the sync), then takes appends again without a restart.
+#[test]
+fn the_writer_recovers_from_a_failed_sync_without_a_restart() {
+    use docket_log::sequencer::{AppendError, Limits, Sequencer};
+    let built = demo::build(12, 5);
+    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
+    let disk = Faulty::default();
+    let (log, _) = Log::open(disk.clone(), Config::default(), root, |_| {}).expect("opens");
+    let limits = Limits { recovery_backoff_ms: 50, ..Limits::default() };
+    let (sequencer, writer) = Sequencer::start(log, limits);
+    let mut events = built.events.iter().cloned();
+    let mut acknowledged = Vec::new();
+    for event in events.by_ref().take(20) {
+        acknowledged.push(sequencer.append_blocking(event).expect("accepted").id);
+    }
+    let syncs = disk.0.lock().expect("lock").syncs;
+    disk.0.lock().expect("lock").fail_at_sync = Some(syncs + 1);
+    let failed = events.next().expect("an event");
+    assert!(matches!(sequencer.append_blocking(failed.clone()), Err(AppendError::Log(_))));
+    let refusing = sequencer.health().refusing.expect("health says why appends are refused");
+    assert!(refusing.contains("injected fdatasync failure"), "{refusing}");
+    // Retry the same event (appends are idempotent by id) until the writer has recovered.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let receipt = loop {
+        match sequencer.append_blocking(failed.clone()) {
+            Ok(receipt) => break receipt,
+            Err(AppendError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert_eq!(receipt.seq, 20, "the failed write was cut and the event written again at its place");
+    let health = sequencer.health();
+    assert_eq!((health.refusing, health.failures, health.recoveries), (None, 1, 1));
+    for event in events.take(10) {
+        acknowledged.push(sequencer.append_blocking(event).expect("accepted after recovery").id);
+    }
+    drop(sequencer);
+    let (log, _) = writer.join().expect("writer");
+    assert_eq!(log.size(), 31);
+    drop(log);
+    let mut replayed = Vec::new();
+    Log::open(disk, Config::default(), root, |record| replayed.push(record.event.id())).expect("reopens");
+    assert_eq!(replayed.len(), 31);
+    assert!(acknowledged.iter().all(|id| replayed.contains(id)), "every acknowledged event is in the log");
+}

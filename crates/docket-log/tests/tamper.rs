@@ -92,3 +92,90 @@ fn cutting_out_the_middle_is_caught_and_named() {
     let failure = verify::verify(dir.path(), None, 2, &mut |_, _| {}).expect_err("shorter than its checkpoint");
     assert!(failure.reason.contains("records are missing"), "{failure}");
 }
+
+/// Every segment file of a ledger with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir.join("segments")).expect("segments").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    files.into_iter().map(|path| (path.clone(), std::fs::read(&path).expect("read"))).collect()
+}
+
+fn restore(files: &[(PathBuf, Vec<u8>)]) {
+    for (path, bytes) in files {
+        std::fs::write(path, bytes).expect("restore");
+    }
+}
+
+/// A flipped bit in any frame of a multi-segment ledger: damage before the
+/// last valid COMMIT is refused naming its seq, and leaves every byte as it
+/// was; only the last write, beyond the checkpoint, may be cut, and the cut
+/// is reported; once a checkpoint covers the last write, it is refused too.
+#[test]
+fn opening_a_damaged_ledger_refuses_or_cuts_exactly_by_the_rule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let built = demo::build(6, 12);
+    let log_key = demo::key(12, "log");
+    let root = PublicKey(built.registry_root.verifying_key().to_bytes());
+    let config = Config { segment_bytes_max: 8 * 1024 };
+    ledger::init(dir.path(), "docket.invalid/flips", &log_key, root, None).expect("init");
+    let mut ledger = Ledger::open(dir.path(), config.clone()).expect("open");
+    let groups: Vec<_> = built.events.chunks(5).collect();
+    let (checkpointed, last_two) = groups.split_at(groups.len() - 2);
+    for batch in checkpointed {
+        ledger.log.append_batch(batch.to_vec(), Timestamp::now()).expect("append");
+    }
+    let checkpoint_size = ledger.log.size();
+    ledger.checkpoint(&log_key).expect("checkpoint");
+    for batch in last_two {
+        ledger.log.append_batch(batch.to_vec(), Timestamp::now()).expect("append");
+    }
+    let size = ledger.log.size();
+    let last_group = last_two[1].len() as u64;
+    drop(ledger);
+    let clean = snapshot(dir.path());
+    assert!(clean.len() >= 3, "{} segments", clean.len());
+    let mut trials = 0;
+    for (index, (path, bytes)) in clean.iter().enumerate() {
+        let is_last_segment = index + 1 == clean.len();
+        for (start, end, seq) in frames(bytes) {
+            let mut damaged = bytes.clone();
+            damaged[(start + end) / 2] ^= 0x08;
+            std::fs::write(path, &damaged).expect("write");
+            let before = snapshot(dir.path());
+            let result = Ledger::open(dir.path(), config.clone());
+            let last_commit = is_last_segment && end == bytes.len();
+            match result {
+                Ok(ledger) if last_commit => {
+                    let cut = ledger.recovery.cut.clone().expect("the cut is reported");
+                    assert_eq!(cut.seqs, Some((size - last_group, size - 2)), "{cut}");
+                    assert_eq!(ledger.log.size(), size - last_group);
+                }
+                Ok(_) => panic!("a flip in the frame of seq {seq} opened"),
+                Err(ledger::LedgerError::Log(docket_log::LogError::Corrupted { seq: found, .. })) if !last_commit => {
+                    assert_eq!(found, seq, "the refusal names the damaged record");
+                    assert!(snapshot(dir.path()) == before, "a refused open wrote to the disk (seq {seq})");
+                }
+                Err(other) => panic!("flip at seq {seq}: {other}"),
+            }
+            restore(&clean);
+            trials += 1;
+        }
+    }
+    assert_eq!(trials, size, "one trial per record");
+    // Once a checkpoint covers the last write, even its torn-looking commit frame is refused.
+    let mut ledger = Ledger::open(dir.path(), config.clone()).expect("open");
+    assert!(ledger.checkpoint(&log_key).expect("checkpoint").contains(&format!("\n{size}\n")));
+    drop(ledger);
+    let clean = snapshot(dir.path());
+    let (path, bytes) = clean.last().expect("a segment");
+    let mut damaged = bytes.clone();
+    let end = damaged.len();
+    damaged[end - 40] ^= 0x08;
+    std::fs::write(path, &damaged).expect("write");
+    let before = snapshot(dir.path());
+    let error = Ledger::open(dir.path(), config).expect_err("a checkpoint covers the last write");
+    assert!(error.to_string().contains(&format!("checkpoint size {size}")), "{error}");
+    assert!(snapshot(dir.path()) == before, "nothing written");
+    assert!(checkpoint_size < size);
+}
