@@ -213,3 +213,166 @@ fn sigterm_drains_appends_and_signs_a_final_checkpoint_over_every_acknowledged_r
     let (ok, said) = run(&["checkpoint", "--dir", s(&dir)]);
     assert!(ok, "{said}");
 }
+
+/// A small file system of the test's own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `mib` MiB, or says why it cannot.
+    fn mount(parent: &std::path::Path, mib: u64) -> Result<Self, String> {
+        let path = parent.join("small-disk");
+        std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs", s(&path)])
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("mount -t tmpfs failed: {}", text(&output.stderr).trim()));
+        }
+        Ok(Self { path })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// Fills a file system to the last byte; returns the filler file.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).expect("filler");
+    let block = vec![0u8; 64 * 1024];
+    while file.write_all(&block).is_ok() {}
+    while file.write_all(&block[..512]).is_ok() {}
+    let _ = file.sync_all();
+    path
+}
+
+fn post_status(addr: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    write!(
+        stream,
+        "POST /v1/events HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .expect("writes");
+    stream.write_all(body).expect("writes body");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("reads");
+    let status = raw.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+fn get_status(addr: &str, path: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("writes");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("reads");
+    raw.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_full_disk_refuses_appends_with_a_code_serves_reads_and_recovers_without_a_restart() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let disk = match SmallDisk::mount(scratch.path(), 24) {
+        Ok(disk) => disk,
+        Err(reason) => {
+            println!("skipped: no small file system to fill ({reason})");
+            return;
+        }
+    };
+    let dir = disk.path.join("ledger");
+    let (mut child, addr, _) = serve(&dir);
+    let mut acknowledged = vec![];
+    let notice = |n: usize| signed_notice(&dir, scratch.path(), &format!("(2026)京0105执9{n:03}号"));
+    let (status, receipt) = post_status(&addr, &notice(0));
+    assert_eq!(status, 200, "{receipt}");
+    acknowledged.push(receipt["seq"].as_u64().expect("seq"));
+    let filler = fill(&disk.path);
+    // Appends are refused with a code while the disk is full; reads are served.
+    let mut refused = None;
+    for n in 1..200 {
+        let (status, body) = post_status(&addr, &notice(n));
+        if status == 200 {
+            acknowledged.push(body["seq"].as_u64().expect("seq"));
+            continue;
+        }
+        refused = Some((n, status, body));
+        break;
+    }
+    let (n, status, body) = refused.expect("a full disk refuses an append");
+    assert_eq!(status, 503, "{body}");
+    let code = body["error"]["code"].as_str().unwrap_or_default().to_owned();
+    assert!(code == "log_unavailable" || code == "log_recovering", "{body}");
+    assert_eq!(get_status(&addr, "/v1/checkpoint"), 200, "checkpoints are served");
+    assert_eq!(get_status(&addr, "/v1/views/public?list=cn-civil-aviation"), 200, "views are served");
+    // Space comes back: appends resume without a restart.
+    std::fs::remove_file(&filler).expect("free space");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let resumed = loop {
+        let (status, body) = post_status(&addr, &notice(n));
+        if status == 200 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "appends did not resume: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    acknowledged.push(resumed["seq"].as_u64().expect("seq"));
+    assert_eq!(get_status(&addr, "/healthz"), 200);
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    assert!(child.wait().expect("reaped").success());
+    let (ok, said) = run(&["verify", "--dir", s(&dir)]);
+    assert!(ok, "{said}");
+    let last = *acknowledged.iter().max().expect("some");
+    let records: u64 =
+        said.split("ok: ").nth(1).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse().ok()).expect("count");
+    assert!(
+        records > last,
+        "every acknowledged record is in the log ({records} records, last acknowledged seq {last})"
+    );
+}
+
+fn get_text(addr: &str, path: &str) -> String {
+    serde_json::to_string(&get(addr, path)).expect("json")
+}
+
+#[test]
+fn a_damaged_projection_store_is_rebuilt_never_answered_from() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("ledger");
+    let (mut child, addr, _) = serve(&dir);
+    let paths = [
+        "/v1/views/public?list=cn-civil-aviation&valid_at=2025-06-01",
+        "/v1/views/public?list=cn-spc-defaulters&valid_at=2025-06-01",
+        "/v1/views/public?list=cn-tax-serious&valid_at=2024-12-01",
+    ];
+    let before: Vec<String> = paths.iter().map(|path| get_text(&addr, path)).collect();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    assert!(child.wait().expect("reaped").success());
+    // 16-byte scribbles every 32 KiB of the store.
+    let store = dir.join("views.redb");
+    let mut bytes = std::fs::read(&store).expect("store");
+    let mut scribbled = 0;
+    for start in (4096..bytes.len()).step_by(32 * 1024) {
+        let end = (start + 16).min(bytes.len());
+        bytes[start..end].iter_mut().for_each(|b| *b ^= 0xa5);
+        scribbled += 1;
+    }
+    assert!(scribbled >= 2, "{} bytes", bytes.len());
+    std::fs::write(&store, &bytes).expect("scribble");
+    let (mut child, addr, _) = serve(&dir);
+    let after: Vec<String> = paths.iter().map(|path| get_text(&addr, path)).collect();
+    assert!(after == before, "the damaged store was rebuilt from the log, not answered from");
+    assert_ne!(std::fs::read(&store).expect("store"), bytes, "the store file was replaced");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+}

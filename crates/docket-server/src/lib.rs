@@ -179,7 +179,10 @@ impl Server {
         let (sequencer, writer) = Sequencer::start_with_hook(log, sequencer_limits, Some(hook));
         let store_limits =
             StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
-        let (store, _) = Store::open(dir, store_limits)?;
+        let (store, opened) = Store::open(dir, store_limits)?;
+        if let Some(reason) = &opened.rebuilt {
+            eprintln!("docket-server: projections rebuilt from the log ({reason})");
+        }
         let projected = store.records();
         let app = App {
             dir: dir.to_owned(),
