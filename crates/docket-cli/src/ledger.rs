@@ -137,6 +137,20 @@ pub fn checkpoint(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// `docket recover`: opens the ledger (cutting a damaged last write only when
+/// asked), reports what recovery did, and checkpoints what it kept.
+pub fn recover(dir: &Path, cut_damaged_write: bool) -> Result<bool> {
+    let mut ledger = Ledger::open_with(dir, Config::default(), cut_damaged_write)
+        .with_context(|| format!("opening {}", dir.display()))?;
+    match &ledger.recovery.cut {
+        Some(cut) => println!("recovery: {cut}"),
+        None => println!("recovery: nothing to cut; the log ends at a commit point"),
+    }
+    println!("the log has {} records", ledger.log.size());
+    checkpoint_if_possible(&mut ledger);
+    Ok(true)
+}
+
 /// The tree size a proof is for: the one given, else the latest checkpoint's
 /// (what a verifier holds), else the whole log.
 fn size_or_latest(snapshot: &Snapshot, given: Option<u64>) -> u64 {

@@ -126,6 +126,24 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Open the ledger as a server would and say what recovery did; with
+    /// --cut-damaged-write, also cut a last write that a power loss damaged.
+    ///
+    /// A plain open refuses damage before the last valid commit frame, since
+    /// those bytes were synced and may have been acknowledged. After a power
+    /// loss, the last write's pages can reach the disk out of order and look
+    /// exactly like such damage: an operator who knows the machine lost power
+    /// may cut it. The cut is refused if a signed checkpoint covers any of it.
+    ///
+    /// Example: docket recover --dir ledger --cut-damaged-write
+    Recover {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Cut damage within one write of the end of the last segment, with
+        /// everything after the last commit point before it.
+        #[arg(long)]
+        cut_damaged_write: bool,
+    },
     /// Print a Merkle proof (RFC 6962), checked before it is printed.
     #[command(subcommand)]
     Proof(ProofCommand),
@@ -382,6 +400,7 @@ fn main() -> ExitCode {
         Command::Init { dir, origin, registry } => ledger::init(&dir, &origin, registry.as_deref()),
         Command::Append { dir, input } => ledger::append(&dir, input.as_deref()),
         Command::Checkpoint { dir } => ledger::checkpoint(&dir),
+        Command::Recover { dir, cut_damaged_write } => ledger::recover(&dir, cut_damaged_write),
         Command::Proof(ProofCommand::Inclusion { dir, seq, size }) => ledger::proof_inclusion(&dir, seq, size),
         Command::Proof(ProofCommand::Consistency { dir, old, new }) => ledger::proof_consistency(&dir, old, new),
         Command::Verify { dir, checkpoint } => ledger::verify(&dir, checkpoint.as_deref()),

@@ -295,6 +295,10 @@ impl<S: Storage> Opening<S> {
                 Segment { name: segment::name(0), file, len: segment::HEADER_BYTES as u64 }
             }
             Some((name, first_seq, mut file, committed_len)) => {
+                debug_assert!(
+                    cut.is_some() || committed_len >= segment::HEADER_BYTES as u64,
+                    "a headerless segment is a tail"
+                );
                 if cut.is_some() {
                     cut_tail(&mut file, &name, first_seq, committed_len)?;
                 }

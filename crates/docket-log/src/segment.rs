@@ -109,8 +109,11 @@ pub fn scan(bytes: &[u8], first_seq: u64, cut_damaged_write: bool) -> Result<Sca
         if has_commit_after(bytes) && !cut_damaged_write {
             return Err(Damage { offset: 0, seq: first_seq, reason });
         }
+        // Even an empty file is a tail: its header must be written again
+        // before anything is appended (a kill between creating the file and
+        // syncing its header leaves one).
         let tail = Tail { offset: 0, bytes: bytes.len() as u64, seqs: None, reason, bad_frame: Some((0, first_seq)) };
-        return Ok(Scan { frames: Vec::new(), committed_len: 0, tail: (!bytes.is_empty()).then_some(tail) });
+        return Ok(Scan { frames: Vec::new(), committed_len: 0, tail: Some(tail) });
     }
     let mut frames = Vec::new();
     let (mut committed, mut committed_len) = (0, HEADER_BYTES);
@@ -173,4 +176,44 @@ pub fn has_commit_after(bytes: &[u8]) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_without_its_header_is_a_tail_even_when_empty() {
+        for bytes in [Vec::new(), header(7)[..5].to_vec()] {
+            let scan = scan(&bytes, 7, false).expect("a torn creation is not damage");
+            let tail = scan.tail.expect("its header must be written again");
+            assert_eq!((scan.committed_len, tail.offset, tail.bytes), (0, 0, bytes.len() as u64));
+        }
+    }
+
+    #[test]
+    fn damage_followed_by_a_commit_is_refused_and_a_tail_after_the_last_commit_is_not() {
+        let mut bytes = header(0).to_vec();
+        let (first, sum) = frame::encode(true, 0, 1, &[0; 32], b"first");
+        let (second, _) = frame::encode(true, 1, 2, &sum, b"second");
+        bytes.extend_from_slice(&first);
+        bytes.extend_from_slice(&second);
+        let clean = scan(&bytes, 0, false).expect("clean");
+        assert_eq!((clean.frames.len(), clean.tail), (2, None));
+        let mut damaged = bytes.clone();
+        damaged[HEADER_BYTES + 10] ^= 1;
+        let damage = scan(&damaged, 0, false).expect_err("damage before the last commit");
+        assert_eq!((damage.offset, damage.seq), (HEADER_BYTES as u64, 0));
+        let cut = scan(&damaged, 0, true).expect("the operator's cut");
+        assert_eq!((cut.frames.len(), cut.tail.map(|t| t.offset)), (0, Some(HEADER_BYTES as u64)));
+        let mut torn = bytes.clone();
+        let last = torn.len() - 3;
+        torn[last] ^= 1;
+        let scan = scan(&torn, 0, false).expect("a bad last commit frame is a tail");
+        let tail = scan.tail.expect("tail");
+        assert_eq!(
+            (scan.frames.len(), tail.offset, tail.bad_frame),
+            (1, (HEADER_BYTES + first.len()) as u64, Some(((HEADER_BYTES + first.len()) as u64, 1)))
+        );
+    }
 }

@@ -54,6 +54,10 @@ pub struct ServerLimits {
     pub appends_per_agency_per_s: u32,
     /// Accepted appends an agency may make at once above the sustained rate.
     pub append_burst: u32,
+    /// A log segment is closed once it would grow past this many bytes.
+    pub segment_bytes_max: u64,
+    /// The longest time between a durable write and the checkpoint that covers it.
+    pub checkpoint_interval_ms: u64,
     /// The projection store's page cache (redb), in bytes. Point checks stay
     /// flat as history grows while the store's hot pages fit (`BENCH.md`).
     pub store_cache_bytes: usize,
@@ -72,6 +76,8 @@ impl Default for ServerLimits {
             appends_per_agency_per_s: 20_000,
             append_burst: 40_000,
             store_cache_bytes: StoreLimits::default().cache_bytes,
+            segment_bytes_max: Config::default().segment_bytes_max,
+            checkpoint_interval_ms: Limits::default().checkpoint_interval_ms,
         }
     }
 }
@@ -155,7 +161,7 @@ impl Server {
     /// checkpoint every `checkpoint_interval_ms`, and opens (catching up or
     /// rebuilding) the projections.
     pub fn open(dir: &Path, limits: ServerLimits) -> Result<Self, ServerError> {
-        let mut ledger = Ledger::open(dir, Config::default())?;
+        let mut ledger = Ledger::open(dir, Config { segment_bytes_max: limits.segment_bytes_max })?;
         let log_key = ledger.read_log_key()?;
         // A tail that no checkpoint covers yet (the last run was killed before
         // signing) is checkpointed before any traffic; if that fails, the
@@ -170,7 +176,7 @@ impl Server {
         let (log, checkpointer, lock) = ledger.into_parts();
         let size = log.size();
         let tree = log.shared_tree();
-        let sequencer_limits = Limits::default();
+        let sequencer_limits = Limits { checkpoint_interval_ms: limits.checkpoint_interval_ms, ..Limits::default() };
         let interval = Duration::from_millis(sequencer_limits.checkpoint_interval_ms);
         let worker = CheckpointWorker::start(checkpointer, tree.clone(), log_key, size, interval);
         let durable = worker.notifier();
