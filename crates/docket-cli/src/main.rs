@@ -288,8 +288,15 @@ enum Command {
     ///
     /// Example: docket serve --dir demo --addr 127.0.0.1:8080
     Serve {
-        #[arg(long, value_name = "DIR", default_value = "docket-demo")]
-        dir: PathBuf,
+        /// The ledger directory. Without it: ./docket-demo, where the demo is
+        /// built on first run. A DIR given here must hold a ledger (docket
+        /// init), unless --demo asks for the demo.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Build the demo in DIR if it holds no ledger. The demo's keys are
+        /// derived from a public seed: anyone can sign for it.
+        #[arg(long)]
+        demo: bool,
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
         /// Subjects of the demo built when DIR holds no ledger.
@@ -421,7 +428,9 @@ fn main() -> ExitCode {
             audit::deadline(&from, period, calendar.as_deref(), format)
         }
         Command::Rebuild { dir } => replay::rebuild(&dir),
-        Command::Serve { dir, addr, demo_subjects, cache_mib } => serve::serve(&dir, addr, demo_subjects, cache_mib),
+        Command::Serve { dir, demo, addr, demo_subjects, cache_mib } => {
+            serve::serve(dir.as_deref(), demo, addr, demo_subjects, cache_mib)
+        }
         Command::Get { url, key, agency } => serve::get(&url, key.as_deref(), agency.as_deref()),
         Command::Tour => tour::run(),
     };

@@ -7,10 +7,34 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use docket_server::{Server, ServerLimits};
 
-pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64, cache_mib: usize) -> Result<bool> {
+/// Where the demo lives when `docket serve` is given no directory.
+const DEMO_DIR: &str = "docket-demo";
+
+pub fn serve(dir: Option<&Path>, demo: bool, addr: SocketAddr, demo_subjects: u64, cache_mib: usize) -> Result<bool> {
+    // Only the README's main job (no --dir) or an explicit --demo builds a
+    // demo: a mistyped --dir on a real server must not become a ledger
+    // whose keys anyone can derive.
+    let (dir, demo) = match dir {
+        None => (Path::new(DEMO_DIR), true),
+        Some(dir) => (dir, demo),
+    };
     if !dir.join("ledger.json").exists() {
+        if !demo {
+            bail!(
+                "{} holds no ledger; nothing was created. Make one with `docket init --dir {0}`, or serve the demo \
+                 (its keys are public) with `docket serve --dir {0} --demo`",
+                dir.display()
+            );
+        }
         eprintln!("{} holds no ledger: building the demo ({demo_subjects} subjects) first", dir.display());
         crate::ledger::demo(dir, demo_subjects, 1)?;
+    }
+    if dir.join("keys/agencies").exists() {
+        eprintln!(
+            "note: {} holds its agencies' secret keys (keys/agencies): a demo or test ledger whose keys are public, \
+             not one for real data",
+            dir.display()
+        );
     }
     let limits = ServerLimits { store_cache_bytes: cache_mib.saturating_mul(1 << 20), ..ServerLimits::default() };
     let server = Server::open(dir, limits).with_context(|| format!("opening {}", dir.display()))?;

@@ -15,7 +15,7 @@ use common::{docket, s, text};
 /// Starts `docket serve` on a free port; returns the child and its base URL's address.
 fn serve(dir: &std::path::Path) -> (Child, String, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["serve", "--dir", s(dir), "--addr", "127.0.0.1:0", "--demo-subjects", "30"])
+        .args(["serve", "--dir", s(dir), "--demo", "--addr", "127.0.0.1:0", "--demo-subjects", "30"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -139,6 +139,16 @@ fn serve_builds_the_demo_prints_examples_and_its_feed_survives_sigkill() {
 fn run(args: &[&str]) -> (bool, String) {
     let output = docket(args);
     (output.status.success(), format!("{}{}", text(&output.stdout), text(&output.stderr)))
+}
+
+#[test]
+fn serve_never_invents_a_ledger_in_a_directory_it_was_given() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("typo");
+    let (ok, said) = run(&["serve", "--dir", s(&dir), "--addr", "127.0.0.1:0"]);
+    assert!(!ok, "an explicit --dir without a ledger is an error");
+    assert!(said.contains("docket init --dir") && said.contains("--demo"), "says how to make one:\n{said}");
+    assert!(!dir.exists(), "nothing was created");
 }
 
 #[test]

@@ -121,6 +121,13 @@ pub fn decode(bytes: &[u8]) -> Result<(Frame, usize), FrameFault> {
     Ok((Frame { commit, seq, system_time, prev, wire, checksum: stored }, total))
 }
 
+/// The Merkle leaf hash of a record: RFC 6962's `H(0x00 || entry)` of its
+/// [`entry`]. The one definition of a record's leaf, for the writer, the
+/// verifier, readers and outside clients alike.
+pub fn leaf(seq: u64, system_time: i64, wire: &[u8]) -> crate::merkle::Hash {
+    crate::merkle::leaf_hash(&entry(seq, system_time, wire))
+}
+
 /// The Merkle leaf entry of a record.
 pub fn entry(seq: u64, system_time: i64, wire: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + wire.len());

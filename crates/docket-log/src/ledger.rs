@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keyfile;
 use crate::log::{io, read_lock, Config, Log, LogError, Recovery, SharedTree};
-use crate::merkle::{leaf_hash, Hash};
+use crate::merkle::Hash;
 use crate::note::{self, Checkpoint, NoteKey};
 use crate::read::Reader;
 use crate::storage::{sync_dir, FsStorage};
@@ -416,7 +416,7 @@ impl Snapshot {
         let latest = read_latest(&paths, &log_key)?;
         let mut tree = Tree::new();
         Reader::new(paths.segments()).read_from(0, None, |frame| {
-            tree.push(leaf_hash(&crate::frame::entry(frame.seq, frame.system_time, &frame.wire)));
+            tree.push(crate::frame::leaf(frame.seq, frame.system_time, &frame.wire));
             std::ops::ControlFlow::Continue(())
         })?;
         check_covered(&tree, tree.size(), latest.as_ref())?;

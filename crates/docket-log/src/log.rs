@@ -15,7 +15,6 @@ use docket_model::{AuthError, CaseRef, EventError, EventId, EventKind, PublicKey
 
 use crate::chain::Chain;
 use crate::frame;
-use crate::merkle::leaf_hash;
 use crate::segment::{self, Tail};
 use crate::storage::{SegmentFile, Storage};
 use crate::tree::Tree;
@@ -321,7 +320,7 @@ impl<S: Storage> Opening<S> {
         let event = SignedEvent::from_wire(&frame.wire).map_err(|e| format!("event does not decode: {e}"))?;
         let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| e.to_string())?;
         self.state.apply(&event, frame.seq, system_time).map_err(|e| format!("not authorised at its position: {e}"))?;
-        self.tree.push(leaf_hash(&frame::entry(frame.seq, frame.system_time, &frame.wire)));
+        self.tree.push(frame::leaf(frame.seq, frame.system_time, &frame.wire));
         on_record(&Record { seq: frame.seq, system_time, event });
         Ok(())
     }
@@ -546,7 +545,7 @@ impl<S: Storage> Log<S> {
         for record in accepted {
             let linked = self.chain.link_fields(record.seq, &record.prev, record.system_time, record.checksum);
             assert!(linked.is_ok(), "the append path builds a well-formed chain: {linked:?}");
-            tree.push(leaf_hash(&frame::entry(record.seq, record.system_time, &record.wire)));
+            tree.push(frame::leaf(record.seq, record.system_time, &record.wire));
         }
         debug_assert_eq!(tree.size(), self.chain.next_seq(), "a leaf per durable record");
     }

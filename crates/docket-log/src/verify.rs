@@ -13,7 +13,7 @@ use crate::chain::Chain;
 use crate::frame::{self, Frame};
 use crate::ledger::{self, Paths};
 use crate::log::State;
-use crate::merkle::{leaf_hash, verify_consistency};
+use crate::merkle::verify_consistency;
 use crate::note::Checkpoint;
 use crate::segment::{self, Tail};
 use crate::tree::Tree;
@@ -238,7 +238,7 @@ impl Verifier {
                 Err(refusal) => return Err(fail(format!("would have been refused at its position: {refusal}"))),
             }
             self.state.apply(event, frame.seq, system_time).map_err(|e| fail(e.to_string()))?;
-            self.tree.push(leaf_hash(&frame::entry(frame.seq, frame.system_time, &frame.wire)));
+            self.tree.push(frame::leaf(frame.seq, frame.system_time, &frame.wire));
             self.chain = chain;
         }
         Ok(())
