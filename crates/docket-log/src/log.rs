@@ -202,6 +202,8 @@ struct Segment<F> {
     file: F,
     /// Bytes in the file that are durable: the header and every synced write.
     len: u64,
+    /// An index write failed: no more entries are appended to it.
+    index_broken: bool,
 }
 
 /// A record accepted into a batch, waiting for the sync.
@@ -216,6 +218,8 @@ struct Accepted {
 /// The frames of one batch on their way to disk.
 struct Write {
     buffer: Vec<u8>,
+    /// Where each buffered frame starts in `buffer`, for the segment's index.
+    starts: Vec<u64>,
     accepted: Vec<Accepted>,
     /// Where the last buffered frame starts, and its prev, to flag it COMMIT.
     last: Option<(usize, [u8; 32])>,
@@ -260,6 +264,8 @@ pub struct Opening<S: Storage> {
     tree: Tree,
     state: State,
     cut: Option<Cut>,
+    /// Segment indexes that do not match their segment, to replace.
+    reindex: Vec<(String, Vec<u8>)>,
 }
 
 impl<S: Storage> std::fmt::Debug for Opening<S> {
@@ -287,11 +293,14 @@ impl<S: Storage> Opening<S> {
     /// Makes the log writable: cuts the unacknowledged tail (if any), or
     /// creates the first segment of an empty log. The first write to disk.
     pub fn finish(self) -> Result<(Log<S>, Recovery), LogError> {
-        let Self { storage, config, root, last, chain, tree, state, cut } = self;
+        let Self { storage, config, root, last, chain, tree, state, cut, reindex } = self;
+        for (name, index) in &reindex {
+            storage.replace_index(name, index).map_err(io(format!("writing the index of {name}")))?;
+        }
         let current = match last {
             None => {
                 let file = Log::create_segment(&storage, 0)?;
-                Segment { name: segment::name(0), file, len: segment::HEADER_BYTES as u64 }
+                Segment { name: segment::name(0), file, len: segment::HEADER_BYTES as u64, index_broken: false }
             }
             Some((name, first_seq, mut file, committed_len)) => {
                 debug_assert!(
@@ -301,7 +310,7 @@ impl<S: Storage> Opening<S> {
                 if cut.is_some() {
                     cut_tail(&mut file, &name, first_seq, committed_len)?;
                 }
-                Segment { name, file, len: committed_len.max(segment::HEADER_BYTES as u64) }
+                Segment { name, file, len: committed_len.max(segment::HEADER_BYTES as u64), index_broken: false }
             }
         };
         let records = chain.next_seq();
@@ -393,6 +402,7 @@ impl<S: Storage> Log<S> {
             tree: Tree::new(),
             state: State::new(root),
             cut: None,
+            reindex: Vec::new(),
         };
         let count = names.len();
         for (position, (first_seq, name)) in names.into_iter().enumerate() {
@@ -425,6 +435,10 @@ impl<S: Storage> Log<S> {
                 }
                 let Tail { offset, bytes, seqs, reason, .. } = tail;
                 opening.cut = Some(Cut { segment: name.clone(), offset, bytes, seqs, reason });
+            }
+            let index: Vec<u8> = scan.frames.iter().flat_map(|(offset, _)| offset.to_be_bytes()).collect();
+            if opening.storage.read_index(&name).ok().as_ref() != Some(&index) {
+                opening.reindex.push((name.clone(), index));
             }
             opening.last = Some((name, first_seq, file, scan.committed_len));
         }
@@ -497,7 +511,7 @@ impl<S: Storage> Log<S> {
             return Err(LogError::Poisoned(reason.clone()));
         }
         let mut results = Vec::with_capacity(events.len());
-        let mut write = Write { buffer: Vec::new(), accepted: Vec::new(), last: None };
+        let mut write = Write { buffer: Vec::new(), starts: Vec::new(), accepted: Vec::new(), last: None };
         let mut pending_cases: BTreeMap<CaseRef, u64> = BTreeMap::new();
         let (mut seq, mut checksum) = (self.chain.next_seq(), self.chain.last_checksum());
         let mut time = self.chain.last_time().unwrap_or(i64::MIN);
@@ -525,6 +539,7 @@ impl<S: Storage> Log<S> {
                     self.make_room(&mut write, &mut checksum, wire.len(), seq)?;
                     let (bytes, sum) = frame::encode(false, seq, time, &checksum, &wire);
                     write.last = Some((write.buffer.len(), checksum));
+                    write.starts.push(write.buffer.len() as u64);
                     write.buffer.extend_from_slice(&bytes);
                     write.accepted.push(Accepted { seq, system_time: time, prev: checksum, checksum: sum, wire });
                     results.push(Ok(Receipt { seq, id: event.id(), leaf_index: seq, system_time }));
@@ -569,7 +584,12 @@ impl<S: Storage> Log<S> {
         if rotate {
             match Self::create_segment(&self.storage, seq) {
                 Ok(file) => {
-                    self.current = Segment { name: segment::name(seq), file, len: segment::HEADER_BYTES as u64 }
+                    self.current = Segment {
+                        name: segment::name(seq),
+                        file,
+                        len: segment::HEADER_BYTES as u64,
+                        index_broken: false,
+                    }
                 }
                 Err(error) => {
                     self.poisoned = Some(error.to_string());
@@ -604,9 +624,24 @@ impl<S: Storage> Log<S> {
             self.poisoned = Some(error.to_string());
             return Err(error);
         }
+        self.index(&write.starts);
         self.current.len += write.buffer.len() as u64;
         write.buffer.clear();
+        write.starts.clear();
         Ok(())
+    }
+
+    /// Adds the frames of a synced write to the current segment's index. The
+    /// index is derived and checked on use; after a failure it is left
+    /// short (readers scan past its end) rather than shifted.
+    fn index(&mut self, starts: &[u64]) {
+        if self.current.index_broken {
+            return;
+        }
+        let entries: Vec<u8> = starts.iter().flat_map(|start| (self.current.len + start).to_be_bytes()).collect();
+        if self.storage.append_index(&self.current.name, &entries).is_err() {
+            self.current.index_broken = true;
+        }
     }
 
     /// Records in the log.

@@ -18,6 +18,11 @@ use crate::frame::{self, Frame, FRAME_BYTES_MAX};
 use crate::log::{io, LogError};
 use crate::segment::{self, TAIL_BYTES_MAX};
 
+/// Read buffer when scanning a segment from its start.
+const SCAN_BUFFER_BYTES: usize = 1 << 20;
+/// Read buffer when starting at an indexed record (a feed page, one event).
+const INDEXED_BUFFER_BYTES: usize = 64 * 1024;
+
 /// A bad frame: its offset and what is wrong.
 type BadFrame = (u64, String);
 
@@ -35,11 +40,11 @@ struct SegmentStream {
 }
 
 impl SegmentStream {
-    fn open(path: &Path, first_seq: u64) -> Result<Self, LogError> {
+    fn open(path: &Path, first_seq: u64, buffer_bytes: usize) -> Result<Self, LogError> {
         let file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
         let len = file.metadata().map_err(io(format!("reading {}", path.display())))?.len();
         let mut stream = Self {
-            reader: BufReader::with_capacity(1 << 20, file),
+            reader: BufReader::with_capacity(buffer_bytes, file),
             len,
             offset: 0,
             pending: Vec::new(),
@@ -68,6 +73,18 @@ impl SegmentStream {
 
     fn pending_is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Continues from the frame at `offset` (found in the segment's index
+    /// and checked) instead of the first frame.
+    fn seek_to(&mut self, path: &Path, offset: u64) -> Result<(), LogError> {
+        use std::io::{Seek, SeekFrom};
+        if offset > self.offset && offset < self.len {
+            self.reader.seek(SeekFrom::Start(offset)).map_err(io(format!("seeking in {}", path.display())))?;
+            self.offset = offset;
+            self.committed_len = offset;
+        }
+        Ok(())
     }
 
     /// Whether a bad frame at `offset` can be the end of the committed log:
@@ -194,7 +211,15 @@ impl Reader {
                 seq,
                 reason,
             };
-            let mut segment = SegmentStream::open(&path, *first_seq)?;
+            // A read that starts inside a segment seeks to its record through
+            // the segment's index, so its cost does not grow with the segment.
+            let indexed =
+                (index == start && from > *first_seq).then(|| self.indexed_offset(name, *first_seq, from)).flatten();
+            let buffer_bytes = if indexed.is_some() { INDEXED_BUFFER_BYTES } else { SCAN_BUFFER_BYTES };
+            let mut segment = SegmentStream::open(&path, *first_seq, buffer_bytes)?;
+            if let Some(offset) = indexed {
+                segment.seek_to(&path, offset)?;
+            }
             let is_last = index == last;
             loop {
                 let frames = match segment.next_write() {
@@ -225,6 +250,34 @@ impl Reader {
             }
         }
         Ok(Position::of(&chain))
+    }
+
+    /// Where in segment `name` the frame of `seq`, or the nearest indexed
+    /// one before it, starts, from the segment's index. The index is derived
+    /// data: the frame found there must decode and carry the seq the index
+    /// claims, or the index is ignored (the read scans from the start).
+    fn indexed_offset(&self, name: &str, first_seq: u64, seq: u64) -> Option<u64> {
+        use std::io::{Seek, SeekFrom};
+        let mut index = File::open(self.dir.join(segment::index_name(name))).ok()?;
+        let entries = index.metadata().ok()?.len() / segment::INDEX_ENTRY_BYTES;
+        let position = (seq - first_seq).min(entries.checked_sub(1)?);
+        let mut entry = [0u8; 8];
+        index.seek(SeekFrom::Start(position * segment::INDEX_ENTRY_BYTES)).ok()?;
+        index.read_exact(&mut entry).ok()?;
+        let offset = u64::from_be_bytes(entry);
+        let mut file = File::open(self.dir.join(name)).ok()?;
+        let mut length = [0u8; 4];
+        file.seek(SeekFrom::Start(offset)).ok()?;
+        file.read_exact(&mut length).ok()?;
+        let total = 4 + u64::from(u32::from_be_bytes(length)) + frame::TRAILER_BYTES as u64;
+        if total > FRAME_BYTES_MAX as u64 {
+            return None;
+        }
+        let mut bytes = length.to_vec();
+        bytes.resize(total as usize, 0);
+        file.read_exact(&mut bytes[4..]).ok()?;
+        let (frame, _) = frame::decode(&bytes).ok()?;
+        (frame.seq == first_seq + position).then_some(offset)
     }
 
     /// The checksum of frame `seq`, if it is committed: what a projection

@@ -21,6 +21,18 @@ pub fn name(first_seq: u64) -> String {
     format!("seg-{first_seq:020}{SEGMENT_SUFFIX}")
 }
 
+/// File name suffix of segment indexes.
+pub const INDEX_SUFFIX: &str = ".idx";
+/// Bytes per entry of a segment index: the offset of one record's frame (u64, big-endian).
+pub const INDEX_ENTRY_BYTES: u64 = 8;
+
+/// The index of a segment: `seg-<first_seq>.idx`, the offset of each of its
+/// records' frames in seq order, so that a read from any seq seeks instead
+/// of scanning the segment from its start.
+pub fn index_name(segment: &str) -> String {
+    format!("{}{INDEX_SUFFIX}", segment.strip_suffix(SEGMENT_SUFFIX).unwrap_or(segment))
+}
+
 /// The first sequence number a segment name claims.
 pub fn parse_name(name: &str) -> Option<u64> {
     name.strip_prefix("seg-")?.strip_suffix(SEGMENT_SUFFIX)?.parse().ok()

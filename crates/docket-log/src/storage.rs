@@ -14,6 +14,24 @@ pub trait Storage: Clone + Send + 'static {
     fn open(&self, name: &str) -> io::Result<Self::File>;
     /// Creates a new, empty file and makes its directory entry durable.
     fn create(&self, name: &str) -> io::Result<Self::File>;
+    /// Appends to the seq -> offset index of segment `name` (see
+    /// `segment::index_name`). The index is derived data, checked on every
+    /// use and rebuilt on open, so it is never synced. Storage without one
+    /// keeps nothing (readers then scan the segment).
+    fn append_index(&self, name: &str, offsets: &[u8]) -> io::Result<()> {
+        let _ = (name, offsets);
+        Ok(())
+    }
+    /// The index of segment `name` as stored (empty when there is none).
+    fn read_index(&self, name: &str) -> io::Result<Vec<u8>> {
+        let _ = name;
+        Ok(Vec::new())
+    }
+    /// Replaces the index of segment `name`.
+    fn replace_index(&self, name: &str, offsets: &[u8]) -> io::Result<()> {
+        let _ = (name, offsets);
+        Ok(())
+    }
 }
 
 /// One append-only segment file.
@@ -70,6 +88,25 @@ impl Storage for FsStorage {
         file.sync_all()?;
         sync_dir(&self.dir)?;
         Ok(FsFile { file })
+    }
+
+    fn append_index(&self, name: &str, offsets: &[u8]) -> io::Result<()> {
+        let path = self.dir.join(crate::segment::index_name(name));
+        OpenOptions::new().create(true).append(true).open(path)?.write_all(offsets)
+    }
+
+    fn read_index(&self, name: &str) -> io::Result<Vec<u8>> {
+        match std::fs::read(self.dir.join(crate::segment::index_name(name))) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    fn replace_index(&self, name: &str, offsets: &[u8]) -> io::Result<()> {
+        let path = self.dir.join(crate::segment::index_name(name));
+        let temporary = path.with_extension("idx.tmp");
+        std::fs::write(&temporary, offsets)?;
+        std::fs::rename(temporary, path)
     }
 }
 

@@ -114,7 +114,11 @@ fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
     let size = log.size();
     let last_batch = (size - 1) % 10 + 1;
     drop(log);
-    let mut segments: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").path()).collect();
+    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     segments.sort();
     let last = segments.last().expect("a segment").clone();
     // Tear the last frame.

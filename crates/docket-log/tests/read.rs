@@ -60,10 +60,19 @@ fn reads_every_record_from_any_seq_across_segments() {
     assert_eq!(reader.checksum_of(200).expect("reads"), None);
 }
 
-fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut names: Vec<_> = std::fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+/// The segment files (not their indexes), in order.
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     names.sort();
-    names.pop().expect("a segment")
+    names
+}
+
+fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
+    segment_files(dir).pop().expect("a segment")
 }
 
 #[test]
@@ -83,8 +92,7 @@ fn stops_before_a_torn_or_unsynced_tail_and_leaves_it_alone() {
 #[test]
 fn corruption_in_a_closed_segment_is_an_error_naming_where() {
     let (dir, _) = ledger(200);
-    let mut names: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").path()).collect();
-    names.sort();
+    let names = segment_files(dir.path());
     let first = &names[0];
     let mut bytes = std::fs::read(first).expect("read");
     bytes[200] ^= 0x40;
@@ -97,4 +105,45 @@ fn corruption_in_a_closed_segment_is_an_error_naming_where() {
         }
         other => panic!("{other}"),
     }
+}
+
+/// The seq -> offset index beside each segment: the writer keeps it, and a
+/// read from any seq seeks through it. It is derived data: a missing,
+/// short, stale or garbage index changes no answer (the read scans instead),
+/// and reopening the log writes it again.
+#[test]
+fn reads_seek_through_the_segment_index_and_never_trust_it() {
+    let (dir, checksums) = ledger(200);
+    let reader = Reader::new(dir.path());
+    let mut indexes: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    indexes.sort();
+    assert!(indexes.len() > 2, "one index per segment");
+    let entries: u64 = indexes.iter().map(|p| std::fs::metadata(p).expect("idx").len() / 8).sum();
+    assert_eq!(entries, 200, "one entry per record");
+    let all = |reader: &Reader| -> Vec<Vec<u64>> {
+        (0..=200u64)
+            .map(|from| seqs_from(reader, from, from.checked_sub(1).map(|p| checksums[p as usize])).expect("reads"))
+            .collect()
+    };
+    let expected: Vec<Vec<u64>> = (0..=200u64).map(|from| (from..200).collect()).collect();
+    assert_eq!(all(&reader), expected);
+    for damage in [b"garbage!".repeat(40), Vec::new(), vec![0u8; 16]] {
+        for index in &indexes {
+            std::fs::write(index, &damage).expect("damage the index");
+        }
+        assert_eq!(all(&reader), expected, "an index of {} bytes changes no answer", damage.len());
+    }
+    for index in &indexes {
+        std::fs::remove_file(index).expect("remove");
+    }
+    assert_eq!(all(&reader), expected, "no index: the reader scans");
+    let demo = demo::build(40, 3);
+    let root = PublicKey(demo.registry_root.verifying_key().to_bytes());
+    drop(Log::open(FsStorage::new(dir.path()), Config { segment_bytes_max: 16 * 1024 }, root, |_| {}).expect("opens"));
+    let entries: u64 = indexes.iter().map(|p| std::fs::metadata(p).expect("rewritten").len() / 8).sum();
+    assert_eq!(entries, 200, "reopening writes the indexes again");
 }
