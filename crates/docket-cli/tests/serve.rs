@@ -50,30 +50,30 @@ fn serve(dir: &std::path::Path) -> (Child, String, Vec<String>) {
     (child, addr, printed)
 }
 
-fn get(addr: &str, path: &str) -> serde_json::Value {
+/// One HTTP/1.1 request on a new connection: the status and the body.
+fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connects");
     stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("writes");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("reads");
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"))
-}
-
-fn post(addr: &str, body: &[u8]) -> serde_json::Value {
-    let mut stream = TcpStream::connect(addr).expect("connects");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    write!(
-        stream,
-        "POST /v1/events HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )
-    .expect("writes");
+    );
+    stream.write_all(head.as_bytes()).expect("writes");
     stream.write_all(body).expect("writes body");
     let mut raw = String::new();
     stream.read_to_string(&mut raw).expect("reads");
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"))
+    let status = raw.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    (status, raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+fn get(addr: &str, path: &str) -> serde_json::Value {
+    let (_, body) = request(addr, "GET", path, b"");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn post(addr: &str, body: &[u8]) -> serde_json::Value {
+    let (_, body) = request(addr, "POST", "/v1/events", body);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// Signs the bundled notice example for a new case number with the demo court's key.
@@ -263,29 +263,12 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn post_status(addr: &str, body: &[u8]) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(addr).expect("connects");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    write!(
-        stream,
-        "POST /v1/events HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .expect("writes");
-    stream.write_all(body).expect("writes body");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("reads");
-    let status = raw.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    let (status, body) = request(addr, "POST", "/v1/events", body);
+    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
 }
 
 fn get_status(addr: &str, path: &str) -> u16 {
-    let mut stream = TcpStream::connect(addr).expect("connects");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("writes");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("reads");
-    raw.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    request(addr, "GET", path, b"").0
 }
 
 #[test]
