@@ -66,17 +66,27 @@ fn write_events(path: &Path, events: &[SignedEvent]) -> Result<()> {
     std::fs::write(path, bytes).context("writing events")
 }
 
-fn read_events(path: &Path) -> Result<Vec<SignedEvent>> {
+/// The events of a part's file from the `skip`-th on; the skipped ones are
+/// not decoded, so an appender starts in milliseconds whatever its progress.
+fn read_events(path: &Path, skip: u64) -> Result<Vec<SignedEvent>> {
     let bytes = std::fs::read(path).context("reading events")?;
     let mut events = Vec::new();
-    let mut at = 0;
+    let (mut at, mut index) = (0, 0u64);
     while at + 4 <= bytes.len() {
         let len = u32::from_be_bytes(bytes[at..at + 4].try_into()?) as usize;
         let wire = bytes.get(at + 4..at + 4 + len).context("truncated events file")?;
-        events.push(SignedEvent::from_wire(wire)?);
+        if index >= skip {
+            events.push(SignedEvent::from_wire(wire)?);
+        }
         at += 4 + len;
+        index += 1;
     }
     Ok(events)
+}
+
+/// One events file per part (appender).
+fn part_path(dir: &Path, part: u64) -> PathBuf {
+    dir.join(format!("events-{part}.bin"))
 }
 
 /// The part (appender) an event belongs to: by case, so a case's events keep their order.
@@ -109,10 +119,10 @@ fn serve(dir: &Path) -> Result<()> {
 /// `crash-harness append`: posts this part's events from `--from` on, in
 /// order, single or batched at random; prints `seq id` per receipt.
 fn append(args: &[String]) -> Result<()> {
-    let events = read_events(Path::new(&text_arg(args, "--events")?))?;
-    let (part, parts, from) = (arg(args, "--part", 0)?, arg(args, "--parts", 1)?, arg(args, "--from", 0)?);
+    let (part, from) = (arg(args, "--part", 0)?, arg(args, "--from", 0)?);
+    let events = read_events(Path::new(&text_arg(args, "--events")?), from)?;
     let mut rng = benchkit::Rng(arg(args, "--seed", 1)?);
-    let mine: Vec<&SignedEvent> = events.iter().filter(|e| part_of(e, parts) == part).skip(from as usize).collect();
+    let mine: Vec<&SignedEvent> = events.iter().collect();
     let client = docket_client::Client::new(&format!("http://{}", text_arg(args, "--addr")?))?;
     let mut out = std::io::stdout().lock();
     let mut next = 0;
@@ -262,13 +272,13 @@ impl Harness {
     /// the server restarted and everything acknowledged checked.
     fn cycle(&mut self, run: Duration) -> Result<bool> {
         let (mut server, addr) = start_server(&self.dir)?;
-        let events_path = self.dir.join("events.bin").display().to_string();
         let mut appenders = Vec::new();
         for part in 0..self.appenders {
+            let events_path = part_path(&self.dir, part).display().to_string();
             let from = self.acknowledged[part as usize].len().to_string();
             let seed = (self.totals.cycles * 31 + part).to_string();
-            let (part, parts) = (part.to_string(), self.appenders.to_string());
-            appenders.push(spawn(&[
+            let part = part.to_string();
+            let args = [
                 "append",
                 "--addr",
                 &addr,
@@ -276,13 +286,12 @@ impl Harness {
                 &events_path,
                 "--part",
                 &part,
-                "--parts",
-                &parts,
                 "--from",
                 &from,
                 "--seed",
                 &seed,
-            ])?);
+            ];
+            appenders.push(spawn(&args)?);
         }
         std::thread::sleep(run);
         server.child.kill()?; // SIGKILL
@@ -385,7 +394,11 @@ fn main() -> Result<()> {
     if built.events[registry_events..].iter().any(|e| e.event().kind().is_registry()) {
         bail!("the demo interleaves registry and case events; the harness appends the registry first");
     }
-    write_events(&dir.join("events.bin"), &built.events[registry_events..])?;
+    for part in 0..appenders {
+        let mine: Vec<SignedEvent> =
+            built.events[registry_events..].iter().filter(|e| part_of(e, appenders) == part).cloned().collect();
+        write_events(&part_path(&dir, part), &mine)?;
+    }
     let mut harness = Harness {
         dir: dir.clone(),
         seed,

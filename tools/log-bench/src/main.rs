@@ -116,4 +116,41 @@ fn main() {
         "\nprobes before and after each figure: {}; around verify: {before:.0} and {after:.0}/s",
         probe_log.join("; ")
     );
+    single_reads(&dir, report.records);
+}
+
+/// Reading one record (a feed page's first, `GET /v1/events/{seq}`) at the
+/// start and at the end of a segment, through the segment's seq -> offset
+/// index and without it (the scan every read made before the index).
+fn single_reads(dir: &Path, records: u64) {
+    const READS: u32 = 200;
+    let reader = docket_log::read::Reader::new(dir.join("segments"));
+    let time = |seq: u64| {
+        let start = Instant::now();
+        for _ in 0..READS {
+            assert!(reader.checksum_of(seq).expect("reads").is_some());
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(READS)
+    };
+    let (early, late) = (10, records - 10);
+    let indexed = (time(early), time(late));
+    let index = dir.join("segments").join(docket_log::segment::index_name(&docket_log::segment::name(0)));
+    let moved = index.with_extension("idx.away");
+    std::fs::rename(&index, &moved).expect("move the index away");
+    let scanned = (time(early), time(late));
+    std::fs::rename(&moved, &index).expect("restore the index");
+    println!("\n| one-record read, one segment of {records} records | at seq {early} | at seq {late} | late / early |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| through the segment index | {:.0} µs | {:.0} µs | {:.2} |",
+        indexed.0,
+        indexed.1,
+        indexed.1 / indexed.0
+    );
+    println!(
+        "| scanning from the segment's start | {:.0} µs | {:.0} µs | {:.2} |",
+        scanned.0,
+        scanned.1,
+        scanned.1 / scanned.0
+    );
 }
