@@ -7,6 +7,24 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use docket_server::{Server, ServerLimits};
 
+/// How `docket serve` writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs (tracing) to standard error, filtered by RUST_LOG (default `info`).
+pub fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
+}
+
 pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64, cache_mib: usize) -> Result<bool> {
     if !dir.join("ledger.json").exists() {
         eprintln!("{} holds no ledger: building the demo ({demo_subjects} subjects) first", dir.display());

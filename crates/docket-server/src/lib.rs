@@ -14,13 +14,17 @@
 mod auth;
 pub mod error;
 mod feed;
+pub mod health;
+mod metrics;
+mod net;
 pub mod openapi;
+mod policy;
 mod rate;
+mod replay;
 mod routes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -57,6 +61,36 @@ pub struct ServerLimits {
     /// The projection store's page cache (redb), in bytes. Point checks stay
     /// flat as history grows while the store's hot pages fit (`BENCH.md`).
     pub store_cache_bytes: usize,
+    /// Open connections served in full. A connection beyond it is served
+    /// from the reserve, or closed at once when the reserve is full too.
+    pub connections_max: usize,
+    /// Connections past `connections_max` that are still answered, one
+    /// request each, on `/healthz`, `/readyz` and `/metrics` only (others
+    /// get 503 `overloaded`), so operators can see a server under a flood.
+    pub connections_reserve: usize,
+    /// Longest wait for a request's headers, from the moment a connection is
+    /// ready for its next request: it also closes idle kept-alive
+    /// connections (hyper's `header_read_timeout`).
+    pub header_read_timeout_ms: u64,
+    /// Longest time to receive a whole request body once its headers are in.
+    pub body_read_timeout_ms: u64,
+    /// Request-body bytes held in memory across all connections at once: a
+    /// body reserves its declared length (or `body_bytes_max` when it
+    /// declares none) before it is read; past the budget, 503 `overloaded`.
+    pub body_bytes_in_flight_max: usize,
+    /// Open feed reads (SSE streams and long polls) per agency.
+    pub feed_streams_per_agency_max: usize,
+    /// Appends without effect (duplicates and refusals) per second from one
+    /// client address, sustained; past it and its burst, 429 `rate_limited`
+    /// before the body is parsed. New events never spend it.
+    pub replays_per_address_per_s: u32,
+    /// Appends without effect one address may make at once above the sustained rate.
+    pub replay_burst: u32,
+    /// Receipts of recently acknowledged events kept by id, so a replay is
+    /// answered before any signature check and spends no agency's budget.
+    pub recent_receipts_max: usize,
+    /// `/readyz` fails when the projections are more records than this behind the log.
+    pub ready_projection_lag_records_max: u64,
 }
 
 impl Default for ServerLimits {
@@ -72,6 +106,16 @@ impl Default for ServerLimits {
             appends_per_agency_per_s: 20_000,
             append_burst: 40_000,
             store_cache_bytes: StoreLimits::default().cache_bytes,
+            connections_max: 1024,
+            connections_reserve: 16,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            body_bytes_in_flight_max: 64 << 20,
+            feed_streams_per_agency_max: 128,
+            replays_per_address_per_s: 1_000,
+            replay_burst: 2_000,
+            recent_receipts_max: 65_536,
+            ready_projection_lag_records_max: 100_000,
         }
     }
 }
@@ -88,16 +132,6 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("configuration: {0}")]
     Config(String),
-}
-
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    pub(crate) requests: AtomicU64,
-    pub(crate) appended: AtomicU64,
-    pub(crate) duplicates: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) feed_events: AtomicU64,
 }
 
 /// What every handler shares.
@@ -117,8 +151,22 @@ pub(crate) struct App {
     pub(crate) tree: RwLock<docket_log::tree::Tree>,
     /// Set when the server is stopping: open feeds end so that it can.
     pub(crate) stopping: watch::Sender<bool>,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: metrics::Metrics,
     pub(crate) rate: rate::RateLimiter,
+    /// Appends without effect per client address.
+    pub(crate) replays: rate::RateLimiter,
+    /// Receipts of recent appends by event id, consulted before the sequencer.
+    pub(crate) recent: replay::RecentReceipts,
+    /// The registry as of the last acknowledged registry event: key and
+    /// session checks read it, so a revocation holds from the next request
+    /// (the projected registry can lag the log).
+    pub(crate) registry: replay::AckedRegistry,
+    /// Request-body bytes that may be held in memory at once.
+    pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
+    /// Open feed reads per agency.
+    pub(crate) streams: feed::Streams,
+    /// What `/readyz` reports beyond sizes: failures of the log and the projections.
+    pub(crate) health: health::Health,
     /// The audit's rule sets and calendar, parsed once.
     pub(crate) rule_sets: Vec<docket_audit::RuleSet>,
     pub(crate) calendar: docket_audit::Calendar,
@@ -149,7 +197,7 @@ impl Server {
         let hook: docket_log::sequencer::CheckpointHook<docket_log::FsStorage> = Box::new(move |log| {
             // A failed checkpoint leaves the previous one in place; the next interval tries again.
             if let Err(error) = checkpointer.sign(log.tree(), log.size(), &log_key) {
-                eprintln!("docket-server: checkpoint at size {}: {error}", log.size());
+                tracing::warn!(size = log.size(), %error, "checkpoint failed; the next interval tries again");
             }
         });
         let (sequencer, writer) = Sequencer::start_with_checkpoints(log, Limits::default(), Some(hook));
@@ -157,6 +205,7 @@ impl Server {
             StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
         let (store, _) = Store::open(dir, store_limits)?;
         let projected = store.records();
+        let registry = replay::AckedRegistry::new(store.current_registry(), projected);
         let app = App {
             dir: dir.to_owned(),
             sequencer,
@@ -166,8 +215,14 @@ impl Server {
             reader: Reader::new(dir.join("segments")),
             tree: RwLock::new(tree),
             stopping: watch::Sender::new(false),
-            metrics: Metrics::default(),
+            metrics: metrics::Metrics::new(),
             rate: rate::RateLimiter::new(limits.appends_per_agency_per_s, limits.append_burst),
+            replays: rate::RateLimiter::new(limits.replays_per_address_per_s, limits.replay_burst),
+            recent: replay::RecentReceipts::new(limits.recent_receipts_max),
+            registry,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(limits.body_bytes_in_flight_max)),
+            streams: feed::Streams::default(),
+            health: health::Health::default(),
             rule_sets: docket_audit::RuleSet::bundled(),
             calendar: docket_audit::Calendar::bundled(),
             witnesses: read_witnesses(dir)?,
@@ -186,17 +241,14 @@ impl Server {
     ) -> Result<(), ServerError> {
         let projector = tokio::spawn(project(self.app.clone()));
         let router = routes::router(self.app.clone());
+        let reserve = routes::reserve_router(self.app.clone());
         let app = self.app.clone();
-        let shutdown = async move {
+        let stopper = self.app.clone();
+        tokio::spawn(async move {
             shutdown.await;
-            app.stopping.send_replace(true);
-        };
-        // Responses go out as soon as they are written: without TCP_NODELAY a
-        // response written in two parts waits for the client's ACK of the first.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-            let _ = stream.set_nodelay(true);
+            stopper.stopping.send_replace(true);
         });
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        net::serve(listener, app, router, reserve).await;
         // The projector syncs the store once it sees the server stopping.
         let _ = tokio::time::timeout(Duration::from_secs(30), projector).await;
         let Self { app, writer } = self;
@@ -252,19 +304,22 @@ async fn project(app: Arc<App>) {
         if *app.projected.borrow() < target {
             let worker = app.clone();
             let folded = tokio::task::spawn_blocking(move || {
+                let _span = tracing::info_span!("fold", from = *worker.projected.borrow(), to = target).entered();
                 if let Err(error) = worker.extend_tree(target) {
-                    eprintln!("docket-server: tree: {error}");
+                    tracing::error!(%error, "the proof tree cannot follow the log");
                 }
                 worker.store.catch_up().map(|_| worker.store.records())
             })
             .await;
             match folded {
                 Ok(Ok(records)) => {
+                    app.registry.follow(app.store.current_registry(), records);
                     app.projected.send_replace(records);
+                    app.health.projection_recovered();
                     dirty = true;
                 }
-                Ok(Err(error)) => eprintln!("docket-server: projections: {error}"),
-                Err(error) => eprintln!("docket-server: projections: {error}"),
+                Ok(Err(error)) => app.health.projection_failed(error.to_string()),
+                Err(error) => app.health.projection_failed(error.to_string()),
             }
             tokio::time::sleep(PROJECTION_INTERVAL).await;
             continue;
@@ -274,7 +329,7 @@ async fn project(app: Arc<App>) {
             let worker = app.clone();
             let result = tokio::task::spawn_blocking(move || worker.store.sync()).await;
             if let Ok(Err(error)) = result {
-                eprintln!("docket-server: projections: {error}");
+                tracing::error!(%error, "projection sync failed");
             }
             synced = tokio::time::Instant::now();
             dirty = false;
@@ -319,9 +374,5 @@ impl App {
             std::ops::ControlFlow::Continue(())
         })?;
         Ok(())
-    }
-
-    pub(crate) fn count(&self, counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
     }
 }

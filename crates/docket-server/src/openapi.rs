@@ -397,7 +397,8 @@ mod tests {
     /// Every path the router serves is documented, and nothing else is.
     #[test]
     fn every_routed_path_is_documented() {
-        let source = include_str!("routes.rs");
+        // The main router only: the reserve router serves a subset of it.
+        let source = include_str!("routes.rs").split("fn reserve_router").next().unwrap_or_default();
         let mut routed: Vec<String> = source
             .split(".route(\"")
             .skip(1)
