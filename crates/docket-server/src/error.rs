@@ -191,3 +191,27 @@ impl From<docket_fold::FoldError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_answers_internal_without_its_text() {
+        let response = panicked(Box::new(String::from("secret: index out of bounds at /src/x.rs")));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let error = ApiError::internal("the server failed on this request (logged); it is safe to retry reads");
+        assert!(!error.message.contains("secret"));
+        assert_eq!(error.body()["error"]["code"], "internal");
+    }
+
+    #[test]
+    fn echoed_input_is_cut() {
+        let long = "é".repeat(ECHO_BYTES_MAX);
+        let error = ApiError::bad_request("bad_parameter", format!("value {long}"));
+        let message = error.body()["error"]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.len() < ECHO_BYTES_MAX + 40, "{} bytes", message.len());
+        assert!(message.ends_with("bytes cut)"), "{message}");
+        assert_eq!(clip("short"), "short");
+    }
+}

@@ -112,3 +112,31 @@ impl AckedRegistry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docket_model::Timestamp;
+
+    fn receipt(seq: u64) -> Receipt {
+        Receipt {
+            seq,
+            id: EventId([seq as u8; 32]),
+            leaf_index: seq,
+            system_time: Timestamp::from_micros(1).unwrap_or_else(|_| unreachable!()),
+        }
+    }
+
+    #[test]
+    fn a_receipt_is_found_by_id_and_signature_and_the_oldest_goes_first() {
+        let recent = RecentReceipts::new(2);
+        let (signature, other) = (Signature([1; 64]), Signature([2; 64]));
+        for seq in 0..3 {
+            recent.insert(receipt(seq).id, signature, receipt(seq));
+        }
+        assert_eq!(recent.get(receipt(2).id, &signature), Some(receipt(2)));
+        assert_eq!(recent.get(receipt(2).id, &other), None, "another signature goes to the sequencer");
+        assert_eq!(recent.get(receipt(0).id, &signature), None, "evicted");
+        assert_eq!(recent.get(receipt(1).id, &signature), Some(receipt(1)));
+    }
+}

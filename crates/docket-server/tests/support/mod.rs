@@ -80,7 +80,11 @@ impl Reply {
 
 /// One HTTP/1.1 request, `Connection: close`, the whole reply.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8], extra: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    request_on(TcpStream::connect(addr).unwrap(), method, path, body, extra)
+}
+
+/// [`request`] on a connected stream.
+pub fn request_on(mut stream: TcpStream, method: &str, path: &str, body: &[u8], extra: &str) -> Reply {
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
@@ -103,8 +107,12 @@ pub fn get(addr: SocketAddr, path: &str) -> Reply {
 
 /// A request signed by `agency` with its demo key, through docket-client.
 pub fn get_as(addr: SocketAddr, agency: &str, path: &str) -> Reply {
-    let client =
-        docket_client::Client::new(&format!("http://{addr}")).unwrap().with_identity(agency, demo::key(SEED, agency));
+    get_with(addr, agency, demo::key(SEED, agency), path)
+}
+
+/// A request signed by `agency` with `key`, through docket-client.
+pub fn get_with(addr: SocketAddr, agency: &str, key: SigningKey, path: &str) -> Reply {
+    let client = docket_client::Client::new(&format!("http://{addr}")).unwrap().with_identity(agency, key);
     let response = client.get(path).unwrap();
     let headers: String = response.headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
     Reply { status: response.status, headers, body: response.text(), bytes: response.body }
