@@ -1,25 +1,30 @@
 //! Connections: the accept loop and hyper's HTTP/1.1 settings, so that no
 //! client holds a socket, a task or memory without a named limit.
 //!
-//! * at most `connections_max` connections are served in full; up to
-//!   `connections_reserve` more are served one request each by the reserve
-//!   router (health, readiness and metrics only), so an operator can still
-//!   look at a server that is full; past both, a new connection is closed as
-//!   soon as it is accepted;
+//! * at most `connections_max` connections are served in full. When they
+//!   are all taken, a new connection takes the place of the oldest idle one
+//!   (no request in flight, no response being written: kept alive, or still
+//!   sending its head), which is closed: idle sockets cannot lock clients
+//!   out. When every connection is busy, up to `connections_reserve` more are
+//!   served one request each by the reserve router (health, readiness and
+//!   metrics only); past both, a new connection is closed once accepted;
 //! * hyper's `header_read_timeout` closes a connection that does not send a
 //!   whole request head in `header_read_timeout_ms` after it became ready
 //!   for one: slow headers (slowloris) and idle kept-alive connections alike;
 //! * request bodies are bounded in time and in bytes held by `routes::body`.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::App;
@@ -39,6 +44,66 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Peer(pub(crate) IpAddr);
 
+/// Longest wait for an evicted idle connection to give its place back.
+const EVICT_WAIT: Duration = Duration::from_millis(100);
+
+/// The open connections in order of age, each with its requests in flight
+/// and a way to close it.
+#[derive(Debug, Default)]
+struct Connections {
+    next_id: AtomicU64,
+    open: Mutex<BTreeMap<u64, Handle>>,
+}
+
+#[derive(Debug, Clone)]
+struct Handle {
+    /// Requests in flight, counted until their response body is written.
+    busy: Arc<AtomicUsize>,
+    evict: Arc<Notify>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Handle>> {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add(&self) -> (u64, Handle) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let handle = Handle { busy: Arc::default(), evict: Arc::default() };
+        self.lock().insert(id, handle.clone());
+        (id, handle)
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Closes the oldest connection with nothing in flight; false if every one is busy.
+    fn evict_oldest_idle(&self) -> bool {
+        let mut open = self.lock();
+        let idle = open.iter().find(|(_, h)| h.busy.load(Ordering::Acquire) == 0).map(|(id, _)| *id);
+        let Some(handle) = idle.and_then(|id| open.remove(&id)) else { return false };
+        handle.evict.notify_one();
+        true
+    }
+}
+
+/// Counts a request in flight until dropped (with its response body).
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A connection's place: in `connections_max`, or in the reserve. The
 /// permit is given back when the connection ends.
 struct Slot {
@@ -50,6 +115,7 @@ struct Slot {
 /// `DRAIN_TIMEOUT`) for the open ones to finish.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, router: Router, reserve: Router) {
     let full = Arc::new(Semaphore::new(app.limits.connections_max));
+    let tracked = Arc::new(Connections::default());
     let spare = Arc::new(Semaphore::new(app.limits.connections_reserve));
     let mut stopping = app.stopping.subscribe();
     let mut connections = tokio::task::JoinSet::new();
@@ -67,9 +133,9 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, rout
                 continue;
             }
         };
-        let slot = match full.clone().try_acquire_owned() {
-            Ok(permit) => Slot { _permit: permit, reserve: false },
-            Err(_) => match spare.clone().try_acquire_owned() {
+        let slot = match place(&app, &full, &tracked).await {
+            Some(permit) => Slot { _permit: permit, reserve: false },
+            None => match spare.clone().try_acquire_owned() {
                 Ok(permit) => Slot { _permit: permit, reserve: true },
                 Err(_) => {
                     app.metrics.connections_refused.inc();
@@ -82,7 +148,17 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, rout
         // response written in two parts waits for the client's ACK of the first.
         let _ = stream.set_nodelay(true);
         let service = if slot.reserve { reserve.clone() } else { router.clone() };
-        connections.spawn(connection(app.clone(), stream, peer, service, slot));
+        // Only full connections can be evicted for a new one: a reserve connection's place is its own.
+        let (id, handle) = match slot.reserve {
+            false => tracked.add(),
+            true => (u64::MAX, Handle { busy: Arc::default(), evict: Arc::default() }),
+        };
+        let tracker = tracked.clone();
+        let app = app.clone();
+        connections.spawn(async move {
+            connection(app, stream, peer, service, slot, handle).await;
+            tracker.remove(id);
+        });
     }
     drop(listener);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} });
@@ -91,8 +167,28 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, rout
     }
 }
 
-/// Serves one connection; shuts it down gracefully when the server stops.
-async fn connection(app: Arc<App>, stream: tokio::net::TcpStream, peer: SocketAddr, router: Router, slot: Slot) {
+/// A place in `connections_max`: a free one, or the place of the oldest idle connection.
+async fn place(app: &App, full: &Arc<Semaphore>, tracked: &Connections) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = full.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    if !tracked.evict_oldest_idle() {
+        return None;
+    }
+    app.metrics.connections_evicted.inc();
+    tokio::time::timeout(EVICT_WAIT, full.clone().acquire_owned()).await.ok().and_then(Result::ok)
+}
+
+/// Serves one connection; shuts it down gracefully when the server stops,
+/// and drops it when evicted.
+async fn connection(
+    app: Arc<App>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    slot: Slot,
+    handle: Handle,
+) {
     let _open = app.metrics.connection_opened();
     let reserve = slot.reserve;
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -102,9 +198,21 @@ async fn connection(app: Arc<App>, stream: tokio::net::TcpStream, peer: SocketAd
         .max_buf_size(READ_BUFFER_BYTES_MAX)
         .keep_alive(!reserve);
     let ip = peer.ip();
-    let service = router.map_request(move |mut request: axum::http::Request<Incoming>| {
+    let busy = handle.busy.clone();
+    let service = tower::service_fn(move |mut request: axum::http::Request<Incoming>| {
         request.extensions_mut().insert(Peer(ip));
-        request
+        let guard = Busy::new(&busy);
+        let response = router.clone().oneshot(request);
+        async move {
+            let response = response.await?;
+            // The connection stays busy until the response body is written (an SSE stream included).
+            Ok::<_, std::convert::Infallible>(response.map(|body| {
+                axum::body::Body::new(body.map_frame(move |frame| {
+                    let _busy = &guard;
+                    frame
+                }))
+            }))
+        }
     });
     let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
     tokio::pin!(served);
@@ -121,6 +229,10 @@ async fn connection(app: Arc<App>, stream: tokio::net::TcpStream, peer: SocketAd
             _ = stopping.wait_for(|stop| *stop), if !shutting => {
                 shutting = true;
                 served.as_mut().graceful_shutdown();
+            }
+            _ = handle.evict.notified() => {
+                tracing::debug!(%peer, "idle connection closed for a new one");
+                break;
             }
         }
     }

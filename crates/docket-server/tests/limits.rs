@@ -81,18 +81,44 @@ fn answered(addr: SocketAddr, head: &[u8]) -> String {
     panic!("no answer in 100 tries")
 }
 
+/// An open SSE stream of `agency` (a connection busy for as long as it lasts).
+fn sse_stream(addr: SocketAddr, agency: &str) -> TcpStream {
+    let key = demo::key(SEED, agency);
+    let path = "/v1/feed/sse?cursor=0";
+    let headers = signed_headers_at(agency, &key, "GET", path, &docket_model::Timestamp::now().to_string());
+    let mut stream = open_with(addr, format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes());
+    let mut buffer = [0u8; 1024];
+    assert!(stream.read(&mut buffer).unwrap() > 0, "the stream is open");
+    stream
+}
+
 #[test]
-fn connections_past_the_limit_get_the_reserve_then_are_closed() {
+fn idle_connections_make_room_for_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 2);
+    let server = start(dir.path(), ServerLimits { connections_max: 2, ..ServerLimits::default() });
+    let addr = server.addr;
+    let mut idle: Vec<TcpStream> = (0..2).map(|_| open_with(addr, b"")).collect();
+    for stream in &mut idle {
+        assert!(exchange(stream, "/healthz").starts_with("HTTP/1.1 200"));
+    }
+    // A third client is served in full, in the place of the oldest idle connection.
+    let reply = answered(addr, b"GET /v1/views/registry HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{}", &reply[..reply.len().min(200)]);
+    assert_eq!(until_closed(&mut idle[0]), "", "the oldest idle connection was closed");
+    let metrics = get(addr, "/metrics").body;
+    assert!(!metrics.contains("docket_connections_evicted_total 0"), "{metrics}");
+}
+
+#[test]
+fn busy_connections_past_the_limit_leave_the_reserve_then_none() {
     let dir = tempfile::tempdir().unwrap();
     demo_ledger(dir.path(), 2);
     let limits = ServerLimits { connections_max: 2, connections_reserve: 1, ..ServerLimits::default() };
     let server = start(dir.path(), limits);
     let addr = server.addr;
-    // Two connections served in full, then held open.
-    let mut held: Vec<TcpStream> = (0..2).map(|_| open_with(addr, b"")).collect();
-    for stream in &mut held {
-        assert!(exchange(stream, "/healthz").starts_with("HTTP/1.1 200"));
-    }
+    // Two connections busy with feed streams.
+    let _streams = [sse_stream(addr, "spc"), sse_stream(addr, "sat")];
     // The third gets the reserve: health, yes; anything else, 503 overloaded; one request, then closed.
     let reply = answered(addr, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("ok\n"), "{reply}");
@@ -101,22 +127,17 @@ fn connections_past_the_limit_get_the_reserve_then_are_closed() {
     // With the reserve taken too, a new connection is closed without an answer.
     let _reserve = open_with(addr, b"GET /healthz HTTP/1.1\r\n");
     let whole = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
-    let mut refused = open_with(addr, whole);
     let mut tries = 0;
     let reply = loop {
         // The reserve connection may not be accepted yet: retry until a connection is refused outright.
-        let reply = until_closed(&mut refused);
+        let reply = until_closed(&mut open_with(addr, whole));
         if reply.is_empty() || tries == 50 {
             break reply;
         }
         tries += 1;
         std::thread::sleep(Duration::from_millis(20));
-        refused = open_with(addr, whole);
     };
     assert_eq!(reply, "", "closed on accept, the request unanswered");
-    drop(held);
-    let metrics = get(addr, "/metrics");
-    assert!(metrics.body.contains("docket_connections_refused_total"), "{}", metrics.body);
 }
 
 #[test]
@@ -170,12 +191,7 @@ fn feed_streams_are_capped_per_agency() {
     demo_ledger(dir.path(), 2);
     let server = start(dir.path(), ServerLimits { feed_streams_per_agency_max: 1, ..ServerLimits::default() });
     let addr = server.addr;
-    let spc = demo::key(SEED, "spc");
-    let path = "/v1/feed/sse?cursor=0";
-    let headers = signed_headers_at("spc", &spc, "GET", path, &docket_model::Timestamp::now().to_string());
-    let mut stream = open_with(addr, format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes());
-    let mut buffer = [0u8; 1024];
-    assert!(stream.read(&mut buffer).unwrap() > 0, "the stream is open");
+    let stream = sse_stream(addr, "spc");
     let second = get_as(addr, "spc", "/v1/feed?cursor=0");
     assert_eq!((second.status, second.code().as_str()), (429, "too_many_streams"), "{}", second.body);
     assert_eq!(get_as(addr, "sat", "/v1/feed?cursor=0").status, 200, "another agency has its own streams");
