@@ -34,7 +34,7 @@ pub fn serve(dir: &Path, addr: SocketAddr, demo_subjects: u64, cache_mib: usize)
     let server = Server::open(dir, limits).with_context(|| format!("opening {}", dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        let listener = Server::bind(addr).with_context(|| format!("binding {addr}"))?;
         let url = Server::url(listener.local_addr()?);
         let key = dir.join("keys/agencies/spc.key");
         println!("docket serving {} on {url}  (Ctrl-C stops it)\n", dir.display());

@@ -259,6 +259,17 @@ impl Server {
         Ok(())
     }
 
+    /// A listener on `addr` with a backlog of `net::LISTEN_BACKLOG`
+    /// connections waiting to be accepted (tokio's default is 1,024; a
+    /// connection flood past the backlog leaves clients with handshakes the
+    /// server never saw).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(net::LISTEN_BACKLOG)
+    }
+
     /// The address a listener bound to `addr` would serve on (for printing).
     pub fn url(addr: SocketAddr) -> String {
         format!("http://{addr}")

@@ -122,6 +122,11 @@ impl Metrics {
             self.connections_refused.clone(),
         );
         registry.register(
+            "connections_evicted",
+            "Idle connections closed to make room for a new one at connections_max",
+            self.connections_evicted.clone(),
+        );
+        registry.register(
             "log_records",
             "Records the server has acknowledged (the log's size)",
             self.log_records.clone(),

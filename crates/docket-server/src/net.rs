@@ -33,6 +33,10 @@ use crate::App;
 /// request head and what is buffered ahead of a handler. hyper's minimum is 8 KiB.
 pub const READ_BUFFER_BYTES_MAX: usize = 64 * 1024;
 
+/// Connections the kernel may hold waiting to be accepted (`listen`'s
+/// backlog; Linux caps it at `net.core.somaxconn`, 4,096 by default).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
 /// Pause after a failed `accept` (out of file descriptors, say) before the
 /// next, so that the loop does not spin while connections drain.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
