@@ -387,3 +387,33 @@ impl App {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A failed check makes `/readyz` answer 503 `not_ready`, naming it.
+    #[test]
+    fn readiness_names_each_failed_check() {
+        let dir = tempfile::tempdir().unwrap();
+        docket_log::demo::write_ledger(dir.path(), 2, 1).unwrap();
+        let server = Server::open(dir.path(), ServerLimits::default()).unwrap();
+        let app = server.app.clone();
+        assert!(health::checks(&app).iter().all(|check| check.ok));
+        app.health.log_failed("fdatasync: input/output error".into());
+        let head = *app.head.borrow();
+        app.advance_head(head + 5);
+        let failed: Vec<&str> = health::checks(&app).iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        assert_eq!(failed, ["log_writable"], "5 records of lag are within the limit");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let response = runtime.block_on(routes::ready(axum::extract::State(app.clone())));
+        assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = runtime.block_on(axum::body::to_bytes(response.into_body(), 1 << 20)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "not_ready");
+        assert!(body["error"]["message"].as_str().unwrap().contains("log_writable: the log failed: fdatasync"));
+        drop(app);
+        drop(server);
+    }
+}

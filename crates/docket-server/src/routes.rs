@@ -1035,7 +1035,7 @@ async fn tile(State(app): State<Arc<App>>, PathParam(path): PathParam<String>) -
 }
 
 /// `/readyz`: 200 with the checks when every one passes, else 503 naming each failure.
-async fn ready(State(app): State<Arc<App>>) -> Response {
+pub(crate) async fn ready(State(app): State<Arc<App>>) -> Response {
     let checks = crate::health::checks(&app);
     let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect();
     app.metrics.ready.set(i64::from(failed.is_empty()));

@@ -141,6 +141,18 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let metrics = get(addr, "/metrics").body;
     assert!(metrics.contains("docket_appends_total{outcome=\"appended\"} 5"), "{metrics}");
     assert!(metrics.contains("docket_appends_total{outcome=\"duplicate\"} 3"), "{metrics}");
+    for family in ["docket_http_request_duration_seconds", "docket_append_duration_seconds"] {
+        assert!(metrics.contains(&format!("# TYPE {family} histogram")), "{family}: {metrics}");
+        assert!(metrics.contains(&format!("# HELP {family} ")), "{family}");
+    }
+    for gauge in ["docket_projection_lag_records", "docket_connections_open", "docket_feed_subscribers"] {
+        assert!(metrics.contains(&format!("# TYPE {gauge} gauge")), "{gauge}: {metrics}");
+    }
+    assert!(metrics.contains("docket_build_info{version=\""), "{metrics}");
+    assert!(metrics.contains("route=\"/v1/events/batch\""), "requests by route pattern: {metrics}");
+    let ready = get(addr, "/readyz").json();
+    let names: Vec<&str> = ready["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["log_writable", "projections", "projection_lag"]);
 
     // The delta feed: everything as ADD from cursor 0, then exactly the new designation.
     let list = "cn-spc-defaulters";
