@@ -307,6 +307,11 @@ enum Command {
         /// make a 2.3 GB store).
         #[arg(long, value_name = "MIB", default_value_t = 64)]
         cache_mib: usize,
+        /// Log lines as text (for a terminal) or JSON (one object per line,
+        /// for a collector). RUST_LOG filters them (default: info), e.g.
+        /// RUST_LOG=docket_server=debug,tower_http=info.
+        #[arg(long, value_enum, default_value_t = serve::LogFormat::Text)]
+        log_format: serve::LogFormat,
     },
     /// GET from a docket server, signing the request with an agency key.
     ///
@@ -428,7 +433,8 @@ fn main() -> ExitCode {
             audit::deadline(&from, period, calendar.as_deref(), format)
         }
         Command::Rebuild { dir } => replay::rebuild(&dir),
-        Command::Serve { dir, demo, addr, demo_subjects, cache_mib } => {
+        Command::Serve { dir, demo, addr, demo_subjects, cache_mib, log_format } => {
+            serve::init_logs(log_format);
             serve::serve(dir.as_deref(), demo, addr, demo_subjects, cache_mib)
         }
         Command::Get { url, key, agency } => serve::get(&url, key.as_deref(), agency.as_deref()),

@@ -7,6 +7,24 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use docket_server::{Server, ServerLimits};
 
+/// How `docket serve` writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs (tracing) to standard error, filtered by RUST_LOG (default `info`).
+pub fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
+}
+
 /// Where the demo lives when `docket serve` is given no directory.
 const DEMO_DIR: &str = "docket-demo";
 
@@ -40,7 +58,7 @@ pub fn serve(dir: Option<&Path>, demo: bool, addr: SocketAddr, demo_subjects: u6
     let server = Server::open(dir, limits).with_context(|| format!("opening {}", dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        let listener = Server::bind(addr).with_context(|| format!("binding {addr}"))?;
         let url = Server::url(listener.local_addr()?);
         let key = dir.join("keys/agencies/spc.key");
         println!("docket serving {} on {url}  (Ctrl-C stops it)\n", dir.display());

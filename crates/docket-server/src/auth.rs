@@ -1,9 +1,9 @@
 //! Who is reading: signed requests (`docket_model::request`). Public views,
 //! checkpoints, tiles, proofs and the operational endpoints are open; every
 //! other read needs a request signed by a key registered to an agency and
-//! unrevoked now, dated within `request_skew_s` of the server's clock. A
-//! designating agency's list view and a responsible agency's worklist are
-//! for that agency only.
+//! unrevoked now (in the acknowledged registry, so a revocation holds from
+//! the next request), dated within `request_skew_s` of the server's clock.
+//! What each agency may read is `policy`'s.
 //!
 //! Sessions: a signed `POST /v1/session` returns a token the agency sends
 //! in `docket-session` on its reads instead of signing each one, for
@@ -20,6 +20,7 @@ use docket_model::request::{verify_request, AGENCY_HEADER, DATE_HEADER, KEY_HEAD
 use docket_model::{AgencyId, AuthError, Name, PublicKey, Signature, Timestamp};
 
 use crate::error::ApiError;
+use crate::policy::Scope;
 use crate::App;
 
 fn unauthenticated(message: impl Into<String>) -> ApiError {
@@ -84,8 +85,33 @@ impl Sessions {
     }
 }
 
-/// The agency that signed this request (or holds the session it presents), or why the request is refused.
-pub(crate) fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<AgencyId, ApiError> {
+/// The agency that signed this request (or holds the session it presents)
+/// with what it may read, or why the request is refused. The agency goes
+/// into the request's span (the access log's `agency`).
+pub(crate) fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Scope, ApiError> {
+    authenticate_key(app, method, uri, headers).map(|(scope, _)| scope)
+}
+
+/// [`authenticate`], with the key that signed (or holds the session).
+pub(crate) fn authenticate_key(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(Scope, PublicKey), ApiError> {
+    let (agency, key) = identify_key(app, method, uri, headers)?;
+    tracing::Span::current().record("agency", agency.as_str());
+    Ok((Scope::of(&app.registry.current(), &agency), key))
+}
+
+/// Whether the agency's key still stands (a session or a signed SSE stream
+/// re-checks it as it goes).
+pub(crate) fn key_stands(app: &App, agency: &AgencyId, key: &PublicKey) -> Result<(), ApiError> {
+    check_key(app, agency, key, Timestamp::now())
+}
+
+/// The agency and key of a request.
+fn identify_key(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(AgencyId, PublicKey), ApiError> {
     if let Some(token) = headers.get(SESSION_HEADER) {
         let token = token.to_str().map_err(|_| unauthenticated(format!("{SESSION_HEADER} is not text")))?;
         let (agency, key, expires) = app.sessions.open(token)?;
@@ -98,13 +124,13 @@ pub(crate) fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &Head
             ));
         }
         check_key(app, &agency, &key, now)?;
-        return Ok(agency);
+        return Ok((agency, key));
     }
-    authenticate_signed(app, method, uri, headers).map(|(agency, _)| agency)
+    authenticate_signed(app, method, uri, headers)
 }
 
 fn check_key(app: &App, agency: &AgencyId, key: &PublicKey, now: Timestamp) -> Result<(), ApiError> {
-    app.store.current_registry().check_key_at(agency, key, now).map_err(|error| {
+    app.registry.current().check_key_at(agency, key, now).map_err(|error| {
         let code = if matches!(error, AuthError::RevokedKey { .. }) { "key_revoked" } else { "unknown_key" };
         ApiError::new(StatusCode::FORBIDDEN, code, error.to_string())
     })
@@ -158,19 +184,4 @@ fn authenticate_signed(
     verify_request(&key, method.as_str(), path, date_text, b"", &signature)
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", format!("request signature: {e}")))?;
     Ok((agency, key))
-}
-
-/// Refuses a read of another agency's own view.
-pub(crate) fn only_for(reader: &AgencyId, owner: &str, view: &str) -> Result<(), ApiError> {
-    if reader.as_str() == owner {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "the {view} view of agency \"{owner}\" is for that agency only; the request is signed by \"{reader}\""
-            ),
-        ))
-    }
 }

@@ -90,17 +90,80 @@ impl ApiError {
         }
     }
 
-    /// The JSON body of the error.
+    /// The JSON body of the error. The message and field are cut at
+    /// `ECHO_BYTES_MAX` bytes: they may quote the request.
     pub fn body(&self) -> serde_json::Value {
-        let mut error = json!({"code": self.code, "message": self.message});
+        let mut error = json!({"code": self.code, "message": clip(&self.message)});
         if let Some(field) = &self.field {
-            error["field"] = json!(field);
+            error["field"] = json!(clip(field));
         }
         if let Some(version) = self.actual_version {
             error["actual_version"] = json!(version);
         }
         json!({ "error": error })
     }
+}
+
+/// Most bytes of an error's message (or field) in a response: whatever of
+/// the request a message quotes, no more than this is echoed back.
+pub const ECHO_BYTES_MAX: usize = 512;
+
+/// `text` cut to at most `ECHO_BYTES_MAX` bytes at a character boundary, marked when cut.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= ECHO_BYTES_MAX {
+        return text.into();
+    }
+    let mut end = ECHO_BYTES_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
+}
+
+/// The router's fallback: no such route.
+pub(crate) async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route {}; the routes are in /openapi.json", uri.path()))
+}
+
+/// A route that exists, asked with a method it does not serve.
+pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not served on {}; see the Allow header and /openapi.json", uri.path()),
+    )
+}
+
+/// What a reserve connection gets for anything but the operational endpoints.
+pub(crate) async fn overloaded_connection() -> Response {
+    let error = ApiError {
+        retry_after_s: Some(1),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the server is at connections_max; this connection serves /healthz, /readyz and /metrics only",
+        )
+    };
+    let mut response = error.into_response();
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
+}
+
+/// A layer that turns a panicking handler into a 500 `internal` with no
+/// panic text (the text goes to the log).
+pub(crate) fn catch_panic(
+) -> tower_http::catch_panic::CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response> {
+    tower_http::catch_panic::CatchPanicLayer::custom(panicked as fn(_) -> _)
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let text = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(not text)");
+    tracing::error!(panic = text, "a handler panicked");
+    ApiError::internal("the server failed on this request (logged); it is safe to retry reads").into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -126,5 +189,29 @@ impl From<docket_fold::FoldError> for ApiError {
             docket_fold::FoldError::NotFound(_) => Self::not_found(error.to_string()),
             _ => Self::internal(error.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_answers_internal_without_its_text() {
+        let response = panicked(Box::new(String::from("secret: index out of bounds at /src/x.rs")));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let error = ApiError::internal("the server failed on this request (logged); it is safe to retry reads");
+        assert!(!error.message.contains("secret"));
+        assert_eq!(error.body()["error"]["code"], "internal");
+    }
+
+    #[test]
+    fn echoed_input_is_cut() {
+        let long = "é".repeat(ECHO_BYTES_MAX);
+        let error = ApiError::bad_request("bad_parameter", format!("value {long}"));
+        let message = error.body()["error"]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.len() < ECHO_BYTES_MAX + 40, "{} bytes", message.len());
+        assert!(message.ends_with("bytes cut)"), "{message}");
+        assert_eq!(clip("short"), "short");
     }
 }

@@ -10,22 +10,76 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use docket_model::{Body, EventKind, Name, SignedEvent, Signer, Timestamp};
+use docket_model::{AgencyId, Body, EventKind, Name, SignedEvent, Signer, Timestamp};
 
 use crate::error::ApiError;
+use crate::metrics::GaugeGuard;
+use crate::policy::Scope;
 use crate::routes::Params;
 use crate::App;
 
 /// Most frames one feed request scans (matching or not) before it answers.
 pub(crate) const FEED_SCAN_FRAMES_MAX: u64 = 100_000;
+
+/// Open feed reads per agency, bounded by `feed_streams_per_agency_max`.
+#[derive(Debug, Default)]
+pub(crate) struct Streams {
+    open: Mutex<HashMap<AgencyId, usize>>,
+}
+
+/// One open feed read; closes it when dropped.
+#[derive(Debug)]
+pub(crate) struct StreamGuard {
+    app: Arc<App>,
+    agency: AgencyId,
+    _subscriber: GaugeGuard,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut open = self.app.streams.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.agency) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.agency);
+            }
+        }
+    }
+}
+
+/// Opens a feed read for `agency`, or refuses with 429 `too_many_streams`.
+pub(crate) fn open_stream(app: &Arc<App>, agency: &AgencyId) -> Result<StreamGuard, ApiError> {
+    let max = app.limits.feed_streams_per_agency_max;
+    let mut open = app.streams.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let count = open.entry(agency.clone()).or_insert(0);
+    if *count >= max {
+        return Err(ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!("agency \"{agency}\" has {count} feed reads open; feed_streams_per_agency_max = {max}"),
+            )
+        });
+    }
+    *count += 1;
+    Ok(StreamGuard {
+        app: app.clone(),
+        agency: agency.clone(),
+        _subscriber: GaugeGuard::new(&app.metrics.feed_subscribers),
+    })
+}
 
 /// Which events a feed delivers.
 #[derive(Debug, Default, Clone)]
@@ -33,10 +87,20 @@ pub(crate) struct Filter {
     list: Option<Name>,
     agency: Option<Name>,
     kind: Option<EventKind>,
+    /// The reader's scope (None: everything, for a caller that checked already).
+    scope: Option<Arc<Scope>>,
 }
 
 impl Filter {
+    /// Only the records `scope` may see.
+    pub(crate) fn within(scope: Scope) -> Self {
+        Self { scope: Some(Arc::new(scope)), ..Self::default() }
+    }
+
     fn matches(&self, event: &SignedEvent) -> bool {
+        if self.scope.as_ref().is_some_and(|scope| !scope.sees(event)) {
+            return false;
+        }
         let event = event.event();
         let list = match &event.body {
             Body::Case(case) => Some(&case.list),
@@ -68,7 +132,15 @@ pub(crate) struct FeedParams {
 }
 
 impl FeedParams {
-    fn filter(&self) -> Result<Filter, ApiError> {
+    /// The filter, within what `scope` may read: `agency` must be the reader,
+    /// `list` one it follows (API.md's read policy), unless it has oversight.
+    fn filter(&self, scope: Scope) -> Result<Filter, ApiError> {
+        if let Some(agency) = &self.agency {
+            scope.own(agency, "agency", "the feed")?;
+        }
+        if let Some(list) = &self.list {
+            scope.follows(list)?;
+        }
         let name = |value: &Option<String>, parameter: &str| {
             value.as_deref().map(|v| docket_fold::query::name(parameter, v)).transpose()
         };
@@ -79,7 +151,8 @@ impl FeedParams {
                 ..ApiError::bad_request("bad_parameter", format!("kind {text:?} is not an event kind"))
             })?),
         };
-        Ok(Filter { list: name(&self.list, "list")?, agency: name(&self.agency, "agency")?, kind })
+        let scope = Some(Arc::new(scope));
+        Ok(Filter { list: name(&self.list, "list")?, agency: name(&self.agency, "agency")?, kind, scope })
     }
 }
 
@@ -103,7 +176,9 @@ pub(crate) async fn read(app: &Arc<App>, cursor: u64, limit: usize, filter: &Fil
     let head = *app.head.borrow();
     let worker = app.clone();
     let filter = filter.clone();
+    let span = tracing::info_span!("feed_read", cursor, limit);
     tokio::task::spawn_blocking(move || {
+        let _span = span.entered();
         let mut events = vec![];
         let mut next = cursor;
         let mut failed = None;
@@ -134,7 +209,7 @@ pub(crate) async fn read(app: &Arc<App>, cursor: u64, limit: usize, filter: &Fil
         if let Some(error) = failed {
             return Err(ApiError::internal(error));
         }
-        worker.metrics.feed_events.fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        worker.metrics.feed_events.inc_by(events.len() as u64);
         Ok(Page { events, cursor: next, caught_up: next >= head })
     })
     .await
@@ -150,8 +225,9 @@ pub(crate) async fn long_poll(
     headers: HeaderMap,
     Params(params): Params<FeedParams>,
 ) -> Result<Json<Value>, ApiError> {
-    crate::auth::authenticate(&app, &method, &uri, &headers)?;
-    let filter = params.filter()?;
+    let scope = crate::auth::authenticate(&app, &method, &uri, &headers)?;
+    let _stream = open_stream(&app, &scope.agency)?;
+    let filter = params.filter(scope)?;
     let cursor = params.cursor.unwrap_or(0);
     let limit = params.limit.unwrap_or(100).clamp(1, app.limits.feed_page_max);
     let mut page = read(&app, cursor, limit, &filter).await?;
@@ -181,8 +257,10 @@ pub(crate) async fn sse(
     headers: HeaderMap,
     Params(params): Params<FeedParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    crate::auth::authenticate(&app, &method, &uri, &headers)?;
-    let filter = params.filter()?;
+    let (scope, key) = crate::auth::authenticate_key(&app, &method, &uri, &headers)?;
+    let agency = scope.agency.clone();
+    let guard = open_stream(&app, &agency)?;
+    let filter = params.filter(scope)?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let cursor = resume.or(params.cursor).unwrap_or(0);
     let limit = params.limit.unwrap_or(100).clamp(1, app.limits.feed_page_max);
@@ -193,12 +271,21 @@ pub(crate) async fn sse(
         limit: usize,
         queued: VecDeque<Event>,
         announced: bool,
+        agency: AgencyId,
+        key: docket_model::PublicKey,
+        _guard: StreamGuard,
     }
-    let state = Feed { app, filter, cursor, limit, queued: VecDeque::new(), announced: false };
+    let state =
+        Feed { app, filter, cursor, limit, queued: VecDeque::new(), announced: false, agency, key, _guard: guard };
     let stream = futures_util::stream::unfold(state, |mut feed| async move {
         loop {
             if let Some(event) = feed.queued.pop_front() {
                 return Some((Ok(event), feed));
+            }
+            // A revoked key ends its streams at the next page, as it ends its sessions.
+            if let Err(error) = crate::auth::key_stands(&feed.app, &feed.agency, &feed.key) {
+                tracing::info!(agency = %feed.agency, code = error.code, "feed stream ended: the key no longer stands");
+                return None;
             }
             let page = match read(&feed.app, feed.cursor, feed.limit, &feed.filter).await {
                 Ok(page) => page,

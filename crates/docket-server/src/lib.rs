@@ -14,13 +14,17 @@
 mod auth;
 pub mod error;
 mod feed;
+pub mod health;
+mod metrics;
+mod net;
 pub mod openapi;
+mod policy;
 mod rate;
+mod replay;
 mod routes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -61,6 +65,39 @@ pub struct ServerLimits {
     /// The projection store's page cache (redb), in bytes. Point checks stay
     /// flat as history grows while the store's hot pages fit (`BENCH.md`).
     pub store_cache_bytes: usize,
+    /// Open connections served in full. A connection beyond it is served
+    /// from the reserve, or closed at once when the reserve is full too.
+    pub connections_max: usize,
+    /// Connections past `connections_max` that are still answered, one
+    /// request each, on `/healthz`, `/readyz` and `/metrics` only (others
+    /// get 503 `overloaded`), so operators can see a server under a flood.
+    pub connections_reserve: usize,
+    /// Longest wait for a request's headers, from the moment a connection is
+    /// ready for its next request: it also closes idle kept-alive
+    /// connections (hyper's `header_read_timeout`).
+    pub header_read_timeout_ms: u64,
+    /// Longest time to receive a whole request body once its headers are in.
+    pub body_read_timeout_ms: u64,
+    /// Request-body bytes held in memory across all connections at once: a
+    /// body reserves its declared length (or `body_bytes_max` when it
+    /// declares none) before it is read; past the budget, 503 `overloaded`.
+    pub body_bytes_in_flight_max: usize,
+    /// Open feed reads (SSE streams and long polls) per agency.
+    pub feed_streams_per_agency_max: usize,
+    /// Appends without effect (duplicates and refusals) per second from one
+    /// client address, sustained; past it and its burst, 429 `rate_limited`
+    /// before the body is parsed. New events never spend it.
+    pub replays_per_address_per_s: u32,
+    /// Appends without effect one address may make at once above the sustained rate.
+    pub replay_burst: u32,
+    /// Receipts of recently acknowledged events kept by id, so a replay is
+    /// answered before any signature check and spends no agency's budget.
+    pub recent_receipts_max: usize,
+    /// `/readyz` fails when the projections are more records than this behind the log.
+    pub ready_projection_lag_records_max: u64,
+    /// `/readyz` fails when durable records have waited longer than this for
+    /// a checkpoint (a failing checkpoint worker, a full disk).
+    pub ready_checkpoint_lag_ms_max: u64,
 }
 
 impl Default for ServerLimits {
@@ -78,6 +115,17 @@ impl Default for ServerLimits {
             store_cache_bytes: StoreLimits::default().cache_bytes,
             segment_bytes_max: Config::default().segment_bytes_max,
             checkpoint_interval_ms: Limits::default().checkpoint_interval_ms,
+            connections_max: 1024,
+            connections_reserve: 16,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            body_bytes_in_flight_max: 64 << 20,
+            feed_streams_per_agency_max: 128,
+            replays_per_address_per_s: 1_000,
+            replay_burst: 2_000,
+            recent_receipts_max: 65_536,
+            ready_projection_lag_records_max: 100_000,
+            ready_checkpoint_lag_ms_max: 10_000,
         }
     }
 }
@@ -94,16 +142,6 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("configuration: {0}")]
     Config(String),
-}
-
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    pub(crate) requests: AtomicU64,
-    pub(crate) appended: AtomicU64,
-    pub(crate) duplicates: AtomicU64,
-    pub(crate) refused: AtomicU64,
-    pub(crate) feed_events: AtomicU64,
 }
 
 /// The log's side of health and metrics.
@@ -128,14 +166,30 @@ pub(crate) struct App {
     /// The log's Merkle tree, shared with the writer, which adds each
     /// record's leaf once it is durable: proofs are served from it.
     pub(crate) tree: SharedTree,
+    /// When the server started (the checkpoint check's clock before its first signing).
+    pub(crate) started: std::time::Instant,
     /// Records recovery cut when the ledger was opened (never acknowledged).
     pub(crate) cut_on_open: u64,
     /// Signs checkpoints off the writer thread; its status feeds health and metrics.
     pub(crate) checkpoints: Mutex<Option<CheckpointWorker>>,
     /// Set when the server is stopping: open feeds end so that it can.
     pub(crate) stopping: watch::Sender<bool>,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: metrics::Metrics,
     pub(crate) rate: rate::RateLimiter,
+    /// Appends without effect per client address.
+    pub(crate) replays: rate::RateLimiter,
+    /// Receipts of recent appends by event id, consulted before the sequencer.
+    pub(crate) recent: replay::RecentReceipts,
+    /// The registry as of the last acknowledged registry event: key and
+    /// session checks read it, so a revocation holds from the next request
+    /// (the projected registry can lag the log).
+    pub(crate) registry: replay::AckedRegistry,
+    /// Request-body bytes that may be held in memory at once.
+    pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
+    /// Open feed reads per agency.
+    pub(crate) streams: feed::Streams,
+    /// What `/readyz` reports beyond sizes: failures of the log and the projections.
+    pub(crate) health: health::Health,
     /// The audit's rule sets and calendar, parsed once.
     pub(crate) rule_sets: Vec<docket_audit::RuleSet>,
     pub(crate) calendar: docket_audit::Calendar,
@@ -167,11 +221,13 @@ impl Server {
         // signing) is checkpointed before any traffic; if that fails, the
         // worker keeps retrying and health reports it.
         if let Err(error) = ledger.checkpoint(&log_key) {
-            eprintln!("docket-server: checkpoint of the log as opened ({} records): {error}", ledger.log.size());
+            tracing::warn!(records = ledger.log.size(), %error, "checkpoint of the log as opened failed; the worker retries");
         }
         let recovery = ledger.recovery.clone();
         if let Some(cut) = &recovery.cut {
+            // Also on stderr whatever the log filter: an operator must see what recovery cut.
             eprintln!("docket-server: recovery {cut}");
+            tracing::warn!(records = cut.records(), segment = %cut.segment, offset = cut.offset, "recovery {cut}");
         }
         let (log, checkpointer, lock) = ledger.into_parts();
         let size = log.size();
@@ -187,9 +243,10 @@ impl Server {
             StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
         let (store, opened) = Store::open(dir, store_limits)?;
         if let Some(reason) = &opened.rebuilt {
-            eprintln!("docket-server: projections rebuilt from the log ({reason})");
+            tracing::warn!(%reason, "projections rebuilt from the log");
         }
         let projected = store.records();
+        let registry = replay::AckedRegistry::new(store.current_registry(), projected);
         let app = App {
             dir: dir.to_owned(),
             sequencer,
@@ -198,11 +255,18 @@ impl Server {
             projected: watch::Sender::new(projected),
             reader: Reader::new(dir.join("segments")),
             tree,
+            started: std::time::Instant::now(),
             cut_on_open: recovery.cut.as_ref().map_or(0, docket_log::Cut::records),
             checkpoints: Mutex::new(Some(worker)),
             stopping: watch::Sender::new(false),
-            metrics: Metrics::default(),
+            metrics: metrics::Metrics::new(),
             rate: rate::RateLimiter::new(limits.appends_per_agency_per_s, limits.append_burst),
+            replays: rate::RateLimiter::new(limits.replays_per_address_per_s, limits.replay_burst),
+            recent: replay::RecentReceipts::new(limits.recent_receipts_max),
+            registry,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(limits.body_bytes_in_flight_max)),
+            streams: feed::Streams::default(),
+            health: health::Health::default(),
             rule_sets: docket_audit::RuleSet::bundled(),
             calendar: docket_audit::Calendar::bundled(),
             witnesses: read_witnesses(dir)?,
@@ -227,17 +291,14 @@ impl Server {
     ) -> Result<(), ServerError> {
         let projector = tokio::spawn(project(self.app.clone()));
         let router = routes::router(self.app.clone());
+        let reserve = routes::reserve_router(self.app.clone());
         let app = self.app.clone();
-        let shutdown = async move {
+        let stopper = self.app.clone();
+        tokio::spawn(async move {
             shutdown.await;
-            app.stopping.send_replace(true);
-        };
-        // Responses go out as soon as they are written: without TCP_NODELAY a
-        // response written in two parts waits for the client's ACK of the first.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-            let _ = stream.set_nodelay(true);
+            stopper.stopping.send_replace(true);
         });
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        net::serve(listener, app, router, reserve).await;
         // The projector syncs the store once it sees the server stopping.
         let _ = tokio::time::timeout(Duration::from_secs(30), projector).await;
         let Self { app, writer, lock, recovery: _ } = self;
@@ -251,13 +312,24 @@ impl Server {
             if let Some(worker) = worker {
                 let status = worker.stop();
                 if let Some(error) = &status.last_error {
-                    eprintln!("docket-server: final {error}");
+                    tracing::error!(%error, "the final checkpoint failed");
                 }
             }
             drop(lock);
         })
         .await;
         Ok(())
+    }
+
+    /// A listener on `addr` with a backlog of `net::LISTEN_BACKLOG`
+    /// connections waiting to be accepted (tokio's default is 1,024; a
+    /// connection flood past the backlog leaves clients with handshakes the
+    /// server never saw).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(net::LISTEN_BACKLOG)
     }
 
     /// The address a listener bound to `addr` would serve on (for printing).
@@ -304,15 +376,20 @@ async fn project(app: Arc<App>) {
         let target = *head.borrow_and_update();
         if *app.projected.borrow() < target {
             let worker = app.clone();
-            let folded =
-                tokio::task::spawn_blocking(move || worker.store.catch_up().map(|_| worker.store.records())).await;
+            let folded = tokio::task::spawn_blocking(move || {
+                let _span = tracing::info_span!("fold", from = *worker.projected.borrow(), to = target).entered();
+                worker.store.catch_up().map(|_| worker.store.records())
+            })
+            .await;
             match folded {
                 Ok(Ok(records)) => {
+                    app.registry.follow(app.store.current_registry(), records);
                     app.projected.send_replace(records);
+                    app.health.projection_recovered();
                     dirty = true;
                 }
-                Ok(Err(error)) => eprintln!("docket-server: projections: {error}"),
-                Err(error) => eprintln!("docket-server: projections: {error}"),
+                Ok(Err(error)) => app.health.projection_failed(error.to_string()),
+                Err(error) => app.health.projection_failed(error.to_string()),
             }
             tokio::time::sleep(PROJECTION_INTERVAL).await;
             continue;
@@ -322,7 +399,7 @@ async fn project(app: Arc<App>) {
             let worker = app.clone();
             let result = tokio::task::spawn_blocking(move || worker.store.sync()).await;
             if let Ok(Err(error)) = result {
-                eprintln!("docket-server: projections: {error}");
+                tracing::error!(%error, "projection sync failed");
             }
             synced = tokio::time::Instant::now();
             dirty = false;
@@ -360,8 +437,37 @@ impl App {
             .unwrap_or_default();
         LogHealth { writer: self.sequencer.health(), checkpoint }
     }
+}
 
-    pub(crate) fn count(&self, counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A failed check makes `/readyz` answer 503 `not_ready`, naming it.
+    #[test]
+    fn readiness_names_each_failed_check() {
+        let dir = tempfile::tempdir().unwrap();
+        docket_log::demo::write_ledger(dir.path(), 2, 1).unwrap();
+        let server = Server::open(dir.path(), ServerLimits::default()).unwrap();
+        let app = server.app.clone();
+        assert!(health::checks(&app).iter().all(|check| check.ok));
+        app.health.projection_failed("views.redb: input/output error".into());
+        let head = *app.head.borrow();
+        app.advance_head(head + 5);
+        let failed: Vec<&str> = health::checks(&app).iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        assert_eq!(failed, ["projections"], "5 records of lag are within the limit");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let response = runtime.block_on(routes::ready(axum::extract::State(app.clone())));
+        assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = runtime.block_on(axum::body::to_bytes(response.into_body(), 1 << 20)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "not_ready");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("projections: the last catch-up failed: views.redb"));
+        drop(app);
+        drop(server);
     }
 }

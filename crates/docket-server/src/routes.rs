@@ -4,22 +4,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use docket_fold::query::{self, QueryError};
 use docket_fold::views;
 use docket_log::Receipt;
-use docket_model::{SignedEvent, SignedJson};
+use docket_model::{Name, SignedEvent, SignedJson};
 
-use crate::auth::{authenticate, only_for};
+use crate::auth::authenticate;
 use crate::error::ApiError;
 use crate::feed;
+use crate::metrics::{RequestLabels, RouteLabels};
+use crate::net::Peer;
 use crate::App;
 
 /// Query parameters, refused with the API's own `bad_parameter` error (not axum's plain text).
@@ -34,6 +37,21 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
             .await
             .map(|Query(params)| Self(params))
             .map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))
+    }
+}
+
+/// A path parameter, refused with the API's own `bad_parameter` error (not axum's plain text).
+#[derive(Debug)]
+pub(crate) struct PathParam<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Self(value))
+            .map_err(|e| ApiError::bad_request("bad_parameter", format!("path: {}", e.body_text())))
     }
 }
 
@@ -53,34 +71,140 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
         .route("/tile/{*path}", get(tile))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .fallback(crate::error::no_route)
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(app.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
+        .layer(crate::error::catch_panic())
+        .layer(access_log())
         .with_state(app)
 }
 
-async fn count_requests(State(app): State<Arc<App>>, request: Request, next: axum::middleware::Next) -> Response {
-    app.count(&app.metrics.requests);
-    next.run(request).await
+/// What a connection past `connections_max` is served, one request: the
+/// operational endpoints, and 503 `overloaded` for everything else.
+pub(crate) fn reserve_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(crate::error::overloaded_connection)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), observe))
+        .layer(crate::error::catch_panic())
+        .layer(access_log())
+        .with_state(app)
 }
 
-/// Reads the whole body, refusing more than `body_bytes_max` with a JSON 413.
-async fn body(app: &App, body: Body) -> Result<Bytes, ApiError> {
+/// The route's pattern, for logs and metric labels (bounded, unlike paths).
+fn route_of(request: &Request) -> String {
+    request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned()
+}
+
+/// tower-http's TraceLayer with the access log's span and line.
+type AccessLog = tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&Request) -> tracing::Span,
+    tower_http::trace::DefaultOnRequest,
+    fn(&Response, Duration, &tracing::Span),
+>;
+
+/// tower-http's TraceLayer: a span per request (method, route, agency once
+/// known) and one access-log line at its end (status, µs).
+fn access_log() -> AccessLog {
+    tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&Request) -> tracing::Span)
+        .on_response(access_line as fn(&Response, Duration, &tracing::Span))
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), route = %route_of(request), agency = tracing::field::Empty)
+}
+
+fn access_line(response: &Response, latency: Duration, span: &tracing::Span) {
+    tracing::info!(parent: span, status = response.status().as_u16(), us = latency.as_micros() as u64, "served");
+}
+
+/// Request metrics by route: a count by status and a latency histogram.
+async fn observe(State(app): State<Arc<App>>, request: Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = route_of(&request);
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let labels = RouteLabels { method, route };
+    app.metrics.request_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    let RouteLabels { method, route } = labels;
+    app.metrics.requests.get_or_create(&RequestLabels { method, route, status: response.status().as_u16() }).inc();
+    response
+}
+
+/// A request body in memory, with its share of `body_bytes_in_flight_max`
+/// (given back when dropped).
+pub(crate) struct HeldBody {
+    pub(crate) bytes: Bytes,
+    _budget: tokio::sync::OwnedSemaphorePermit,
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than body_bytes_max = {max} bytes"),
+    )
+}
+
+/// Reads the whole body: refuses (413) a body over `body_bytes_max` before
+/// reading it when its length says so; reserves its bytes from
+/// `body_bytes_in_flight_max` first (503 `overloaded` when the budget is
+/// spent); gives up (408) after `body_read_timeout_ms`.
+async fn body(app: &App, headers: &HeaderMap, body: Body) -> Result<HeldBody, ApiError> {
     let max = app.limits.body_bytes_max;
-    axum::body::to_bytes(body, max).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than body_bytes_max = {max} bytes"),
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|length: usize| length > max) {
+        return Err(too_large(max));
+    }
+    let reserve = u32::try_from(declared.unwrap_or(max).max(1)).unwrap_or(u32::MAX);
+    let budget = app.body_budget.clone().try_acquire_many_owned(reserve).map_err(|_| ApiError {
+        retry_after_s: Some(1),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!(
+                "request bodies in memory are at body_bytes_in_flight_max = {} bytes; retry",
+                app.limits.body_bytes_in_flight_max
+            ),
         )
-    })
+    })?;
+    let timeout = Duration::from_millis(app.limits.body_read_timeout_ms);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(bytes)) => Ok(HeldBody { bytes, _budget: budget }),
+        Ok(Err(_)) if declared.is_none() => Err(too_large(max)),
+        Ok(Err(error)) => Err(ApiError::bad_request("body_unreadable", format!("the request body: {error}"))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within body_read_timeout_ms = {} ms", timeout.as_millis()),
+        )),
+    }
+}
+
+/// Parses a JSON object (a positional array is refused even where serde
+/// would read it as a struct), naming the path of the first bad field.
+fn parse_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => parse(bytes),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event",
+            "a signed event is a JSON object {\"event\", \"signature\", \"id\"}, not an array or a scalar",
+        )),
+    }
 }
 
 /// Parses JSON naming the path of the first bad field.
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -146,15 +270,15 @@ fn bucket_of(app: &App, event: &SignedEvent) -> Option<String> {
     match &event.event().signer {
         docket_model::Signer::Registry => Some("(registry)".into()),
         docket_model::Signer::Agency(agency) => {
-            app.store.current_registry().agency(agency).is_some().then(|| agency.to_string())
+            app.registry.current().agency(agency).is_some().then(|| agency.to_string())
         }
     }
 }
 
-/// Gives back the token of a refused append.
-fn refund(app: &App, bucket: &Option<String>) {
-    if let Some(bucket) = bucket {
-        app.rate.refund(bucket);
+fn rate_limited(message: String, wait_s: f64) -> ApiError {
+    ApiError {
+        retry_after_s: Some(wait_s.ceil().max(1.0) as u64),
+        ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
     }
 }
 
@@ -162,76 +286,166 @@ fn refund(app: &App, bucket: &Option<String>) {
 fn take_token(app: &App, bucket: &Option<String>) -> Result<(), ApiError> {
     let Some(signer) = bucket else { return Ok(()) };
     app.rate.take(signer).map_err(|wait| {
-        app.count(&app.metrics.refused);
-        let retry_after_s = Some(wait.ceil().max(1.0) as u64);
-        ApiError {
-            retry_after_s,
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "agency \"{signer}\" is over appends_per_agency_per_s = {}; retry in {:.0} ms",
-                    app.limits.appends_per_agency_per_s,
-                    (wait * 1000.0).ceil()
-                ),
-            )
-        }
+        app.metrics.append_outcome("rate_limited", Duration::ZERO);
+        let per_s = app.limits.appends_per_agency_per_s;
+        let retry_ms = (wait * 1000.0).ceil();
+        rate_limited(
+            format!("agency \"{signer}\" is over appends_per_agency_per_s = {per_s}; retry in {retry_ms:.0} ms"),
+            wait,
+        )
     })
 }
 
-/// Appends one event; the receipt once it is durable. A duplicate gets the original receipt.
-async fn append_one(app: &App, event: SignedEvent) -> Result<Receipt, ApiError> {
-    let size_before = *app.head.borrow();
-    let bucket = bucket_of(app, &event);
-    take_token(app, &bucket)?;
-    let appended = app.sequencer.append(event).await;
-    if appended.is_err() {
-        refund(app, &bucket);
+/// The client address an append is counted against (its IP).
+fn client_of(peer: Option<axum::Extension<Peer>>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |axum::Extension(Peer(ip))| ip.to_string())
+}
+
+/// Refuses a client that is over `replays_per_address_per_s` before its
+/// body is even read: a flood of replays or forgeries costs one map lookup each.
+fn check_replays(app: &App, client: &str) -> Result<(), ApiError> {
+    app.replays.check(client).map_err(|wait| {
+        app.metrics.append_outcome("rate_limited", Duration::ZERO);
+        let per_s = app.limits.replays_per_address_per_s;
+        rate_limited(
+            format!("{client} sent too many appends without effect (duplicates or refusals); replays_per_address_per_s = {per_s}"),
+            wait,
+        )
+    })
+}
+
+/// What an append keeps of its event while the sequencer has it.
+struct Pending {
+    id: docket_model::EventId,
+    signature: docket_model::Signature,
+    /// A registry event, applied to the acknowledged registry on its receipt.
+    registry: Option<SignedEvent>,
+    bucket: Option<String>,
+    started: std::time::Instant,
+}
+
+impl Pending {
+    fn of(app: &App, event: &SignedEvent, started: std::time::Instant) -> Self {
+        let registry = matches!(event.event().signer, docket_model::Signer::Registry).then(|| event.clone());
+        Self { id: event.id(), signature: *event.signature(), registry, bucket: bucket_of(app, event), started }
     }
+}
+
+/// Books the outcome of an append: metrics, refunds, the replay budget of
+/// the client, the recent receipts and the acknowledged registry.
+fn settle(
+    app: &App,
+    client: &str,
+    pending: &Pending,
+    appended: Result<Receipt, docket_log::AppendError>,
+    size_before: u64,
+    fresh: &mut std::collections::HashSet<u64>,
+) -> Result<Receipt, ApiError> {
+    let elapsed = pending.started.elapsed();
     match appended {
         Ok(receipt) => {
-            if receipt.seq < size_before {
-                app.count(&app.metrics.duplicates);
+            // A receipt from before the request, or one this request already got, is a duplicate's.
+            let duplicate = receipt.seq < size_before || !fresh.insert(receipt.seq);
+            if duplicate {
+                if let Some(bucket) = &pending.bucket {
+                    app.rate.refund(bucket);
+                }
+                app.replays.spend(client);
+                app.metrics.append_outcome("duplicate", elapsed);
             } else {
-                app.count(&app.metrics.appended);
+                app.metrics.append_outcome("appended", elapsed);
+            }
+            app.recent.insert(pending.id, pending.signature, receipt);
+            if let Some(event) = &pending.registry {
+                app.registry.apply(event, &receipt);
             }
             app.advance_head(receipt.seq + 1);
             Ok(receipt)
         }
         Err(error) => {
-            app.count(&app.metrics.refused);
+            if let Some(bucket) = &pending.bucket {
+                app.rate.refund(bucket);
+            }
+            app.replays.spend(client);
+            app.metrics.append_outcome("refused", elapsed);
             Err(ApiError::append(&error))
         }
     }
 }
 
-async fn append(State(app): State<Arc<App>>, headers: HeaderMap, request: Body) -> Result<Json<Value>, ApiError> {
-    let bytes = body(&app, request).await?;
-    let event = if is_wire(&headers) {
-        SignedEvent::from_wire(&bytes).map_err(|e| ApiError::event(&e))
-    } else {
-        parse::<SignedJson>(&bytes).and_then(|json| SignedEvent::from_json(json).map_err(|e| ApiError::event(&e)))
+/// A replay of a recently acknowledged event: its receipt, with no
+/// signature check and nothing spent but the client's replay budget.
+fn replayed(app: &App, client: &str, event: &SignedEvent, started: std::time::Instant) -> Option<Receipt> {
+    let receipt = app.recent.get(event.id(), event.signature())?;
+    app.replays.spend(client);
+    app.metrics.append_outcome("duplicate", started.elapsed());
+    Some(receipt)
+}
+
+/// Appends one event; the receipt once it is durable. A duplicate gets the original receipt.
+async fn append_one(app: &App, client: &str, event: SignedEvent) -> Result<Receipt, ApiError> {
+    let started = std::time::Instant::now();
+    if let Some(receipt) = replayed(app, client, &event, started) {
+        return Ok(receipt);
     }
-    .inspect_err(|_| app.count(&app.metrics.refused))?;
-    let receipt = append_one(&app, event).await?;
+    let pending = Pending::of(app, &event, started);
+    // Registry events are applied to the acknowledged registry in log order: one at a time.
+    let _registry = match pending.registry {
+        Some(_) => Some(app.registry.appending.lock().await),
+        None => None,
+    };
+    take_token(app, &pending.bucket)?;
+    let size_before = *app.head.borrow();
+    let appended = app.sequencer.append(event).instrument(tracing::info_span!("sequencer")).await;
+    settle(app, client, &pending, appended, size_before, &mut Default::default())
+}
+
+async fn append(
+    State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<Value>, ApiError> {
+    let client = client_of(peer);
+    check_replays(&app, &client)?;
+    let held = body(&app, &headers, request).await?;
+    let event = if is_wire(&headers) {
+        SignedEvent::from_wire(&held.bytes).map_err(|e| ApiError::event(&e))
+    } else {
+        parse_object::<SignedJson>(&held.bytes)
+            .and_then(|json| SignedEvent::from_json(json).map_err(|e| ApiError::event(&e)))
+    };
+    drop(held);
+    let event = event.inspect_err(|_| {
+        app.replays.spend(&client);
+        app.metrics.append_outcome("refused", Duration::ZERO);
+    })?;
+    note_signer(&event);
+    let receipt = append_one(&app, &client, event).await?;
     Ok(Json(receipt_json(&receipt)))
 }
 
-/// Appends a batch: the events are queued in order, so they are sequenced in
-/// that order and share group commits; each gets its own result (a receipt,
-/// or its refusal, which does not stop the others: an event that depends on a
-/// refused one is refused in turn). The status is 200 if every event was
-/// appended, else 207 (multi-status).
-async fn append_batch(State(app): State<Arc<App>>, headers: HeaderMap, request: Body) -> Result<Response, ApiError> {
-    let bytes = body(&app, request).await?;
-    let events: Vec<Result<SignedEvent, ApiError>> = if is_wire(&headers) {
-        wire_batch(&bytes)?
+/// Puts the signing agency into the request's span (the access log's `agency`).
+fn note_signer(event: &SignedEvent) {
+    if let docket_model::Signer::Agency(agency) = &event.event().signer {
+        tracing::Span::current().record("agency", agency.as_str());
+    }
+}
+
+/// The events of a batch body, each parsed or refused on its own.
+fn batch_events(app: &App, headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<Result<SignedEvent, ApiError>>, ApiError> {
+    let events: Vec<Result<SignedEvent, ApiError>> = if is_wire(headers) {
+        wire_batch(bytes)?
             .into_iter()
             .map(|wire| SignedEvent::from_wire(wire).map_err(|e| ApiError::event(&e)))
             .collect()
     } else {
-        let events: Vec<SignedJson> = parse(&bytes).inspect_err(|_| app.count(&app.metrics.refused))?;
-        events.into_iter().map(|json| SignedEvent::from_json(json).map_err(|e| ApiError::event(&e))).collect()
+        let events: Vec<&serde_json::value::RawValue> = parse(bytes)?;
+        events
+            .into_iter()
+            .map(|raw| parse_object::<SignedJson>(raw.get().as_bytes()))
+            .map(|json| json.and_then(|json| SignedEvent::from_json(json).map_err(|e| ApiError::event(&e))))
+            .collect()
     };
     let max = app.limits.batch_events_max;
     if events.len() > max {
@@ -241,46 +455,55 @@ async fn append_batch(State(app): State<Arc<App>>, headers: HeaderMap, request: 
             format!("{} events; batch_events_max = {max}", events.len()),
         ));
     }
+    Ok(events)
+}
+
+type ReceiptFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Receipt, docket_log::AppendError>> + Send>>;
+
+/// One event of a batch on its way: answered already, or waiting for the sequencer.
+enum Step {
+    Done(Result<Receipt, ApiError>),
+    Waiting(Box<Pending>, ReceiptFuture),
+}
+
+/// Appends a batch: the events are queued in order, so they are sequenced in
+/// that order and share group commits; each gets its own result (a receipt,
+/// or its refusal, which does not stop the others: an event that depends on a
+/// refused one is refused in turn). The status is 200 if every event was
+/// appended, else 207 (multi-status).
+async fn append_batch(
+    State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let client = client_of(peer);
+    check_replays(&app, &client)?;
+    let held = body(&app, &headers, request).await?;
+    let events = batch_events(&app, &headers, &held.bytes).inspect_err(|_| app.replays.spend(&client))?;
+    drop(held);
+    let any_registry = events.iter().flatten().any(|e| matches!(e.event().signer, docket_model::Signer::Registry));
+    let _registry = match any_registry {
+        true => Some(app.registry.appending.lock().await),
+        false => None,
+    };
     let size_before = *app.head.borrow();
-    let mut pending = Vec::with_capacity(events.len());
+    let mut steps = Vec::with_capacity(events.len());
     for event in events {
-        let event = event.and_then(|event| {
-            let bucket = bucket_of(&app, &event);
-            take_token(&app, &bucket).map(|()| (event, bucket))
-        });
-        match event {
-            Ok((event, bucket)) => match app.sequencer.submit(event).await {
-                Ok(receipt) => pending.push(Ok((receipt, bucket))),
-                Err(error) => {
-                    refund(&app, &bucket);
-                    pending.push(Err(ApiError::append(&error)));
-                }
-            },
-            Err(error) => pending.push(Err(error)),
-        }
+        steps.push(submit(&app, &client, event).await);
     }
-    let mut results = Vec::with_capacity(pending.len());
-    let mut seen = std::collections::HashSet::new();
+    let mut results = Vec::with_capacity(steps.len());
+    let mut fresh = std::collections::HashSet::new();
     let mut all_appended = true;
-    for (index, outcome) in pending.into_iter().enumerate() {
-        let outcome = match outcome {
-            Ok((receipt, bucket)) => receipt.await.map_err(|error| {
-                refund(&app, &bucket);
-                ApiError::append(&error)
-            }),
-            Err(error) => Err(error),
+    for (index, step) in steps.into_iter().enumerate() {
+        let outcome = match step {
+            Step::Done(outcome) => outcome,
+            Step::Waiting(pending, receipt) => settle(&app, &client, &pending, receipt.await, size_before, &mut fresh),
         };
         match outcome {
-            Ok(receipt) => {
-                // A receipt from before the batch, or one this batch already got, is a duplicate's.
-                let duplicate = receipt.seq < size_before || !seen.insert(receipt.seq);
-                let counter = if duplicate { &app.metrics.duplicates } else { &app.metrics.appended };
-                app.count(counter);
-                app.advance_head(receipt.seq + 1);
-                results.push(json!({ "receipt": receipt_json(&receipt) }));
-            }
+            Ok(receipt) => results.push(json!({ "receipt": receipt_json(&receipt) })),
             Err(mut error) => {
-                app.count(&app.metrics.refused);
                 all_appended = false;
                 error.message = format!("event {index}: {}", error.message);
                 results.push(error.body());
@@ -291,20 +514,69 @@ async fn append_batch(State(app): State<Arc<App>>, headers: HeaderMap, request: 
     Ok((status, Json(json!({ "results": results }))).into_response())
 }
 
+/// Queues one event of a batch (or answers it: a replay, a parse refusal, a rate limit).
+async fn submit(app: &App, client: &str, event: Result<SignedEvent, ApiError>) -> Step {
+    let started = std::time::Instant::now();
+    let event = match event {
+        Ok(event) => event,
+        Err(error) => {
+            app.replays.spend(client);
+            app.metrics.append_outcome("refused", Duration::ZERO);
+            return Step::Done(Err(error));
+        }
+    };
+    if let Some(receipt) = replayed(app, client, &event, started) {
+        return Step::Done(Ok(receipt));
+    }
+    let pending = Pending::of(app, &event, started);
+    if let Err(error) = take_token(app, &pending.bucket) {
+        return Step::Done(Err(error));
+    }
+    match app.sequencer.submit(event).await {
+        Ok(receipt) => Step::Waiting(Box::new(pending), Box::pin(receipt)),
+        Err(error) => Step::Done(settle(app, client, &pending, Err(error), 0, &mut Default::default())),
+    }
+}
+
 /// One record of the log, by seq.
 async fn event_at(
     State(app): State<Arc<App>>,
-    Path(seq): Path<u64>,
+    PathParam(seq): PathParam<u64>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&app, &method, &uri, &headers)?;
+    let scope = authenticate(&app, &method, &uri, &headers)?;
     if seq >= *app.head.borrow() {
         return Err(ApiError::not_found(format!("seq {seq}: the log has {} records", *app.head.borrow())));
     }
-    let page = feed::read(&app, seq, 1, &feed::Filter::default()).await?;
-    page.events.into_iter().next().map(Json).ok_or_else(|| ApiError::not_found(format!("seq {seq}")))
+    let page = feed::read(&app, seq, 1, &feed::Filter::within(scope)).await?;
+    page.events.into_iter().next().map(Json).ok_or_else(|| {
+        crate::policy::forbidden(format!(
+            "seq {seq} is outside the reader's scope: not a registry event, not its own, not on a list it follows"
+        ))
+    })
+}
+
+/// The read policy of the signed views (API.md, "Who may read"): `agency`
+/// names the reader, `list` one it designates; without `agency`, the list
+/// view is the reader's own. Oversight reads any.
+fn view_policy(app: &App, scope: &crate::policy::Scope, view: &str, params: &mut ViewParams) -> Result<(), ApiError> {
+    if let (Some(owner), "list" | "enforcement" | "check") = (params.agency.as_deref(), view) {
+        scope.own(owner, "agency", &format!("the {view} view"))?;
+    }
+    if view != "list" {
+        return Ok(());
+    }
+    if params.agency.is_none() && !scope.oversight {
+        params.agency = Some(scope.agency.to_string());
+    }
+    // An unknown list is a 404 from the view itself; the registry is public.
+    let known = |list: &str| Name::parse(list).is_ok_and(|list| app.registry.current().list(&list).is_some());
+    match params.list.as_deref() {
+        Some(list) if known(list) => scope.designates(list),
+        _ => Ok(()),
+    }
 }
 
 /// Query parameters of the views.
@@ -333,11 +605,11 @@ fn required<'a>(value: &'a Option<String>, parameter: &str, view: &str) -> Resul
 /// `/v1/views/{list,enforcement,subject,public,check,registry}`.
 async fn view(
     State(app): State<Arc<App>>,
-    Path(view): Path<String>,
+    PathParam(view): PathParam<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Params(params): Params<ViewParams>,
+    Params(mut params): Params<ViewParams>,
 ) -> Result<Response, ApiError> {
     const VIEWS: [&str; 6] = ["list", "enforcement", "subject", "public", "check", "registry"];
     if !VIEWS.contains(&view.as_str()) {
@@ -345,12 +617,8 @@ async fn view(
     }
     // The public list and the registry are open; every other view is for registered agencies.
     if !matches!(view.as_str(), "public" | "registry") {
-        let reader = authenticate(&app, &method, &uri, &headers)?;
-        match (view.as_str(), params.agency.as_deref()) {
-            ("enforcement", Some(owner)) => only_for(&reader, owner, "enforcement")?,
-            ("list", Some(owner)) => only_for(&reader, owner, "list")?,
-            _ => {}
-        }
+        let scope = authenticate(&app, &method, &uri, &headers)?;
+        view_policy(&app, &scope, &view, &mut params)?;
     }
     if let Some(seq) = params.min_seq {
         wait_for_projection(&app, seq).await?;
@@ -425,9 +693,18 @@ async fn audit(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Params(params): Params<AuditParams>,
+    Params(mut params): Params<AuditParams>,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&app, &method, &uri, &headers)?;
+    let reader = authenticate(&app, &method, &uri, &headers)?;
+    // An agency reads the findings on the lists it designates, or those where
+    // it had to act (the default); oversight reads them all.
+    let known = |list: &str| Name::parse(list).is_ok_and(|list| app.registry.current().list(&list).is_some());
+    match (params.agency.as_deref(), params.list.as_deref()) {
+        (Some(agency), _) => reader.own(agency, "agency", "the audit")?,
+        (None, Some(list)) if known(list) => reader.designates(list)?,
+        (None, _) if !reader.oversight => params.agency = Some(reader.agency.to_string()),
+        (None, _) => {}
+    }
     let worker = app.clone();
     tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {
         let store = &worker.store;
@@ -605,10 +882,10 @@ fn cosigned_path(app: &App, note: &str) -> Result<std::path::PathBuf, ApiError> 
 /// `POST /v1/cosignatures`: the latest checkpoint with witness cosignature
 /// lines (C2SP tlog-cosignature v1) added. Lines by configured witnesses are
 /// verified and kept; others are ignored.
-async fn cosignatures(State(app): State<Arc<App>>, request: Body) -> Result<Json<Value>, ApiError> {
-    let bytes = body(&app, request).await?;
-    let note =
-        std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("malformed_note", "the note is not UTF-8"))?;
+async fn cosignatures(State(app): State<Arc<App>>, headers: HeaderMap, request: Body) -> Result<Json<Value>, ApiError> {
+    let held = body(&app, &headers, request).await?;
+    let note = std::str::from_utf8(&held.bytes)
+        .map_err(|_| ApiError::bad_request("malformed_note", "the note is not UTF-8"))?;
     let (text, lines) =
         docket_log::note::parse(note).map_err(|e| ApiError::bad_request("malformed_note", e.to_string()))?;
     let latest = latest_checkpoint(&app).await?;
@@ -732,7 +1009,7 @@ async fn consistency(
 }
 
 /// C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]`. Full tiles never change.
-async fn tile(State(app): State<Arc<App>>, Path(path): Path<String>) -> Result<Response, ApiError> {
+async fn tile(State(app): State<Arc<App>>, PathParam(path): PathParam<String>) -> Result<Response, ApiError> {
     let valid = path
         .split('/')
         .all(|part| !part.is_empty() && part != ".." && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
@@ -745,67 +1022,31 @@ async fn tile(State(app): State<Arc<App>>, Path(path): Path<String>) -> Result<R
     Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
 }
 
-async fn ready(State(app): State<Arc<App>>) -> Json<Value> {
-    Json(json!({"log_size": *app.head.borrow(), "projected": *app.projected.borrow()}))
-}
-
-/// Prometheus text format.
-/// `ok` while the log takes appends; 503 with the reason while it does not
-/// (it recovers by itself, reads are still served).
-async fn healthz(State(app): State<Arc<App>>) -> Response {
-    let health = app.log_health();
-    match &health.writer.refusing {
-        None => "ok\n".into_response(),
-        Some(reason) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log_recovering",
-            format!("appends are refused until the log recovers from a write failure: {reason}"),
-        )
-        .into_response(),
+/// `/readyz`: 200 with the checks when every one passes, else 503 naming each failure.
+pub(crate) async fn ready(State(app): State<Arc<App>>) -> Response {
+    let checks = crate::health::checks(&app);
+    let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    app.metrics.ready.set(i64::from(failed.is_empty()));
+    let mut sizes = json!({"log_size": *app.head.borrow(), "projected": *app.projected.borrow(), "checks": checks});
+    if failed.is_empty() {
+        return Json(sizes).into_response();
     }
+    let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", failed.join("; "));
+    let mut body = error.body();
+    body["checks"] = sizes["checks"].take();
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
+/// Prometheus metrics (OpenMetrics text).
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    use std::sync::atomic::Ordering::Relaxed;
-    let m = &app.metrics;
-    let health = app.log_health();
-    let checkpoint = &health.checkpoint;
-    let age = checkpoint.signed_at.map_or(-1.0, |at| at.elapsed().as_secs_f64());
-    let text = format!(
-        "# TYPE docket_http_requests_total counter\ndocket_http_requests_total {}\n\
-         # TYPE docket_appends_total counter\ndocket_appends_total {}\n\
-         # TYPE docket_duplicate_appends_total counter\ndocket_duplicate_appends_total {}\n\
-         # TYPE docket_refused_appends_total counter\ndocket_refused_appends_total {}\n\
-         # TYPE docket_feed_events_total counter\ndocket_feed_events_total {}\n\
-         # TYPE docket_log_records gauge\ndocket_log_records {}\n\
-         # TYPE docket_projected_records gauge\ndocket_projected_records {}\n\
-         # HELP docket_checkpoint_behind_records Durable records no signed checkpoint covers yet.\n\
-         # TYPE docket_checkpoint_behind_records gauge\ndocket_checkpoint_behind_records {}\n\
-         # HELP docket_checkpoint_age_seconds Seconds since this server last signed a checkpoint (-1: none yet).\n\
-         # TYPE docket_checkpoint_age_seconds gauge\ndocket_checkpoint_age_seconds {age:.3}\n\
-         # HELP docket_checkpoint_failures Failed checkpoint attempts since the last success.\n\
-         # TYPE docket_checkpoint_failures gauge\ndocket_checkpoint_failures {}\n\
-         # HELP docket_log_refusing_appends 1 while the log refuses appends after a write failure.\n\
-         # TYPE docket_log_refusing_appends gauge\ndocket_log_refusing_appends {}\n\
-         # HELP docket_log_write_failures_total Write failures of the log since start.\n\
-         # TYPE docket_log_write_failures_total counter\ndocket_log_write_failures_total {}\n\
-         # HELP docket_log_recoveries_total Recoveries of the log after a write failure since start.\n\
-         # TYPE docket_log_recoveries_total counter\ndocket_log_recoveries_total {}\n\
-         # HELP docket_log_cut_records_total Records cut (written, never acknowledged) by recovery since start, on open included.\n\
-         # TYPE docket_log_cut_records_total counter\ndocket_log_cut_records_total {}\n",
-        m.requests.load(Relaxed),
-        m.appended.load(Relaxed),
-        m.duplicates.load(Relaxed),
-        m.refused.load(Relaxed),
-        m.feed_events.load(Relaxed),
-        *app.head.borrow(),
-        *app.projected.borrow(),
-        checkpoint.behind(),
-        checkpoint.failures,
-        u8::from(health.writer.refusing.is_some()),
-        health.writer.failures,
-        health.writer.recoveries,
-        health.writer.records_cut + app.cut_on_open,
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let (head, projected) = (*app.head.borrow(), *app.projected.borrow());
+    let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    app.metrics.log_records.set(gauge(head));
+    app.metrics.projected_records.set(gauge(projected));
+    app.metrics.projection_lag_records.set(gauge(head.saturating_sub(projected)));
+    let ready = crate::health::checks(&app).iter().all(|check| check.ok);
+    app.metrics.ready.set(i64::from(ready));
+    app.metrics.set_log(&app.log_health(), app.cut_on_open);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode())
+        .into_response()
 }

@@ -5,190 +5,20 @@
 // Test helpers outside #[test] functions panic on failure, like the tests.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use docket_log::demo;
 use docket_log::ledger;
-use docket_model::event::{Body, CaseAction, CaseEvent, Event, RegistryEvent, ServiceMethod, Signer, FORMAT_VERSION};
-use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp};
-use docket_server::{Server, ServerLimits};
+use docket_model::event::RegistryEvent;
+use docket_model::{Name, PublicKey, SignedEvent, Timestamp};
+use docket_server::ServerLimits;
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-
-const SEED: u64 = 1;
-
-/// A demo ledger with `subjects` cases in `dir`; the registry root's key.
-fn demo_ledger(dir: &Path, subjects: u64) -> SigningKey {
-    demo::write_ledger(dir, subjects, SEED).unwrap().0.registry_root
-}
-
-/// A server running on its own runtime, stopped (gracefully) on drop.
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-fn start(dir: &Path, limits: ServerLimits) -> Running {
-    let dir = dir.to_owned();
-    let (ready, addr) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let server = Server::open(&dir, limits).unwrap();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            ready.send(listener.local_addr().unwrap()).unwrap();
-            server
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-    });
-    Running { addr: addr.recv_timeout(Duration::from_secs(30)).unwrap(), stop: Some(stop), thread: Some(thread) }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-    bytes: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
-    }
-}
-
-/// One HTTP/1.1 request, `Connection: close`, the whole reply.
-fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8], extra: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |at| at + 4);
-    let headers = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    let bytes = raw[split..].to_vec();
-    let status = headers.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
-}
-
-fn get(addr: SocketAddr, path: &str) -> Reply {
-    request(addr, "GET", path, b"", "")
-}
-
-/// A request signed by `agency` with its demo key, through docket-client.
-fn get_as(addr: SocketAddr, agency: &str, path: &str) -> Reply {
-    let client =
-        docket_client::Client::new(&format!("http://{addr}")).unwrap().with_identity(agency, demo::key(SEED, agency));
-    let response = client.get(path).unwrap();
-    let headers: String = response.headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
-    Reply { status: response.status, headers, body: response.text(), bytes: response.body }
-}
-
-fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
-    request(addr, "POST", path, body, "")
-}
-
-/// A case event on case `index` of the defaulter list (subject [`demo::bench_uscc`]).
-fn case_event(
-    index: u64,
-    agency: &str,
-    key: &SigningKey,
-    at: &str,
-    expected_version: Option<u64>,
-    action: CaseAction,
-) -> SignedEvent {
-    let event = Event {
-        format: FORMAT_VERSION,
-        signer: Signer::Agency(Name::parse(agency).unwrap()),
-        key: PublicKey(key.verifying_key().to_bytes()),
-        effective_at: Timestamp::parse(at).unwrap(),
-        body: Body::Case(CaseEvent {
-            list: Name::parse("cn-spc-defaulters").unwrap(),
-            subject: SubjectId::Uscc(demo::bench_uscc(index)),
-            number: Name::parse(&format!("(2024)京0105执{index}号")).unwrap(),
-            expected_version,
-            action,
-        }),
-    };
-    SignedEvent::sign(event, key).unwrap()
-}
-
-/// A notice opening case `index` on the defaulter list, signed by `agency` with `key`.
-fn notice(index: u64, agency: &str, key: &SigningKey, expected_version: Option<u64>, matter: &str) -> SignedEvent {
-    let at = "2024-03-01T10:00:00+08:00";
-    let action = CaseAction::Notice {
-        served_at: Timestamp::parse(at).unwrap(),
-        method: ServiceMethod::Post,
-        matter: matter.into(),
-        rights: "Objection within 7 working days".into(),
-    };
-    case_event(index, agency, key, at, expected_version, action)
-}
-
-/// A designation decision on case `index` (opened by a notice), in force from 1 October 2026.
-fn designation(index: u64, key: &SigningKey) -> SignedEvent {
-    use docket_model::event::{LegalRef, Severity};
-    let text = |t: &str| t.to_owned();
-    let action = CaseAction::DesignationDecision {
-        basis: None,
-        reasons: text("Able to perform but refuses"),
-        legal_basis: vec![LegalRef { instrument: text("Civil Procedure Law of the PRC"), article: text("art. 262") }],
-        measures_warning: text("Joint measures apply"),
-        removal_conditions: text("Performance"),
-        remedies: text("Review"),
-        severity: Severity::Serious,
-        term_months: Some(24),
-    };
-    case_event(index, "spc", key, "2026-10-01T09:00:00+08:00", Some(1), action)
-}
-
-fn hex32(text: &str) -> [u8; 32] {
-    hex::decode(text).unwrap().try_into().unwrap()
-}
-
-/// A registry event signed by the registry root.
-fn registry_event(root: &SigningKey, body: RegistryEvent) -> SignedEvent {
-    let event = Event {
-        format: FORMAT_VERSION,
-        signer: Signer::Registry,
-        key: PublicKey(root.verifying_key().to_bytes()),
-        effective_at: Timestamp::parse("2024-01-01T00:00:00+08:00").unwrap(),
-        body: Body::Registry(body),
-    };
-    SignedEvent::sign(event, root).unwrap()
-}
-
-fn body_of(event: &SignedEvent) -> Vec<u8> {
-    serde_json::to_vec(&event.to_json()).unwrap()
-}
+use support::*;
 
 #[test]
 fn append_then_feed_projection_event_and_checkpoint() {
@@ -309,8 +139,20 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert_eq!(both.json()["results"][0]["receipt"], one.json(), "a duplicate in wire form too");
 
     let metrics = get(addr, "/metrics").body;
-    assert!(metrics.contains("docket_appends_total 5"), "{metrics}");
-    assert!(metrics.contains("docket_duplicate_appends_total 3"), "{metrics}");
+    assert!(metrics.contains("docket_appends_total{outcome=\"appended\"} 5"), "{metrics}");
+    assert!(metrics.contains("docket_appends_total{outcome=\"duplicate\"} 3"), "{metrics}");
+    for family in ["docket_http_request_duration_seconds", "docket_append_duration_seconds"] {
+        assert!(metrics.contains(&format!("# TYPE {family} histogram")), "{family}: {metrics}");
+        assert!(metrics.contains(&format!("# HELP {family} ")), "{family}");
+    }
+    for gauge in ["docket_projection_lag_records", "docket_connections_open", "docket_feed_subscribers"] {
+        assert!(metrics.contains(&format!("# TYPE {gauge} gauge")), "{gauge}: {metrics}");
+    }
+    assert!(metrics.contains("docket_build_info{version=\""), "{metrics}");
+    assert!(metrics.contains("route=\"/v1/events/batch\""), "requests by route pattern: {metrics}");
+    let ready = get(addr, "/readyz").json();
+    let names: Vec<&str> = ready["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["log_writable", "projections", "projection_lag"]);
 
     // The delta feed: everything as ADD from cursor 0, then exactly the new designation.
     let list = "cn-spc-defaulters";
@@ -441,27 +283,6 @@ fn every_refusal_has_its_code() {
     assert_eq!(get_as(addr, "china-railway", "/v1/views/list?list=no-such-list").status, 404);
     assert_eq!(get_as(addr, "china-railway", "/v1/feed?kind=arrest").code(), "bad_parameter");
     assert_eq!(get_as(addr, "china-railway", "/v1/views/list?colour=blue").code(), "bad_parameter");
-}
-
-/// Signed-request headers of `agency` with `key` for `method path`, dated `date`.
-fn signed_headers_at(agency: &str, key: &SigningKey, method: &str, path: &str, date: &str) -> String {
-    let signature = docket_model::request::sign_request(key, method, path, date, b"");
-    format!(
-        "docket-agency: {agency}\r\ndocket-key: {}\r\ndocket-date: {date}\r\ndocket-signature: {}\r\n",
-        PublicKey(key.verifying_key().to_bytes()).to_hex(),
-        signature.to_hex()
-    )
-}
-
-/// `POST /v1/session`, signed by `agency` with `key`.
-fn open_session(addr: SocketAddr, agency: &str, key: &SigningKey) -> Reply {
-    let headers = signed_headers_at(agency, key, "POST", "/v1/session", &Timestamp::now().to_string());
-    request(addr, "POST", "/v1/session", b"", &headers)
-}
-
-/// `method path` carrying the session `token`.
-fn with_token(addr: SocketAddr, method: &str, path: &str, token: &str) -> Reply {
-    request(addr, method, path, b"", &format!("docket-session: {token}\r\n"))
 }
 
 #[test]
