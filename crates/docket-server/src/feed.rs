@@ -247,6 +247,19 @@ pub(crate) async fn long_poll(
     Ok(Json(json!({"events": page.events, "cursor": page.cursor, "caught_up": page.caught_up})))
 }
 
+/// An SSE stream's state between events.
+struct Feed {
+    app: Arc<App>,
+    filter: Filter,
+    cursor: u64,
+    limit: usize,
+    queued: VecDeque<Event>,
+    announced: bool,
+    agency: AgencyId,
+    key: docket_model::PublicKey,
+    _guard: StreamGuard,
+}
+
 /// `GET /v1/feed/sse`: the feed as Server-Sent Events. Each event's id is the
 /// cursor after it, so a reconnecting client's `Last-Event-ID` resumes the
 /// feed; a `caught-up` event marks the end of the log each time it is reached.
@@ -264,68 +277,57 @@ pub(crate) async fn sse(
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let cursor = resume.or(params.cursor).unwrap_or(0);
     let limit = params.limit.unwrap_or(100).clamp(1, app.limits.feed_page_max);
-    struct Feed {
-        app: Arc<App>,
-        filter: Filter,
-        cursor: u64,
-        limit: usize,
-        queued: VecDeque<Event>,
-        announced: bool,
-        agency: AgencyId,
-        key: docket_model::PublicKey,
-        _guard: StreamGuard,
-    }
     let state =
         Feed { app, filter, cursor, limit, queued: VecDeque::new(), announced: false, agency, key, _guard: guard };
-    let stream = futures_util::stream::unfold(state, |mut feed| async move {
-        loop {
-            if let Some(event) = feed.queued.pop_front() {
+    let stream = futures_util::stream::unfold(state, next_event);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The stream's next event: queued ones first, then the next page, then a
+/// `caught-up` marker once, then a wait for the log to grow. None ends the
+/// stream (the server stops, or the reader's key no longer stands).
+async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
+    loop {
+        if let Some(event) = feed.queued.pop_front() {
+            return Some((Ok(event), feed));
+        }
+        // A revoked key ends its streams at the next page, as it ends its sessions.
+        if let Err(error) = crate::auth::key_stands(&feed.app, &feed.agency, &feed.key) {
+            tracing::info!(agency = %feed.agency, code = error.code, "feed stream ended: the key no longer stands");
+            return None;
+        }
+        let page = match read(&feed.app, feed.cursor, feed.limit, &feed.filter).await {
+            Ok(page) => page,
+            Err(error) => {
+                let event = Event::default().event("error").data(error.body().to_string());
+                feed.announced = true;
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 return Some((Ok(event), feed));
             }
-            // A revoked key ends its streams at the next page, as it ends its sessions.
-            if let Err(error) = crate::auth::key_stands(&feed.app, &feed.agency, &feed.key) {
-                tracing::info!(agency = %feed.agency, code = error.code, "feed stream ended: the key no longer stands");
-                return None;
-            }
-            let page = match read(&feed.app, feed.cursor, feed.limit, &feed.filter).await {
-                Ok(page) => page,
-                Err(error) => {
-                    let event = Event::default().event("error").data(error.body().to_string());
-                    feed.announced = true;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    return Some((Ok(event), feed));
-                }
-            };
-            let advanced = page.cursor > feed.cursor;
-            for value in page.events {
-                let seq = value["seq"].as_u64().unwrap_or(0);
-                feed.queued
-                    .push_back(Event::default().id((seq + 1).to_string()).event("event").data(value.to_string()));
-            }
-            feed.cursor = page.cursor;
-            if advanced {
-                feed.announced = false;
-            }
-            if !feed.queued.is_empty() {
-                continue;
-            }
-            if page.caught_up {
-                if !feed.announced {
-                    feed.announced = true;
-                    let marker = json!({"cursor": feed.cursor});
-                    let event =
-                        Event::default().id(feed.cursor.to_string()).event("caught-up").data(marker.to_string());
-                    return Some((Ok(event), feed));
-                }
-                let mut head = feed.app.head.subscribe();
-                let mut stopping = feed.app.stopping.subscribe();
-                let from = feed.cursor;
-                tokio::select! {
-                    grown = head.wait_for(|size| *size > from) => if grown.is_err() { return None },
-                    _ = stopping.wait_for(|stop| *stop) => return None,
-                }
-            }
+        };
+        if page.cursor > feed.cursor {
+            feed.announced = false;
         }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+        for value in page.events {
+            let seq = value["seq"].as_u64().unwrap_or(0);
+            feed.queued.push_back(Event::default().id((seq + 1).to_string()).event("event").data(value.to_string()));
+        }
+        feed.cursor = page.cursor;
+        if !feed.queued.is_empty() || !page.caught_up {
+            continue;
+        }
+        if !feed.announced {
+            feed.announced = true;
+            let marker = json!({"cursor": feed.cursor});
+            let event = Event::default().id(feed.cursor.to_string()).event("caught-up").data(marker.to_string());
+            return Some((Ok(event), feed));
+        }
+        let mut head = feed.app.head.subscribe();
+        let mut stopping = feed.app.stopping.subscribe();
+        let from = feed.cursor;
+        tokio::select! {
+            grown = head.wait_for(|size| *size > from) => if grown.is_err() { return None },
+            _ = stopping.wait_for(|stop| *stop) => return None,
+        }
+    }
 }

@@ -22,6 +22,7 @@ mod policy;
 mod rate;
 mod replay;
 mod routes;
+mod strict;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

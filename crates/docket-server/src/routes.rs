@@ -203,10 +203,12 @@ fn parse_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiEr
     }
 }
 
-/// Parses JSON naming the path of the first bad field.
+/// Parses JSON naming the path of the first bad field. A struct given as a
+/// positional array is refused at any depth (`strict`).
 fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let strict = crate::strict::Strict(&mut deserializer);
+    let parsed = serde_path_to_error::deserialize(strict).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let (status, code) = if inner.is_syntax() || inner.is_eof() {
@@ -220,7 +222,10 @@ fn parse<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> 
             None => inner.to_string(),
         };
         ApiError { field, ..ApiError::new(status, code, message) }
-    })
+    })?;
+    // Trailing characters after the value are malformed JSON, as serde_json::from_slice says.
+    deserializer.end().map_err(|error| ApiError::bad_request("malformed_json", error.to_string()))?;
+    Ok(parsed)
 }
 
 /// Whether the request carries the wire form (`application/octet-stream`) rather than JSON.

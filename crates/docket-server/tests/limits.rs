@@ -264,6 +264,14 @@ fn every_error_path_answers_with_the_json_contract() {
         let json: Value = serde_json::from_slice(&event).unwrap();
         serde_json::to_vec(&[&json["event"], &json["signature"], &json["id"]]).unwrap()
     };
+    let nested = {
+        let mut json: Value = serde_json::from_slice(&event).unwrap();
+        let notice = &mut json["event"]["body"]["case"]["action"]["notice"];
+        // The fields in their declared order: serde alone would read this array as the struct.
+        let fields = ["served_at", "method", "matter", "rights"];
+        *notice = Value::Array(fields.iter().map(|f| notice[f].clone()).collect());
+        serde_json::to_vec(&json).unwrap()
+    };
     let long = format!("{{\"event\": \"{}\"}}", "x".repeat(7000));
     // (what, method, body, path, status, code)
     type Case<'a> = (&'a str, &'a str, Vec<u8>, &'a str, u16, &'a str);
@@ -275,6 +283,7 @@ fn every_error_path_answers_with_the_json_contract() {
         ("unknown query parameter", "GET", vec![], "/v1/delta?colour=blue", 400, "bad_parameter"),
         ("body not JSON", "POST", b"{\"event\": ".to_vec(), "/v1/events", 400, "malformed_json"),
         ("positional array", "POST", positional, "/v1/events", 422, "invalid_event"),
+        ("nested positional array", "POST", nested, "/v1/events", 422, "invalid_event"),
         ("batch not an array", "POST", event.clone(), "/v1/events/batch", 422, "invalid_event"),
         ("body too large", "POST", vec![b' '; 9000], "/v1/events", 413, "body_too_large"),
         ("long input", "POST", long.into_bytes(), "/v1/events", 422, "invalid_event"),

@@ -191,9 +191,15 @@ fn http(data: &Path, dir: &Path, count: u64, clients: usize, batch: usize) -> Re
             bodies[part].push(rest);
         }
     }
-    // The bench measures the server, not the per-agency rate limit.
-    let limits =
-        ServerLimits { appends_per_agency_per_s: 1_000_000, append_burst: 1_000_000, ..ServerLimits::default() };
+    // The bench measures the server, not the rate limits (per agency, and per
+    // client address for appends without effect: all appenders share 127.0.0.1).
+    let limits = ServerLimits {
+        appends_per_agency_per_s: 1_000_000,
+        append_burst: 1_000_000,
+        replays_per_address_per_s: 1_000_000,
+        replay_burst: 1_000_000,
+        ..ServerLimits::default()
+    };
     let serving = benchkit::serve(dir, limits).map_err(|e| anyhow!("server: {e}"))?;
     let base = serving.base.clone();
     let started = Instant::now();
