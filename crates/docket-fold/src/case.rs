@@ -14,9 +14,9 @@
 use serde::{Deserialize, Serialize};
 
 use docket_model::event::{
-    CaseAction, CaseEvent, LiftReason, ObjectionOutcome, RestorationReason, RevocationReason, Severity,
+    CaseAction, CaseEvent, LegalRef, LiftReason, ObjectionOutcome, RestorationReason, RevocationReason, Severity,
 };
-use docket_model::{AgencyId, CaseNumber, EventId, ListId, MeasureCode, MouId, Registry, SubjectId, Timestamp};
+use docket_model::{AgencyId, CaseNumber, Date, EventId, ListId, MeasureCode, MouId, Registry, SubjectId, Timestamp};
 
 /// One case event as the case keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +37,10 @@ pub struct Fact {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
+    /// `empty`: parts of the notice left empty.
     Notice {
         served_at: Timestamp,
+        empty: Vec<NoticeField>,
     },
     Objection {
         received_at: Timestamp,
@@ -49,9 +51,11 @@ pub enum Step {
     },
     /// `empty`: required fields of the decision document left empty.
     Designation {
+        decided_at: Timestamp,
         term_months: Option<u16>,
         severity: Severity,
-        basis: Option<String>,
+        basis: Option<BasisRef>,
+        legal_basis: Vec<LegalRef>,
         empty: Vec<DecisionField>,
     },
     TermExtended {
@@ -84,6 +88,23 @@ pub enum DecisionField {
     Remedies,
 }
 
+/// A part of the notice the rules may require (seed 004 (8): the matter,
+/// the basis and the rights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeField {
+    Matter,
+    LegalBasis,
+    Rights,
+}
+
+/// The basis document of a decision, as the views need it: its number and date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasisRef {
+    pub number: String,
+    pub date: Date,
+}
+
 /// Outcome of an objection review, without the correction text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,7 +118,17 @@ impl Step {
     /// The step of a case action.
     pub fn of(action: &CaseAction) -> Self {
         match action {
-            CaseAction::Notice { served_at, .. } => Self::Notice { served_at: *served_at },
+            CaseAction::Notice { served_at, matter, legal_basis, rights, .. } => {
+                let empty = [
+                    (NoticeField::Matter, matter.trim().is_empty()),
+                    (NoticeField::LegalBasis, legal_basis.is_empty()),
+                    (NoticeField::Rights, rights.trim().is_empty()),
+                ]
+                .into_iter()
+                .filter_map(|(field, empty)| empty.then_some(field))
+                .collect();
+                Self::Notice { served_at: *served_at, empty }
+            }
             CaseAction::Objection { received_at, .. } => Self::Objection { received_at: *received_at },
             CaseAction::ObjectionDecision { objection, outcome, .. } => Self::ObjectionDecision {
                 objection: *objection,
@@ -108,6 +139,7 @@ impl Step {
                 },
             },
             CaseAction::DesignationDecision {
+                decided_at,
                 basis,
                 severity,
                 term_months,
@@ -129,9 +161,11 @@ impl Step {
                 .filter_map(|(field, empty)| empty.then_some(field))
                 .collect();
                 Self::Designation {
+                    decided_at: *decided_at,
                     term_months: *term_months,
                     severity: *severity,
-                    basis: basis.as_ref().map(|b| b.number.clone()),
+                    basis: basis.as_ref().map(|b| BasisRef { number: b.number.clone(), date: b.date }),
+                    legal_basis: legal_basis.clone(),
                     empty,
                 }
             }
@@ -253,10 +287,21 @@ pub struct Transition {
     pub id: EventId,
 }
 
+/// The notice: the event, when it was served, and what it left empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeView {
+    pub evidence: Evidence,
+    /// When the party was served: periods run from here.
+    pub served_at: Timestamp,
+    pub empty: Vec<NoticeField>,
+}
+
 /// An objection and its decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectionView {
     pub received: Evidence,
+    /// When the objection reached the agency: its review period runs from here.
+    pub received_at: Timestamp,
     /// Whether it was lodged against a designation already in force.
     pub after_designation: bool,
     pub decided: Option<(Evidence, Outcome)>,
@@ -266,8 +311,10 @@ pub struct ObjectionView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesignationView {
     pub decision: Evidence,
-    /// When the ledger recorded the decision (the listing date).
-    pub listed_at: Timestamp,
+    /// When the decision was taken (signed in the decision).
+    pub decided_at: Timestamp,
+    /// When the ledger recorded the decision.
+    pub recorded_at: Timestamp,
     /// In force from (the decision's valid time).
     pub in_force_from: Timestamp,
     /// End of the term including extensions; `None`: until removed.
@@ -275,7 +322,9 @@ pub struct DesignationView {
     pub severity: Severity,
     /// The term the decision set, in months; `None`: until removed.
     pub term_months: Option<u16>,
-    pub basis: Option<String>,
+    pub basis: Option<BasisRef>,
+    /// The legal provisions the decision cites.
+    pub legal_basis: Vec<LegalRef>,
     /// Required decision fields left empty.
     pub empty: Vec<DecisionField>,
     pub extensions: Vec<Extension>,
@@ -315,7 +364,7 @@ pub enum MarkKind {
     ObjectionAlreadyDecided,
     /// A designation on a case already designated or closed.
     DesignationOnDesignatedOrClosedCase,
-    /// A term extension, revocation or restoration of a case not designated and in force.
+    /// A revocation or restoration of a case not designated and in force.
     NotInForce,
     /// A measure applied to a case not designated and in force.
     MeasureOnCaseNotInForce,
@@ -323,6 +372,9 @@ pub enum MarkKind {
     MeasureAlreadyApplied,
     /// A measure lifted that was not in place.
     MeasureNotApplied,
+    /// A term extension of a case not designated and in force (before the
+    /// designation, after its closure, or after its term ran out).
+    ExtensionNotInForce,
 }
 
 /// A fact that does not fit, kept for the auditor.
@@ -330,7 +382,16 @@ pub enum MarkKind {
 pub struct Mark {
     pub seq: u64,
     pub id: EventId,
+    /// Valid time of the fact.
+    pub at: Timestamp,
     pub kind: MarkKind,
+}
+
+impl Mark {
+    /// The fact behind the mark, as evidence.
+    pub fn evidence(&self) -> Evidence {
+        Evidence { seq: self.seq, id: self.id, at: self.at }
+    }
 }
 
 /// A case evaluated at one bitemporal point.
@@ -344,7 +405,7 @@ pub struct CaseView {
     /// `None` when no fact is in force yet at the valid time.
     pub status: Option<Status>,
     pub transitions: Vec<Transition>,
-    pub notice: Option<Evidence>,
+    pub notice: Option<NoticeView>,
     pub objections: Vec<ObjectionView>,
     pub designation: Option<DesignationView>,
     pub closure: Option<Evidence>,
@@ -406,7 +467,7 @@ impl Machine<'_> {
     }
 
     fn mark(&mut self, fact: &Fact, kind: MarkKind) {
-        self.view.marks.push(Mark { seq: fact.seq, id: fact.id, kind });
+        self.view.marks.push(Mark { seq: fact.seq, id: fact.id, at: fact.effective_at, kind });
     }
 
     /// Moves an in-force designation to expired if its term ended at or before `at`.
@@ -435,21 +496,22 @@ impl Machine<'_> {
         let in_force = status == Some(Status::Designated);
         let closed = status.is_some_and(Status::is_closed);
         match &fact.step {
-            Step::Notice { .. } => {
+            Step::Notice { served_at, empty } => {
                 if self.view.notice.is_some() {
                     return self.mark(fact, MarkKind::RepeatedNotice);
                 }
-                self.view.notice = Some(evidence);
+                self.view.notice = Some(NoticeView { evidence, served_at: *served_at, empty: empty.clone() });
                 if status.is_none() {
                     self.transition(Status::Noticed, fact.effective_at, fact.seq, fact.id);
                 }
             }
-            Step::Objection { .. } => {
+            Step::Objection { received_at } => {
                 if closed {
                     self.mark(fact, MarkKind::ObjectionOnClosedCase);
                 }
                 self.view.objections.push(ObjectionView {
                     received: evidence,
+                    received_at: *received_at,
                     after_designation: in_force,
                     decided: None,
                 });
@@ -470,7 +532,7 @@ impl Machine<'_> {
                     self.transition(Status::ObjectionDecided, fact.effective_at, fact.seq, fact.id);
                 }
             }
-            Step::Designation { term_months, severity, basis, empty } => {
+            Step::Designation { decided_at, term_months, severity, basis, legal_basis, empty } => {
                 if in_force || closed {
                     return self.mark(fact, MarkKind::DesignationOnDesignatedOrClosedCase);
                 }
@@ -478,12 +540,14 @@ impl Machine<'_> {
                 self.term_source = Some(evidence);
                 self.view.designation = Some(DesignationView {
                     decision: evidence,
-                    listed_at: fact.recorded_at,
+                    decided_at: *decided_at,
+                    recorded_at: fact.recorded_at,
                     in_force_from: fact.effective_at,
                     until: None,
                     severity: *severity,
                     term_months: *term_months,
                     basis: basis.clone(),
+                    legal_basis: legal_basis.clone(),
                     empty: empty.clone(),
                     extensions: vec![],
                 });
@@ -493,7 +557,7 @@ impl Machine<'_> {
             }
             Step::TermExtended { months } => {
                 if !in_force {
-                    return self.mark(fact, MarkKind::NotInForce);
+                    return self.mark(fact, MarkKind::ExtensionNotInForce);
                 }
                 if let Some(term) = &mut self.term {
                     *term += u32::from(*months);

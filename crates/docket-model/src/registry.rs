@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Digest, PublicKey};
-use crate::event::{Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Role, Signer};
+use crate::event::{
+    AuthorityLevel, Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Role, Signer,
+};
 use crate::ids::{AgencyId, ListId, MeasureCode, MouId, RuleSetId};
 use crate::time::Timestamp;
 
@@ -81,6 +83,8 @@ pub struct ListState {
 pub struct MeasureState {
     pub description: String,
     pub authority: LegalRef,
+    /// The authority's level in the hierarchy of norms.
+    pub level: AuthorityLevel,
 }
 
 /// One version of an MOU's terms.
@@ -361,8 +365,8 @@ impl Registry {
             RegistryEvent::ListDefined { list, name, designating_agency, rule_set, legal_basis } => {
                 self.lists.insert(list, ListState { name, designating_agency, rule_set, legal_basis });
             }
-            RegistryEvent::MeasureCatalogued { code, description, authority } => {
-                self.measures.insert(code, MeasureState { description, authority });
+            RegistryEvent::MeasureCatalogued { code, description, authority, level } => {
+                self.measures.insert(code, MeasureState { description, authority, level });
             }
             RegistryEvent::MouSigned { mou, list, parties, effective_from, effective_until } => {
                 let terms = vec![MouTerms { parties, effective_from, effective_until }];
@@ -492,6 +496,7 @@ mod tests {
             served_at: at("2024-03-01T00:00:00+08:00"),
             method: ServiceMethod::Post,
             matter: String::new(),
+            legal_basis: vec![],
             rights: String::new(),
         }
     }
@@ -523,6 +528,7 @@ mod tests {
                         code: name(code),
                         description: String::new(),
                         authority,
+                        level: AuthorityLevel::Law,
                     }),
                     now,
                 )

@@ -148,6 +148,7 @@ fn notice(index: u64, agency: &str, key: &SigningKey, expected_version: Option<u
         served_at: Timestamp::parse(at).unwrap(),
         method: ServiceMethod::Post,
         matter: matter.into(),
+        legal_basis: vec![],
         rights: "Objection within 7 working days".into(),
     };
     case_event(index, agency, key, at, expected_version, action)
@@ -158,6 +159,7 @@ fn designation(index: u64, key: &SigningKey) -> SignedEvent {
     use docket_model::event::{LegalRef, Severity};
     let text = |t: &str| t.to_owned();
     let action = CaseAction::DesignationDecision {
+        decided_at: Timestamp::parse("2026-09-30T16:00:00+08:00").unwrap(),
         basis: None,
         reasons: text("Able to perform but refuses"),
         legal_basis: vec![LegalRef { instrument: text("Civil Procedure Law of the PRC"), article: text("art. 262") }],
@@ -562,6 +564,7 @@ fn appends_are_limited_per_agency_and_forgeries_spend_nothing() {
             code: Name::parse("restrict-yachts").unwrap(),
             description: "No yachts".into(),
             authority: docket_model::event::LegalRef { instrument: "A test".into(), article: "art. 1".into() },
+            level: docket_model::event::AuthorityLevel::Law,
         },
     );
     let other = post(addr, "/v1/events", &body_of(&register));
