@@ -12,7 +12,9 @@ use chrono::{Months, NaiveDate};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 
-use docket_fold::case::{evaluate, AsOf, CaseView, Evidence, MarkKind, ObjectionView, Outcome, Status};
+use docket_fold::case::{
+    evaluate, AsOf, CaseState, CaseView, Evidence, Known, MarkKind, ObjectionView, Outcome, Status,
+};
 use docket_fold::views::{minor_when_designated, Source};
 use docket_fold::FoldError;
 use docket_model::event::{AuthorityLevel, RestorationReason};
@@ -45,7 +47,7 @@ pub enum Rule {
 }
 
 /// One rule: its id, the rule set parameters it applies, how grave a breach
-/// is, what it checks (for documentation and `docket audit --rules`), and
+/// is, what it checks (for documentation), and
 /// the function that checks it.
 pub struct RuleDef {
     pub rule: Rule,
@@ -399,6 +401,7 @@ pub fn audit_each(
             };
             report.cases += 1;
             let mut checker = Checker {
+                case: &case,
                 view: &view,
                 rules,
                 calendar,
@@ -496,6 +499,9 @@ fn date(time: Timestamp) -> NaiveDate {
 /// What a rule's check sees: one case at one bitemporal point, its rule set,
 /// the calendar and the registry; findings go to `out`.
 struct Checker<'a> {
+    /// The case with all its facts known at the audit's point, for rules
+    /// that judge an act as the ledger stood when the act was recorded.
+    case: &'a CaseState,
     view: &'a CaseView,
     rules: &'a RuleSet,
     calendar: &'a Calendar,
@@ -853,13 +859,27 @@ fn measure_authority_level(c: &mut Checker) -> Result<(), AuditError> {
 
 fn measure_under_mou(c: &mut Checker) -> Result<(), AuditError> {
     for m in &c.view.measures {
-        if c.registry.measure(&m.measure).is_some() && !m.covered {
-            let what = format!(
+        if c.registry.measure(&m.measure).is_none() {
+            continue;
+        }
+        // Judged also as the registry stood when the measure was recorded: an
+        // MOU amended later with retroactive effect does not cover it.
+        let recorded_at = c.case.facts.iter().find(|f| f.seq == m.applied.seq).map(|f| f.recorded_at);
+        let covered_then = recorded_at.is_none_or(|recorded_at| {
+            c.registry.mou_covered_when_recorded(&m.mou, &c.view.list, &m.agency, &m.measure, m.applied.at, recorded_at)
+        });
+        let what = match (m.covered, covered_then) {
+            (true, true) => continue,
+            (false, _) => format!(
                 "{} applied {} citing {}, which does not bind it to that measure on this list",
                 m.agency, m.measure, m.mou
-            );
-            c.violated(Rule::MeasureUnderMou, &m.agency, vec![m.applied], what);
-        }
+            ),
+            (true, false) => format!(
+                "{} applied {} citing {}, which did not bind it to that measure on this list when the measure was recorded (a later amendment covers it retroactively)",
+                m.agency, m.measure, m.mou
+            ),
+        };
+        c.violated(Rule::MeasureUnderMou, &m.agency, vec![m.applied], what);
     }
     Ok(())
 }
@@ -868,10 +888,22 @@ fn measure_only_while_designated(c: &mut Checker) -> Result<(), AuditError> {
     for m in &c.view.measures {
         let not_in_force =
             c.view.marks.iter().any(|mark| mark.kind == MarkKind::MeasureOnCaseNotInForce && mark.seq == m.applied.seq);
-        if not_in_force {
-            let what = format!("{} applied {} while the case was not designated and in force", m.agency, m.measure);
-            c.violated(Rule::MeasureOnlyWhileDesignated, &m.agency, vec![m.applied], what);
-        }
+        // Judged also as the ledger stood when the measure was recorded: a
+        // designation recorded later and back-dated before the measure does
+        // not make an act lawful that had no designation behind it when done.
+        let then = AsOf { known: Known::Through(m.applied.seq), valid_at: m.applied.at };
+        let in_force_then = evaluate(c.case, c.registry, then).in_force();
+        let what = match (not_in_force, in_force_then) {
+            (true, _) => format!("{} applied {} while the case was not designated and in force", m.agency, m.measure),
+            (false, false) => format!(
+                "{} applied {} on {} with no designation in force as the ledger stood then; a designation recorded later is back-dated before it",
+                m.agency,
+                m.measure,
+                date(m.applied.at)
+            ),
+            (false, true) => continue,
+        };
+        c.violated(Rule::MeasureOnlyWhileDesignated, &m.agency, vec![m.applied], what);
     }
     Ok(())
 }

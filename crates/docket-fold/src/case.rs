@@ -509,56 +509,24 @@ impl Machine<'_> {
                 if closed {
                     self.mark(fact, MarkKind::ObjectionOnClosedCase);
                 }
-                self.view.objections.push(ObjectionView {
+                let objection = ObjectionView {
                     received: evidence,
                     received_at: *received_at,
                     after_designation: in_force,
                     decided: None,
-                });
+                };
+                self.view.objections.push(objection);
                 if matches!(status, None | Some(Status::Noticed | Status::ObjectionDecided)) {
                     self.transition(Status::Objected, fact.effective_at, fact.seq, fact.id);
                 }
             }
-            Step::ObjectionDecision { objection, outcome } => {
-                let Some(found) = self.view.objections.iter_mut().find(|o| o.received.id == *objection) else {
-                    return self.mark(fact, MarkKind::UnknownObjection);
-                };
-                if found.decided.is_some() {
-                    return self.mark(fact, MarkKind::ObjectionAlreadyDecided);
-                }
-                found.decided = Some((evidence, *outcome));
-                let pending = self.view.objections.iter().any(|o| !o.after_designation && o.decided.is_none());
-                if status == Some(Status::Objected) && !pending {
-                    self.transition(Status::ObjectionDecided, fact.effective_at, fact.seq, fact.id);
-                }
+            Step::ObjectionDecision { objection, outcome } => self.decide_objection(fact, *objection, *outcome),
+            Step::Designation { .. } if in_force || closed => {
+                self.mark(fact, MarkKind::DesignationOnDesignatedOrClosedCase)
             }
-            Step::Designation { decided_at, term_months, severity, basis, legal_basis, empty } => {
-                if in_force || closed {
-                    return self.mark(fact, MarkKind::DesignationOnDesignatedOrClosedCase);
-                }
-                self.term = term_months.map(u32::from);
-                self.term_source = Some(evidence);
-                self.view.designation = Some(DesignationView {
-                    decision: evidence,
-                    decided_at: *decided_at,
-                    recorded_at: fact.recorded_at,
-                    in_force_from: fact.effective_at,
-                    until: None,
-                    severity: *severity,
-                    term_months: *term_months,
-                    basis: basis.clone(),
-                    legal_basis: legal_basis.clone(),
-                    empty: empty.clone(),
-                    extensions: vec![],
-                });
-                self.set_term();
-                self.transition(Status::Designated, fact.effective_at, fact.seq, fact.id);
-                self.expire_until(fact.effective_at);
-            }
+            Step::Designation { .. } => self.designate(fact),
+            Step::TermExtended { .. } if !in_force => self.mark(fact, MarkKind::ExtensionNotInForce),
             Step::TermExtended { months } => {
-                if !in_force {
-                    return self.mark(fact, MarkKind::ExtensionNotInForce);
-                }
                 if let Some(term) = &mut self.term {
                     *term += u32::from(*months);
                     self.term_source = Some(evidence);
@@ -568,36 +536,10 @@ impl Machine<'_> {
                 }
                 self.set_term();
             }
-            Step::Revocation { .. } | Step::Restoration { .. } => {
-                if !in_force {
-                    return self.mark(fact, MarkKind::NotInForce);
-                }
-                self.view.closure = Some(evidence);
-                if let Step::Restoration { reason } = &fact.step {
-                    self.view.restoration = Some(*reason);
-                }
-                let status =
-                    if matches!(fact.step, Step::Revocation { .. }) { Status::Revoked } else { Status::Restored };
-                self.transition(status, fact.effective_at, fact.seq, fact.id);
-            }
-            Step::MeasureApplied { measure, mou } => {
-                let already = self.view.active_measures().any(|m| m.agency == fact.agency && m.measure == *measure);
-                if already {
-                    return self.mark(fact, MarkKind::MeasureAlreadyApplied);
-                }
-                if !in_force {
-                    self.mark(fact, MarkKind::MeasureOnCaseNotInForce);
-                }
-                let covered = self.registry.mou_covers(mou, &self.view.list, &fact.agency, measure, fact.effective_at);
-                self.view.measures.push(MeasureView {
-                    agency: fact.agency.clone(),
-                    measure: measure.clone(),
-                    mou: mou.clone(),
-                    applied: evidence,
-                    covered,
-                    lifted: None,
-                });
-            }
+            Step::Revocation { .. } | Step::Restoration { .. } if !in_force => self.mark(fact, MarkKind::NotInForce),
+            Step::Revocation { .. } => self.close(fact, Status::Revoked, None),
+            Step::Restoration { reason } => self.close(fact, Status::Restored, Some(*reason)),
+            Step::MeasureApplied { measure, mou } => self.apply_measure(fact, measure, mou, in_force),
             Step::MeasureLifted { measure, reason } => {
                 let active = self
                     .view
@@ -610,6 +552,74 @@ impl Machine<'_> {
                 }
             }
         }
+    }
+
+    fn decide_objection(&mut self, fact: &Fact, objection: EventId, outcome: Outcome) {
+        let Some(found) = self.view.objections.iter_mut().find(|o| o.received.id == objection) else {
+            return self.mark(fact, MarkKind::UnknownObjection);
+        };
+        if found.decided.is_some() {
+            return self.mark(fact, MarkKind::ObjectionAlreadyDecided);
+        }
+        found.decided = Some((Evidence::of(fact), outcome));
+        let pending = self.view.objections.iter().any(|o| !o.after_designation && o.decided.is_none());
+        if self.view.status == Some(Status::Objected) && !pending {
+            self.transition(Status::ObjectionDecided, fact.effective_at, fact.seq, fact.id);
+        }
+    }
+
+    /// A designation of a case not in force and not closed.
+    fn designate(&mut self, fact: &Fact) {
+        let Step::Designation { decided_at, term_months, severity, basis, legal_basis, empty } = &fact.step else {
+            return;
+        };
+        let evidence = Evidence::of(fact);
+        self.term = term_months.map(u32::from);
+        self.term_source = Some(evidence);
+        self.view.designation = Some(DesignationView {
+            decision: evidence,
+            decided_at: *decided_at,
+            recorded_at: fact.recorded_at,
+            in_force_from: fact.effective_at,
+            until: None,
+            severity: *severity,
+            term_months: *term_months,
+            basis: basis.clone(),
+            legal_basis: legal_basis.clone(),
+            empty: empty.clone(),
+            extensions: vec![],
+        });
+        self.set_term();
+        self.transition(Status::Designated, fact.effective_at, fact.seq, fact.id);
+        self.expire_until(fact.effective_at);
+    }
+
+    /// A revocation or restoration of a designation in force.
+    fn close(&mut self, fact: &Fact, status: Status, restoration: Option<RestorationReason>) {
+        self.view.closure = Some(Evidence::of(fact));
+        if restoration.is_some() {
+            self.view.restoration = restoration;
+        }
+        self.transition(status, fact.effective_at, fact.seq, fact.id);
+    }
+
+    fn apply_measure(&mut self, fact: &Fact, measure: &MeasureCode, mou: &MouId, in_force: bool) {
+        let already = self.view.active_measures().any(|m| m.agency == fact.agency && m.measure == *measure);
+        if already {
+            return self.mark(fact, MarkKind::MeasureAlreadyApplied);
+        }
+        if !in_force {
+            self.mark(fact, MarkKind::MeasureOnCaseNotInForce);
+        }
+        let covered = self.registry.mou_covers(mou, &self.view.list, &fact.agency, measure, fact.effective_at);
+        self.view.measures.push(MeasureView {
+            agency: fact.agency.clone(),
+            measure: measure.clone(),
+            mou: mou.clone(),
+            applied: Evidence::of(fact),
+            covered,
+            lifted: None,
+        });
     }
 }
 

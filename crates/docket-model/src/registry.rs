@@ -93,6 +93,9 @@ pub struct MouTerms {
     pub parties: Vec<MouParty>,
     pub effective_from: Timestamp,
     pub effective_until: Option<Timestamp>,
+    /// When the ledger recorded these terms (system time): an amendment may
+    /// take effect retroactively, but nobody could act on it before this.
+    pub recorded_at: Timestamp,
 }
 
 /// An MOU with every version of its terms, oldest first, so that "did this
@@ -107,13 +110,32 @@ impl MouState {
     /// The terms in force at valid time `at`: the latest version whose
     /// `effective_from` is not after `at`, unless it has ended by `at`.
     pub fn terms_at(&self, at: Timestamp) -> Option<&MouTerms> {
-        let terms = self.terms.iter().rev().find(|terms| terms.effective_from <= at)?;
+        self.terms_known_at(at, None)
+    }
+
+    /// The terms in force at valid time `at` as the ledger stood at system
+    /// time `known` (None: everything recorded).
+    pub fn terms_known_at(&self, at: Timestamp, known: Option<Timestamp>) -> Option<&MouTerms> {
+        let recorded = |terms: &&MouTerms| known.is_none_or(|known| terms.recorded_at <= known);
+        let terms = self.terms.iter().rev().filter(recorded).find(|terms| terms.effective_from <= at)?;
         terms.effective_until.is_none_or(|until| at < until).then_some(terms)
     }
 
     /// Whether the terms in force at `at` bind `agency` to `measure`.
     pub fn binds(&self, agency: &AgencyId, measure: &MeasureCode, at: Timestamp) -> bool {
-        self.terms_at(at)
+        self.binds_as_known(agency, measure, at, None)
+    }
+
+    /// Whether the terms in force at `at`, as recorded by system time `known`,
+    /// bind `agency` to `measure`.
+    pub fn binds_as_known(
+        &self,
+        agency: &AgencyId,
+        measure: &MeasureCode,
+        at: Timestamp,
+        known: Option<Timestamp>,
+    ) -> bool {
+        self.terms_known_at(at, known)
             .is_some_and(|terms| terms.parties.iter().any(|p| p.agency == *agency && p.measures.contains(measure)))
     }
 }
@@ -158,7 +180,7 @@ impl Registry {
     pub fn apply(&mut self, event: &Event, recorded_at: Timestamp) -> Result<(), AuthError> {
         self.authorize(event, recorded_at)?;
         if let Body::Registry(body) = &event.body {
-            self.apply_registry(body, event.effective_at);
+            self.apply_registry(body, event.effective_at, recorded_at);
         }
         Ok(())
     }
@@ -341,7 +363,7 @@ impl Registry {
         }
     }
 
-    fn apply_registry(&mut self, body: &RegistryEvent, effective_at: Timestamp) {
+    fn apply_registry(&mut self, body: &RegistryEvent, effective_at: Timestamp, recorded_at: Timestamp) {
         let new_key = || KeyState { valid_from: effective_at, invalid_from: None };
         match body.clone() {
             RegistryEvent::AgencyRegistered { agency, name, roles, keys } => {
@@ -369,12 +391,12 @@ impl Registry {
                 self.measures.insert(code, MeasureState { description, authority, level });
             }
             RegistryEvent::MouSigned { mou, list, parties, effective_from, effective_until } => {
-                let terms = vec![MouTerms { parties, effective_from, effective_until }];
+                let terms = vec![MouTerms { parties, effective_from, effective_until, recorded_at }];
                 self.mous.insert(mou, MouState { list, terms });
             }
             RegistryEvent::MouAmended { mou, parties, effective_from, effective_until } => {
                 if let Some(state) = self.mous.get_mut(&mou) {
-                    state.terms.push(MouTerms { parties, effective_from, effective_until });
+                    state.terms.push(MouTerms { parties, effective_from, effective_until, recorded_at });
                 }
             }
             RegistryEvent::RuleSetPublished { rule_set, version, digest, source } => {
@@ -439,6 +461,22 @@ impl Registry {
             return false;
         }
         state.binds(agency, measure, at)
+    }
+
+    /// Whether the MOU covered the act as the ledger stood when the act was
+    /// recorded (`recorded_at`): a later, retroactive amendment does not count.
+    pub fn mou_covered_when_recorded(
+        &self,
+        mou: &MouId,
+        list: &ListId,
+        agency: &AgencyId,
+        measure: &MeasureCode,
+        at: Timestamp,
+        recorded_at: Timestamp,
+    ) -> bool {
+        self.mous
+            .get(mou)
+            .is_some_and(|state| state.list == *list && state.binds_as_known(agency, measure, at, Some(recorded_at)))
     }
 }
 
