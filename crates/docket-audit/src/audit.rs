@@ -630,10 +630,11 @@ fn objection_window_observed(c: &mut Checker) -> Result<(), AuditError> {
     let (Some(d), Some(notice), Some(window)) = (&c.view.designation, &c.view.notice, &c.window) else {
         return Ok(());
     };
-    // The decision may be taken only once the window closed, so that every
-    // objection lodged in time can be weighed; a decision in force later
-    // but taken inside the window breaches it too.
-    if date(d.decided_at) <= window.due {
+    // The decision may be taken, and take effect, only once the window
+    // closed, so that every objection lodged in time can be weighed: a
+    // decision in force later but taken inside the window breaches it, and
+    // so does one taken later but made effective from inside it.
+    if date(d.decided_at.min(d.in_force_from)) <= window.due {
         let what = format!(
             "decided on {} (in force from {}) while the objection window ({} from service on {}) ran until {}",
             date(d.decided_at),

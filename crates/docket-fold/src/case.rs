@@ -290,6 +290,7 @@ pub struct Transition {
 /// The notice: the event, when it was served, and what it left empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoticeView {
+    #[serde(flatten)]
     pub evidence: Evidence,
     /// When the party was served: periods run from here.
     pub served_at: Timestamp,

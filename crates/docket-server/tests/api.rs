@@ -319,7 +319,8 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let first = get(addr, &format!("/v1/delta?cursor=0&list={list}")).json();
     let public = get(addr, &format!("/v1/views/public?list={list}")).json();
     let changes = first["changes"].as_array().unwrap();
-    assert!(!changes.is_empty() && changes.iter().all(|c| c["op"] == "ADD"));
+    // Only designations in force are published, so the demo's may all have ended by now.
+    assert!(changes.iter().all(|c| c["op"] == "ADD"));
     assert_eq!(changes.len(), public["entries"].as_array().unwrap().len());
     let cursor = first["cursor"].as_u64().unwrap();
     let decision = designation(1, &spc);
@@ -332,6 +333,19 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert_eq!(changes.len(), 1, "{next}");
     assert_eq!(changes[0]["op"], "ADD");
     assert_eq!(changes[0]["entry"]["number"], "(2024)京0105执1号");
+    // A restoration takes the entry off the public list: the delta says DEL.
+    let restoration = CaseAction::Restoration {
+        reason: docket_model::event::RestorationReason::ObligationsPerformed,
+        statement: "Paid".into(),
+    };
+    let restored = case_event(1, "spc", &spc, "2026-11-01T09:00:00+08:00", Some(2), restoration);
+    let receipt = post(addr, "/v1/events", &body_of(&restored));
+    assert_eq!(receipt.status, 200, "{}", receipt.body);
+    let seq = receipt.json()["seq"].as_u64().unwrap();
+    assert_eq!(get(addr, &format!("/v1/views/public?min_seq={seq}")).status, 200);
+    let after = get(addr, &format!("/v1/delta?cursor={}&list={list}", next["cursor"])).json();
+    let changes = after["changes"].as_array().unwrap();
+    assert_eq!((changes.len(), &changes[0]["op"]), (1, &json!("DEL")), "{after}");
     assert_eq!(get(addr, "/v1/delta?cursor=99999999").code(), "bad_parameter");
 }
 
