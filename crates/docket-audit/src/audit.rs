@@ -127,7 +127,7 @@ pub const RULES: [RuleDef; 16] = [
         id: "term-within-maximum",
         parameters: &["term"],
         gravity: Gravity::Medium,
-        about: "the term, each extension and the extensions together stay within the rule set's bounds",
+        about: "the term, each extension and the extensions together stay within the rule set's bounds and the publicity maximum for the severity",
         check: term_within_maximum,
     },
     RuleDef {
@@ -769,6 +769,29 @@ fn term_within_maximum(c: &mut Checker) -> Result<(), AuditError> {
         let what = format!("the decision sets a term of {set}; the maximum is {} months", term.max_months);
         c.violated(Rule::TermWithinMaximum, c.designating, vec![d.decision], what);
     }
+    term_extensions(c)?;
+    // Published, with every extension, no longer than the maximum for the
+    // severity, unless a bound above was already broken.
+    let (Some(max), Some(months)) = (&c.rules.publicity_max_months, d.term_months) else { return Ok(()) };
+    let published = u32::from(months) + d.extensions.iter().map(|e| u32::from(e.months)).sum::<u32>();
+    let limit = max.of(d.severity);
+    if published > limit && !c.out.iter().any(|f| f.rule == Rule::TermWithinMaximum) {
+        let what = format!(
+            "published for {published} months with its extensions; the maximum for {:?} severity is {limit} months",
+            d.severity
+        );
+        let evidence = std::iter::once(d.decision).chain(d.extensions.iter().map(|e| e.evidence)).collect();
+        let designating = c.designating;
+        let parameters = ["term", "publicity_max_months"];
+        c.push(Rule::TermWithinMaximum, FindingStatus::Violated, designating, evidence, None, what, &parameters);
+    }
+    Ok(())
+}
+
+/// Each extension within its bounds, and all of them together within the cap.
+fn term_extensions(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(d) = &c.view.designation else { return Ok(()) };
+    let term = &c.rules.term;
     let mut total = 0u32;
     // One finding per case for the extensions' sum, and none when an extension
     // out of bounds on its own was already reported.

@@ -51,6 +51,9 @@ pub struct RuleSet {
     /// Credit restoration (`credit_repaired`) not before this many months of
     /// publicity, by severity. Other restoration reasons are not bound by it.
     pub publicity_min_months: PublicityMin,
+    /// The longest a designation may stay published (its term with every
+    /// extension), by severity; none: only the term's bounds apply.
+    pub publicity_max_months: Option<PublicityMin>,
     /// Names of the parameters above whose values are not confirmed by a source.
     pub unconfirmed: Vec<String>,
     /// SHA-256 of the document's bytes, set by [`RuleSet::parse`]: what the
@@ -71,7 +74,8 @@ pub struct Term {
     pub extensions_total_max_months: Option<u32>,
 }
 
-/// Minimum publicity before credit restoration, by severity.
+/// Months by severity: the minimum publicity before credit restoration, or
+/// the maximum publicity of a designation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublicityMin {
@@ -91,7 +95,7 @@ impl PublicityMin {
 }
 
 /// The parameters a rule set's `unconfirmed` may name.
-pub const PARAMETERS: [&str; 10] = [
+pub const PARAMETERS: [&str; 11] = [
     "required_notice_fields",
     "objection_window",
     "objection_review",
@@ -100,6 +104,7 @@ pub const PARAMETERS: [&str; 10] = [
     "term",
     "term.extensions_total_max_months",
     "publicity_min_months",
+    "publicity_max_months",
     "required_decision_fields",
     "measure_authority_levels",
 ];
