@@ -571,6 +571,24 @@ fn rule_set_document(id: &str) -> &'static str {
     }
 }
 
+/// The measure catalogue: every measure on a law, but one on a ministry's
+/// notice (a departmental rule), which only planted violations apply.
+fn catalogue(builder: &mut Builder) {
+    let world = builder.world;
+    for (index, (code, description)) in world.measures.iter().enumerate() {
+        let (authority, level) = if index == LOW_AUTHORITY {
+            let notice = "MIIT Notice on a Blacklist System for Illegal Internet Sites (2009) No. 371";
+            (legal(notice, "item 2"), AuthorityLevel::DepartmentalRule)
+        } else {
+            (legal("Law on Joint Credit Discipline (demo)", &format!("art. {}", index + 1)), AuthorityLevel::Law)
+        };
+        builder.registry(
+            0,
+            RegistryEvent::MeasureCatalogued { code: name(code), description: description.clone(), authority, level },
+        );
+    }
+}
+
 fn registry(builder: &mut Builder) {
     let world = builder.world;
     for (agency, full, roles) in &world.agencies {
@@ -585,18 +603,7 @@ fn registry(builder: &mut Builder) {
             },
         );
     }
-    for (index, (code, description)) in world.measures.iter().enumerate() {
-        let (authority, level) = if index == LOW_AUTHORITY {
-            let notice = "MIIT Notice on a Blacklist System for Illegal Internet Sites (2009) No. 371";
-            (legal(notice, "item 2"), AuthorityLevel::DepartmentalRule)
-        } else {
-            (legal("Law on Joint Credit Discipline (demo)", &format!("art. {}", index + 1)), AuthorityLevel::Law)
-        };
-        builder.registry(
-            0,
-            RegistryEvent::MeasureCatalogued { code: name(code), description: description.clone(), authority, level },
-        );
-    }
+    catalogue(builder);
     let mut published: Vec<&str> = Vec::new();
     for spec in &world.lists {
         let legal_basis = vec![legal("Civil Procedure Law of the PRC", "art. 266")];
