@@ -608,6 +608,13 @@ fn notice_before_designation(c: &mut Checker) -> Result<(), AuditError> {
         Some(notice) if notice.served_at > d.decided_at => {
             format!("the notice was served on {}, after the decision of {}", date(notice.served_at), date(d.decided_at))
         }
+        // Judged as the ledger stood when the decision was recorded: a notice
+        // recorded after it, back-dated, was not on record when it was made.
+        Some(notice) if notice.evidence.seq > d.decision.seq => format!(
+            "no notice was on record when the decision was recorded; the notice recorded later (seq {}) is dated {}",
+            notice.evidence.seq,
+            date(notice.evidence.at)
+        ),
         Some(_) => return Ok(()),
     };
     let evidence = c.view.notice.iter().map(|n| n.evidence).chain([d.decision]).collect();
