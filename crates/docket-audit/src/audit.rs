@@ -780,7 +780,8 @@ fn term_within_maximum(c: &mut Checker) -> Result<(), AuditError> {
     // Published, with every extension, no longer than the maximum for the
     // severity, unless a bound above was already broken.
     let (Some(max), Some(months)) = (&c.rules.publicity_max_months, d.term_months) else { return Ok(()) };
-    let published = u32::from(months) + d.extensions.iter().map(|e| u32::from(e.months)).sum::<u32>();
+    // Saturating: a case may carry any number of extensions.
+    let published = d.extensions.iter().fold(u32::from(months), |sum, e| sum.saturating_add(u32::from(e.months)));
     let limit = max.of(d.severity);
     if published > limit && !c.out.iter().any(|f| f.rule == Rule::TermWithinMaximum) {
         let what = format!(
@@ -814,7 +815,7 @@ fn term_extensions(c: &mut Checker) -> Result<(), AuditError> {
             let what = format!("the term was extended by {months} months; {bounds}");
             c.violated(Rule::TermWithinMaximum, c.designating, vec![d.decision, extension.evidence], what);
         }
-        total += months;
+        total = total.saturating_add(months);
         // Extensions together may not exceed the cap; one finding, at the extension that crosses it.
         if let (Some(cap), false) = (term.extensions_total_max_months, capped) {
             if total > cap {

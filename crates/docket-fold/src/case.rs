@@ -529,7 +529,7 @@ impl Machine<'_> {
             Step::TermExtended { .. } if !in_force => self.mark(fact, MarkKind::ExtensionNotInForce),
             Step::TermExtended { months } => {
                 if let Some(term) = &mut self.term {
-                    *term += u32::from(*months);
+                    *term = term.saturating_add(u32::from(*months));
                     self.term_source = Some(evidence);
                 }
                 if let Some(designation) = &mut self.view.designation {
