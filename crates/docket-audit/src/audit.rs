@@ -44,6 +44,7 @@ pub enum Rule {
     RemovalInTime,
     PublicityBeforeRestoration,
     MinorNotListed,
+    RecordedInTime,
 }
 
 /// One rule: its id, the rule set parameters it applies, how grave a breach
@@ -65,7 +66,7 @@ impl std::fmt::Debug for RuleDef {
 }
 
 /// Every rule, in the order of [`Rule`]'s variants.
-pub const RULES: [RuleDef; 16] = [
+pub const RULES: [RuleDef; 17] = [
     RuleDef {
         rule: Rule::NoticeBeforeDesignation,
         id: "notice-before-designation",
@@ -193,6 +194,14 @@ pub const RULES: [RuleDef; 16] = [
         gravity: Gravity::High,
         about: "no natural person under 18 at the designation",
         check: minor_not_listed,
+    },
+    RuleDef {
+        rule: Rule::RecordedInTime,
+        id: "recorded-in-time",
+        parameters: &["recording"],
+        gravity: Gravity::Low,
+        about: "a designation, restoration or revocation is recorded within the recording period of its date",
+        check: recorded_in_time,
     },
 ];
 
@@ -995,6 +1004,22 @@ fn minor_not_listed(c: &mut Checker) -> Result<(), AuditError> {
                 vec![d.decision],
                 format!("born {born}, aged {age} when designated"),
             );
+        }
+    }
+    Ok(())
+}
+
+fn recorded_in_time(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(period) = c.rules.recording else { return Ok(()) };
+    // The decision counts from the day it was taken; a closure from its date.
+    let decision = c.view.designation.as_ref().map(|d| (d.decision, d.decided_at, "designation decision"));
+    let closure = c.view.closure.map(|e| (e, e.at, "restoration or revocation"));
+    for (evidence, dated, what) in decision.into_iter().chain(closure) {
+        let Some(fact) = c.case.facts.iter().find(|f| f.seq == evidence.seq) else { continue };
+        let deadline = c.calendar.due(date(dated), period)?;
+        if date(fact.recorded_at) > deadline.due {
+            let what = format!("the {what} of {} was recorded on {}", date(dated), date(fact.recorded_at));
+            c.timed(Rule::RecordedInTime, FindingStatus::Late, c.designating, vec![evidence], deadline, what);
         }
     }
     Ok(())

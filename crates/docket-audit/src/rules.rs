@@ -39,6 +39,9 @@ pub struct RuleSet {
     pub correction_after_upheld: Option<Period>,
     /// After restoration, revocation or expiry: delisted and every measure lifted within this period.
     pub removal: Period,
+    /// A designation, restoration or revocation is recorded (published)
+    /// within this period of its date (none: not checked).
+    pub recording: Option<Period>,
     pub term: Term,
     /// Decision document fields that must not be empty.
     pub required_decision_fields: Vec<DecisionField>,
@@ -95,12 +98,13 @@ impl PublicityMin {
 }
 
 /// The parameters a rule set's `unconfirmed` may name.
-pub const PARAMETERS: [&str; 11] = [
+pub const PARAMETERS: [&str; 12] = [
     "required_notice_fields",
     "objection_window",
     "objection_review",
     "correction_after_upheld",
     "removal",
+    "recording",
     "term",
     "term.extensions_total_max_months",
     "publicity_min_months",

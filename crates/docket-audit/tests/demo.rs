@@ -77,7 +77,11 @@ fn audit_finds_exactly(dir: &std::path::Path, cases: u64, planted_cases: &[(Stri
         }
     }
     println!("{table}");
-    assert!(planted.len() == Rule::all().count(), "every rule has a planted violation");
+    // The demo's events are all recorded when the ledger is written, long
+    // after their dates, so a late recording cannot be planted; the bundled
+    // rule sets leave `recording` unset, and the rule must find nothing.
+    let unplanted: Vec<Rule> = Rule::all().filter(|rule| !planted.contains_key(rule)).collect();
+    assert_eq!(unplanted, [Rule::RecordedInTime], "every other rule has a planted violation");
     assert!(exact, "\n{table}");
 }
 
