@@ -12,99 +12,223 @@ use chrono::{Months, NaiveDate};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 
-use docket_fold::case::{evaluate, AsOf, CaseView, Evidence, MarkKind, Outcome, Status};
-use docket_fold::views::Source;
+use docket_fold::case::{
+    evaluate, AsOf, CaseState, CaseView, Evidence, Known, MarkKind, ObjectionView, Outcome, Status,
+};
+use docket_fold::views::{minor_when_designated, Source};
 use docket_fold::FoldError;
-use docket_model::event::RestorationReason;
+use docket_model::event::{AuthorityLevel, RestorationReason};
 use docket_model::{AgencyId, CaseNumber, Digest, ListId, Registry, RuleSetId, SubjectId, Timestamp};
 
 use crate::calendar::{Calendar, Deadline, PeriodError};
 use crate::rules::RuleSet;
 
-/// The rules, each with a stable id ([`Rule::id`], also its JSON form).
+/// The rules, each with a stable id ([`Rule::id`], also its JSON form). The
+/// variants are in the order of [`RULES`], which holds everything else about
+/// each rule: adding a rule is a variant here and a row there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
     NoticeBeforeDesignation,
+    NoticeContent,
     ObjectionWindowObserved,
     ObjectionDecidedInTime,
+    ObjectionAnsweredBeforeDesignation,
     UpheldObjectionRemedied,
     DecisionContent,
+    TermWithinMaximum,
+    ExtensionWhileInForce,
     MeasureCatalogued,
+    MeasureAuthorityLevel,
     MeasureUnderMou,
     MeasureOnlyWhileDesignated,
     RemovalInTime,
     PublicityBeforeRestoration,
-    TermWithinMaximum,
     MinorNotListed,
+    RecordedInTime,
 }
 
+/// One rule: its id, the rule set parameters it applies, how grave a breach
+/// is, what it checks (for documentation), and
+/// the function that checks it.
+pub struct RuleDef {
+    pub rule: Rule,
+    pub id: &'static str,
+    pub parameters: &'static [&'static str],
+    pub gravity: Gravity,
+    pub about: &'static str,
+    check: fn(&mut Checker) -> Result<(), AuditError>,
+}
+
+impl std::fmt::Debug for RuleDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleDef").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Every rule, in the order of [`Rule`]'s variants.
+pub const RULES: [RuleDef; 17] = [
+    RuleDef {
+        rule: Rule::NoticeBeforeDesignation,
+        id: "notice-before-designation",
+        parameters: &[],
+        gravity: Gravity::High,
+        about: "a notice is served before the designation is decided",
+        check: notice_before_designation,
+    },
+    RuleDef {
+        rule: Rule::NoticeContent,
+        id: "notice-content",
+        parameters: &["required_notice_fields"],
+        gravity: Gravity::Medium,
+        about: "the notice informs the party of the matter, its legal basis and the party's rights",
+        check: notice_content,
+    },
+    RuleDef {
+        rule: Rule::ObjectionWindowObserved,
+        id: "objection-window-observed",
+        parameters: &["objection_window"],
+        gravity: Gravity::Medium,
+        about: "the designation is decided only after the objection window, counted from service, has closed",
+        check: objection_window_observed,
+    },
+    RuleDef {
+        rule: Rule::ObjectionDecidedInTime,
+        id: "objection-decided-in-time",
+        parameters: &["objection_review"],
+        gravity: Gravity::Medium,
+        about: "a timely objection is decided within the review period from its receipt",
+        check: objection_decided_in_time,
+    },
+    RuleDef {
+        rule: Rule::ObjectionAnsweredBeforeDesignation,
+        id: "objection-answered-before-designation",
+        parameters: &[],
+        gravity: Gravity::High,
+        about: "no designation while a timely objection lodged before it is unanswered",
+        check: objection_answered_before_designation,
+    },
+    RuleDef {
+        rule: Rule::UpheldObjectionRemedied,
+        id: "upheld-objection-remedied",
+        parameters: &["correction_after_upheld"],
+        gravity: Gravity::Medium,
+        about: "no designation after an upheld objection; one upheld later is revoked in time",
+        check: upheld_objection_remedied,
+    },
+    RuleDef {
+        rule: Rule::DecisionContent,
+        id: "decision-content",
+        parameters: &["required_decision_fields"],
+        gravity: Gravity::Low,
+        about: "the decision states reasons, basis, measures, removal and remedies, and rests on a basis document dated no later than itself",
+        check: decision_content,
+    },
+    RuleDef {
+        rule: Rule::TermWithinMaximum,
+        id: "term-within-maximum",
+        parameters: &["term"],
+        gravity: Gravity::Medium,
+        about: "the term, each extension and the extensions together stay within the rule set's bounds and the publicity maximum for the severity",
+        check: term_within_maximum,
+    },
+    RuleDef {
+        rule: Rule::ExtensionWhileInForce,
+        id: "extension-while-in-force",
+        parameters: &[],
+        gravity: Gravity::Medium,
+        about: "a term is extended only while the designation is in force, not after it ran out",
+        check: extension_while_in_force,
+    },
+    RuleDef {
+        rule: Rule::MeasureCatalogued,
+        id: "measure-catalogued",
+        parameters: &[],
+        gravity: Gravity::High,
+        about: "every measure applied is in the measure catalogue",
+        check: measure_catalogued,
+    },
+    RuleDef {
+        rule: Rule::MeasureAuthorityLevel,
+        id: "measure-authority-level",
+        parameters: &["measure_authority_levels"],
+        gravity: Gravity::High,
+        about: "every measure applied rests on an authority of a level the rule set accepts",
+        check: measure_authority_level,
+    },
+    RuleDef {
+        rule: Rule::MeasureUnderMou,
+        id: "measure-under-mou",
+        parameters: &[],
+        gravity: Gravity::High,
+        about: "the applying agency is bound to the measure on this list by the MOU it cites",
+        check: measure_under_mou,
+    },
+    RuleDef {
+        rule: Rule::MeasureOnlyWhileDesignated,
+        id: "measure-only-while-designated",
+        parameters: &[],
+        gravity: Gravity::High,
+        about: "measures are applied only while the designation is in force",
+        check: measure_only_while_designated,
+    },
+    RuleDef {
+        rule: Rule::RemovalInTime,
+        id: "removal-in-time",
+        parameters: &["removal"],
+        gravity: Gravity::Medium,
+        about: "after restoration, revocation or expiry every measure is lifted within the removal period",
+        check: removal_in_time,
+    },
+    RuleDef {
+        rule: Rule::PublicityBeforeRestoration,
+        id: "publicity-before-restoration",
+        parameters: &["publicity_min_months"],
+        gravity: Gravity::Low,
+        about: "credit restoration only after the minimum publicity period for the severity",
+        check: publicity_before_restoration,
+    },
+    RuleDef {
+        rule: Rule::MinorNotListed,
+        id: "minor-not-listed",
+        parameters: &[],
+        gravity: Gravity::High,
+        about: "no natural person under 18 at the designation",
+        check: minor_not_listed,
+    },
+    RuleDef {
+        rule: Rule::RecordedInTime,
+        id: "recorded-in-time",
+        parameters: &["recording"],
+        gravity: Gravity::Low,
+        about: "a designation, restoration or revocation is recorded within the recording period of its date",
+        check: recorded_in_time,
+    },
+];
+
 impl Rule {
-    pub const ALL: [Rule; 12] = [
-        Self::NoticeBeforeDesignation,
-        Self::ObjectionWindowObserved,
-        Self::ObjectionDecidedInTime,
-        Self::UpheldObjectionRemedied,
-        Self::DecisionContent,
-        Self::MeasureCatalogued,
-        Self::MeasureUnderMou,
-        Self::MeasureOnlyWhileDesignated,
-        Self::RemovalInTime,
-        Self::PublicityBeforeRestoration,
-        Self::TermWithinMaximum,
-        Self::MinorNotListed,
-    ];
+    /// Every rule, in table order.
+    pub fn all() -> impl Iterator<Item = Rule> {
+        RULES.iter().map(|def| def.rule)
+    }
+
+    /// The rule's row in [`RULES`].
+    pub fn def(self) -> &'static RuleDef {
+        &RULES[self as usize]
+    }
 
     /// The stable id.
     pub fn id(self) -> &'static str {
-        match self {
-            Self::NoticeBeforeDesignation => "notice-before-designation",
-            Self::ObjectionWindowObserved => "objection-window-observed",
-            Self::ObjectionDecidedInTime => "objection-decided-in-time",
-            Self::UpheldObjectionRemedied => "upheld-objection-remedied",
-            Self::DecisionContent => "decision-content",
-            Self::MeasureCatalogued => "measure-catalogued",
-            Self::MeasureUnderMou => "measure-under-mou",
-            Self::MeasureOnlyWhileDesignated => "measure-only-while-designated",
-            Self::RemovalInTime => "removal-in-time",
-            Self::PublicityBeforeRestoration => "publicity-before-restoration",
-            Self::TermWithinMaximum => "term-within-maximum",
-            Self::MinorNotListed => "minor-not-listed",
-        }
+        self.def().id
     }
 
     /// The rule set parameters the rule applies.
     pub fn parameters(self) -> &'static [&'static str] {
-        match self {
-            Self::ObjectionWindowObserved => &["objection_window"],
-            Self::ObjectionDecidedInTime => &["objection_review"],
-            Self::UpheldObjectionRemedied => &["correction_after_upheld"],
-            Self::DecisionContent => &["required_decision_fields"],
-            Self::RemovalInTime => &["removal"],
-            Self::PublicityBeforeRestoration => &["publicity_min_months"],
-            Self::TermWithinMaximum => &["term"],
-            Self::NoticeBeforeDesignation
-            | Self::MeasureCatalogued
-            | Self::MeasureUnderMou
-            | Self::MeasureOnlyWhileDesignated
-            | Self::MinorNotListed => &[],
-        }
+        self.def().parameters
     }
 
     /// How grave a breach is.
     pub fn gravity(self) -> Gravity {
-        match self {
-            Self::NoticeBeforeDesignation
-            | Self::MeasureCatalogued
-            | Self::MeasureUnderMou
-            | Self::MeasureOnlyWhileDesignated
-            | Self::MinorNotListed => Gravity::High,
-            Self::ObjectionWindowObserved
-            | Self::ObjectionDecidedInTime
-            | Self::UpheldObjectionRemedied
-            | Self::RemovalInTime
-            | Self::TermWithinMaximum => Gravity::Medium,
-            Self::DecisionContent | Self::PublicityBeforeRestoration => Gravity::Low,
-        }
+        self.def().gravity
     }
 }
 
@@ -120,7 +244,7 @@ impl JsonSchema for Rule {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let ids: Vec<&str> = Self::ALL.iter().map(|r| r.id()).collect();
+        let ids: Vec<&str> = RULES.iter().map(|def| def.id).collect();
         json_schema!({ "type": "string", "description": "A rule's stable id.", "enum": ids })
     }
 }
@@ -281,21 +405,22 @@ pub fn audit_each(
             if view.version == 0 {
                 return;
             }
-            // The rules in force when the case opened: the last version
-            // published by then, else the first one published.
-            let opened = view.notice.map(|n| n.at).or(view.designation.as_ref().map(|d| d.decision.at));
-            let chosen = uses
-                .iter()
-                .rev()
-                .find(|(from, _, _)| from.zip(opened).is_none_or(|(from, opened)| from <= opened))
-                .or(uses.first());
-            let Some((_, Some(rules), _)) = chosen else {
+            let Some(rules) = rules_in_force(&uses, &view) else {
                 return;
             };
             report.cases += 1;
-            let mut checker =
-                Checker { view: &view, rules, calendar, today: as_of.valid_at.china_date().naive(), out: vec![] };
-            if let Err(error) = checker.check(&registry, &state.designating_agency) {
+            let mut checker = Checker {
+                case: &case,
+                view: &view,
+                rules,
+                calendar,
+                registry: &registry,
+                designating: &state.designating_agency,
+                today: as_of.valid_at.china_date().naive(),
+                window: None,
+                out: vec![],
+            };
+            if let Err(error) = checker.check() {
                 failed = Some(error);
             }
             for finding in checker.out {
@@ -309,6 +434,21 @@ pub fn audit_each(
         }
     }
     Ok(report)
+}
+
+/// The rules in force when the case opened (notice, else decision): the
+/// last version published by then, else the first one published.
+fn rules_in_force<'r>(
+    uses: &[(Option<Timestamp>, Option<&'r RuleSet>, RuleSetUse)],
+    view: &CaseView,
+) -> Option<&'r RuleSet> {
+    let opened = view.notice.as_ref().map(|n| n.evidence.at).or(view.designation.as_ref().map(|d| d.decision.at));
+    let chosen = uses
+        .iter()
+        .rev()
+        .find(|(from, _, _)| from.zip(opened).is_none_or(|(from, opened)| from <= opened))
+        .or(uses.first());
+    chosen.and_then(|(_, rules, _)| *rules)
 }
 
 /// The rule set documents for a list: one per version the registry
@@ -365,18 +505,29 @@ fn date(time: Timestamp) -> NaiveDate {
     time.china_date().naive()
 }
 
+/// What a rule's check sees: one case at one bitemporal point, its rule set,
+/// the calendar and the registry; findings go to `out`.
 struct Checker<'a> {
+    /// The case with all its facts known at the audit's point, for rules
+    /// that judge an act as the ledger stood when the act was recorded.
+    case: &'a CaseState,
     view: &'a CaseView,
     rules: &'a RuleSet,
     calendar: &'a Calendar,
+    registry: &'a Registry,
+    /// The list's designating agency: the one that had to act on the case.
+    designating: &'a AgencyId,
     today: NaiveDate,
+    /// The objection window after service of the notice, computed once for
+    /// the rules that use it.
+    window: Option<Deadline>,
     out: Vec<Finding>,
 }
 
 impl Checker<'_> {
     /// A breach with no deadline involved.
     fn violated(&mut self, rule: Rule, agency: &AgencyId, evidence: Vec<Evidence>, what: String) {
-        self.push(rule, FindingStatus::Violated, agency, evidence, None, what);
+        self.push(rule, FindingStatus::Violated, agency, evidence, None, what, rule.parameters());
     }
 
     /// A breach of (or a wait on) a deadline.
@@ -389,9 +540,11 @@ impl Checker<'_> {
         deadline: Deadline,
         what: String,
     ) {
-        self.push(rule, status, agency, evidence, Some(deadline), what);
+        self.push(rule, status, agency, evidence, Some(deadline), what, rule.parameters());
     }
 
+    /// A finding; `parameters` are the rule set parameters it rests on.
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         rule: Rule,
@@ -400,6 +553,7 @@ impl Checker<'_> {
         evidence: Vec<Evidence>,
         deadline: Option<Deadline>,
         what: String,
+        parameters: &[&str],
     ) {
         self.out.push(Finding {
             rule,
@@ -413,8 +567,7 @@ impl Checker<'_> {
             deadline,
             what,
             rule_set: format!("{} v{}", self.rules.id, self.rules.version),
-            unconfirmed: rule
-                .parameters()
+            unconfirmed: parameters
                 .iter()
                 .filter(|p| self.rules.unconfirmed.iter().any(|u| u == *p))
                 .map(|p| (*p).to_owned())
@@ -432,193 +585,476 @@ impl Checker<'_> {
         }
     }
 
-    fn check(&mut self, registry: &docket_model::Registry, designating: &AgencyId) -> Result<(), AuditError> {
-        let view = self.view;
-        let rules = self.rules;
-        let designation = view.designation.as_ref();
-
-        // The objection window after the notice, computed once for both rules that use it.
-        let window = match (rules.objection_window, view.notice) {
-            (Some(period), Some(notice)) => Some((period, notice, self.calendar.due(date(notice.at), period)?)),
+    /// Runs every rule of the table on the case.
+    fn check(&mut self) -> Result<(), AuditError> {
+        self.window = match (self.rules.objection_window, &self.view.notice) {
+            (Some(period), Some(notice)) => Some(self.calendar.due(date(notice.served_at), period)?),
             _ => None,
         };
-        if let Some(d) = designation {
-            if rules.notice_required && view.notice.is_none_or(|n| n.at > d.in_force_from) {
-                self.violated(
-                    Rule::NoticeBeforeDesignation,
-                    designating,
-                    vec![d.decision],
-                    "designated with no notice served before the decision".into(),
-                );
-            }
-            if let Some((period, notice, deadline)) = &window {
-                if date(d.in_force_from) <= deadline.due {
-                    let what = format!(
-                        "in force from {} while the objection window ({period} from the notice) ran until {}",
-                        date(d.in_force_from),
-                        deadline.due
-                    );
-                    self.timed(
-                        Rule::ObjectionWindowObserved,
-                        FindingStatus::Violated,
-                        designating,
-                        vec![*notice, d.decision],
-                        deadline.clone(),
-                        what,
-                    );
-                }
-            }
-            let missing: Vec<String> = rules
-                .required_decision_fields
-                .iter()
-                .filter(|f| d.empty.contains(f))
-                .map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
-                .chain((rules.basis_required && d.basis.is_none()).then(|| "basis document".to_owned()))
-                .collect();
-            if !missing.is_empty() {
-                self.violated(
-                    Rule::DecisionContent,
-                    designating,
-                    vec![d.decision],
-                    format!("the decision document lacks: {}", missing.join(", ")),
-                );
-            }
-            let term_ok = d.term_months.is_some_and(|m| u32::from(m) <= rules.term.max_months);
-            if !term_ok {
-                let set = d.term_months.map_or("no end (until removed)".to_owned(), |m| format!("{m} months"));
-                self.violated(
-                    Rule::TermWithinMaximum,
-                    designating,
-                    vec![d.decision],
-                    format!("the decision sets a term of {set}; the maximum is {} months", rules.term.max_months),
-                );
-            }
-            for extension in &d.extensions {
-                let allowed = rules.term.extension_months;
-                if allowed.is_none_or(|(low, high)| !(low..=high).contains(&u32::from(extension.months))) {
-                    let bounds = match allowed {
-                        Some((low, high)) => format!("an extension must be {low} to {high} months"),
-                        None => "the rule set allows no extension".into(),
-                    };
-                    self.violated(
-                        Rule::TermWithinMaximum,
-                        designating,
-                        vec![d.decision, extension.evidence],
-                        format!("the term was extended by {} months; {bounds}", extension.months),
-                    );
-                }
-            }
-            if rules.minors_excluded {
-                if let SubjectId::Resident(id) = &view.subject {
-                    if let Ok(born) = id.birth_date() {
-                        let adult = born.checked_add_months(Months::new(18 * 12));
-                        if adult.is_some_and(|adult| date(d.in_force_from) < adult) {
-                            let age = date(d.in_force_from).years_since(born).unwrap_or(0);
-                            self.violated(
-                                Rule::MinorNotListed,
-                                designating,
-                                vec![d.decision],
-                                format!("born {born}, aged {age} when designated"),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-
-        // Objections: a timely one is decided in time; an upheld one is remedied in time.
-        let window_due = window.as_ref().map(|(_, _, deadline)| deadline.due);
-        for objection in &view.objections {
-            let timely = window_due.is_none_or(|due| date(objection.received.at) <= due) || objection.after_designation;
-            if let (true, Some(review)) = (timely, rules.objection_review) {
-                let deadline = self.calendar.due(date(objection.received.at), review)?;
-                let decided = objection.decided.map(|(e, _)| e);
-                if let Some(status) = self.timeliness(&deadline, decided.map(|e| e.at)) {
-                    let what = match decided {
-                        Some(e) => format!("objection decided on {}, after its deadline", date(e.at)),
-                        None => "objection not decided".into(),
-                    };
-                    let evidence = std::iter::once(objection.received).chain(decided).collect();
-                    self.timed(Rule::ObjectionDecidedInTime, status, designating, evidence, deadline, what);
-                }
-            }
-            if let (Some((decision, Outcome::Upheld)), Some(correction), Some(_)) =
-                (objection.decided, rules.correction_after_upheld, designation)
-            {
-                let deadline = self.calendar.due(date(decision.at), correction)?;
-                let revoked = (view.status == Some(Status::Revoked)).then_some(view.closure).flatten();
-                if let Some(status) = self.timeliness(&deadline, revoked.map(|e| e.at)) {
-                    let evidence = [Some(objection.received), Some(decision), revoked].into_iter().flatten().collect();
-                    self.timed(
-                        Rule::UpheldObjectionRemedied,
-                        status,
-                        designating,
-                        evidence,
-                        deadline,
-                        "objection upheld; the designation was not revoked in time".into(),
-                    );
-                }
-            }
-        }
-
-        // Measures: catalogued, under an MOU that binds the agency, only while designated.
-        for m in &view.measures {
-            if registry.measure(&m.measure).is_none() {
-                let what = format!("{} applied {}, which is not in the measure catalogue", m.agency, m.measure);
-                self.violated(Rule::MeasureCatalogued, &m.agency, vec![m.applied], what);
-            } else if !m.covered {
-                let what = format!(
-                    "{} applied {} citing {}, which does not bind it to that measure on this list",
-                    m.agency, m.measure, m.mou
-                );
-                self.violated(Rule::MeasureUnderMou, &m.agency, vec![m.applied], what);
-            }
-            let not_in_force = view
-                .marks
-                .iter()
-                .any(|mark| mark.kind == MarkKind::MeasureOnCaseNotInForce && mark.seq == m.applied.seq);
-            if not_in_force {
-                let what = format!("{} applied {} while the case was not designated and in force", m.agency, m.measure);
-                self.violated(Rule::MeasureOnlyWhileDesignated, &m.agency, vec![m.applied], what);
-            }
-        }
-
-        // Removal: after the case ends, every measure in place is lifted in time.
-        if let (Some(status), Some(ended)) = (view.status, view.ended_at()) {
-            let deadline = self.calendar.due(date(ended), rules.removal)?;
-            let closing = match status {
-                Status::Expired => designation.map(|d| d.decision),
-                _ => view.closure,
-            };
-            for m in view.measures.iter().filter(|m| m.applied.at < ended) {
-                let lifted = m.lifted.map(|(e, _)| e);
-                if let Some(finding) = self.timeliness(&deadline, lifted.map(|e| e.at)) {
-                    let what = match lifted {
-                        Some(e) => format!("{} lifted {} on {}, after the deadline", m.agency, m.measure, date(e.at)),
-                        None => format!("{} has not lifted {}", m.agency, m.measure),
-                    };
-                    let evidence = [closing, Some(m.applied), lifted].into_iter().flatten().collect();
-                    self.timed(Rule::RemovalInTime, finding, &m.agency, evidence, deadline.clone(), what);
-                }
-            }
-        }
-
-        // Credit restoration only after the minimum publicity period.
-        if let (Some(RestorationReason::CreditRepaired), Some(d), Some(closure)) =
-            (view.restoration, designation, view.closure)
-        {
-            let months = rules.publicity_min_months.of(d.severity);
-            let from = date(d.in_force_from);
-            let earliest = from.checked_add_months(Months::new(months)).unwrap_or(from);
-            if date(closure.at) < earliest {
-                let what = format!(
-                    "restored on {} after publicity from {from}; the minimum for {:?} severity is {months} months ({earliest})",
-                    date(closure.at),
-                    d.severity
-                );
-                self.violated(Rule::PublicityBeforeRestoration, designating, vec![d.decision, closure], what);
-            }
+        for def in &RULES {
+            (def.check)(self)?;
         }
         Ok(())
+    }
+
+    /// Whether an objection was lodged in time: within the window after
+    /// service, or (with no window) at any time, or against a designation in force.
+    fn timely(&self, objection: &ObjectionView) -> bool {
+        objection.after_designation
+            || self.window.as_ref().is_none_or(|window| date(objection.received_at) <= window.due)
+    }
+}
+
+// The rules, one function each, in the order of `RULES`.
+
+fn notice_before_designation(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(d) = &c.view.designation else { return Ok(()) };
+    if !c.rules.notice_required {
+        return Ok(());
+    }
+    let what = match &c.view.notice {
+        None => "designated with no notice served before the decision".to_owned(),
+        Some(notice) if notice.served_at > d.decided_at => {
+            format!("the notice was served on {}, after the decision of {}", date(notice.served_at), date(d.decided_at))
+        }
+        // Judged as the ledger stood when the decision was recorded: a notice
+        // recorded after it, back-dated, was not on record when it was made.
+        Some(notice) if notice.evidence.seq > d.decision.seq => format!(
+            "no notice was on record when the decision was recorded; the notice recorded later (seq {}) is dated {}",
+            notice.evidence.seq,
+            date(notice.evidence.at)
+        ),
+        Some(_) => return Ok(()),
+    };
+    let evidence = c.view.notice.iter().map(|n| n.evidence).chain([d.decision]).collect();
+    c.violated(Rule::NoticeBeforeDesignation, c.designating, evidence, what);
+    Ok(())
+}
+
+fn notice_content(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(notice) = &c.view.notice else { return Ok(()) };
+    let missing: Vec<String> =
+        c.rules.required_notice_fields.iter().filter(|f| notice.empty.contains(f)).map(field_name).collect();
+    if !missing.is_empty() {
+        let what = format!("the notice does not inform the party of: {}", missing.join(", "));
+        c.violated(Rule::NoticeContent, c.designating, vec![notice.evidence], what);
+    }
+    Ok(())
+}
+
+fn objection_window_observed(c: &mut Checker) -> Result<(), AuditError> {
+    let (Some(d), Some(notice), Some(window)) = (&c.view.designation, &c.view.notice, &c.window) else {
+        return Ok(());
+    };
+    // The decision may be taken, and take effect, only once the window
+    // closed, so that every objection lodged in time can be weighed: a
+    // decision in force later but taken inside the window breaches it, and
+    // so does one taken later but made effective from inside it.
+    if date(d.decided_at.min(d.in_force_from)) <= window.due {
+        let what = format!(
+            "decided on {} (in force from {}) while the objection window ({} from service on {}) ran until {}",
+            date(d.decided_at),
+            date(d.in_force_from),
+            window.period,
+            date(notice.served_at),
+            window.due
+        );
+        let evidence = vec![notice.evidence, d.decision];
+        let (window, designating) = (window.clone(), c.designating);
+        c.timed(Rule::ObjectionWindowObserved, FindingStatus::Violated, designating, evidence, window, what);
+    }
+    Ok(())
+}
+
+fn objection_decided_in_time(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(review) = c.rules.objection_review else { return Ok(()) };
+    for objection in &c.view.objections {
+        if !c.timely(objection) {
+            continue;
+        }
+        let deadline = c.calendar.due(date(objection.received_at), review)?;
+        let decided = objection.decided.map(|(e, _)| e);
+        if let Some(status) = c.timeliness(&deadline, decided.map(|e| e.at)) {
+            let what = match decided {
+                Some(e) => format!(
+                    "objection received on {} decided on {}, after its deadline",
+                    date(objection.received_at),
+                    date(e.at)
+                ),
+                None => format!("objection received on {} not decided", date(objection.received_at)),
+            };
+            let evidence = std::iter::once(objection.received).chain(decided).collect();
+            c.timed(Rule::ObjectionDecidedInTime, status, c.designating, evidence, deadline, what);
+        }
+    }
+    Ok(())
+}
+
+fn objection_answered_before_designation(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(d) = &c.view.designation else { return Ok(()) };
+    for objection in c.view.objections.iter().filter(|o| !o.after_designation) {
+        if !c.timely(objection) {
+            continue;
+        }
+        let answered = objection.decided.map(|(e, _)| e);
+        if answered.is_some_and(|e| e.at <= d.decided_at) {
+            continue;
+        }
+        let what = match answered {
+            Some(e) => format!(
+                "designated on {} while the objection received on {} was unanswered (answered on {})",
+                date(d.decided_at),
+                date(objection.received_at),
+                date(e.at)
+            ),
+            None => format!(
+                "designated on {} while the objection received on {} was unanswered",
+                date(d.decided_at),
+                date(objection.received_at)
+            ),
+        };
+        let evidence = [Some(objection.received), Some(d.decision), answered].into_iter().flatten().collect();
+        c.violated(Rule::ObjectionAnsweredBeforeDesignation, c.designating, evidence, what);
+    }
+    Ok(())
+}
+
+fn upheld_objection_remedied(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(d) = &c.view.designation else { return Ok(()) };
+    for objection in &c.view.objections {
+        let Some((decision, Outcome::Upheld)) = objection.decided else { continue };
+        if decision.at <= d.decided_at {
+            // Upheld before the designation: designating anyway defies the
+            // answer given; no deadline is involved.
+            let what = format!(
+                "the objection was upheld on {}; the designation was decided on {} nonetheless",
+                date(decision.at),
+                date(d.decided_at)
+            );
+            c.violated(
+                Rule::UpheldObjectionRemedied,
+                c.designating,
+                vec![objection.received, decision, d.decision],
+                what,
+            );
+            continue;
+        }
+        let Some(correction) = c.rules.correction_after_upheld else { continue };
+        let deadline = c.calendar.due(date(decision.at), correction)?;
+        let revoked = (c.view.status == Some(Status::Revoked)).then_some(c.view.closure).flatten();
+        if let Some(status) = c.timeliness(&deadline, revoked.map(|e| e.at)) {
+            let evidence = [Some(objection.received), Some(decision), revoked].into_iter().flatten().collect();
+            let what = "objection upheld; the designation was not revoked in time".to_owned();
+            c.timed(Rule::UpheldObjectionRemedied, status, c.designating, evidence, deadline, what);
+        }
+    }
+    Ok(())
+}
+
+fn decision_content(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(d) = &c.view.designation else { return Ok(()) };
+    let mut missing: Vec<String> =
+        c.rules.required_decision_fields.iter().filter(|f| d.empty.contains(f)).map(field_name).collect();
+    if c.rules.basis_required && d.basis.is_none() {
+        missing.push("basis document".into());
+    }
+    let mut faults = vec![];
+    if !missing.is_empty() {
+        faults.push(format!("the decision document lacks: {}", missing.join(", ")));
+    }
+    // A basis must be legally effective when the decision rests on it.
+    if let Some(basis) = d.basis.as_ref().filter(|b| b.date.naive() > date(d.decided_at)) {
+        faults.push(format!(
+            "the basis document {} is dated {}, after the decision of {}",
+            basis.number,
+            basis.date,
+            date(d.decided_at)
+        ));
+    }
+    if !faults.is_empty() {
+        c.violated(Rule::DecisionContent, c.designating, vec![d.decision], faults.join("; "));
+    }
+    Ok(())
+}
+
+fn term_within_maximum(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(d) = &c.view.designation else { return Ok(()) };
+    let term = &c.rules.term;
+    if d.term_months.is_none_or(|m| u32::from(m) > term.max_months) {
+        let set = d.term_months.map_or("no end (until removed)".to_owned(), |m| format!("{m} months"));
+        let what = format!("the decision sets a term of {set}; the maximum is {} months", term.max_months);
+        c.violated(Rule::TermWithinMaximum, c.designating, vec![d.decision], what);
+    }
+    term_extensions(c)?;
+    // Published, with every extension, no longer than the maximum for the
+    // severity, unless a bound above was already broken.
+    let (Some(max), Some(months)) = (&c.rules.publicity_max_months, d.term_months) else { return Ok(()) };
+    // Saturating: a case may carry any number of extensions.
+    let published = d.extensions.iter().fold(u32::from(months), |sum, e| sum.saturating_add(u32::from(e.months)));
+    let limit = max.of(d.severity);
+    if published > limit && !c.out.iter().any(|f| f.rule == Rule::TermWithinMaximum) {
+        let what = format!(
+            "published for {published} months with its extensions; the maximum for {:?} severity is {limit} months",
+            d.severity
+        );
+        let evidence = std::iter::once(d.decision).chain(d.extensions.iter().map(|e| e.evidence)).collect();
+        let designating = c.designating;
+        let parameters = ["term", "publicity_max_months"];
+        c.push(Rule::TermWithinMaximum, FindingStatus::Violated, designating, evidence, None, what, &parameters);
+    }
+    Ok(())
+}
+
+/// Each extension within its bounds, and all of them together within the cap.
+fn term_extensions(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(d) = &c.view.designation else { return Ok(()) };
+    let term = &c.rules.term;
+    let mut total = 0u32;
+    // One finding per case for the extensions' sum, and none when an extension
+    // out of bounds on its own was already reported.
+    let mut capped = false;
+    for extension in &d.extensions {
+        let months = u32::from(extension.months);
+        if term.extension_months.is_none_or(|(low, high)| !(low..=high).contains(&months)) {
+            capped = true;
+            let bounds = match term.extension_months {
+                Some((low, high)) => format!("an extension must be {low} to {high} months"),
+                None => "the rule set allows no extension".into(),
+            };
+            let what = format!("the term was extended by {months} months; {bounds}");
+            c.violated(Rule::TermWithinMaximum, c.designating, vec![d.decision, extension.evidence], what);
+        }
+        total = total.saturating_add(months);
+        // Extensions together may not exceed the cap; one finding, at the extension that crosses it.
+        if let (Some(cap), false) = (term.extensions_total_max_months, capped) {
+            if total > cap {
+                capped = true;
+                let what = format!("extensions total {total} months; together they may not exceed {cap} months");
+                let evidence = std::iter::once(d.decision).chain(d.extensions.iter().map(|e| e.evidence)).collect();
+                let parameters = ["term", "term.extensions_total_max_months"];
+                let designating = c.designating;
+                c.push(
+                    Rule::TermWithinMaximum,
+                    FindingStatus::Violated,
+                    designating,
+                    evidence,
+                    None,
+                    what,
+                    &parameters,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn extension_while_in_force(c: &mut Checker) -> Result<(), AuditError> {
+    let marks = c.view.marks.iter().filter(|m| m.kind == MarkKind::ExtensionNotInForce);
+    let found: Vec<Evidence> = marks.map(|m| m.evidence()).collect();
+    for extension in found {
+        let ended = c.view.ended_at().filter(|end| *end <= extension.at);
+        let what = match (ended, c.view.designation.as_ref()) {
+            (Some(end), _) => {
+                format!("the term was extended on {}, after the designation ended on {}", date(extension.at), date(end))
+            }
+            (None, Some(_)) => {
+                format!("the term was extended on {} while the designation was not in force", date(extension.at))
+            }
+            (None, None) => format!("the term was extended on {} with no designation in force", date(extension.at)),
+        };
+        let evidence = c.view.designation.iter().map(|d| d.decision).chain([extension]).collect();
+        c.violated(Rule::ExtensionWhileInForce, c.designating, evidence, what);
+    }
+    Ok(())
+}
+
+fn measure_catalogued(c: &mut Checker) -> Result<(), AuditError> {
+    for m in &c.view.measures {
+        if c.registry.measure(&m.measure).is_none() {
+            let what = format!("{} applied {}, which is not in the measure catalogue", m.agency, m.measure);
+            c.violated(Rule::MeasureCatalogued, &m.agency, vec![m.applied], what);
+        }
+    }
+    Ok(())
+}
+
+fn measure_authority_level(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(allowed) = &c.rules.measure_authority_levels else { return Ok(()) };
+    for m in &c.view.measures {
+        let Some(catalogued) = c.registry.measure(&m.measure) else { continue };
+        if !allowed.contains(&catalogued.level) {
+            let what = format!(
+                "{} applied {}, whose authority ({} {}) is a {}; a measure must rest on: {}",
+                m.agency,
+                m.measure,
+                catalogued.authority.instrument,
+                catalogued.authority.article,
+                level_name(catalogued.level),
+                allowed.iter().map(|l| level_name(*l)).collect::<Vec<_>>().join(", ")
+            );
+            c.violated(Rule::MeasureAuthorityLevel, &m.agency, vec![m.applied], what);
+        }
+    }
+    Ok(())
+}
+
+fn measure_under_mou(c: &mut Checker) -> Result<(), AuditError> {
+    for m in &c.view.measures {
+        if c.registry.measure(&m.measure).is_none() {
+            continue;
+        }
+        // Judged also as the registry stood when the measure was recorded: an
+        // MOU amended later with retroactive effect does not cover it.
+        let recorded_at = c.case.facts.iter().find(|f| f.seq == m.applied.seq).map(|f| f.recorded_at);
+        let covered_then = recorded_at.is_none_or(|recorded_at| {
+            c.registry.mou_covered_when_recorded(&m.mou, &c.view.list, &m.agency, &m.measure, m.applied.at, recorded_at)
+        });
+        let what = match (m.covered, covered_then) {
+            (true, true) => continue,
+            (false, _) => format!(
+                "{} applied {} citing {}, which does not bind it to that measure on this list",
+                m.agency, m.measure, m.mou
+            ),
+            (true, false) => format!(
+                "{} applied {} citing {}, which did not bind it to that measure on this list when the measure was recorded (a later amendment covers it retroactively)",
+                m.agency, m.measure, m.mou
+            ),
+        };
+        c.violated(Rule::MeasureUnderMou, &m.agency, vec![m.applied], what);
+    }
+    Ok(())
+}
+
+fn measure_only_while_designated(c: &mut Checker) -> Result<(), AuditError> {
+    for m in &c.view.measures {
+        let not_in_force =
+            c.view.marks.iter().any(|mark| mark.kind == MarkKind::MeasureOnCaseNotInForce && mark.seq == m.applied.seq);
+        // Judged also as the ledger stood when the measure was recorded: a
+        // designation recorded later and back-dated before the measure does
+        // not make an act lawful that had no designation behind it when done.
+        let then = AsOf { known: Known::Through(m.applied.seq), valid_at: m.applied.at };
+        let in_force_then = evaluate(c.case, c.registry, then).in_force();
+        let what = match (not_in_force, in_force_then) {
+            (true, _) => format!("{} applied {} while the case was not designated and in force", m.agency, m.measure),
+            (false, false) => format!(
+                "{} applied {} on {} with no designation in force as the ledger stood then; a designation recorded later is back-dated before it",
+                m.agency,
+                m.measure,
+                date(m.applied.at)
+            ),
+            (false, true) => continue,
+        };
+        c.violated(Rule::MeasureOnlyWhileDesignated, &m.agency, vec![m.applied], what);
+    }
+    Ok(())
+}
+
+fn removal_in_time(c: &mut Checker) -> Result<(), AuditError> {
+    let (Some(status), Some(ended)) = (c.view.status, c.view.ended_at()) else { return Ok(()) };
+    let deadline = c.calendar.due(date(ended), c.rules.removal)?;
+    let closing = match status {
+        Status::Expired => c.view.designation.as_ref().map(|d| d.decision),
+        _ => c.view.closure,
+    };
+    for m in c.view.measures.iter().filter(|m| m.applied.at < ended) {
+        let lifted = m.lifted.map(|(e, _)| e);
+        if let Some(finding) = c.timeliness(&deadline, lifted.map(|e| e.at)) {
+            let what = match lifted {
+                Some(e) => format!("{} lifted {} on {}, after the deadline", m.agency, m.measure, date(e.at)),
+                None => format!("{} has not lifted {}", m.agency, m.measure),
+            };
+            let evidence = [closing, Some(m.applied), lifted].into_iter().flatten().collect();
+            c.timed(Rule::RemovalInTime, finding, &m.agency, evidence, deadline.clone(), what);
+        }
+    }
+    Ok(())
+}
+
+fn publicity_before_restoration(c: &mut Checker) -> Result<(), AuditError> {
+    let (Some(RestorationReason::CreditRepaired), Some(d), Some(closure)) =
+        (c.view.restoration, &c.view.designation, c.view.closure)
+    else {
+        return Ok(());
+    };
+    let months = c.rules.publicity_min_months.of(d.severity);
+    let from = date(d.in_force_from);
+    let earliest = from.checked_add_months(Months::new(months)).unwrap_or(from);
+    if date(closure.at) < earliest {
+        let what = format!(
+            "restored on {} after publicity from {from}; the minimum for {:?} severity is {months} months ({earliest})",
+            date(closure.at),
+            d.severity
+        );
+        c.violated(Rule::PublicityBeforeRestoration, c.designating, vec![d.decision, closure], what);
+    }
+    Ok(())
+}
+
+fn minor_not_listed(c: &mut Checker) -> Result<(), AuditError> {
+    let (true, Some(d), SubjectId::Resident(id)) = (c.rules.minors_excluded, &c.view.designation, &c.view.subject)
+    else {
+        return Ok(());
+    };
+    if let Ok(born) = id.birth_date() {
+        if minor_when_designated(&c.view.subject, d.in_force_from) {
+            let age = date(d.in_force_from).years_since(born).unwrap_or(0);
+            c.violated(
+                Rule::MinorNotListed,
+                c.designating,
+                vec![d.decision],
+                format!("born {born}, aged {age} when designated"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn recorded_in_time(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(period) = c.rules.recording else { return Ok(()) };
+    // The decision counts from the day it was taken; a closure from its date.
+    let decision = c.view.designation.as_ref().map(|d| (d.decision, d.decided_at, "designation decision"));
+    let closure = c.view.closure.map(|e| (e, e.at, "restoration or revocation"));
+    for (evidence, dated, what) in decision.into_iter().chain(closure) {
+        let Some(fact) = c.case.facts.iter().find(|f| f.seq == evidence.seq) else { continue };
+        let deadline = c.calendar.due(date(dated), period)?;
+        if date(fact.recorded_at) > deadline.due {
+            let what = format!("the {what} of {} was recorded on {}", date(dated), date(fact.recorded_at));
+            c.timed(Rule::RecordedInTime, FindingStatus::Late, c.designating, vec![evidence], deadline, what);
+        }
+    }
+    Ok(())
+}
+
+/// The JSON name of a field enum (`legal_basis`).
+fn field_name<T: Serialize>(field: &T) -> String {
+    serde_json::to_value(field).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// An authority level in words (`departmental rule`).
+fn level_name(level: AuthorityLevel) -> String {
+    field_name(&level).replace('_', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_enum_order_with_unique_ids() {
+        let mut ids = std::collections::BTreeSet::new();
+        for (index, def) in RULES.iter().enumerate() {
+            assert_eq!(def.rule as usize, index, "{} is out of place", def.id);
+            assert!(ids.insert(def.id), "{} twice", def.id);
+        }
+        assert_eq!(Rule::all().count(), RULES.len());
+    }
+
+    #[test]
+    fn every_parameter_a_rule_names_is_one_a_rule_set_may_mark_unconfirmed() {
+        for def in &RULES {
+            for parameter in def.parameters {
+                assert!(crate::rules::PARAMETERS.contains(parameter), "{}: {parameter}", def.id);
+            }
+        }
     }
 }

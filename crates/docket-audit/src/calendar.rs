@@ -7,8 +7,12 @@
 //! working days: weekdays that are not holidays, plus adjusted working
 //! weekends (调休). Dates are decided in China Standard Time.
 //!
-//! A deadline that reaches a year the calendar does not list is decided by
-//! the weekday alone and marked provisional.
+//! A deadline that reaches a year the calendar does not list is marked
+//! provisional. In such a year it is decided by the weekday and the
+//! fixed-date statutory holidays (National Holidays Measures art. 2: New
+//! Year's Day, 1 May, 1 to 3 October), which hold every year whatever the
+//! State Council's notice adds or moves; the lunar holidays and adjusted
+//! working weekends are unknown until the notice.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -82,6 +86,17 @@ fn is_weekend(date: NaiveDate) -> bool {
     matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
 }
 
+/// The statutory holidays on fixed dates, the same every year: New Year's
+/// Day, Labour Day (1 May) and National Day (1 to 3 October).
+fn fixed_holiday(date: NaiveDate) -> Option<&'static str> {
+    match (date.month(), date.day()) {
+        (1, 1) => Some("New Year's Day (fixed date)"),
+        (5, 1) => Some("Labour Day (fixed date)"),
+        (10, 1..=3) => Some("National Day (fixed date)"),
+        _ => None,
+    }
+}
+
 impl Calendar {
     /// Parses and checks a calendar document.
     pub fn parse(text: &str) -> Result<Self, CalendarError> {
@@ -145,12 +160,17 @@ impl Calendar {
         if self.working_days.contains(&date) {
             return true;
         }
-        !self.holidays.contains_key(&date) && !is_weekend(date)
+        self.holiday(date).is_none() && !is_weekend(date)
     }
 
-    /// The holiday on `date`, if any.
+    /// The holiday on `date`, if any: from the calendar in a year it covers,
+    /// else the fixed-date statutory holiday on that day.
     pub fn holiday(&self, date: NaiveDate) -> Option<&str> {
-        self.holidays.get(&date).map(String::as_str)
+        if self.covers(date) {
+            self.holidays.get(&date).map(String::as_str)
+        } else {
+            fixed_holiday(date)
+        }
     }
 
     /// The due date of `period` counted from `from` (not counted itself).

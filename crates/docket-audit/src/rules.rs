@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use docket_fold::case::DecisionField;
-use docket_model::event::Severity;
+use docket_fold::case::{DecisionField, NoticeField};
+use docket_model::event::{AuthorityLevel, Severity};
 
 use crate::calendar::Period;
 
@@ -26,10 +26,12 @@ pub struct RuleSet {
     pub name: String,
     /// The instruments the parameters come from.
     pub sources: Vec<String>,
-    /// A notice must precede the designation decision.
+    /// A notice must be served before the designation is decided.
     pub notice_required: bool,
-    /// After the notice is served, the designation may not take effect
-    /// before this period has run (objections may be lodged within it).
+    /// Parts of the notice that must not be empty (matter, legal basis, rights).
+    pub required_notice_fields: Vec<NoticeField>,
+    /// Objections may be lodged within this period after the notice is
+    /// served; the designation may not be decided before it has run.
     pub objection_window: Option<Period>,
     /// A timely objection is decided within this period of its receipt.
     pub objection_review: Option<Period>,
@@ -37,6 +39,9 @@ pub struct RuleSet {
     pub correction_after_upheld: Option<Period>,
     /// After restoration, revocation or expiry: delisted and every measure lifted within this period.
     pub removal: Period,
+    /// A designation, restoration or revocation is recorded (published)
+    /// within this period of its date (none: not checked).
+    pub recording: Option<Period>,
     pub term: Term,
     /// Decision document fields that must not be empty.
     pub required_decision_fields: Vec<DecisionField>,
@@ -44,9 +49,14 @@ pub struct RuleSet {
     pub basis_required: bool,
     /// Natural persons under 18 at the designation may not be listed.
     pub minors_excluded: bool,
+    /// The levels of authority a measure applied must rest on (none: not checked).
+    pub measure_authority_levels: Option<Vec<AuthorityLevel>>,
     /// Credit restoration (`credit_repaired`) not before this many months of
     /// publicity, by severity. Other restoration reasons are not bound by it.
     pub publicity_min_months: PublicityMin,
+    /// The longest a designation may stay published (its term with every
+    /// extension), by severity; none: only the term's bounds apply.
+    pub publicity_max_months: Option<PublicityMin>,
     /// Names of the parameters above whose values are not confirmed by a source.
     pub unconfirmed: Vec<String>,
     /// SHA-256 of the document's bytes, set by [`RuleSet::parse`]: what the
@@ -63,9 +73,12 @@ pub struct Term {
     pub max_months: u32,
     /// Bounds of one extension, if extensions are allowed.
     pub extension_months: Option<(u32, u32)>,
+    /// Most months all extensions of one designation may add together (none: no cap).
+    pub extensions_total_max_months: Option<u32>,
 }
 
-/// Minimum publicity before credit restoration, by severity.
+/// Months by severity: the minimum publicity before credit restoration, or
+/// the maximum publicity of a designation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublicityMin {
@@ -83,6 +96,22 @@ impl PublicityMin {
         }
     }
 }
+
+/// The parameters a rule set's `unconfirmed` may name.
+pub const PARAMETERS: [&str; 12] = [
+    "required_notice_fields",
+    "objection_window",
+    "objection_review",
+    "correction_after_upheld",
+    "removal",
+    "recording",
+    "term",
+    "term.extensions_total_max_months",
+    "publicity_min_months",
+    "publicity_max_months",
+    "required_decision_fields",
+    "measure_authority_levels",
+];
 
 /// Why a rule set document is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,16 +143,10 @@ impl RuleSet {
                 return Err(invalid("term.extension_months must be (low, high) with 1 <= low <= high".into()));
             }
         }
-        let known = [
-            "objection_window",
-            "objection_review",
-            "correction_after_upheld",
-            "removal",
-            "term",
-            "publicity_min_months",
-            "required_decision_fields",
-        ];
-        if let Some(name) = rules.unconfirmed.iter().find(|n| !known.contains(&n.as_str())) {
+        if rules.term.extensions_total_max_months.is_some_and(|cap| cap == 0 || cap > TERM_MONTHS_MAX) {
+            return Err(invalid(format!("term.extensions_total_max_months must be 1..={TERM_MONTHS_MAX}")));
+        }
+        if let Some(name) = rules.unconfirmed.iter().find(|n| !PARAMETERS.contains(&n.as_str())) {
             return Err(invalid(format!("unconfirmed names an unknown parameter {name:?}")));
         }
         Ok(rules)

@@ -25,6 +25,14 @@ fn rule_of(violation: Violation) -> Rule {
         Violation::MinorListed => Rule::MinorNotListed,
         Violation::EarlyRestoration => Rule::PublicityBeforeRestoration,
         Violation::TermTooLong => Rule::TermWithinMaximum,
+        Violation::NoticeIncomplete => Rule::NoticeContent,
+        Violation::DesignatedWhileObjectionPending => Rule::ObjectionAnsweredBeforeDesignation,
+        Violation::MeasureAuthorityTooLow => Rule::MeasureAuthorityLevel,
+        Violation::ServedLate | Violation::DecidedInWindow => Rule::ObjectionWindowObserved,
+        Violation::ExtensionAfterExpiry => Rule::ExtensionWhileInForce,
+        Violation::ExtensionsBeyondCap => Rule::TermWithinMaximum,
+        Violation::BasisAfterDecision => Rule::DecisionContent,
+        Violation::UpheldAfterDesignationNotRevoked => Rule::UpheldObjectionRemedied,
     }
 }
 
@@ -47,7 +55,7 @@ fn audit_finds_exactly(dir: &std::path::Path, cases: u64, planted_cases: &[(Stri
     }
     let mut table = String::new();
     let mut exact = true;
-    for rule in Rule::ALL {
+    for rule in Rule::all() {
         let want = planted.get(&rule).cloned().unwrap_or_default();
         let got = found.get(&rule).cloned().unwrap_or_default();
         let hits = want.intersection(&got).count();
@@ -69,7 +77,11 @@ fn audit_finds_exactly(dir: &std::path::Path, cases: u64, planted_cases: &[(Stri
         }
     }
     println!("{table}");
-    assert!(planted.len() == Rule::ALL.len(), "every kind is planted");
+    // The demo's events are all recorded when the ledger is written, long
+    // after their dates, so a late recording cannot be planted; the bundled
+    // rule sets leave `recording` unset, and the rule must find nothing.
+    let unplanted: Vec<Rule> = Rule::all().filter(|rule| !planted.contains_key(rule)).collect();
+    assert_eq!(unplanted, [Rule::RecordedInTime], "every other rule has a planted violation");
     assert!(exact, "\n{table}");
 }
 

@@ -93,10 +93,24 @@ fn beyond_the_calendar_is_provisional() {
     let years: Vec<i32> = calendar.years().collect();
     assert_eq!((years[0], years[years.len() - 1]), (2013, 2026));
     assert_eq!(years.len(), 14, "every year from 2013 through 2026");
-    // Into 2027: weekdays only (1 Jan 2027 counts; the notice may make it a holiday).
+    // Into 2027: weekdays and the fixed-date holidays only. Friday 1 January
+    // 2027 is New Year's Day whatever the notice says, so 7 working days from
+    // Monday 28 December 2026 end on Thursday 7 January, not the 6th.
     let into = calendar.due(d("2026-12-28"), WINDOW).expect("computable");
     assert!(into.provisional);
-    assert_eq!(into.due, d("2027-01-06"));
+    assert_eq!(into.due, d("2027-01-07"));
+    let crossed: Vec<String> = into.holidays_crossed.iter().map(|h| h.date.to_string()).collect();
+    assert_eq!(crossed, ["2027-01-01"]);
+    // National Day 2027 (Friday 1 to Sunday 3 October): 3 working days from
+    // Wednesday 29 September are the 30th, Monday 4 and Tuesday 5 October.
+    let october = calendar.due(d("2027-09-29"), THREE).expect("computable");
+    assert_eq!((october.due, october.provisional), (d("2027-10-05"), true));
+    // Labour Day 2028 is a Monday: one working day from Friday 28 April is Tuesday 2 May.
+    let may = calendar.due(d("2028-04-28"), Period::WorkingDays(1)).expect("computable");
+    assert_eq!(may.due, d("2028-05-02"));
+    // A calendar-day period ending on 1 May 2028 rolls to the next working day.
+    let rolled = calendar.due(d("2028-04-21"), Period::Days(10)).expect("computable");
+    assert_eq!((rolled.rolled_from, rolled.due), (Some(d("2028-05-01")), d("2028-05-02")));
     // Before 2013.
     assert!(calendar.due(d("2012-12-20"), THREE).expect("computable").provisional);
     // Within the calendar, near its edge: not provisional.

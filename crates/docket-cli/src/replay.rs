@@ -336,7 +336,7 @@ fn public_table(view: &PublicView) -> String {
                 e.list.to_string(),
                 e.subject.clone(),
                 e.number.to_string(),
-                snake(&e.status),
+                if e.contested { format!("{} (contested)", snake(&e.status)) } else { snake(&e.status) },
                 e.listing_date.to_string(),
                 e.start_date.to_string(),
                 e.end_date.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),

@@ -14,9 +14,9 @@
 use serde::{Deserialize, Serialize};
 
 use docket_model::event::{
-    CaseAction, CaseEvent, LiftReason, ObjectionOutcome, RestorationReason, RevocationReason, Severity,
+    CaseAction, CaseEvent, LegalRef, LiftReason, ObjectionOutcome, RestorationReason, RevocationReason, Severity,
 };
-use docket_model::{AgencyId, CaseNumber, EventId, ListId, MeasureCode, MouId, Registry, SubjectId, Timestamp};
+use docket_model::{AgencyId, CaseNumber, Date, EventId, ListId, MeasureCode, MouId, Registry, SubjectId, Timestamp};
 
 /// One case event as the case keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +37,10 @@ pub struct Fact {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
+    /// `empty`: parts of the notice left empty.
     Notice {
         served_at: Timestamp,
+        empty: Vec<NoticeField>,
     },
     Objection {
         received_at: Timestamp,
@@ -49,9 +51,11 @@ pub enum Step {
     },
     /// `empty`: required fields of the decision document left empty.
     Designation {
+        decided_at: Timestamp,
         term_months: Option<u16>,
         severity: Severity,
-        basis: Option<String>,
+        basis: Option<BasisRef>,
+        legal_basis: Vec<LegalRef>,
         empty: Vec<DecisionField>,
     },
     TermExtended {
@@ -84,6 +88,23 @@ pub enum DecisionField {
     Remedies,
 }
 
+/// A part of the notice the rules may require (seed 004 (8): the matter,
+/// the basis and the rights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeField {
+    Matter,
+    LegalBasis,
+    Rights,
+}
+
+/// The basis document of a decision, as the views need it: its number and date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasisRef {
+    pub number: String,
+    pub date: Date,
+}
+
 /// Outcome of an objection review, without the correction text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,7 +118,17 @@ impl Step {
     /// The step of a case action.
     pub fn of(action: &CaseAction) -> Self {
         match action {
-            CaseAction::Notice { served_at, .. } => Self::Notice { served_at: *served_at },
+            CaseAction::Notice { served_at, matter, legal_basis, rights, .. } => {
+                let empty = [
+                    (NoticeField::Matter, matter.trim().is_empty()),
+                    (NoticeField::LegalBasis, legal_basis.is_empty()),
+                    (NoticeField::Rights, rights.trim().is_empty()),
+                ]
+                .into_iter()
+                .filter_map(|(field, empty)| empty.then_some(field))
+                .collect();
+                Self::Notice { served_at: *served_at, empty }
+            }
             CaseAction::Objection { received_at, .. } => Self::Objection { received_at: *received_at },
             CaseAction::ObjectionDecision { objection, outcome, .. } => Self::ObjectionDecision {
                 objection: *objection,
@@ -108,6 +139,7 @@ impl Step {
                 },
             },
             CaseAction::DesignationDecision {
+                decided_at,
                 basis,
                 severity,
                 term_months,
@@ -129,9 +161,11 @@ impl Step {
                 .filter_map(|(field, empty)| empty.then_some(field))
                 .collect();
                 Self::Designation {
+                    decided_at: *decided_at,
                     term_months: *term_months,
                     severity: *severity,
-                    basis: basis.as_ref().map(|b| b.number.clone()),
+                    basis: basis.as_ref().map(|b| BasisRef { number: b.number.clone(), date: b.date }),
+                    legal_basis: legal_basis.clone(),
                     empty,
                 }
             }
@@ -253,10 +287,22 @@ pub struct Transition {
     pub id: EventId,
 }
 
+/// The notice: the event, when it was served, and what it left empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeView {
+    #[serde(flatten)]
+    pub evidence: Evidence,
+    /// When the party was served: periods run from here.
+    pub served_at: Timestamp,
+    pub empty: Vec<NoticeField>,
+}
+
 /// An objection and its decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectionView {
     pub received: Evidence,
+    /// When the objection reached the agency: its review period runs from here.
+    pub received_at: Timestamp,
     /// Whether it was lodged against a designation already in force.
     pub after_designation: bool,
     pub decided: Option<(Evidence, Outcome)>,
@@ -266,8 +312,10 @@ pub struct ObjectionView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesignationView {
     pub decision: Evidence,
-    /// When the ledger recorded the decision (the listing date).
-    pub listed_at: Timestamp,
+    /// When the decision was taken (signed in the decision).
+    pub decided_at: Timestamp,
+    /// When the ledger recorded the decision.
+    pub recorded_at: Timestamp,
     /// In force from (the decision's valid time).
     pub in_force_from: Timestamp,
     /// End of the term including extensions; `None`: until removed.
@@ -275,7 +323,9 @@ pub struct DesignationView {
     pub severity: Severity,
     /// The term the decision set, in months; `None`: until removed.
     pub term_months: Option<u16>,
-    pub basis: Option<String>,
+    pub basis: Option<BasisRef>,
+    /// The legal provisions the decision cites.
+    pub legal_basis: Vec<LegalRef>,
     /// Required decision fields left empty.
     pub empty: Vec<DecisionField>,
     pub extensions: Vec<Extension>,
@@ -315,7 +365,7 @@ pub enum MarkKind {
     ObjectionAlreadyDecided,
     /// A designation on a case already designated or closed.
     DesignationOnDesignatedOrClosedCase,
-    /// A term extension, revocation or restoration of a case not designated and in force.
+    /// A revocation or restoration of a case not designated and in force.
     NotInForce,
     /// A measure applied to a case not designated and in force.
     MeasureOnCaseNotInForce,
@@ -323,6 +373,9 @@ pub enum MarkKind {
     MeasureAlreadyApplied,
     /// A measure lifted that was not in place.
     MeasureNotApplied,
+    /// A term extension of a case not designated and in force (before the
+    /// designation, after its closure, or after its term ran out).
+    ExtensionNotInForce,
 }
 
 /// A fact that does not fit, kept for the auditor.
@@ -330,7 +383,16 @@ pub enum MarkKind {
 pub struct Mark {
     pub seq: u64,
     pub id: EventId,
+    /// Valid time of the fact.
+    pub at: Timestamp,
     pub kind: MarkKind,
+}
+
+impl Mark {
+    /// The fact behind the mark, as evidence.
+    pub fn evidence(&self) -> Evidence {
+        Evidence { seq: self.seq, id: self.id, at: self.at }
+    }
 }
 
 /// A case evaluated at one bitemporal point.
@@ -344,7 +406,7 @@ pub struct CaseView {
     /// `None` when no fact is in force yet at the valid time.
     pub status: Option<Status>,
     pub transitions: Vec<Transition>,
-    pub notice: Option<Evidence>,
+    pub notice: Option<NoticeView>,
     pub objections: Vec<ObjectionView>,
     pub designation: Option<DesignationView>,
     pub closure: Option<Evidence>,
@@ -406,7 +468,7 @@ impl Machine<'_> {
     }
 
     fn mark(&mut self, fact: &Fact, kind: MarkKind) {
-        self.view.marks.push(Mark { seq: fact.seq, id: fact.id, kind });
+        self.view.marks.push(Mark { seq: fact.seq, id: fact.id, at: fact.effective_at, kind });
     }
 
     /// Moves an in-force designation to expired if its term ended at or before `at`.
@@ -435,68 +497,39 @@ impl Machine<'_> {
         let in_force = status == Some(Status::Designated);
         let closed = status.is_some_and(Status::is_closed);
         match &fact.step {
-            Step::Notice { .. } => {
+            Step::Notice { served_at, empty } => {
                 if self.view.notice.is_some() {
                     return self.mark(fact, MarkKind::RepeatedNotice);
                 }
-                self.view.notice = Some(evidence);
+                self.view.notice = Some(NoticeView { evidence, served_at: *served_at, empty: empty.clone() });
                 if status.is_none() {
                     self.transition(Status::Noticed, fact.effective_at, fact.seq, fact.id);
                 }
             }
-            Step::Objection { .. } => {
+            Step::Objection { received_at } => {
                 if closed {
                     self.mark(fact, MarkKind::ObjectionOnClosedCase);
                 }
-                self.view.objections.push(ObjectionView {
+                let objection = ObjectionView {
                     received: evidence,
+                    received_at: *received_at,
                     after_designation: in_force,
                     decided: None,
-                });
+                };
+                self.view.objections.push(objection);
                 if matches!(status, None | Some(Status::Noticed | Status::ObjectionDecided)) {
                     self.transition(Status::Objected, fact.effective_at, fact.seq, fact.id);
                 }
             }
-            Step::ObjectionDecision { objection, outcome } => {
-                let Some(found) = self.view.objections.iter_mut().find(|o| o.received.id == *objection) else {
-                    return self.mark(fact, MarkKind::UnknownObjection);
-                };
-                if found.decided.is_some() {
-                    return self.mark(fact, MarkKind::ObjectionAlreadyDecided);
-                }
-                found.decided = Some((evidence, *outcome));
-                let pending = self.view.objections.iter().any(|o| !o.after_designation && o.decided.is_none());
-                if status == Some(Status::Objected) && !pending {
-                    self.transition(Status::ObjectionDecided, fact.effective_at, fact.seq, fact.id);
-                }
+            Step::ObjectionDecision { objection, outcome } => self.decide_objection(fact, *objection, *outcome),
+            Step::Designation { .. } if in_force || closed => {
+                self.mark(fact, MarkKind::DesignationOnDesignatedOrClosedCase)
             }
-            Step::Designation { term_months, severity, basis, empty } => {
-                if in_force || closed {
-                    return self.mark(fact, MarkKind::DesignationOnDesignatedOrClosedCase);
-                }
-                self.term = term_months.map(u32::from);
-                self.term_source = Some(evidence);
-                self.view.designation = Some(DesignationView {
-                    decision: evidence,
-                    listed_at: fact.recorded_at,
-                    in_force_from: fact.effective_at,
-                    until: None,
-                    severity: *severity,
-                    term_months: *term_months,
-                    basis: basis.clone(),
-                    empty: empty.clone(),
-                    extensions: vec![],
-                });
-                self.set_term();
-                self.transition(Status::Designated, fact.effective_at, fact.seq, fact.id);
-                self.expire_until(fact.effective_at);
-            }
+            Step::Designation { .. } => self.designate(fact),
+            Step::TermExtended { .. } if !in_force => self.mark(fact, MarkKind::ExtensionNotInForce),
             Step::TermExtended { months } => {
-                if !in_force {
-                    return self.mark(fact, MarkKind::NotInForce);
-                }
                 if let Some(term) = &mut self.term {
-                    *term += u32::from(*months);
+                    *term = term.saturating_add(u32::from(*months));
                     self.term_source = Some(evidence);
                 }
                 if let Some(designation) = &mut self.view.designation {
@@ -504,36 +537,10 @@ impl Machine<'_> {
                 }
                 self.set_term();
             }
-            Step::Revocation { .. } | Step::Restoration { .. } => {
-                if !in_force {
-                    return self.mark(fact, MarkKind::NotInForce);
-                }
-                self.view.closure = Some(evidence);
-                if let Step::Restoration { reason } = &fact.step {
-                    self.view.restoration = Some(*reason);
-                }
-                let status =
-                    if matches!(fact.step, Step::Revocation { .. }) { Status::Revoked } else { Status::Restored };
-                self.transition(status, fact.effective_at, fact.seq, fact.id);
-            }
-            Step::MeasureApplied { measure, mou } => {
-                let already = self.view.active_measures().any(|m| m.agency == fact.agency && m.measure == *measure);
-                if already {
-                    return self.mark(fact, MarkKind::MeasureAlreadyApplied);
-                }
-                if !in_force {
-                    self.mark(fact, MarkKind::MeasureOnCaseNotInForce);
-                }
-                let covered = self.registry.mou_covers(mou, &self.view.list, &fact.agency, measure, fact.effective_at);
-                self.view.measures.push(MeasureView {
-                    agency: fact.agency.clone(),
-                    measure: measure.clone(),
-                    mou: mou.clone(),
-                    applied: evidence,
-                    covered,
-                    lifted: None,
-                });
-            }
+            Step::Revocation { .. } | Step::Restoration { .. } if !in_force => self.mark(fact, MarkKind::NotInForce),
+            Step::Revocation { .. } => self.close(fact, Status::Revoked, None),
+            Step::Restoration { reason } => self.close(fact, Status::Restored, Some(*reason)),
+            Step::MeasureApplied { measure, mou } => self.apply_measure(fact, measure, mou, in_force),
             Step::MeasureLifted { measure, reason } => {
                 let active = self
                     .view
@@ -546,6 +553,74 @@ impl Machine<'_> {
                 }
             }
         }
+    }
+
+    fn decide_objection(&mut self, fact: &Fact, objection: EventId, outcome: Outcome) {
+        let Some(found) = self.view.objections.iter_mut().find(|o| o.received.id == objection) else {
+            return self.mark(fact, MarkKind::UnknownObjection);
+        };
+        if found.decided.is_some() {
+            return self.mark(fact, MarkKind::ObjectionAlreadyDecided);
+        }
+        found.decided = Some((Evidence::of(fact), outcome));
+        let pending = self.view.objections.iter().any(|o| !o.after_designation && o.decided.is_none());
+        if self.view.status == Some(Status::Objected) && !pending {
+            self.transition(Status::ObjectionDecided, fact.effective_at, fact.seq, fact.id);
+        }
+    }
+
+    /// A designation of a case not in force and not closed.
+    fn designate(&mut self, fact: &Fact) {
+        let Step::Designation { decided_at, term_months, severity, basis, legal_basis, empty } = &fact.step else {
+            return;
+        };
+        let evidence = Evidence::of(fact);
+        self.term = term_months.map(u32::from);
+        self.term_source = Some(evidence);
+        self.view.designation = Some(DesignationView {
+            decision: evidence,
+            decided_at: *decided_at,
+            recorded_at: fact.recorded_at,
+            in_force_from: fact.effective_at,
+            until: None,
+            severity: *severity,
+            term_months: *term_months,
+            basis: basis.clone(),
+            legal_basis: legal_basis.clone(),
+            empty: empty.clone(),
+            extensions: vec![],
+        });
+        self.set_term();
+        self.transition(Status::Designated, fact.effective_at, fact.seq, fact.id);
+        self.expire_until(fact.effective_at);
+    }
+
+    /// A revocation or restoration of a designation in force.
+    fn close(&mut self, fact: &Fact, status: Status, restoration: Option<RestorationReason>) {
+        self.view.closure = Some(Evidence::of(fact));
+        if restoration.is_some() {
+            self.view.restoration = restoration;
+        }
+        self.transition(status, fact.effective_at, fact.seq, fact.id);
+    }
+
+    fn apply_measure(&mut self, fact: &Fact, measure: &MeasureCode, mou: &MouId, in_force: bool) {
+        let already = self.view.active_measures().any(|m| m.agency == fact.agency && m.measure == *measure);
+        if already {
+            return self.mark(fact, MarkKind::MeasureAlreadyApplied);
+        }
+        if !in_force {
+            self.mark(fact, MarkKind::MeasureOnCaseNotInForce);
+        }
+        let covered = self.registry.mou_covers(mou, &self.view.list, &fact.agency, measure, fact.effective_at);
+        self.view.measures.push(MeasureView {
+            agency: fact.agency.clone(),
+            measure: measure.clone(),
+            mou: mou.clone(),
+            applied: Evidence::of(fact),
+            covered,
+            lifted: None,
+        });
     }
 }
 

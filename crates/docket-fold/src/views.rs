@@ -118,18 +118,15 @@ pub struct SubjectView {
     pub cases: Vec<CaseView>,
 }
 
-/// The normalised status integrators screen on.
+/// The normalised status integrators screen on. Only restrictions in force
+/// are published: a restored, revoked or expired designation leaves the
+/// public list (seed 004 (11): stop sharing the information or delete it),
+/// so a delta says DEL for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PublicStatus {
-    /// Designated and in force.
+    /// Designated and in force (see `contested` for a pending objection).
     Active,
-    /// Restored or revoked: no longer listed.
-    Lifted,
-    /// The term ran out.
-    Expired,
-    /// In force, but an objection against it is under review.
-    Suspended,
 }
 
 /// One published listing. Identifiers are masked.
@@ -140,14 +137,22 @@ pub struct PublicEntry {
     pub subject: String,
     pub number: CaseNumber,
     pub status: PublicStatus,
-    /// When the ledger recorded the designation (China Standard Time date).
+    /// An objection or review against the designation is pending: the
+    /// restriction is in force while it is decided.
+    pub contested: bool,
+    /// The date of the designation decision (China Standard Time).
     pub listing_date: Date,
+    /// When the ledger recorded the decision (China Standard Time date).
+    pub recorded_date: Date,
     /// When it took effect.
     pub start_date: Date,
-    /// When it ended, or will end by its term.
+    /// When it will end by its term (none: until removed).
     pub end_date: Option<Date>,
     pub severity: Severity,
+    /// The provisions the decision cites.
     pub legal_basis: Vec<LegalRef>,
+    /// The number of the legally effective document the decision rests on.
+    pub basis_document: Option<String>,
     pub decision: EventId,
 }
 
@@ -375,8 +380,10 @@ pub fn subject_view(source: &dyn Source, as_of: AsOf, subject: &SubjectId) -> Re
     Ok(SubjectView { subject: subject.to_string(), as_of, cases })
 }
 
-/// The public list: designated cases only, minor severity left out (normally
-/// unpublished under the credit restoration measures), identifiers masked.
+/// The public list: designations in force only (restored, revoked and
+/// expired ones leave it), minor severity left out (normally unpublished
+/// under the credit restoration measures), natural persons designated under
+/// 18 never published, identifiers masked.
 pub fn public_view(source: &dyn Source, as_of: AsOf, list: Option<&ListId>) -> Result<PublicView, FoldError> {
     let registry = source.registry(as_of.known)?;
     let mut entries = vec![];
@@ -386,7 +393,7 @@ pub fn public_view(source: &dyn Source, as_of: AsOf, list: Option<&ListId>) -> R
         }
         source.for_list(id, &mut |case| {
             let view = evaluate(&case, &registry, as_of);
-            if let Some(entry) = public_entry(&view, &state.designating_agency, &state.legal_basis) {
+            if let Some(entry) = public_entry(&view, &state.designating_agency) {
                 entries.push(entry);
             }
         })?;
@@ -394,31 +401,43 @@ pub fn public_view(source: &dyn Source, as_of: AsOf, list: Option<&ListId>) -> R
     Ok(PublicView { as_of, entries })
 }
 
-fn public_entry(view: &CaseView, authority: &AgencyId, legal_basis: &[LegalRef]) -> Option<PublicEntry> {
+fn public_entry(view: &CaseView, authority: &AgencyId) -> Option<PublicEntry> {
     let designation = view.designation.as_ref()?;
-    if designation.severity == Severity::Minor {
+    if designation.severity == Severity::Minor || view.status? != Status::Designated {
         return None;
     }
-    let (status, end) = match view.status? {
-        Status::Designated if view.contested() => (PublicStatus::Suspended, designation.until),
-        Status::Designated => (PublicStatus::Active, designation.until),
-        Status::Restored | Status::Revoked => (PublicStatus::Lifted, view.ended_at()),
-        Status::Expired => (PublicStatus::Expired, view.ended_at()),
-        Status::Noticed | Status::Objected | Status::ObjectionDecided => return None,
-    };
+    if minor_when_designated(&view.subject, designation.in_force_from) {
+        return None;
+    }
     Some(PublicEntry {
         list: view.list.clone(),
         authority: authority.clone(),
         subject: view.subject.display_masked(),
         number: view.number.clone(),
-        status,
-        listing_date: designation.listed_at.china_date(),
+        status: PublicStatus::Active,
+        contested: view.contested(),
+        listing_date: designation.decided_at.china_date(),
+        recorded_date: designation.recorded_at.china_date(),
         start_date: designation.in_force_from.china_date(),
-        end_date: end.map(Timestamp::china_date),
+        end_date: designation.until.map(Timestamp::china_date),
         severity: designation.severity,
-        legal_basis: legal_basis.to_vec(),
+        legal_basis: designation.legal_basis.clone(),
+        basis_document: designation.basis.as_ref().map(|b| b.number.clone()),
         decision: designation.decision.id,
     })
+}
+
+/// Whether a natural person was under 18 on `at`, from the birth date in the
+/// resident identity number (an unreadable date counts as not a minor).
+pub fn minor_when_designated(subject: &SubjectId, at: Timestamp) -> bool {
+    let SubjectId::Resident(id) = subject else {
+        return false;
+    };
+    let Ok(born) = id.birth_date() else {
+        return false;
+    };
+    let on = at.china_date().naive();
+    born.checked_add_months(chrono::Months::new(18 * 12)).is_some_and(|adult| on < adult)
 }
 
 /// Is `subject` restricted by `measure` (as applied by `agency`, or by any

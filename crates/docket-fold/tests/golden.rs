@@ -3,10 +3,10 @@
 //! at the workspace root; `DOCKET_BLESS=1` rewrites it). A change to these
 //! bytes is a change of `STORE_FORMAT`.
 
-use docket_fold::case::{CaseState, DecisionField, Fact, Outcome, Step};
+use docket_fold::case::{BasisRef, CaseState, DecisionField, Fact, NoticeField, Outcome, Step};
 use docket_fold::store::{case_key, STORE_FORMAT};
-use docket_model::event::{LiftReason, RestorationReason, RevocationReason, Severity};
-use docket_model::{EventId, Name, SubjectId, Timestamp};
+use docket_model::event::{LegalRef, LiftReason, RestorationReason, RevocationReason, Severity};
+use docket_model::{Date, EventId, Name, SubjectId, Timestamp};
 use serde_json::json;
 
 fn name(text: &str) -> Name {
@@ -16,13 +16,18 @@ fn name(text: &str) -> Name {
 fn case() -> CaseState {
     let time = |micros: i64| Timestamp::from_micros(1_710_000_000_000_000 + micros).expect("time");
     let steps = vec![
-        Step::Notice { served_at: time(1) },
+        Step::Notice { served_at: time(1), empty: vec![NoticeField::LegalBasis] },
         Step::Objection { received_at: time(2) },
         Step::ObjectionDecision { objection: EventId([2; 32]), outcome: Outcome::Corrected },
         Step::Designation {
+            decided_at: time(3),
             term_months: Some(24),
             severity: Severity::Serious,
-            basis: Some("(2023)京0105民初1号".into()),
+            basis: Some(BasisRef {
+                number: "(2023)京0105民初1号".into(),
+                date: Date::parse("2023-11-02").expect("date"),
+            }),
+            legal_basis: vec![LegalRef { instrument: "Civil Procedure Law".into(), article: "art. 262".into() }],
             empty: vec![DecisionField::Remedies],
         },
         Step::TermExtended { months: 12 },

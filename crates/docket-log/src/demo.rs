@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use docket_model::event::*;
-use docket_model::{Digest, Hash32, Name, PublicKey, ResidentId, SignedEvent, SubjectId, Timestamp, Uscc};
+use docket_model::{Digest, EventId, Hash32, Name, PublicKey, ResidentId, SignedEvent, SubjectId, Timestamp, Uscc};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
 
@@ -46,11 +46,30 @@ pub enum Violation {
     EarlyRestoration,
     /// A term longer than the rule set's maximum, with no extension.
     TermTooLong,
+    /// A notice that does not state the legal basis or the party's rights.
+    NoticeIncomplete,
+    /// A timely objection answered only after the designation was decided.
+    DesignatedWhileObjectionPending,
+    /// A measure whose catalogued authority is a departmental rule.
+    MeasureAuthorityTooLow,
+    /// A notice issued on time but served 18 days later, so the designation
+    /// falls inside the window counted from service.
+    ServedLate,
+    /// A decision taken inside the objection window, in force only after it.
+    DecidedInWindow,
+    /// A term extended a month after it ran out.
+    ExtensionAfterExpiry,
+    /// Two extensions that together exceed the cap (or any extension where none is allowed).
+    ExtensionsBeyondCap,
+    /// A basis document dated after the decision that rests on it.
+    BasisAfterDecision,
+    /// An objection against the designation in force, upheld and never acted on.
+    UpheldAfterDesignationNotRevoked,
 }
 
 impl Violation {
     /// Every kind, in order.
-    pub const ALL: [Violation; 12] = [
+    pub const ALL: [Violation; 21] = [
         Self::NoNotice,
         Self::WindowNotObserved,
         Self::ObjectionUndecided,
@@ -60,10 +79,20 @@ impl Violation {
         Self::NotLiftedAfterRestoration,
         Self::IncompleteDecision,
         Self::UpheldNotRemedied,
-        // Ninth: the rotation in `build` puts kinds 0, 3, 6 and 9 on the defaulter list.
+        // Ninth: the rotation in `build` puts kinds 0, 3, 6, 9, ... on the
+        // defaulter list (the number of kinds is a multiple of three).
         Self::MinorListed,
         Self::EarlyRestoration,
         Self::TermTooLong,
+        Self::NoticeIncomplete,
+        Self::DesignatedWhileObjectionPending,
+        Self::MeasureAuthorityTooLow,
+        Self::ServedLate,
+        Self::DecidedInWindow,
+        Self::ExtensionAfterExpiry,
+        Self::ExtensionsBeyondCap,
+        Self::BasisAfterDecision,
+        Self::UpheldAfterDesignationNotRevoked,
     ];
 }
 
@@ -172,8 +201,14 @@ const MEASURES: [(&str, &str); 32] = [
     ("deny-broadcast-license", "No broadcasting or publication licences"),
     ("deny-internet-service-license", "No Internet information service licences"),
     ("deny-tourism-license", "No travel agency licences"),
-    ("public-disclosure", "Publication on the national credit portal"),
+    // Catalogued under a ministry's notice (a departmental rule), like the
+    // hospital-order MOU's Internet licence ban in seed 000: only planted
+    // violations apply it.
+    ("deny-internet-licence-blacklist", "No Internet information service licence (MIIT blacklist notice)"),
 ];
+
+/// The index in `MEASURES` of the measure whose authority is a departmental rule.
+const LOW_AUTHORITY: usize = 31;
 
 fn uscc(rng: &mut Rng) -> Uscc {
     let alphabet = Uscc::alphabet();
@@ -421,7 +456,12 @@ impl World {
                         let agency = responsible[(l * 13 + j) % responsible.len()].clone();
                         let mut indexes: Vec<usize> = Vec::new();
                         for k in 0..1 + (j + l) % 3 {
-                            let m = (l * 37 + j * 11 + k * 53) % 149;
+                            // Index 149 stands in for the low-authority measure, which
+                            // only the first party holds (see `registry`).
+                            let m = match (l * 37 + j * 11 + k * 53) % 149 {
+                                LOW_AUTHORITY => 149,
+                                m => m,
+                            };
                             if !indexes.contains(&m) {
                                 indexes.push(m);
                             }
@@ -531,6 +571,24 @@ fn rule_set_document(id: &str) -> &'static str {
     }
 }
 
+/// The measure catalogue: every measure on a law, but one on a ministry's
+/// notice (a departmental rule), which only planted violations apply.
+fn catalogue(builder: &mut Builder) {
+    let world = builder.world;
+    for (index, (code, description)) in world.measures.iter().enumerate() {
+        let (authority, level) = if index == LOW_AUTHORITY {
+            let notice = "MIIT Notice on a Blacklist System for Illegal Internet Sites (2009) No. 371";
+            (legal(notice, "item 2"), AuthorityLevel::DepartmentalRule)
+        } else {
+            (legal("Law on Joint Credit Discipline (demo)", &format!("art. {}", index + 1)), AuthorityLevel::Law)
+        };
+        builder.registry(
+            0,
+            RegistryEvent::MeasureCatalogued { code: name(code), description: description.clone(), authority, level },
+        );
+    }
+}
+
 fn registry(builder: &mut Builder) {
     let world = builder.world;
     for (agency, full, roles) in &world.agencies {
@@ -545,16 +603,7 @@ fn registry(builder: &mut Builder) {
             },
         );
     }
-    for (code, description) in &world.measures {
-        let authority = legal(
-            "Opinions on Joint Disciplinary Measures against Untrustworthy Persons",
-            &format!("item {}", code.len()),
-        );
-        builder.registry(
-            0,
-            RegistryEvent::MeasureCatalogued { code: name(code), description: description.clone(), authority },
-        );
-    }
+    catalogue(builder);
     let mut published: Vec<&str> = Vec::new();
     for spec in &world.lists {
         let legal_basis = vec![legal("Civil Procedure Law of the PRC", "art. 266")];
@@ -580,12 +629,20 @@ fn registry(builder: &mut Builder) {
                 legal_basis,
             },
         );
+        // The first party may also apply the low-authority measure: the MOU
+        // covers it, the catalogue's level is what is wrong.
         let parties = spec
             .parties
             .iter()
-            .map(|(agency, measures)| MouParty {
+            .enumerate()
+            .map(|(index, (agency, measures))| MouParty {
                 agency: name(agency),
-                measures: measures.iter().map(|m| name(world.measure(*m))).collect(),
+                measures: measures
+                    .iter()
+                    .copied()
+                    .chain((index == 0).then_some(LOW_AUTHORITY))
+                    .map(|m| name(world.measure(m)))
+                    .collect(),
             })
             .collect();
         builder.registry(
@@ -697,200 +754,55 @@ fn open_case(
         *violations.entry(v).or_insert(0) += 1;
         planted.push((number, v));
     }
-    lifecycle(builder, rng, index, start as i64, &case, spec, violation);
+    lifecycle(builder, rng, &Case { index, start: start as i64, case: &case, spec, violation });
 }
 
-fn lifecycle(
-    builder: &mut Builder,
-    rng: &mut Rng,
+/// One case of the generated world, from the notice to the lifting of the
+/// measures, with `violation` planted in it.
+struct Case<'c> {
     index: u64,
     start: i64,
-    case: &(Name, SubjectId, Name),
-    spec: &ListSpec,
+    case: &'c (Name, SubjectId, Name),
+    spec: &'c ListSpec,
     violation: Option<Violation>,
-) {
-    let world = builder.world;
-    let designating = spec.designating.as_str();
-    let parties = &spec.parties;
-    let notice_at = world.at(start, 10);
-    let v = |kind| violation == Some(kind);
-    if !v(Violation::NoNotice) {
-        builder.case(
-            designating,
-            notice_at,
-            case,
-            CaseAction::Notice {
-                served_at: notice_at,
-                method: ServiceMethod::Post,
-                matter: "Failure to perform an effective judgment".into(),
-                rights: "Objection within 7 working days".into(),
-            },
-        );
+}
+
+impl Case<'_> {
+    fn is(&self, kind: Violation) -> bool {
+        self.violation == Some(kind)
     }
-    if v(Violation::MeasureOnUndesignated) {
-        let (agency, measures) = &parties[0];
-        builder.case(
-            agency,
-            world.at(start + 2, 9),
-            case,
-            CaseAction::MeasureApplied {
-                measure: name(world.measure(measures[0])),
-                mou: name(&format!("mou-{}", case.0)),
-            },
-        );
+}
+
+fn lifecycle(builder: &mut Builder, rng: &mut Rng, plan: &Case) {
+    let world = builder.world;
+    if !plan.is(Violation::NoNotice) {
+        notice(builder, plan);
+    }
+    if plan.is(Violation::MeasureOnUndesignated) {
+        let (agency, measures) = &plan.spec.parties[0];
+        let action = CaseAction::MeasureApplied {
+            measure: name(world.measure(measures[0])),
+            mou: name(&format!("mou-{}", plan.case.0)),
+        };
+        builder.case(agency, world.at(plan.start + 2, 9), plan.case, action);
         return;
     }
-    // Without a notice the case opens with the designation, so nothing can come before it.
-    let objects = !v(Violation::NoNotice)
-        && (rng.chance(30) || v(Violation::ObjectionUndecided) || v(Violation::UpheldNotRemedied));
-    if objects {
-        builder.case(
-            "petitions",
-            world.at(start + 3, 15),
-            case,
-            CaseAction::Objection {
-                received_at: world.at(start + 3, 15),
-                grounds: "The debt was paid".into(),
-                evidence: vec![],
-            },
-        );
-        if !v(Violation::ObjectionUndecided) {
-            let objection = builder.events.last().map(SignedEvent::id).unwrap_or_else(|| unreachable!("just pushed"));
-            // An upheld objection ends the case before a designation, so a
-            // case planted with a later violation never has one upheld.
-            let uphold = (rng.chance(20) && violation.is_none()) || v(Violation::UpheldNotRemedied);
-            let outcome = if uphold { ObjectionOutcome::Upheld } else { ObjectionOutcome::Rejected };
-            let upheld = outcome == ObjectionOutcome::Upheld;
-            builder.case(
-                designating,
-                world.at(start + 12, 9),
-                case,
-                CaseAction::ObjectionDecision { objection, outcome, reasons: "Reviewed".into() },
-            );
-            if upheld && !v(Violation::UpheldNotRemedied) {
-                return;
-            }
-        }
+    if !objections_before(builder, rng, plan) {
+        return;
     }
-    let designate_day = if v(Violation::WindowNotObserved) { start + 2 } else { start + 20 };
-    let term_months: u16 = if case.0.as_str() == "cn-civil-aviation" { 12 } else { 24 };
-    // Two years beyond the usual term exceeds every list's maximum (12, 24, 36 months).
-    let term_months = if v(Violation::TermTooLong) { term_months + 24 } else { term_months };
-    let complete = !v(Violation::IncompleteDecision);
-    // The demo's judgments are all dated 2023-06-01; the national world's two months before the decision.
-    let basis_date = if world.national {
-        world.at(designate_day - 60, 0).to_china().date_naive()
-    } else {
-        chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap_or_default()
-    };
-    let basis = complete.then(|| BasisDocument {
-        issuer: "People's Court".into(),
-        number: format!("({})执{index}号", basis_date.format("%Y")),
-        date: docket_model::Date::new(basis_date).unwrap_or_else(|_| unreachable!()),
-        digest: Digest::Sha256(Hash32(Sha256::digest(index.to_be_bytes()).into())),
-    });
-    let text = |t: &str| {
-        if complete {
-            t.to_owned()
-        } else {
-            String::new()
-        }
-    };
-    builder.case(
-        designating,
-        world.at(designate_day, 9),
-        case,
-        CaseAction::DesignationDecision {
-            basis,
-            reasons: text("Able to perform but refuses"),
-            legal_basis: vec![legal(
-                "SPC Provisions on Publishing the List of Dishonest Judgment Defaulters",
-                "art. 1",
-            )],
-            measures_warning: text("Joint disciplinary measures apply"),
-            removal_conditions: text("Full performance"),
-            remedies: text("Correction request; review"),
-            severity: Severity::Serious,
-            // Civil aviation designations run one year; the others two.
-            term_months: Some(term_months),
-        },
-    );
-    let mou = name(&format!("mou-{}", case.0));
-    let appliers: Vec<&(String, Vec<usize>)> = if world.national {
-        // Two to seven parties, from anywhere in the MOU.
-        let from = rng.below(parties.len() as u64) as usize;
-        parties.iter().cycle().skip(from).take((2 + rng.below(6) as usize).min(parties.len())).collect()
-    } else {
-        parties.iter().take(2 + rng.below(4) as usize).collect()
-    };
-    for (offset, (agency, measures)) in appliers.iter().enumerate() {
-        builder.case(
-            agency,
-            world.at(designate_day + 1 + offset as i64, 9),
-            case,
-            CaseAction::MeasureApplied { measure: name(world.measure(measures[0])), mou: mou.clone() },
-        );
-    }
-    // Every measure in place, by agency, to lift when the case ends.
-    let mut in_place: Vec<(&str, &str)> =
-        appliers.iter().map(|(agency, measures)| (agency.as_str(), world.measure(measures[0]))).collect();
-    if v(Violation::MeasureWithoutMou) {
-        let (agency, measures) = appliers[0];
-        let last = world.measures.len() - 1;
-        let outside = (1..last)
-            .map(|step| world.measure((measures[0] + step) % last))
-            .find(|code| !measures.iter().any(|m| world.measure(*m) == *code))
-            .unwrap_or(world.measure(last));
-        builder.case(
-            agency,
-            world.at(designate_day + 6, 9),
-            case,
-            CaseAction::MeasureApplied { measure: name(outside), mou: mou.clone() },
-        );
-        in_place.push((agency, outside));
-    }
-    if v(Violation::UncataloguedMeasure) {
-        builder.case(
-            appliers[0].0.as_str(),
-            world.at(designate_day + 6, 9),
-            case,
-            CaseAction::MeasureApplied { measure: name("deny-hospital-internet-license"), mou: mou.clone() },
-        );
-        in_place.push((appliers[0].0.as_str(), "deny-hospital-internet-license"));
-    }
-    // The case ends by restoration, or by its term; the measures are lifted
-    // the next day (unless the violation is not lifting them).
-    // Restored within 60-260 days: before the 12-month publicity minimum, which
-    // binds only a credit restoration (the early-restoration violation).
-    let restored = (rng.chance(40) || v(Violation::NotLiftedAfterRestoration) || v(Violation::EarlyRestoration))
-        .then(|| designate_day + 60 + rng.below(200) as i64);
-    if let Some(day) = restored {
-        builder.case(
-            designating,
-            world.at(day, 9),
-            case,
-            CaseAction::Restoration {
-                reason: if v(Violation::EarlyRestoration) {
-                    RestorationReason::CreditRepaired
-                } else {
-                    RestorationReason::ObligationsPerformed
-                },
-                statement: "Paid in full".into(),
-            },
-        );
-        if v(Violation::NotLiftedAfterRestoration) {
-            return;
-        }
+    let designate_day = if plan.is(Violation::WindowNotObserved) { plan.start + 2 } else { plan.start + 20 };
+    let term_months = designation(builder, plan, designate_day);
+    let mut in_place = apply_measures(builder, rng, plan, designate_day);
+    after_designation(builder, plan, designate_day, term_months);
+    let restored = end(builder, rng, plan, designate_day);
+    if restored.is_some() && plan.is(Violation::NotLiftedAfterRestoration) {
+        return;
     }
     let ended = match restored {
         Some(day) => world.at(day, 9),
-        None => {
-            let in_force = world.at(designate_day, 9).to_china();
-            let end = in_force.checked_add_months(chrono::Months::new(term_months.into())).unwrap_or(in_force);
-            Timestamp::from_micros(end.timestamp_micros()).unwrap_or_else(|_| unreachable!("demo times are in range"))
-        }
+        None => add_months(world.at(designate_day, 9), term_months.into()),
     };
-    for (offset, (agency, measure)) in in_place.iter().enumerate() {
+    for (offset, (agency, measure)) in in_place.drain(..).enumerate() {
         let lifted = Timestamp::from_micros(ended.micros() + (24 + offset as i64) * 3_600_000_000)
             .unwrap_or_else(|_| unreachable!("demo times are in range"));
         // A term that has not run out by the worlds' last day is still in
@@ -898,13 +810,216 @@ fn lifecycle(
         if lifted > worlds_last_day() {
             continue;
         }
-        builder.case(
-            agency,
-            lifted,
-            case,
-            CaseAction::MeasureLifted { measure: name(measure), reason: LiftReason::CaseClosed },
-        );
+        let action = CaseAction::MeasureLifted { measure: name(&measure), reason: LiftReason::CaseClosed };
+        builder.case(&agency, lifted, plan.case, action);
     }
+}
+
+/// `months` calendar months after `at`, in China Standard Time.
+fn add_months(at: Timestamp, months: u32) -> Timestamp {
+    let local = at.to_china();
+    let end = local.checked_add_months(chrono::Months::new(months)).unwrap_or(local);
+    Timestamp::from_micros(end.timestamp_micros()).unwrap_or_else(|_| unreachable!("demo times are in range"))
+}
+
+/// The notice, issued on the start day; served the same day, or 18 days
+/// later when that is the violation.
+fn notice(builder: &mut Builder, plan: &Case) {
+    let world = builder.world;
+    let issued = world.at(plan.start, 10);
+    let served_at = if plan.is(Violation::ServedLate) { world.at(plan.start + 18, 10) } else { issued };
+    let incomplete = plan.is(Violation::NoticeIncomplete);
+    let action = CaseAction::Notice {
+        served_at,
+        method: ServiceMethod::Post,
+        matter: "Failure to perform an effective judgment".into(),
+        legal_basis: if incomplete { vec![] } else { vec![legal("Civil Procedure Law of the PRC", "art. 266")] },
+        rights: if incomplete { String::new() } else { "Objection within 7 working days".into() },
+    };
+    builder.case(&plan.spec.designating, issued, plan.case, action);
+}
+
+/// Objections before the designation; false when an upheld one ends the case.
+fn objections_before(builder: &mut Builder, rng: &mut Rng, plan: &Case) -> bool {
+    let world = builder.world;
+    let designating = plan.spec.designating.as_str();
+    if plan.is(Violation::DesignatedWhileObjectionPending) {
+        // Lodged on day 8 (within the window), answered on day 22 (within
+        // the 15-day review), but the designation came on day 20.
+        let objection = objection(builder, plan, world.at(plan.start + 8, 15));
+        let action = CaseAction::ObjectionDecision {
+            objection,
+            outcome: ObjectionOutcome::Rejected,
+            reasons: "Reviewed".into(),
+        };
+        builder.case(designating, world.at(plan.start + 22, 9), plan.case, action);
+        return true;
+    }
+    // Without a notice the case opens with the designation, so nothing can
+    // come before it; a decision taken on day 5 would precede the answer.
+    let quiet = plan.is(Violation::NoNotice) || plan.is(Violation::DecidedInWindow);
+    let objects =
+        !quiet && (rng.chance(30) || plan.is(Violation::ObjectionUndecided) || plan.is(Violation::UpheldNotRemedied));
+    if !objects {
+        return true;
+    }
+    let objection = objection(builder, plan, world.at(plan.start + 3, 15));
+    if plan.is(Violation::ObjectionUndecided) {
+        return false;
+    }
+    // An upheld objection ends the case before a designation, so a case
+    // planted with a later violation never has one upheld.
+    let upheld = (rng.chance(20) && plan.violation.is_none()) || plan.is(Violation::UpheldNotRemedied);
+    let outcome = if upheld { ObjectionOutcome::Upheld } else { ObjectionOutcome::Rejected };
+    let action = CaseAction::ObjectionDecision { objection, outcome, reasons: "Reviewed".into() };
+    builder.case(designating, world.at(plan.start + 12, 9), plan.case, action);
+    !upheld || plan.is(Violation::UpheldNotRemedied)
+}
+
+/// An objection received (and recorded) at `at`; returns its id.
+fn objection(builder: &mut Builder, plan: &Case, at: Timestamp) -> EventId {
+    let action = CaseAction::Objection { received_at: at, grounds: "The debt was paid".into(), evidence: vec![] };
+    builder.case("petitions", at, plan.case, action);
+    builder.events.last().map(SignedEvent::id).unwrap_or_else(|| unreachable!("just pushed"))
+}
+
+/// The designation decision, in force on `designate_day`; returns its term.
+fn designation(builder: &mut Builder, plan: &Case, designate_day: i64) -> u16 {
+    let world = builder.world;
+    let term_months: u16 = if plan.case.0.as_str() == "cn-civil-aviation" { 12 } else { 24 };
+    // Two years beyond the usual term exceeds every list's maximum (12, 24, 36
+    // months); a term extended after it ran out is planted on a one-year term.
+    let term_months = match plan.violation {
+        Some(Violation::TermTooLong) => term_months + 24,
+        Some(Violation::ExtensionAfterExpiry) => 12,
+        _ => term_months,
+    };
+    let complete = !plan.is(Violation::IncompleteDecision);
+    // Decided the morning it takes effect (day 20: after the longest window,
+    // which around the Spring Festival and National Day runs to day 19), or,
+    // planted, on day 5 of the window.
+    let decided_at =
+        if plan.is(Violation::DecidedInWindow) { world.at(plan.start + 5, 16) } else { world.at(designate_day, 8) };
+    // The demo's judgments are all dated 2023-06-01; the national world's two
+    // months before the decision; a planted one five days after it.
+    let basis_date = if plan.is(Violation::BasisAfterDecision) {
+        world.at(designate_day + 5, 0).to_china().date_naive()
+    } else if world.national {
+        world.at(designate_day - 60, 0).to_china().date_naive()
+    } else {
+        chrono::NaiveDate::from_ymd_opt(2023, 6, 1).unwrap_or_default()
+    };
+    let basis = complete.then(|| BasisDocument {
+        issuer: "People's Court".into(),
+        number: format!("({})执{}号", basis_date.format("%Y"), plan.index),
+        date: docket_model::Date::new(basis_date).unwrap_or_else(|_| unreachable!()),
+        digest: Digest::Sha256(Hash32(Sha256::digest(plan.index.to_be_bytes()).into())),
+    });
+    let text = |t: &str| if complete { t.to_owned() } else { String::new() };
+    let action = CaseAction::DesignationDecision {
+        decided_at,
+        basis,
+        reasons: text("Able to perform but refuses"),
+        legal_basis: vec![legal("SPC Provisions on Publishing the List of Dishonest Judgment Defaulters", "art. 1")],
+        measures_warning: text("Joint disciplinary measures apply"),
+        removal_conditions: text("Full performance"),
+        remedies: text("Correction request; review"),
+        severity: Severity::Serious,
+        // Civil aviation designations run one year; the others two.
+        term_months: Some(term_months),
+    };
+    builder.case(&plan.spec.designating, world.at(designate_day, 9), plan.case, action);
+    term_months
+}
+
+/// The measures applied after the designation; returns every one in place
+/// (agency, measure), to lift when the case ends.
+fn apply_measures(builder: &mut Builder, rng: &mut Rng, plan: &Case, designate_day: i64) -> Vec<(String, String)> {
+    let world = builder.world;
+    let parties = &plan.spec.parties;
+    let mou = name(&format!("mou-{}", plan.case.0));
+    let appliers: Vec<&(String, Vec<usize>)> = if world.national {
+        // Two to seven parties, from anywhere in the MOU.
+        let from = rng.below(parties.len() as u64) as usize;
+        parties.iter().cycle().skip(from).take((2 + rng.below(6) as usize).min(parties.len())).collect()
+    } else {
+        parties.iter().take(2 + rng.below(4) as usize).collect()
+    };
+    let mut in_place: Vec<(String, String)> = vec![];
+    let mut apply = |builder: &mut Builder, agency: &str, measure: &str, day: i64| {
+        let action = CaseAction::MeasureApplied { measure: name(measure), mou: mou.clone() };
+        builder.case(agency, world.at(day, 9), plan.case, action);
+        in_place.push((agency.to_owned(), measure.to_owned()));
+    };
+    for (offset, (agency, measures)) in appliers.iter().enumerate() {
+        apply(builder, agency, world.measure(measures[0]), designate_day + 1 + offset as i64);
+    }
+    let (agency, measures) = appliers[0];
+    if plan.is(Violation::MeasureWithoutMou) {
+        let last = world.measures.len() - 1;
+        let outside = (1..last)
+            .map(|step| world.measure((measures[0] + step) % last))
+            .find(|code| !measures.iter().any(|m| world.measure(*m) == *code) && *code != world.measure(LOW_AUTHORITY))
+            .unwrap_or(world.measure(last));
+        apply(builder, agency, outside, designate_day + 6);
+    }
+    if plan.is(Violation::UncataloguedMeasure) {
+        apply(builder, agency, "deny-hospital-internet-license", designate_day + 6);
+    }
+    if plan.is(Violation::MeasureAuthorityTooLow) {
+        // The MOU's first party holds the low-authority measure.
+        apply(builder, &parties[0].0, world.measure(LOW_AUTHORITY), designate_day + 7);
+    }
+    in_place
+}
+
+/// What happens while the designation is in force: extensions, objections against it.
+fn after_designation(builder: &mut Builder, plan: &Case, designate_day: i64, term_months: u16) {
+    let world = builder.world;
+    let designating = plan.spec.designating.as_str();
+    let extend = |months: u16| CaseAction::TermExtended { months, reasons: "Still not performed".into(), basis: None };
+    match plan.violation {
+        Some(Violation::ExtensionAfterExpiry) => {
+            let late = add_months(world.at(designate_day, 9), u32::from(term_months) + 1);
+            builder.case(designating, late, plan.case, extend(12));
+        }
+        Some(Violation::ExtensionsBeyondCap) => {
+            // 24 + 24 months: each within 12-36 on the defaulter list, 48 together over its cap of 36.
+            builder.case(designating, world.at(designate_day + 30, 9), plan.case, extend(24));
+            builder.case(designating, world.at(designate_day + 40, 9), plan.case, extend(24));
+        }
+        Some(Violation::UpheldAfterDesignationNotRevoked) => {
+            let objection = objection(builder, plan, world.at(designate_day + 10, 15));
+            let action = CaseAction::ObjectionDecision {
+                objection,
+                outcome: ObjectionOutcome::Upheld,
+                reasons: "Paid before listing".into(),
+            };
+            builder.case(designating, world.at(designate_day + 15, 9), plan.case, action);
+        }
+        _ => {}
+    }
+}
+
+/// Restoration (some cases, and the violations that need one) between 60
+/// and 260 days after the designation: before the 12-month publicity
+/// minimum, which binds only a credit restoration (the early-restoration
+/// violation). Returns its day, if any.
+fn end(builder: &mut Builder, rng: &mut Rng, plan: &Case, designate_day: i64) -> Option<i64> {
+    let must = plan.is(Violation::NotLiftedAfterRestoration) || plan.is(Violation::EarlyRestoration);
+    // Cases whose violation lies in the term or an objection against it run to their term.
+    let never = plan.is(Violation::ExtensionAfterExpiry)
+        || plan.is(Violation::ExtensionsBeyondCap)
+        || plan.is(Violation::UpheldAfterDesignationNotRevoked);
+    let day = ((rng.chance(40) && !never) || must).then(|| designate_day + 60 + rng.below(200) as i64)?;
+    let reason = if plan.is(Violation::EarlyRestoration) {
+        RestorationReason::CreditRepaired
+    } else {
+        RestorationReason::ObligationsPerformed
+    };
+    let action = CaseAction::Restoration { reason, statement: "Paid in full".into() };
+    builder.case(&plan.spec.designating, builder.world.at(day, 9), plan.case, action);
+    Some(day)
 }
 
 /// The last day the generated worlds reach: nothing after it is recorded,
@@ -953,6 +1068,7 @@ pub fn notices(from: u64, count: u64, seed: u64) -> Vec<SignedEvent> {
                                         method: ServiceMethod::Post,
                                         matter: "Failure to perform the payment obligation in an effective judgment"
                                             .into(),
+                                        legal_basis: vec![legal("Civil Procedure Law of the PRC", "art. 266")],
                                         rights: "You may object in writing within 7 working days of service.".into(),
                                     },
                                 }),

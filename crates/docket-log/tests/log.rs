@@ -19,7 +19,8 @@ fn now() -> Timestamp {
 
 #[test]
 fn the_demo_ingests_and_survives_reopen() {
-    let demo = demo::build(60, 7);
+    // One planted violation every fourth case, the kinds in rotation: 84 cases plant all 21.
+    let demo = demo::build(84, 7);
     assert!(demo.events.len() > 400, "{} events", demo.events.len());
     assert!(
         demo.violations.len() == demo::Violation::ALL.len(),

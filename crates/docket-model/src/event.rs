@@ -14,7 +14,7 @@ use crate::ids::{AgencyId, CaseNumber, ListId, MeasureCode, MouId, RuleSetId, Su
 use crate::time::{Date, Timestamp};
 
 /// Version of the event format. Bumped on any change to the encoding.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// An event as signed: the envelope and its body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -80,6 +80,31 @@ pub struct LegalRef {
     pub article: String,
 }
 
+/// The level of a legal instrument in the hierarchy of norms (Legislation
+/// Law). Measures that restrict rights must rest on a law, an administrative
+/// regulation or a decision or order of the State Council (seed 004 (9));
+/// the auditor's rule set says which levels suffice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorityLevel {
+    /// A law of the National People's Congress or its Standing Committee.
+    Law,
+    /// An administrative regulation of the State Council.
+    AdministrativeRegulation,
+    /// A decision or order of the State Council.
+    StateCouncilDecision,
+    /// A judicial interpretation of the Supreme People's Court (its "provisions").
+    JudicialInterpretation,
+    /// A local regulation of a provincial or city people's congress.
+    LocalRegulation,
+    /// A departmental rule of a State Council department (e.g. a ministry's order).
+    DepartmentalRule,
+    /// A local government rule.
+    LocalRule,
+    /// A normative document (notice, opinion, MOU) below the rules.
+    NormativeDocument,
+}
+
 /// One responsible agency in an MOU, with the measures it applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,8 +132,9 @@ pub enum RegistryEvent {
         rule_set: RuleSetId,
         legal_basis: Vec<LegalRef>,
     },
-    /// A measure enters the catalogue with the law that authorises it.
-    MeasureCatalogued { code: MeasureCode, description: String, authority: LegalRef },
+    /// A measure enters the catalogue with the law that authorises it and
+    /// that law's level in the hierarchy of norms.
+    MeasureCatalogued { code: MeasureCode, description: String, authority: LegalRef, level: AuthorityLevel },
     /// An MOU binds responsible agencies to measures on a list.
     MouSigned {
         mou: MouId,
@@ -242,15 +268,23 @@ pub enum LiftReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CaseAction {
-    /// The party is informed of the matter, its basis and rights. Opens the case.
-    Notice { served_at: Timestamp, method: ServiceMethod, matter: String, rights: String },
-    /// The party objects; recorded by the designating agency or an intake agency.
+    /// The party is informed of the matter, its legal basis and rights. Opens
+    /// the case. Periods run from `served_at`, the day the party was served,
+    /// not from the day the notice was issued (the event's effective time).
+    /// Fields may be empty: the auditor flags what is missing.
+    Notice { served_at: Timestamp, method: ServiceMethod, matter: String, legal_basis: Vec<LegalRef>, rights: String },
+    /// The party objects; recorded by the designating agency or an intake
+    /// agency. Periods run from `received_at`, when the objection reached the
+    /// agency, not from when it was recorded.
     Objection { received_at: Timestamp, grounds: String, evidence: Vec<Digest> },
     /// The objection named by `objection` is decided.
     ObjectionDecision { objection: EventId, outcome: ObjectionOutcome, reasons: String },
-    /// The designation decision, in force from the event's effective time.
-    /// Fields may be empty: the ledger records, the auditor flags what is missing.
+    /// The designation decision, taken on `decided_at` and in force from the
+    /// event's effective time (which may be later). Fields may be empty: the
+    /// ledger records, the auditor flags what is missing.
     DesignationDecision {
+        /// When the decision was taken (signed), distinct from the date it takes effect.
+        decided_at: Timestamp,
         basis: Option<BasisDocument>,
         reasons: String,
         legal_basis: Vec<LegalRef>,

@@ -41,7 +41,8 @@ fn uscc_value(c: u8) -> Option<u32> {
 pub struct Uscc(String);
 
 impl Uscc {
-    /// Validates alphabet, length and check character. Prefixes are not whitelisted.
+    /// Validates length, alphabet, the six-digit administrative division code
+    /// (positions 3-8) and the check character. Prefixes are not whitelisted.
     pub fn parse(text: &str) -> Result<Self, IdError> {
         const KIND: &str = "unified social credit code";
         let chars: Vec<char> = text.chars().collect();
@@ -55,6 +56,15 @@ impl Uscc {
                 found: c,
                 allowed: "digits and upper-case letters other than I, O, S, V, Z",
             })?;
+        }
+        // Positions 3-8 are the administrative division code (GB/T 2260), six digits.
+        if let Some((index, &c)) = chars.iter().enumerate().take(8).skip(2).find(|(_, c)| !c.is_ascii_digit()) {
+            return Err(IdError::Character {
+                kind: KIND,
+                position: index + 1,
+                found: c,
+                allowed: "a digit (positions 3-8 are the administrative division code)",
+            });
         }
         let expected = Self::check_character(&text.as_bytes()[..USCC_LEN - 1]);
         if chars[USCC_LEN - 1] != expected {
@@ -359,7 +369,7 @@ mod schema {
             json_schema!({
                 "description": "Unified Social Credit Code (GB 32100-2015); the check character is verified",
                 "type": "string",
-                "pattern": "^[0-9A-HJ-NPQRTUWXY]{18}$"
+                "pattern": "^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$"
             })
         }
     }
@@ -420,6 +430,21 @@ mod schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uscc_division_code_must_be_digits() {
+        // A letter in each of positions 3-8, with a correct check character.
+        for position in 3..=8 {
+            let mut first: Vec<u8> = b"91110105MA01ABCD1".to_vec();
+            first[position - 1] = b'A';
+            let code = format!("{}{}", String::from_utf8_lossy(&first), Uscc::check_character(&first));
+            match Uscc::parse(&code) {
+                Err(IdError::Character { position: at, found: 'A', .. }) => assert_eq!(at, position),
+                other => panic!("{code}: expected a character fault at {position}, got {other:?}"),
+            }
+        }
+        assert!(Uscc::parse("91110105MA01ABCD13").is_ok());
+    }
 
     #[test]
     fn other_scheme_faults_are_counted_in_characters() {

@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Digest, PublicKey};
-use crate::event::{Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Role, Signer};
+use crate::event::{
+    AuthorityLevel, Body, CaseAction, CaseEvent, Event, LegalRef, MouParty, RegistryEvent, Role, Signer,
+};
 use crate::ids::{AgencyId, ListId, MeasureCode, MouId, RuleSetId};
 use crate::time::Timestamp;
 
@@ -99,6 +101,8 @@ pub struct ListState {
 pub struct MeasureState {
     pub description: String,
     pub authority: LegalRef,
+    /// The authority's level in the hierarchy of norms.
+    pub level: AuthorityLevel,
 }
 
 /// One version of an MOU's terms.
@@ -107,6 +111,9 @@ pub struct MouTerms {
     pub parties: Vec<MouParty>,
     pub effective_from: Timestamp,
     pub effective_until: Option<Timestamp>,
+    /// When the ledger recorded these terms (system time): an amendment may
+    /// take effect retroactively, but nobody could act on it before this.
+    pub recorded_at: Timestamp,
 }
 
 /// An MOU with every version of its terms, oldest first, so that "did this
@@ -121,13 +128,32 @@ impl MouState {
     /// The terms in force at valid time `at`: the latest version whose
     /// `effective_from` is not after `at`, unless it has ended by `at`.
     pub fn terms_at(&self, at: Timestamp) -> Option<&MouTerms> {
-        let terms = self.terms.iter().rev().find(|terms| terms.effective_from <= at)?;
+        self.terms_known_at(at, None)
+    }
+
+    /// The terms in force at valid time `at` as the ledger stood at system
+    /// time `known` (None: everything recorded).
+    pub fn terms_known_at(&self, at: Timestamp, known: Option<Timestamp>) -> Option<&MouTerms> {
+        let recorded = |terms: &&MouTerms| known.is_none_or(|known| terms.recorded_at <= known);
+        let terms = self.terms.iter().rev().filter(recorded).find(|terms| terms.effective_from <= at)?;
         terms.effective_until.is_none_or(|until| at < until).then_some(terms)
     }
 
     /// Whether the terms in force at `at` bind `agency` to `measure`.
     pub fn binds(&self, agency: &AgencyId, measure: &MeasureCode, at: Timestamp) -> bool {
-        self.terms_at(at)
+        self.binds_as_known(agency, measure, at, None)
+    }
+
+    /// Whether the terms in force at `at`, as recorded by system time `known`,
+    /// bind `agency` to `measure`.
+    pub fn binds_as_known(
+        &self,
+        agency: &AgencyId,
+        measure: &MeasureCode,
+        at: Timestamp,
+        known: Option<Timestamp>,
+    ) -> bool {
+        self.terms_known_at(at, known)
             .is_some_and(|terms| terms.parties.iter().any(|p| p.agency == *agency && p.measures.contains(measure)))
     }
 }
@@ -172,7 +198,7 @@ impl Registry {
     pub fn apply(&mut self, event: &Event, recorded_at: Timestamp) -> Result<(), AuthError> {
         self.authorize(event, recorded_at)?;
         if let Body::Registry(body) = &event.body {
-            self.apply_registry(body, event.effective_at);
+            self.apply_registry(body, event.effective_at, recorded_at);
         }
         Ok(())
     }
@@ -366,7 +392,7 @@ impl Registry {
         }
     }
 
-    fn apply_registry(&mut self, body: &RegistryEvent, effective_at: Timestamp) {
+    fn apply_registry(&mut self, body: &RegistryEvent, effective_at: Timestamp, recorded_at: Timestamp) {
         let new_key = || KeyState { valid_from: effective_at, invalid_from: None };
         match body.clone() {
             RegistryEvent::AgencyRegistered { agency, name, roles, keys } => {
@@ -390,16 +416,16 @@ impl Registry {
             RegistryEvent::ListDefined { list, name, designating_agency, rule_set, legal_basis } => {
                 self.lists.insert(list, ListState { name, designating_agency, rule_set, legal_basis });
             }
-            RegistryEvent::MeasureCatalogued { code, description, authority } => {
-                self.measures.insert(code, MeasureState { description, authority });
+            RegistryEvent::MeasureCatalogued { code, description, authority, level } => {
+                self.measures.insert(code, MeasureState { description, authority, level });
             }
             RegistryEvent::MouSigned { mou, list, parties, effective_from, effective_until } => {
-                let terms = vec![MouTerms { parties, effective_from, effective_until }];
+                let terms = vec![MouTerms { parties, effective_from, effective_until, recorded_at }];
                 self.mous.insert(mou, MouState { list, terms });
             }
             RegistryEvent::MouAmended { mou, parties, effective_from, effective_until } => {
                 if let Some(state) = self.mous.get_mut(&mou) {
-                    state.terms.push(MouTerms { parties, effective_from, effective_until });
+                    state.terms.push(MouTerms { parties, effective_from, effective_until, recorded_at });
                 }
             }
             RegistryEvent::RuleSetPublished { rule_set, version, digest, source } => {
@@ -465,6 +491,22 @@ impl Registry {
         }
         state.binds(agency, measure, at)
     }
+
+    /// Whether the MOU covered the act as the ledger stood when the act was
+    /// recorded (`recorded_at`): a later, retroactive amendment does not count.
+    pub fn mou_covered_when_recorded(
+        &self,
+        mou: &MouId,
+        list: &ListId,
+        agency: &AgencyId,
+        measure: &MeasureCode,
+        at: Timestamp,
+        recorded_at: Timestamp,
+    ) -> bool {
+        self.mous
+            .get(mou)
+            .is_some_and(|state| state.list == *list && state.binds_as_known(agency, measure, at, Some(recorded_at)))
+    }
 }
 
 #[cfg(test)]
@@ -521,6 +563,7 @@ mod tests {
             served_at: at("2024-03-01T00:00:00+08:00"),
             method: ServiceMethod::Post,
             matter: String::new(),
+            legal_basis: vec![],
             rights: String::new(),
         }
     }
@@ -552,6 +595,7 @@ mod tests {
                         code: name(code),
                         description: String::new(),
                         authority,
+                        level: AuthorityLevel::Law,
                     }),
                     now,
                 )

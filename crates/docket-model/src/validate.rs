@@ -156,8 +156,9 @@ fn case(body: &CaseEvent) -> Result<(), FormError> {
     const AT: &str = "body.case.action";
     body.subject.validate().map_err(|error| fault("body.case.subject", error.to_string()))?;
     match &body.action {
-        CaseAction::Notice { matter, rights, .. } => {
+        CaseAction::Notice { matter, legal_basis, rights, .. } => {
             text(&format!("{AT}.notice.matter"), matter)?;
+            legal_refs(&format!("{AT}.notice.legal_basis"), legal_basis)?;
             text(&format!("{AT}.notice.rights"), rights)
         }
         CaseAction::Objection { grounds, evidence, .. } => {

@@ -15,8 +15,10 @@ use proptest::prelude::*;
 const USCC_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 fn uscc() -> impl Strategy<Value = String> {
-    proptest::collection::vec(0..31usize, 17).prop_map(|values| {
-        let first: String = values.iter().map(|&v| USCC_ALPHABET.as_bytes()[v] as char).collect();
+    // Positions 3-8 (the administrative division code) are digits.
+    (proptest::collection::vec(0..31usize, 17), 0..1_000_000u32).prop_map(|(values, division)| {
+        let mut first: String = values.iter().map(|&v| USCC_ALPHABET.as_bytes()[v] as char).collect();
+        first.replace_range(2..8, &format!("{division:06}"));
         let check = Uscc::check_character(first.as_bytes());
         format!("{first}{check}")
     })
@@ -183,8 +185,8 @@ fn registry_event() -> impl Strategy<Value = RegistryEvent> {
                 RegistryEvent::ListDefined { list, name, designating_agency, rule_set, legal_basis }
             }
         ),
-        (name(), text(), legal()).prop_map(|(code, description, authority)| {
-            RegistryEvent::MeasureCatalogued { code, description, authority }
+        (name(), text(), legal(), level()).prop_map(|(code, description, authority, level)| {
+            RegistryEvent::MeasureCatalogued { code, description, authority, level }
         }),
         (name(), name(), parties(), timestamp(), 1..1_000_000_000i64).prop_map(|(mou, list, parties, from, length)| {
             RegistryEvent::MouSigned {
@@ -205,6 +207,19 @@ fn registry_event() -> impl Strategy<Value = RegistryEvent> {
     ]
 }
 
+fn level() -> impl Strategy<Value = AuthorityLevel> {
+    prop_oneof![
+        Just(AuthorityLevel::Law),
+        Just(AuthorityLevel::AdministrativeRegulation),
+        Just(AuthorityLevel::StateCouncilDecision),
+        Just(AuthorityLevel::JudicialInterpretation),
+        Just(AuthorityLevel::LocalRegulation),
+        Just(AuthorityLevel::DepartmentalRule),
+        Just(AuthorityLevel::LocalRule),
+        Just(AuthorityLevel::NormativeDocument)
+    ]
+}
+
 fn case_action() -> impl Strategy<Value = CaseAction> {
     let method = prop_oneof![
         Just(ServiceMethod::InPerson),
@@ -219,9 +234,11 @@ fn case_action() -> impl Strategy<Value = CaseAction> {
         text().prop_map(|correction| ObjectionOutcome::Corrected { correction })
     ];
     prop_oneof![
-        (timestamp(), method, text(), text()).prop_map(|(served_at, method, matter, rights)| {
-            CaseAction::Notice { served_at, method, matter, rights }
-        }),
+        (timestamp(), method, text(), proptest::collection::vec(legal(), 0..3), text()).prop_map(
+            |(served_at, method, matter, legal_basis, rights)| {
+                CaseAction::Notice { served_at, method, matter, legal_basis, rights }
+            }
+        ),
         (timestamp(), text(), proptest::collection::btree_set(digest(), 0..4)).prop_map(
             |(received_at, grounds, evidence)| CaseAction::Objection {
                 received_at,
@@ -233,6 +250,7 @@ fn case_action() -> impl Strategy<Value = CaseAction> {
             CaseAction::ObjectionDecision { objection: EventId(id), outcome, reasons }
         }),
         (
+            timestamp(),
             proptest::option::of(basis()),
             text(),
             proptest::collection::vec(legal(), 0..3),
@@ -244,6 +262,7 @@ fn case_action() -> impl Strategy<Value = CaseAction> {
         )
             .prop_map(
                 |(
+                    decided_at,
                     basis,
                     reasons,
                     legal_basis,
@@ -253,6 +272,7 @@ fn case_action() -> impl Strategy<Value = CaseAction> {
                     severity,
                     term_months,
                 )| CaseAction::DesignationDecision {
+                    decided_at,
                     basis,
                     reasons,
                     legal_basis,

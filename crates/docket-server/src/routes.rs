@@ -764,7 +764,7 @@ pub(crate) struct DeltaParams {
 /// side is the public list as the ledger held it before `cursor`, in force
 /// when that record was made; the new side is the list through the
 /// projections' watermark, in force now. So the delta carries both what was
-/// recorded since and what time did (a term that ran out is a MOD to expired).
+/// recorded since and what time did (a term that ran out is a DEL).
 async fn delta(State(app): State<Arc<App>>, Params(params): Params<DeltaParams>) -> Result<Json<Value>, ApiError> {
     let worker = app.clone();
     tokio::task::spawn_blocking(move || -> Result<Json<Value>, ApiError> {

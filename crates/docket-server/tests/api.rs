@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use docket_log::demo;
 use docket_log::ledger;
-use docket_model::event::RegistryEvent;
+use docket_model::event::{CaseAction, RegistryEvent};
 use docket_model::{Name, PublicKey, SignedEvent, Timestamp};
 use docket_server::ServerLimits;
 use ed25519_dalek::SigningKey;
@@ -152,14 +152,18 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert!(metrics.contains("route=\"/v1/events/batch\""), "requests by route pattern: {metrics}");
     let ready = get(addr, "/readyz").json();
     let names: Vec<&str> = ready["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["log_writable", "projections", "projection_lag"]);
+    assert_eq!(names, ["log_writable", "checkpoints", "projections", "projection_lag"]);
+    for gauge in ["docket_checkpoint_behind_records", "docket_checkpoint_age_seconds", "docket_log_refusing_appends"] {
+        assert!(metrics.contains(&format!("# TYPE {gauge} gauge")), "{gauge}: {metrics}");
+    }
 
     // The delta feed: everything as ADD from cursor 0, then exactly the new designation.
     let list = "cn-spc-defaulters";
     let first = get(addr, &format!("/v1/delta?cursor=0&list={list}")).json();
     let public = get(addr, &format!("/v1/views/public?list={list}")).json();
     let changes = first["changes"].as_array().unwrap();
-    assert!(!changes.is_empty() && changes.iter().all(|c| c["op"] == "ADD"));
+    // Only designations in force are published, so the demo's may all have ended by now.
+    assert!(changes.iter().all(|c| c["op"] == "ADD"));
     assert_eq!(changes.len(), public["entries"].as_array().unwrap().len());
     let cursor = first["cursor"].as_u64().unwrap();
     let decision = designation(1, &spc);
@@ -172,6 +176,19 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert_eq!(changes.len(), 1, "{next}");
     assert_eq!(changes[0]["op"], "ADD");
     assert_eq!(changes[0]["entry"]["number"], "(2024)京0105执1号");
+    // A restoration takes the entry off the public list: the delta says DEL.
+    let restoration = CaseAction::Restoration {
+        reason: docket_model::event::RestorationReason::ObligationsPerformed,
+        statement: "Paid".into(),
+    };
+    let restored = case_event(1, "spc", &spc, "2026-11-01T09:00:00+08:00", Some(2), restoration);
+    let receipt = post(addr, "/v1/events", &body_of(&restored));
+    assert_eq!(receipt.status, 200, "{}", receipt.body);
+    let seq = receipt.json()["seq"].as_u64().unwrap();
+    assert_eq!(get(addr, &format!("/v1/views/public?min_seq={seq}")).status, 200);
+    let after = get(addr, &format!("/v1/delta?cursor={}&list={list}", next["cursor"])).json();
+    let changes = after["changes"].as_array().unwrap();
+    assert_eq!((changes.len(), &changes[0]["op"]), (1, &json!("DEL")), "{after}");
     assert_eq!(get(addr, "/v1/delta?cursor=99999999").code(), "bad_parameter");
 }
 
@@ -383,6 +400,7 @@ fn appends_are_limited_per_agency_and_forgeries_spend_nothing() {
             code: Name::parse("restrict-yachts").unwrap(),
             description: "No yachts".into(),
             authority: docket_model::event::LegalRef { instrument: "A test".into(), article: "art. 1".into() },
+            level: docket_model::event::AuthorityLevel::Law,
         },
     );
     let other = post(addr, "/v1/events", &body_of(&register));

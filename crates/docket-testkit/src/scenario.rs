@@ -52,18 +52,23 @@ pub fn substitute(value: &Value, ids: &[EventId], seqs: &[Option<u64>]) -> Value
     }
 }
 
-/// Fills an action's omitted fields from a template per kind.
+/// Fills an action's omitted fields from a template per kind. Dates the law
+/// counts from (`served_at`, `received_at`, `decided_at`) default to the
+/// event's effective time.
 pub fn complete_action(action: &Value, effective_at: &str) -> Value {
     let (kind, given) = action.as_object().and_then(|m| m.iter().next()).expect("action is {kind: {...}}");
     let template = match kind.as_str() {
         "notice" => {
-            json!({"served_at": effective_at, "method": "post", "matter": "Listing as a judgment defaulter", "rights": "Object within the window; review by the higher authority"})
+            json!({"served_at": effective_at, "method": "post", "matter": "Listing as a judgment defaulter",
+                   "legal_basis": [{"instrument": "Civil Procedure Law of the PRC", "article": "art. 262"}],
+                   "rights": "Object within the window; review by the higher authority"})
         }
         "objection" => {
             json!({"received_at": effective_at, "grounds": "The obligation has been performed", "evidence": []})
         }
         "objection_decision" => json!({"outcome": "rejected", "reasons": "Reviewed on the file"}),
         "designation_decision" => json!({
+            "decided_at": effective_at,
             "basis": {"issuer": "Beijing Chaoyang District People's Court", "number": "(2023)京0105民初1号", "date": "2023-11-02",
                       "digest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
             "reasons": "Able to perform but refuses", "legal_basis": [{"instrument": "Civil Procedure Law of the PRC", "article": "art. 262"}],

@@ -246,6 +246,7 @@ fn notice(index: u64) -> SignedEvent {
                 served_at: at,
                 method: ServiceMethod::Post,
                 matter: "Replayed".into(),
+                legal_basis: vec![],
                 rights: "Objection within 7 working days".into(),
             },
         }),

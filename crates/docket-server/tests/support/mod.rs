@@ -154,6 +154,7 @@ pub fn notice(index: u64, agency: &str, key: &SigningKey, expected_version: Opti
         served_at: Timestamp::parse(at).unwrap(),
         method: ServiceMethod::Post,
         matter: matter.into(),
+        legal_basis: vec![],
         rights: "Objection within 7 working days".into(),
     };
     case_event(index, agency, key, at, expected_version, action)
@@ -164,6 +165,7 @@ pub fn designation(index: u64, key: &SigningKey) -> SignedEvent {
     use docket_model::event::{LegalRef, Severity};
     let text = |t: &str| t.to_owned();
     let action = CaseAction::DesignationDecision {
+        decided_at: Timestamp::parse("2026-09-30T16:00:00+08:00").unwrap(),
         basis: None,
         reasons: text("Able to perform but refuses"),
         legal_basis: vec![LegalRef { instrument: text("Civil Procedure Law of the PRC"), article: text("art. 262") }],
