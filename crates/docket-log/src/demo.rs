@@ -1045,7 +1045,8 @@ pub fn notices(from: u64, count: u64, seed: u64) -> Vec<SignedEvent> {
     let public = PublicKey(key.verifying_key().to_bytes());
     let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
     let chunk = count.div_ceil(threads).max(1);
-    let at = Timestamp::from_micros(1_704_038_400_000_000).unwrap_or_else(|_| unreachable!("in range"));
+    // 2024-01-02T00:00:00+08:00: after the demo registers its keys (day 0, 09:00).
+    let at = Timestamp::from_micros(1_704_124_800_000_000).unwrap_or_else(|_| unreachable!("in range"));
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
