@@ -1,6 +1,6 @@
 //! Rule sets as data: one per kind of list, in `data/*.rules.json`, with the
 //! parameters of the procedural rules and their sources. Parameters that
-//! `DOMAIN.md` marks unconfirmed are named in `unconfirmed`, so a report can
+//! no source confirms are named in `unconfirmed`, so a report can
 //! say which findings rest on them.
 
 use schemars::JsonSchema;
