@@ -370,6 +370,13 @@ impl Store {
     /// Takes `&self`: reads go on meanwhile against the last commit, and see
     /// the new records once the catch-up publishes its progress.
     pub fn catch_up(&self) -> Result<u64, FoldError> {
+        self.catch_up_to(u64::MAX)
+    }
+
+    /// As [`Store::catch_up`], folding only records before seq `end`: a
+    /// server folds what it has acknowledged, never a write whose sync may
+    /// still fail (and be cut by the writer's recovery).
+    pub fn catch_up_to(&self, end: u64) -> Result<u64, FoldError> {
         let _exclusive = self.catching_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut progress = self.lock_progress().clone();
         let start = progress.next_seq;
@@ -403,6 +410,9 @@ impl Store {
                 let mut chunk = Vec::with_capacity(PREPARE_CHUNK);
                 let mut sent = 0usize;
                 let read = reader.read_from(start, prev, |frame| {
+                    if frame.seq >= end {
+                        return ControlFlow::Break(());
+                    }
                     chunk.push(frame.clone());
                     if chunk.len() >= PREPARE_CHUNK {
                         if senders[sent % senders.len()].send(Ok(std::mem::take(&mut chunk))).is_err() {

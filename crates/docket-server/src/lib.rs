@@ -379,7 +379,7 @@ async fn project(app: Arc<App>) {
             let worker = app.clone();
             let folded = tokio::task::spawn_blocking(move || {
                 let _span = tracing::info_span!("fold", from = *worker.projected.borrow(), to = target).entered();
-                worker.store.catch_up().map(|_| worker.store.records())
+                worker.store.catch_up_to(target).map(|_| worker.store.records())
             })
             .await;
             match folded {
