@@ -4,7 +4,7 @@
 //! cannot take them and an operator sees why.
 //!
 //! Each check is a function from the server's state to a [`Check`]; adding
-//! one is a line in [`checks`].
+//! one is a line in `checks`.
 
 use std::sync::Mutex;
 use std::time::Duration;
