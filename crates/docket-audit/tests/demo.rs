@@ -9,7 +9,7 @@ use docket_audit::audit::{audit, FindingStatus, Rule, Scope};
 use docket_audit::{Calendar, RuleSet};
 use docket_fold::case::{AsOf, Known};
 use docket_fold::{Store, StoreLimits};
-use docket_log::demo::{self, Violation};
+use docket_world::{self as world, Violation};
 
 fn rule_of(violation: Violation) -> Rule {
     match violation {
@@ -40,7 +40,7 @@ fn rule_of(violation: Violation) -> Rule {
 fn audit_finds_exactly(dir: &std::path::Path, cases: u64, planted_cases: &[(String, Violation)]) {
     let (store, _) = Store::open(dir, StoreLimits::default()).expect("store");
     // Judged on the worlds' last day: what the generators record stops there.
-    let as_of = AsOf { known: Known::All, valid_at: demo::worlds_last_day() };
+    let as_of = AsOf { known: Known::All, valid_at: world::worlds_last_day() };
     let report = audit(&store, as_of, &Scope::default(), &RuleSet::bundled(), &Calendar::bundled()).expect("audit");
     assert_eq!(report.cases, cases);
     let value = serde_json::to_value(&report).expect("json");
@@ -88,7 +88,7 @@ fn audit_finds_exactly(dir: &std::path::Path, cases: u64, planted_cases: &[(Stri
 #[test]
 fn the_audit_finds_exactly_what_the_demo_planted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (built, _) = demo::write_ledger(dir.path(), 1200, 5).expect("demo ledger");
+    let (built, _) = world::write_ledger(dir.path(), 1200, 5).expect("demo ledger");
     audit_finds_exactly(dir.path(), 1200, &built.planted);
 }
 
@@ -97,17 +97,17 @@ fn the_audit_finds_exactly_what_the_demo_planted() {
 /// plants one violation in fifty cases; the audit finds exactly those.
 #[test]
 fn the_audit_finds_exactly_what_the_national_generator_planted() {
-    let world = demo::World::national();
+    let world = world::World::national();
     assert_eq!(world.sizes(), (60, 150, 7));
     let dir = tempfile::tempdir().expect("tempdir");
-    let (root, mut events) = demo::registry_events(&world, 9);
+    let (root, mut events) = world::registry_events(&world, 9);
     let mut planted = Vec::new();
     // Three chunks: enough cases (60 planted) for every kind on its lists.
     for chunk in 0..3 {
-        let built = demo::national_chunk(&world, 9, chunk);
+        let built = world::national_chunk(&world, 9, chunk);
         events.extend(built.events);
         planted.extend(built.planted);
     }
-    demo::write_events(dir.path(), 9, &root, &events).expect("national ledger");
-    audit_finds_exactly(dir.path(), 3 * demo::NATIONAL_CHUNK_SUBJECTS, &planted);
+    world::write_events(dir.path(), 9, &root, &events).expect("national ledger");
+    audit_finds_exactly(dir.path(), 3 * world::NATIONAL_CHUNK_SUBJECTS, &planted);
 }

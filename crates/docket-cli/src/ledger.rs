@@ -6,8 +6,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use docket_log::ledger::{self, Ledger, Snapshot};
 use docket_log::merkle::{verify_consistency, verify_inclusion};
-use docket_log::{demo, Config};
+use docket_log::Config;
 use docket_model::{PublicKey, SignedEvent, Timestamp};
+use docket_world as world;
 use ed25519_dalek::SigningKey;
 use serde_json::json;
 
@@ -248,7 +249,7 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
 }
 
 pub fn demo(dir: &Path, subjects: u64, seed: u64) -> Result<bool> {
-    let (built, checkpoint) = demo::write_ledger(dir, subjects, seed)?;
+    let (built, checkpoint) = world::write_ledger(dir, subjects, seed)?;
     println!("demo ledger in {}: {} events, {subjects} subjects, seed {seed}", dir.display(), built.events.len());
     println!("planted procedural violations (cases), for the auditor to find:");
     for (violation, cases) in &built.violations {

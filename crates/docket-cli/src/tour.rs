@@ -119,7 +119,7 @@ pub fn run() -> Result<bool> {
     let text = crate::audit::text(&report);
     print!("{}", text.split("\n== ").next().unwrap_or_default());
     let planted: std::collections::BTreeSet<String> =
-        docket_log::demo::build(40, 1).planted.into_iter().map(|(number, _)| number).collect();
+        docket_world::build(40, 1).planted.into_iter().map(|(number, _)| number).collect();
     let flagged: std::collections::BTreeSet<String> = report.findings.iter().map(|f| f.number.to_string()).collect();
     println!(
         "the demo planted violations in {} cases; the audit flags {} cases, {} of them planted (docket audit lists each finding with its evidence and deadline)",

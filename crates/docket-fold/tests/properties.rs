@@ -24,9 +24,9 @@ use proptest::prelude::*;
 /// system time asked as `t0`: the log makes them `t0 + seq` µs, so two ledgers
 /// fed the same events in any batches are byte-identical.
 fn demo_ledger(dir: &Path, subjects: u64, seed: u64, t0: i64, count: Option<usize>) -> (Vec<SignedEvent>, PublicKey) {
-    let demo = docket_log::demo::build(subjects, seed);
+    let demo = docket_world::build(subjects, seed);
     let root = PublicKey(demo.registry_root.verifying_key().to_bytes());
-    ledger::init(dir, "docket.invalid/prop", &docket_log::demo::key(seed, "log"), root, None).unwrap();
+    ledger::init(dir, "docket.invalid/prop", &docket_world::key(seed, "log"), root, None).unwrap();
     append(dir, &demo.events[..count.unwrap_or(demo.events.len())], t0);
     (demo.events, root)
 }

@@ -61,8 +61,6 @@ pub enum LedgerError {
     Checkpoint(String),
     #[error("{dir} is in use by another process ({holder}); stop it first, or use a read-only command (verify, replay, audit, proof)")]
     Locked { dir: String, holder: String },
-    #[error("demo event {index} ({kind}) refused: {reason}")]
-    DemoRefused { index: usize, kind: &'static str, reason: String },
 }
 
 /// Paths inside a ledger directory.
@@ -98,7 +96,7 @@ impl Paths {
 }
 
 /// The one process that may write a ledger directory. Every command that
-/// writes (serve, append, init, checkpoint, rebuild, demo) holds it; it is an
+/// writes (serve, append, init, checkpoint, rebuild) holds it; it is an
 /// OS lock (`flock`) on `DIR/lock`, so it ends with the process however the
 /// process ends. The file names the holder's pid for the refusal message.
 #[derive(Debug)]

@@ -3,7 +3,6 @@
 //! C2SP signed notes and checkpoints.
 
 pub mod chain;
-pub mod demo;
 pub mod frame;
 pub mod keyfile;
 pub mod ledger;

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use docket_log::{demo, Config, Log, LogError, SegmentFile, Storage};
+use docket_log::{Config, Log, LogError, SegmentFile, Storage};
 use docket_model::{EventId, PublicKey, Timestamp};
+use docket_world as world;
 use proptest::prelude::*;
 
 #[derive(Debug, Default)]
@@ -141,7 +142,7 @@ proptest! {
         how in crash_strategy(),
         segment_kib in 8..64u64,
     ) {
-        let built = demo::build(12, 5);
+        let built = world::build(12, 5);
         let root = PublicKey(built.registry_root.verifying_key().to_bytes());
         let disk = Faulty::default();
         let config = Config { segment_bytes_max: segment_kib * 1024 };
@@ -198,7 +199,7 @@ proptest! {
 #[test]
 fn the_writer_recovers_from_a_failed_sync_without_a_restart() {
     use docket_log::sequencer::{AppendError, Limits, Sequencer};
-    let built = demo::build(12, 5);
+    let built = world::build(12, 5);
     let root = PublicKey(built.registry_root.verifying_key().to_bytes());
     let disk = Faulty::default();
     let (log, _) = Log::open(disk.clone(), Config::default(), root, |_| {}).expect("opens");

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use docket_log::{demo, Config, FsStorage, Limits, Log, Sequencer};
+use docket_log::{Config, FsStorage, Limits, Log, Sequencer};
 use docket_model::{EventKind, PublicKey, SignedEvent, Timestamp};
+use docket_world as world;
 use proptest::prelude::*;
 
 proptest! {
@@ -18,7 +19,7 @@ proptest! {
         duplicates in 0..20usize,
         batch_events_max in 1..64usize,
     ) {
-        let built = demo::build(30, 21);
+        let built = world::build(30, 21);
         let root = PublicKey(built.registry_root.verifying_key().to_bytes());
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Config { segment_bytes_max: 32 * 1024 };

@@ -1,11 +1,11 @@
 //! The log core on real files: demo ingest, refusals, duplicates, reopen,
 //! torn tails, corruption in the middle.
 
-use docket_log::demo;
 use docket_log::{Config, FsStorage, Log, LogError, Refusal};
 use docket_model::{PublicKey, SignedEvent, Timestamp};
+use docket_world as world;
 
-fn root(demo: &demo::Demo) -> PublicKey {
+fn root(demo: &world::Demo) -> PublicKey {
     PublicKey(demo.registry_root.verifying_key().to_bytes())
 }
 
@@ -20,10 +20,10 @@ fn now() -> Timestamp {
 #[test]
 fn the_demo_ingests_and_survives_reopen() {
     // One planted violation every fourth case, the kinds in rotation: 84 cases plant all 21.
-    let demo = demo::build(84, 7);
+    let demo = world::build(84, 7);
     assert!(demo.events.len() > 400, "{} events", demo.events.len());
     assert!(
-        demo.violations.len() == demo::Violation::ALL.len(),
+        demo.violations.len() == world::Violation::ALL.len(),
         "every violation kind is planted: {:?}",
         demo.violations
     );
@@ -55,7 +55,7 @@ fn the_demo_ingests_and_survives_reopen() {
 
 #[test]
 fn refusals_duplicates_and_conflicts() {
-    let demo = demo::build(3, 1);
+    let demo = world::build(3, 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), root(&demo));
     let first = log.append_batch(demo.events.clone(), now()).expect("appends");
@@ -75,7 +75,7 @@ fn refusals_duplicates_and_conflicts() {
     if let docket_model::Body::Case(case) = &mut orphan.body {
         case.number = docket_model::Name::parse("no-such-case").expect("name");
     }
-    let signing = demo::key(
+    let signing = world::key(
         1,
         match &orphan.signer {
             docket_model::Signer::Agency(a) => a.as_str(),
@@ -95,7 +95,7 @@ fn refusals_duplicates_and_conflicts() {
     assert!(matches!(result[0], Err(Refusal::Conflict { expected: 0, actual }) if actual > 0), "{result:?}");
     // A key that is not registered.
     let mut forged = notice.event().clone();
-    let mallory = demo::key(1, "mallory");
+    let mallory = world::key(1, "mallory");
     forged.key = PublicKey(mallory.verifying_key().to_bytes());
     let forged = SignedEvent::sign(forged, &mallory).expect("signs");
     let result = log.append_batch(vec![forged], now()).expect("appends");
@@ -105,7 +105,7 @@ fn refusals_duplicates_and_conflicts() {
 
 #[test]
 fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
-    let demo = demo::build(10, 3);
+    let demo = world::build(10, 3);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), root(&demo));
     // Batches of 10: each is one synced write ending in a COMMIT frame.
@@ -153,9 +153,9 @@ fn a_torn_tail_is_truncated_and_corruption_elsewhere_is_named() {
 fn a_checkpoint_worker_signs_on_its_interval_and_at_the_end() {
     use docket_log::ledger::{self, CheckpointWorker, Ledger};
     use docket_log::{Limits, Sequencer};
-    let built = demo::build(20, 4);
+    let built = world::build(20, 4);
     let dir = tempfile::tempdir().expect("tempdir");
-    let log_key = demo::key(4, "log");
+    let log_key = world::key(4, "log");
     ledger::init(dir.path(), "docket.invalid/interval", &log_key, root(&built), None).expect("init");
     let (log, checkpointer, lock) = Ledger::open(dir.path(), Config::default()).expect("open").into_parts();
     let interval = std::time::Duration::from_millis(20);
@@ -192,9 +192,9 @@ fn a_checkpoint_worker_signs_on_its_interval_and_at_the_end() {
 fn checkpoints_write_c2sp_tiles_that_rebuild_the_root() {
     use docket_log::ledger::{self, Ledger};
     use docket_log::merkle::{node_hash, Hash};
-    let built = demo::build(60, 6);
+    let built = world::build(60, 6);
     let dir = tempfile::tempdir().expect("tempdir");
-    let log_key = demo::key(6, "log");
+    let log_key = world::key(6, "log");
     ledger::init(dir.path(), "docket.invalid/tiles", &log_key, root(&built), None).expect("init");
     let mut ledger = Ledger::open(dir.path(), Config::default()).expect("open");
     // Two checkpoints: the second completes the tile the first left partial.

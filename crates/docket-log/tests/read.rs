@@ -4,13 +4,13 @@
 
 use std::ops::ControlFlow;
 
-use docket_log::demo;
 use docket_log::read::Reader;
 use docket_log::{Config, FsStorage, Log, LogError};
 use docket_model::{PublicKey, Timestamp};
+use docket_world as world;
 
 fn ledger(events: usize) -> (tempfile::TempDir, Vec<[u8; 32]>) {
-    let demo = demo::build(40, 3);
+    let demo = world::build(40, 3);
     let root = PublicKey(demo.registry_root.verifying_key().to_bytes());
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut log, _) =
@@ -141,7 +141,7 @@ fn reads_seek_through_the_segment_index_and_never_trust_it() {
         std::fs::remove_file(index).expect("remove");
     }
     assert_eq!(all(&reader), expected, "no index: the reader scans");
-    let demo = demo::build(40, 3);
+    let demo = world::build(40, 3);
     let root = PublicKey(demo.registry_root.verifying_key().to_bytes());
     drop(Log::open(FsStorage::new(dir.path()), Config { segment_bytes_max: 16 * 1024 }, root, |_| {}).expect("opens"));
     let entries: u64 = indexes.iter().map(|p| std::fs::metadata(p).expect("rewritten").len() / 8).sum();

@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use docket_log::ledger::{self, Ledger};
-use docket_log::{demo, frame, segment, verify, Config};
+use docket_log::{frame, segment, verify, Config};
 use docket_model::{PublicKey, Timestamp};
+use docket_world as world;
 
 fn build(dir: &Path) -> PathBuf {
-    let built = demo::build(4, 11);
-    let log_key = demo::key(11, "log");
+    let built = world::build(4, 11);
+    let log_key = world::key(11, "log");
     let root = PublicKey(built.registry_root.verifying_key().to_bytes());
     ledger::init(dir, "docket.invalid/tamper", &log_key, root, None).expect("init");
     let mut ledger = Ledger::open(dir, Config::default()).expect("open");
@@ -114,8 +115,8 @@ fn restore(files: &[(PathBuf, Vec<u8>)]) {
 #[test]
 fn opening_a_damaged_ledger_refuses_or_cuts_exactly_by_the_rule() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let built = demo::build(6, 12);
-    let log_key = demo::key(12, "log");
+    let built = world::build(6, 12);
+    let log_key = world::key(12, "log");
     let root = PublicKey(built.registry_root.verifying_key().to_bytes());
     let config = Config { segment_bytes_max: 8 * 1024 };
     ledger::init(dir.path(), "docket.invalid/flips", &log_key, root, None).expect("init");

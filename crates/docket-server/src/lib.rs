@@ -449,7 +449,7 @@ mod tests {
     #[test]
     fn readiness_names_each_failed_check() {
         let dir = tempfile::tempdir().unwrap();
-        docket_log::demo::write_ledger(dir.path(), 2, 1).unwrap();
+        docket_world::write_ledger(dir.path(), 2, 1).unwrap();
         let server = Server::open(dir.path(), ServerLimits::default()).unwrap();
         let app = server.app.clone();
         assert!(health::checks(&app).iter().all(|check| check.ok));

@@ -11,11 +11,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use docket_log::demo;
 use docket_log::ledger;
 use docket_model::event::{CaseAction, RegistryEvent};
 use docket_model::{Name, PublicKey, SignedEvent, Timestamp};
 use docket_server::ServerLimits;
+use docket_world as world;
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
 use support::*;
@@ -32,7 +32,7 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert_eq!(first.size, size);
     let first_root = hex::encode(first.root);
 
-    let event = notice(1, "spc", &demo::key(SEED, "spc"), Some(0), "Failure to pay");
+    let event = notice(1, "spc", &world::key(SEED, "spc"), Some(0), "Failure to pay");
     let first = post(addr, "/v1/events", &body_of(&event));
     assert_eq!(first.status, 200, "{}", first.body);
     let receipt = first.json();
@@ -50,7 +50,7 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let filtered = get_as(addr, "spc", "/v1/feed?cursor=0&kind=notice&agency=spc&limit=1000").json();
     assert!(filtered["events"].as_array().unwrap().iter().all(|e| e["kind"] == "notice"));
 
-    let subject = format!("uscc:{}", demo::bench_uscc(1));
+    let subject = format!("uscc:{}", world::numbered_uscc(1));
     let view = get_as(addr, "spc", &format!("/v1/views/subject?subject={subject}&min_seq={size}"));
     assert_eq!(view.status, 200, "{}", view.body);
     assert_eq!(view.json()["cases"][0]["notice"]["seq"], size);
@@ -112,7 +112,7 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert_eq!(get_as(addr, "spc", "/v1/audit?list=no-such-list").status, 404);
 
     // A batch: sequenced in order, sharing group commits; a duplicate inside gets the original receipt.
-    let spc = demo::key(SEED, "spc");
+    let spc = world::key(SEED, "spc");
     let (a, b) = (notice(2, "spc", &spc, Some(0), "First of a batch"), notice(3, "spc", &spc, Some(0), "Second"));
     let batch = serde_json::to_vec(&json!([a.to_json(), b.to_json(), a.to_json()])).unwrap();
     let reply = post(addr, "/v1/events/batch", &batch);
@@ -199,7 +199,7 @@ fn every_refusal_has_its_code() {
     let limits = ServerLimits { body_bytes_max: 8 * 1024, batch_events_max: 4, ..ServerLimits::default() };
     let server = start(dir.path(), limits);
     let addr = server.addr;
-    let spc = demo::key(SEED, "spc");
+    let spc = world::key(SEED, "spc");
     let ok = notice(100, "spc", &spc, Some(0), "Failure to pay");
     assert_eq!(post(addr, "/v1/events", &body_of(&ok)).status, 200);
 
@@ -212,7 +212,7 @@ fn every_refusal_has_its_code() {
     forged["event"]["body"]["case"]["action"]["notice"]["matter"] = json!("Something else");
     forged.as_object_mut().unwrap().remove("id");
     cases.push(("bad signature", serde_json::to_vec(&forged).unwrap(), 401, "bad_signature"));
-    let railway = demo::key(SEED, "china-railway");
+    let railway = world::key(SEED, "china-railway");
     cases.push(("wrong role", body_of(&notice(103, "china-railway", &railway, Some(0), "x")), 403, "not_authorised"));
     let stranger = SigningKey::from_bytes(&[7; 32]);
     cases.push(("unregistered key", body_of(&notice(104, "spc", &stranger, Some(0), "x")), 403, "unknown_key"));
@@ -255,7 +255,7 @@ fn every_refusal_has_its_code() {
     assert_eq!((after.status, after.code().as_str()), (403, "key_revoked"), "{}", after.body);
 
     // Batches: every event gets its result, in order; 207 when any is refused; and a limit.
-    let railway_key = demo::key(SEED, "china-railway");
+    let railway_key = world::key(SEED, "china-railway");
     let batch = json!([
         notice(106, "spc", &stranger, Some(0), "x").to_json(),
         notice(107, "china-railway", &railway_key, Some(0), "x").to_json(),
@@ -285,7 +285,7 @@ fn every_refusal_has_its_code() {
         request(addr, "GET", path, b"", &signed_headers_at(agency, key, "GET", path_signed, date))
     };
     let now = Timestamp::now().to_string();
-    let railway = demo::key(SEED, "china-railway");
+    let railway = world::key(SEED, "china-railway");
     assert_eq!(signed("china-railway", &railway, &now, path).status, 200);
     assert_eq!(signed("china-railway", &railway, "2020-01-01T00:00:00Z", path).code(), "stale_request");
     assert_eq!(signed("china-railway", &railway, &now, "/v1/views/subject?subject=other").code(), "bad_signature");
@@ -306,7 +306,7 @@ fn every_refusal_has_its_code() {
 fn sessions_stand_in_for_signatures_until_they_expire_the_key_is_revoked_or_the_server_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let root = demo_ledger(dir.path(), 5);
-    let railway = demo::key(SEED, "china-railway");
+    let railway = world::key(SEED, "china-railway");
     let path = "/v1/views/enforcement?agency=china-railway";
     let with_session = |addr, token: &str| with_token(addr, "GET", path, token);
     let token = {
@@ -364,7 +364,7 @@ fn sessions_stand_in_for_signatures_until_they_expire_the_key_is_revoked_or_the_
     }
     // A session lives `session_s`: with 0 it is expired as soon as it is issued.
     let server = start(dir.path(), ServerLimits { session_s: 0, ..ServerLimits::default() });
-    let sat = demo::key(SEED, "sat");
+    let sat = world::key(SEED, "sat");
     let opened = open_session(server.addr, "sat", &sat);
     let token = opened.json()["token"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_millis(5));
@@ -379,7 +379,7 @@ fn appends_are_limited_per_agency_and_forgeries_spend_nothing() {
     let limits = ServerLimits { appends_per_agency_per_s: 1, append_burst: 2, ..ServerLimits::default() };
     let server = start(dir.path(), limits);
     let addr = server.addr;
-    let spc = demo::key(SEED, "spc");
+    let spc = world::key(SEED, "spc");
     let stranger = SigningKey::from_bytes(&[9; 32]);
     for index in 0..5 {
         let forged = post(addr, "/v1/events", &body_of(&notice(500 + index, "spc", &stranger, Some(0), "forged")));
@@ -393,7 +393,7 @@ fn appends_are_limited_per_agency_and_forgeries_spend_nothing() {
     assert_eq!((over.status, over.code().as_str()), (429, "rate_limited"), "{}", over.body);
     assert!(over.headers.contains("retry-after: 1"), "{}", over.headers);
     // Another agency has its own budget: the registry root appends fine.
-    let root = demo::build(0, SEED).registry_root;
+    let root = world::build(0, SEED).registry_root;
     let register = registry_event(
         &root,
         RegistryEvent::MeasureCatalogued {
@@ -454,7 +454,7 @@ fn first_size(text: &str) -> String {
 fn the_feed_resumes_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     demo_ledger(dir.path(), 10);
-    let spc = demo::key(SEED, "spc");
+    let spc = world::key(SEED, "spc");
     let (cursor, first_id) = {
         let server = start(dir.path(), ServerLimits::default());
         let event = notice(300, "spc", &spc, Some(0), "Before the restart");

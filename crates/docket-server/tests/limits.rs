@@ -12,8 +12,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use docket_log::demo;
 use docket_server::ServerLimits;
+use docket_world as world;
 use serde_json::Value;
 use support::*;
 
@@ -83,7 +83,7 @@ fn answered(addr: SocketAddr, head: &[u8]) -> String {
 
 /// An open SSE stream of `agency` (a connection busy for as long as it lasts).
 fn sse_stream(addr: SocketAddr, agency: &str) -> TcpStream {
-    let key = demo::key(SEED, agency);
+    let key = world::key(SEED, agency);
     let path = "/v1/feed/sse?cursor=0";
     let headers = signed_headers_at(agency, &key, "GET", path, &docket_model::Timestamp::now().to_string());
     let mut stream = open_with(addr, format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes());
@@ -229,7 +229,7 @@ fn a_replay_flood_is_answered_from_the_receipts_then_limited_and_spends_no_budge
     };
     let server = start(dir.path(), limits);
     let addr = server.addr;
-    let spc = demo::key(SEED, "spc");
+    let spc = world::key(SEED, "spc");
     let genuine = body_of(&notice(700, "spc", &spc, Some(0), "Held by the attacker"));
     let receipt = post(addr, "/v1/events", &genuine);
     assert_eq!(receipt.status, 200, "{}", receipt.body);
@@ -258,7 +258,7 @@ fn every_error_path_answers_with_the_json_contract() {
     demo_ledger(dir.path(), 2);
     let server = start(dir.path(), ServerLimits { body_bytes_max: 8192, ..ServerLimits::default() });
     let addr = server.addr;
-    let spc = demo::key(SEED, "spc");
+    let spc = world::key(SEED, "spc");
     let event = body_of(&notice(800, "spc", &spc, Some(0), "x"));
     let positional = {
         let json: Value = serde_json::from_slice(&event).unwrap();

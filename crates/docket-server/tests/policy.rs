@@ -10,10 +10,10 @@ mod support;
 
 use std::net::SocketAddr;
 
-use docket_log::demo;
 use docket_model::event::{RegistryEvent, Role};
 use docket_model::{Name, PublicKey, Timestamp};
 use docket_server::ServerLimits;
+use docket_world as world;
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
 use support::*;
@@ -54,7 +54,7 @@ fn setup(dir: &std::path::Path) -> (Running, u64) {
         },
     );
     assert_eq!(post(server.addr, "/v1/events", &body_of(&register)).status, 200);
-    let spc = demo::key(SEED, "spc");
+    let spc = world::key(SEED, "spc");
     let reply = post(server.addr, "/v1/events", &body_of(&notice(900, "spc", &spc, Some(0), "Policy")));
     assert_eq!(reply.status, 200, "{}", reply.body);
     let seq = reply.json()["seq"].as_u64().unwrap();
@@ -70,7 +70,7 @@ fn every_cell_of_the_read_policy() {
     let addr = server.addr;
     let (spc, railway, pboc, petitions) =
         (Who::Agency("spc"), Who::Agency("china-railway"), Who::Agency("pboc-credit"), Who::Agency("petitions"));
-    let subject = format!("uscc:{}", demo::bench_uscc(900));
+    let subject = format!("uscc:{}", world::numbered_uscc(900));
     let check = format!("/v1/views/check?subject={subject}&measure=restrict-rail");
     let notice = format!("/v1/events/{notice_seq}");
     let cells: Vec<(Who, String, u16)> = vec![
@@ -183,7 +183,7 @@ fn a_revocation_takes_effect_on_the_next_request() {
     let root = demo_ledger(dir.path(), 5);
     let server = start(dir.path(), ServerLimits::default());
     let addr = server.addr;
-    let railway = demo::key(SEED, "china-railway");
+    let railway = world::key(SEED, "china-railway");
     let path = "/v1/views/enforcement?agency=china-railway";
     let token = open_session(addr, "china-railway", &railway).json()["token"].as_str().unwrap().to_owned();
     assert_eq!(with_token(addr, "GET", path, &token).status, 200);

@@ -22,7 +22,7 @@ pub fn scenarios_dir() -> PathBuf {
 
 /// The signing key derived from a name.
 pub fn key(name: &str) -> SigningKey {
-    docket_log::demo::key(0, &format!("scenario {name}"))
+    docket_model::golden::signing_key(&format!("scenario {name}"))
 }
 
 /// The public key derived from a name.

@@ -11,11 +11,11 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use docket_fold::case::{AsOf, Known};
 use docket_fold::{views, Store, StoreLimits};
-use docket_log::demo;
 use docket_log::ledger::{self, Ledger};
 use docket_log::{verify, Config, Limits, Sequencer};
 use docket_model::{Body, MeasureCode, PublicKey, SignedEvent, SubjectId, Timestamp};
 use docket_server::ServerLimits;
+use docket_world as world;
 use serde_json::json;
 
 /// Dispatches `args` (phase name first).
@@ -48,12 +48,12 @@ pub fn partition(event: &SignedEvent, parts: usize) -> usize {
 /// A new ledger in `dir` for the data set's seed, holding its registry events; returns the case events' reader offset.
 fn fresh_ledger(data: &Path, dir: &Path) -> Result<(Ledger, docket_gen::Manifest)> {
     let manifest = docket_gen::Manifest::read(data)?;
-    let root = demo::key(manifest.seed, "registry-root");
+    let root = world::key(manifest.seed, "registry-root");
     if hex::encode(root.verifying_key().to_bytes()) != manifest.registry_root {
         bail!("{}: the registry root is not the one of seed {}", data.display(), manifest.seed);
     }
     let public = PublicKey(root.verifying_key().to_bytes());
-    ledger::init(dir, "docket.invalid/bench", &demo::key(manifest.seed, "log"), public, None)?;
+    ledger::init(dir, "docket.invalid/bench", &world::key(manifest.seed, "log"), public, None)?;
     let mut ledger = Ledger::open(dir, Config::default())?;
     let mut registry = Vec::new();
     docket_gen::read_wire(data, |wire| {
@@ -385,7 +385,7 @@ fn queries(dir: &Path, queries_file: &Path, seed: u64, cache_mib: usize) -> Resu
     let limits = ServerLimits { store_cache_bytes: store_limits.cache_bytes, ..ServerLimits::default() };
     let serving = benchkit::serve(dir, limits).map_err(|e| anyhow!("server: {e}"))?;
     let base = serving.base.clone();
-    let client = docket_client::Client::new(&base)?.with_identity("china-railway", demo::key(seed, "china-railway"));
+    let client = docket_client::Client::new(&base)?.with_identity("china-railway", world::key(seed, "china-railway"));
     // The floor: an HTTP round trip that does no work (`/healthz`), on the same kind of connection.
     let mut floor = Vec::new();
     let anonymous = docket_client::Client::new(&base)?;

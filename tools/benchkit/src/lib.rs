@@ -200,3 +200,56 @@ impl Serving {
         self.thread.join().map_err(|_| "the server panicked".to_owned())?
     }
 }
+
+/// Notices opening the cases `from..from + count` on the defaulter list, each
+/// for its own subject ([`docket_world::numbered_uscc`]), signed by the demo
+/// court of `seed`, on all cores: the workload of the ingest benchmarks.
+pub fn notices(from: u64, count: u64, seed: u64) -> Vec<SignedEvent> {
+    use docket_model::event::{Body, CaseAction, CaseEvent, Event, LegalRef, ServiceMethod, Signer, FORMAT_VERSION};
+    use docket_model::{Name, PublicKey, SubjectId, Timestamp};
+    let name = |text: &str| Name::parse(text).unwrap_or_else(|error| unreachable!("a valid name: {error}"));
+    let key = docket_world::key(seed, "spc");
+    let public = PublicKey(key.verifying_key().to_bytes());
+    let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    let chunk = count.div_ceil(threads).max(1);
+    // 2024-01-02T00:00:00+08:00: after the demo registers its keys (day 0, 09:00).
+    let at = Timestamp::from_micros(1_704_124_800_000_000).unwrap_or_else(|_| unreachable!("in range"));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let key = key.clone();
+                scope.spawn(move || {
+                    (from + t * chunk..from + ((t + 1) * chunk).min(count))
+                        .map(|i| {
+                            let event = Event {
+                                format: FORMAT_VERSION,
+                                signer: Signer::Agency(name("spc")),
+                                key: public,
+                                effective_at: at,
+                                body: Body::Case(CaseEvent {
+                                    list: name("cn-spc-defaulters"),
+                                    subject: SubjectId::Uscc(docket_world::numbered_uscc(i)),
+                                    number: name(&format!("(2024)京0105执{i}号")),
+                                    expected_version: Some(0),
+                                    action: CaseAction::Notice {
+                                        served_at: at,
+                                        method: ServiceMethod::Post,
+                                        matter: "Failure to perform the payment obligation in an effective judgment"
+                                            .into(),
+                                        legal_basis: vec![LegalRef {
+                                            instrument: "Civil Procedure Law of the PRC".into(),
+                                            article: "art. 266".into(),
+                                        }],
+                                        rights: "You may object in writing within 7 working days of service.".into(),
+                                    },
+                                }),
+                            };
+                            SignedEvent::sign(event, &key).unwrap_or_else(|error| unreachable!("signs: {error}"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| unreachable!("signing does not panic"))).collect()
+    })
+}

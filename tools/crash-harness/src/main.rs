@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use docket_log::ledger::{self, Ledger};
 use docket_log::read::Reader;
-use docket_log::{demo, verify, Config};
+use docket_log::{verify, Config};
 use docket_model::{PublicKey, SignedEvent, Timestamp};
+use docket_world as world;
 
 /// Segments this small rotate every few hundred events, so kills land in rotations.
 const SEGMENT_BYTES_MAX: u64 = 64 * 1024;
@@ -254,9 +255,9 @@ impl Harness {
         if ledger_dir.exists() {
             std::fs::remove_dir_all(&ledger_dir)?;
         }
-        let built = demo::build(0, self.seed);
+        let built = world::build(0, self.seed);
         let root = PublicKey(built.registry_root.verifying_key().to_bytes());
-        let log_key = demo::key(self.seed, "log");
+        let log_key = world::key(self.seed, "log");
         ledger::init(&ledger_dir, "docket.invalid/crash-harness", &log_key, root, None)?;
         let mut ledger = Ledger::open(&ledger_dir, Config { segment_bytes_max: SEGMENT_BYTES_MAX })?;
         for result in ledger.log.append_batch(self.events[..self.registry_events].to_vec(), Timestamp::now())? {
@@ -389,7 +390,7 @@ fn main() -> Result<()> {
         None => std::env::temp_dir().join(format!("docket-crash-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir)?;
-    let built = demo::build(subjects, seed);
+    let built = world::build(subjects, seed);
     let registry_events = built.events.iter().take_while(|e| e.event().kind().is_registry()).count();
     if built.events[registry_events..].iter().any(|e| e.event().kind().is_registry()) {
         bail!("the demo interleaves registry and case events; the harness appends the registry first");

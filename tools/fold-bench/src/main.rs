@@ -38,7 +38,7 @@ use docket_model::{MeasureCode, PublicKey, SignedEvent, SubjectId, Timestamp};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn make_ledger(dir: &Path, subjects: u64) -> (u64, PublicKey) {
-    let (demo, _) = docket_log::demo::write_ledger(dir, subjects, 1).expect("demo ledger");
+    let (demo, _) = docket_world::write_ledger(dir, subjects, 1).expect("demo ledger");
     (demo.events.len() as u64, PublicKey(demo.registry_root.verifying_key().to_bytes()))
 }
 

@@ -1,14 +1,14 @@
 //! docket-gen: a national-scale ledger's worth of signed events, from a seed.
 //!
-//! The world is [`demo::World::national`]: seven lists on three rule sets, 60
+//! The world is [`world::World::national`]: seven lists on three rule sets, 60
 //! agencies, 150 catalogued measures, an MOU per list binding 10 to 45
 //! agencies; one subject per case, valid USCC or resident ids, cases opening
 //! over 2016-2025 and running their lifecycle (notice, objection and its
 //! decision for some, designation, two to seven measures, restoration or the
 //! end of the term, the measures lifted), one case in
-//! [`demo::NATIONAL_VIOLATION_EVERY`] with a planted procedural violation.
+//! [`world::NATIONAL_VIOLATION_EVERY`] with a planted procedural violation.
 //!
-//! Cases are built and signed in chunks of [`demo::NATIONAL_CHUNK_SUBJECTS`]
+//! Cases are built and signed in chunks of [`world::NATIONAL_CHUNK_SUBJECTS`]
 //! subjects on every core; a chunk depends only on the seed and its index,
 //! so the output does not depend on the number of cores. The events are
 //! written in the order a ledger would record them: registry first, then
@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
-use docket_log::demo::{self, World};
 use docket_model::{Body, SignedEvent};
+use docket_world::{self as world, World};
 use serde::{Deserialize, Serialize};
 
 /// Largest event the reader accepts (the model's own limit on a wire event is lower).
@@ -92,12 +92,12 @@ impl Manifest {
 struct Chunk {
     bytes: Vec<u8>,
     frames: Vec<(i64, u32, u32)>,
-    planted: Vec<(String, demo::Violation)>,
+    planted: Vec<(String, world::Violation)>,
     by_kind: BTreeMap<&'static str, u64>,
 }
 
 fn build_chunk(world: &World, seed: u64, index: u64) -> Chunk {
-    let built = demo::national_chunk(world, seed, index);
+    let built = world::national_chunk(world, seed, index);
     let mut chunk = Chunk { bytes: Vec::new(), frames: Vec::new(), planted: built.planted, by_kind: BTreeMap::new() };
     // A case's events come together; each is recorded no earlier than the one before it.
     let mut previous: Option<(&str, i64)> = None;
@@ -123,7 +123,7 @@ pub fn generate(out: &Path, target_events: u64, seed: u64, format: Format, threa
     let started = std::time::Instant::now();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let world = World::national();
-    let (root, registry) = demo::registry_events(&world, seed);
+    let (root, registry) = world::registry_events(&world, seed);
     let registry_count = registry.len() as u64;
     // Chunks are claimed in order; once the events of the finished ones reach
     // the target no new chunk is claimed, and the fewest leading chunks that
@@ -210,7 +210,7 @@ pub fn generate(out: &Path, target_events: u64, seed: u64, format: Format, threa
         measures,
         lists,
         registry_events: registry_count,
-        subjects: chunks.len() as u64 * demo::NATIONAL_CHUNK_SUBJECTS,
+        subjects: chunks.len() as u64 * world::NATIONAL_CHUNK_SUBJECTS,
         events: count,
         wire_bytes,
         by_kind,

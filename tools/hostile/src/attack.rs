@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use docket_log::demo;
 use docket_model::event::{Body, CaseAction, CaseEvent, Event, ServiceMethod, Signer, FORMAT_VERSION};
 use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp};
+use docket_world as world;
 
 use crate::ms;
 
@@ -230,7 +230,7 @@ pub async fn probe(addr: SocketAddr, span: Duration, pid: u32) -> Probes {
 
 /// A notice by the demo court on a case of its own.
 fn notice(index: u64) -> SignedEvent {
-    let key = demo::key(1, "spc");
+    let key = world::key(1, "spc");
     let at = Timestamp::parse("2024-03-01T10:00:00+08:00").unwrap_or_else(|_| unreachable!());
     let event = Event {
         format: FORMAT_VERSION,
@@ -239,7 +239,7 @@ fn notice(index: u64) -> SignedEvent {
         effective_at: at,
         body: Body::Case(CaseEvent {
             list: Name::parse("cn-spc-defaulters").unwrap_or_else(|_| unreachable!()),
-            subject: SubjectId::Uscc(demo::bench_uscc(index)),
+            subject: SubjectId::Uscc(world::numbered_uscc(index)),
             number: Name::parse(&format!("(2026)hostile{index}")).unwrap_or_else(|_| unreachable!()),
             expected_version: Some(0),
             action: CaseAction::Notice {

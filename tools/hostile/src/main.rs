@@ -138,7 +138,7 @@ fn run(settings: Settings) -> Result<(), String> {
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let dir = benchkit::arg("--dir").map_or_else(|| scratch.path().join("ledger"), PathBuf::from);
     if !dir.join("ledger.json").exists() {
-        docket_log::demo::write_ledger(&dir, 200, 1).map_err(|e| e.to_string())?;
+        docket_world::write_ledger(&dir, 200, 1).map_err(|e| e.to_string())?;
     }
     let mut server = spawn_self(&["--serve".into(), dir.display().to_string(), settings.timeout_ms.to_string()])?;
     let line = first_line(&mut server)?;

@@ -26,10 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use docket_log::demo;
 use docket_log::ledger::Ledger;
 use docket_model::SignedEvent;
 use docket_server::ServerLimits;
+use docket_world as world;
 
 const SEED: u64 = 1;
 
@@ -112,11 +112,11 @@ fn main() {
     let work = tempfile::tempdir_in(&base_dir).expect("tempdir");
     let (http_dir, local_dir) = (work.path().join("http"), work.path().join("local"));
     eprintln!("demo ledgers ({subjects} subjects) and {count} signed notices…");
-    demo::write_ledger(&http_dir, subjects, SEED).expect("demo ledger");
-    demo::write_ledger(&local_dir, subjects, SEED).expect("demo ledger");
-    let events = demo::notices(0, count, SEED);
+    world::write_ledger(&http_dir, subjects, SEED).expect("demo ledger");
+    world::write_ledger(&local_dir, subjects, SEED).expect("demo ledger");
+    let events = benchkit::notices(0, count, SEED);
     // Enough for the background appenders at the rates seen on this machine (under 10k/s).
-    let background_events = demo::notices(count, (seconds * 12_000).max(1000), SEED);
+    let background_events = benchkit::notices(count, (seconds * 12_000).max(1000), SEED);
 
     eprintln!("in-process ingest…");
     let local_rate = in_process(&local_dir, &events, appenders);
@@ -147,7 +147,7 @@ fn main() {
     // Point checks at a fixed total rate, with appends running.
     eprintln!("point checks: {rate}/s over {connections} connections for {seconds} s, {background} appenders running…");
     let subjects_checked: Vec<String> =
-        (0..count).step_by(7).map(|i| format!("uscc:{}", demo::bench_uscc(i))).collect();
+        (0..count).step_by(7).map(|i| format!("uscc:{}", world::numbered_uscc(i))).collect();
     let stop_appends = Arc::new(AtomicBool::new(false));
     let appended = Arc::new(AtomicU64::new(0));
     let appenders_running: Vec<_> = (0..background)
@@ -181,7 +181,7 @@ fn main() {
                 scope.spawn(move || {
                     let client = docket_client::Client::new(base)
                         .expect("client")
-                        .with_identity("china-railway", demo::key(SEED, "china-railway"));
+                        .with_identity("china-railway", world::key(SEED, "china-railway"));
                     let mut mine = vec![];
                     let mut next = Instant::now() + interval.mul_f64(t as f64 / connections as f64);
                     let mut index = t;

@@ -21,14 +21,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use docket_log::ledger::{self, Ledger};
-use docket_log::{demo, verify, Config, Limits, Sequencer};
+use docket_log::{verify, Config, Limits, Sequencer};
 use docket_model::{PublicKey, SignedEvent, Timestamp};
+use docket_world as world;
 
 /// A fresh ledger holding the demo registry (3 lists, 24 agencies), ready for notices.
 fn fresh_ledger(dir: &Path, seed: u64) -> Ledger {
-    let registry = demo::build(0, seed);
+    let registry = world::build(0, seed);
     let root = PublicKey(registry.registry_root.verifying_key().to_bytes());
-    ledger::init(dir, "docket.invalid/bench", &demo::key(seed, "log"), root, None).expect("init");
+    ledger::init(dir, "docket.invalid/bench", &world::key(seed, "log"), root, None).expect("init");
     let mut ledger = Ledger::open(dir, Config::default()).expect("open");
     ledger.log.append_batch(registry.events, Timestamp::now()).expect("registry");
     ledger
@@ -60,7 +61,7 @@ fn main() {
     std::fs::create_dir_all(&base).expect("bench dir");
     let work = tempfile::tempdir_in(&base).expect("tempdir");
     eprintln!("signing {count} events…");
-    let events = demo::notices(0, count, seed);
+    let events = benchkit::notices(0, count, seed);
     let wire = events[0].to_wire().len();
     println!(
         "log-bench: {count} notices ({wire}-byte wire form, one signing agency), {} cores, disk {}\n",

@@ -9,10 +9,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use docket_log::demo;
 use docket_model::event::{Body, CaseAction, CaseEvent, Event, RegistryEvent, ServiceMethod, Signer, FORMAT_VERSION};
 use docket_model::{Name, PublicKey, SignedEvent, SubjectId, Timestamp};
 use docket_server::{Server, ServerLimits};
+use docket_world as world;
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
@@ -20,7 +20,7 @@ pub const SEED: u64 = 1;
 
 /// A demo ledger with `subjects` cases in `dir`; the registry root's key.
 pub fn demo_ledger(dir: &Path, subjects: u64) -> SigningKey {
-    demo::write_ledger(dir, subjects, SEED).unwrap().0.registry_root
+    world::write_ledger(dir, subjects, SEED).unwrap().0.registry_root
 }
 
 /// A server running on its own runtime, stopped (gracefully) on drop.
@@ -107,7 +107,7 @@ pub fn get(addr: SocketAddr, path: &str) -> Reply {
 
 /// A request signed by `agency` with its demo key, through docket-client.
 pub fn get_as(addr: SocketAddr, agency: &str, path: &str) -> Reply {
-    get_with(addr, agency, demo::key(SEED, agency), path)
+    get_with(addr, agency, world::key(SEED, agency), path)
 }
 
 /// A request signed by `agency` with `key`, through docket-client.
@@ -122,7 +122,7 @@ pub fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
     request(addr, "POST", path, body, "")
 }
 
-/// A case event on case `index` of the defaulter list (subject [`demo::bench_uscc`]).
+/// A case event on case `index` of the defaulter list (subject [`world::numbered_uscc`]).
 pub fn case_event(
     index: u64,
     agency: &str,
@@ -138,7 +138,7 @@ pub fn case_event(
         effective_at: Timestamp::parse(at).unwrap(),
         body: Body::Case(CaseEvent {
             list: Name::parse("cn-spc-defaulters").unwrap(),
-            subject: SubjectId::Uscc(demo::bench_uscc(index)),
+            subject: SubjectId::Uscc(world::numbered_uscc(index)),
             number: Name::parse(&format!("(2024)京0105执{index}号")).unwrap(),
             expected_version,
             action,
