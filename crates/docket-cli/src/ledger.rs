@@ -61,7 +61,7 @@ fn append_all(ledger: &mut Ledger, events: Vec<SignedEvent>, name: &str, line_nu
     while events.peek().is_some() {
         let batch: Vec<SignedEvent> = events.by_ref().take(APPEND_BATCH_EVENTS).collect();
         let signatures =
-            docket_log::sequencer::verify_parallel(&batch, std::thread::available_parallelism().map_or(1, usize::from));
+            docket_log::verify_parallel(&batch, std::thread::available_parallelism().map_or(1, usize::from));
         let first_bad = signatures.iter().position(Result::is_err);
         let good: Vec<SignedEvent> = batch.into_iter().take(first_bad.unwrap_or(usize::MAX)).collect();
         let results = ledger.log.append_batch_with(good, Timestamp::now(), true)?;

@@ -36,7 +36,7 @@ pub fn serve(dir: Option<&Path>, demo: bool, addr: SocketAddr, demo_subjects: u6
         None => (Path::new(DEMO_DIR), true),
         Some(dir) => (dir, demo),
     };
-    if !dir.join("ledger.json").exists() {
+    if !docket_log::ledger::Paths::new(dir).config().exists() {
         if !demo {
             bail!(
                 "{} holds no ledger; nothing was created. Make one with `docket init --dir {0}`, or serve the demo \

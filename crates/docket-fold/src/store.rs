@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use docket_log::ledger::{self, Paths};
-use docket_log::read::Reader;
+use docket_log::Reader;
 use docket_model::{AgencyId, Body, ListId, PublicKey, Registry, SignedEvent, Signer, SubjectId, Timestamp};
 
 use crate::case::{CaseState, Fact, Known, Step};
@@ -248,7 +248,7 @@ impl Store {
         store.catch_up()?;
         drop(store);
         tried!(path, std::fs::rename(&shadow, path));
-        tried!(path, docket_log::storage::sync_dir(path.parent().unwrap_or(dir)));
+        tried!(path, docket_log::sync_dir(path.parent().unwrap_or(dir)));
         Self::open_file(path, reader, root, limits).map_err(|e| store_error(path)(&e))
     }
 
@@ -386,7 +386,7 @@ impl Store {
         type Chunk<T> = Result<Vec<T>, FoldError>;
         let (inputs, outputs): (Vec<_>, Vec<_>) = (0..workers)
             .map(|_| {
-                let (frames_in, frames_out) = std::sync::mpsc::sync_channel::<Chunk<docket_log::frame::Frame>>(2);
+                let (frames_in, frames_out) = std::sync::mpsc::sync_channel::<Chunk<docket_log::Frame>>(2);
                 let (prepared_in, prepared_out) = std::sync::mpsc::sync_channel::<Chunk<Prepared>>(2);
                 ((frames_in, frames_out, prepared_in), prepared_out)
             })
@@ -779,7 +779,7 @@ struct Batch {
     snapshots: Vec<(u64, Vec<u8>)>,
 }
 
-fn prepare(frame: &docket_log::frame::Frame) -> Result<Prepared, FoldError> {
+fn prepare(frame: &docket_log::Frame) -> Result<Prepared, FoldError> {
     let inconsistent = |reason: String| FoldError::Inconsistent { seq: frame.seq, reason };
     let signed =
         SignedEvent::from_wire(&frame.wire).map_err(|e| inconsistent(format!("event does not decode: {e}")))?;

@@ -16,7 +16,7 @@ use docket_fold::case::{AsOf, Known};
 use docket_fold::views::{self, Source};
 use docket_fold::{Fold, Store, StoreLimits};
 use docket_log::ledger::{self, Ledger};
-use docket_log::read::Reader;
+use docket_log::Reader;
 use docket_model::{PublicKey, SignedEvent, Timestamp};
 use proptest::prelude::*;
 

@@ -63,13 +63,66 @@ pub enum LedgerError {
     Locked { dir: String, holder: String },
 }
 
-/// Paths inside a ledger directory.
+/// The layout of a ledger directory: the one definition of where each file
+/// lives. Everything that opens a ledger's files (the log, the server, the
+/// CLI, the tools) asks it.
+///
+/// ```text
+/// DIR/ledger.json                     origin, log public key, registry root
+/// DIR/lock                            the owner's lock (flock), naming its pid
+/// DIR/keys/                           secret keys (log, registry root; demo agencies)
+/// DIR/segments/seg-<first seq>.log    the log of record
+/// DIR/segments/seg-<first seq>.idx    seq -> offset index of that segment
+/// DIR/checkpoints/latest              the latest signed checkpoint
+/// DIR/checkpoints/cosigned/<size>     witness cosignature lines of checkpoint <size>
+/// DIR/tiles/tile/<L>/<N>[.p/<W>]      C2SP tlog-tiles hash tiles
+/// ```
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub dir: PathBuf,
 }
 
 impl Paths {
+    /// The layout of the ledger in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Paths { dir: dir.to_path_buf() }
+    }
+    /// The segment file whose first record is `first_seq`.
+    pub fn segment(&self, first_seq: u64) -> PathBuf {
+        self.segments().join(crate::segment::name(first_seq))
+    }
+    /// The seq -> offset index of the segment whose first record is `first_seq`.
+    pub fn segment_index(&self, first_seq: u64) -> PathBuf {
+        self.segments().join(crate::segment::index_name(&crate::segment::name(first_seq)))
+    }
+    /// The witness cosignature lines kept for the checkpoint of tree size `size`.
+    pub fn cosignatures(&self, size: u64) -> PathBuf {
+        self.checkpoints().join("cosigned").join(size.to_string())
+    }
+    /// The file of tile `path` (`<L>/<N>` or `<L>/<N>.p/<W>`, as C2SP
+    /// tlog-tiles names it after `tile/`), or `None` if `path` is not a tile
+    /// path (so that no request can name a file outside `tiles/`).
+    pub fn tile(&self, path: &str) -> Option<PathBuf> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let number = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit() || b == b'x');
+        let valid = match parts.as_slice() {
+            [level, rest @ ..] if number(level) && !rest.is_empty() => {
+                let (last, full) = rest.split_last()?;
+                let partial = full.last().is_some_and(|p| p.ends_with(".p"));
+                let index_parts: Vec<&str> = if partial {
+                    let mut index: Vec<&str> = full.to_vec();
+                    let tail = index.pop()?;
+                    index.push(tail.trim_end_matches(".p"));
+                    index
+                } else {
+                    rest.to_vec()
+                };
+                index_parts.iter().all(|p| number(p)) && (!partial || last.bytes().all(|b| b.is_ascii_digit()))
+            }
+            _ => false,
+        };
+        valid.then(|| self.tiles().join("tile").join(path))
+    }
     pub fn config(&self) -> PathBuf {
         self.dir.join("ledger.json")
     }
@@ -93,6 +146,34 @@ impl Paths {
     pub fn lock(&self) -> PathBuf {
         self.dir.join("lock")
     }
+}
+
+/// The witness cosignature lines kept for checkpoint `size`, if any.
+pub fn read_cosignatures(paths: &Paths, size: u64) -> Option<String> {
+    std::fs::read_to_string(paths.cosignatures(size)).ok()
+}
+
+/// Keeps witness cosignature lines for checkpoint `size`: `lines` are
+/// (witness name, the whole line) pairs already verified by the caller; a
+/// witness's new line replaces its old one. Written atomically.
+pub fn add_cosignatures(paths: &Paths, size: u64, lines: &[(String, String)]) -> Result<(), LedgerError> {
+    let path = paths.cosignatures(size);
+    let mut kept = std::collections::BTreeMap::new();
+    if let Some(existing) = read_cosignatures(paths, size) {
+        for line in existing.lines() {
+            let name = line.trim_start_matches("— ").split(' ').next().unwrap_or_default().to_owned();
+            kept.insert(name, format!("{line}\n"));
+        }
+    }
+    for (witness, line) in lines {
+        kept.insert(witness.clone(), format!("{}\n", line.trim_end_matches('\n')));
+    }
+    let all: String = kept.into_values().collect();
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| LedgerError::Config { path: parent.display().to_string(), reason: e.to_string() })?;
+    }
+    write_atomic(&path, all.as_bytes())
 }
 
 /// The one process that may write a ledger directory. Every command that

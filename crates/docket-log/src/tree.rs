@@ -116,6 +116,14 @@ impl Tree {
         }
     }
 
+    /// The leaf hash of record `seq` in the tree of `size` leaves, if `seq < size`.
+    pub fn leaf(&self, seq: u64, size: u64) -> Option<Hash> {
+        if seq >= size || size > self.size() {
+            return None;
+        }
+        self.levels.first().and_then(|leaves| leaves.get(usize::try_from(seq).ok()?).copied())
+    }
+
     /// The C2SP tile at tile level `level`, index `index`, for a tree of
     /// `size` leaves: up to 256 hashes of tree level 8·level. `None` if the
     /// tile is empty at this size.
@@ -174,6 +182,10 @@ mod tests {
                 assert_eq!(verify_consistency(old, size, &tree.root(old).unwrap(), &root, &proof), Ok(()));
             }
         }
+        assert_eq!(tree.leaf(299, 300), Some(leaves[299]));
+        assert_eq!(tree.leaf(0, 1), Some(leaves[0]));
+        assert_eq!(tree.leaf(300, 300), None, "not below the size");
+        assert_eq!(tree.leaf(5, 301), None, "a size the tree does not reach");
         assert_eq!(tree.tile(0, 0, 300).map(|t| t.len()), Some(256));
         assert_eq!(tree.tile(0, 1, 300).map(|t| t.len()), Some(44));
         assert_eq!(tree.tile(1, 0, 300).map(|t| t.len()), Some(1));

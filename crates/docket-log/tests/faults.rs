@@ -198,7 +198,7 @@ proptest! {
 /// retrying the sync), then takes appends again without a restart.
 #[test]
 fn the_writer_recovers_from_a_failed_sync_without_a_restart() {
-    use docket_log::sequencer::{AppendError, Limits, Sequencer};
+    use docket_log::{AppendError, Limits, Sequencer};
     let built = world::build(12, 5);
     let root = PublicKey(built.registry_root.verifying_key().to_bytes());
     let disk = Faulty::default();

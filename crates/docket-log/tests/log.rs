@@ -161,8 +161,7 @@ fn a_checkpoint_worker_signs_on_its_interval_and_at_the_end() {
     let interval = std::time::Duration::from_millis(20);
     let worker = CheckpointWorker::start(checkpointer, log.shared_tree(), log_key, log.size(), interval);
     let durable = worker.notifier();
-    let hook: docket_log::sequencer::DurableHook<FsStorage> =
-        Box::new(move |log: &Log<FsStorage>| durable.durable(log.size()));
+    let hook: docket_log::DurableHook<FsStorage> = Box::new(move |log: &Log<FsStorage>| durable.durable(log.size()));
     let (sequencer, writer) = Sequencer::start_with_hook(log, Limits::default(), Some(hook));
     for event in &built.events[..100] {
         sequencer.append_blocking(event.clone()).expect("accepted");

@@ -4,7 +4,7 @@
 
 use std::ops::ControlFlow;
 
-use docket_log::read::Reader;
+use docket_log::Reader;
 use docket_log::{Config, FsStorage, Log, LogError};
 use docket_model::{PublicKey, Timestamp};
 use docket_world as world;

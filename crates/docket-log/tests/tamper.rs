@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use docket_log::inspect::{frame_spans, SEGMENT_HEADER_BYTES};
 use docket_log::ledger::{self, Ledger};
-use docket_log::{frame, segment, verify, Config};
+use docket_log::{verify, Config};
 use docket_model::{PublicKey, Timestamp};
 use docket_world as world;
 
@@ -20,19 +21,12 @@ fn build(dir: &Path) -> PathBuf {
         assert!(results.iter().all(Result::is_ok));
     }
     ledger.checkpoint(&log_key).expect("checkpoint");
-    dir.join("segments").join(segment::name(0))
+    ledger::Paths::new(dir).segment(0)
 }
 
 /// Byte ranges of the frames in a segment: (start, end, seq).
 fn frames(bytes: &[u8]) -> Vec<(usize, usize, u64)> {
-    let mut out = Vec::new();
-    let mut offset = segment::HEADER_BYTES;
-    while offset < bytes.len() {
-        let (frame, size) = frame::decode(&bytes[offset..]).expect("clean frame");
-        out.push((offset, offset + size, frame.seq));
-        offset += size;
-    }
-    out
+    frame_spans(bytes).expect("clean frames").into_iter().map(|span| (span.start, span.end, span.seq)).collect()
 }
 
 fn verify_fails_at(dir: &Path) -> Option<u64> {
@@ -51,7 +45,7 @@ fn every_flipped_byte_is_caught_and_named() {
     let layout = frames(&clean);
     assert!(layout.len() > 60, "{} frames", layout.len());
     // Header bytes: the segment is named at seq 0.
-    for index in 0..segment::HEADER_BYTES {
+    for index in 0..SEGMENT_HEADER_BYTES {
         let mut bytes = clean.clone();
         bytes[index] ^= 0x01;
         std::fs::write(&path, &bytes).expect("write");

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use docket_fold::{Store, StoreLimits};
 use docket_log::ledger::{CheckpointStatus, CheckpointWorker, DirLock, Ledger};
-use docket_log::read::Reader;
+use docket_log::Reader;
 use docket_log::{Config, Limits, Sequencer, SharedTree};
 
 pub use error::ApiError;
@@ -148,7 +148,7 @@ pub enum ServerError {
 /// The log's side of health and metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct LogHealth {
-    pub(crate) writer: docket_log::sequencer::WriterHealth,
+    pub(crate) writer: docket_log::WriterHealth,
     pub(crate) checkpoint: CheckpointStatus,
 }
 
@@ -205,7 +205,7 @@ pub(crate) struct App {
 #[derive(Debug)]
 pub struct Server {
     app: Arc<App>,
-    writer: std::thread::JoinHandle<(docket_log::Log<docket_log::FsStorage>, docket_log::sequencer::Stats)>,
+    writer: std::thread::JoinHandle<(docket_log::Log<docket_log::FsStorage>, docket_log::Stats)>,
     lock: DirLock,
     /// What recovery found when the ledger was opened.
     recovery: docket_log::Recovery,
@@ -237,8 +237,7 @@ impl Server {
         let interval = Duration::from_millis(sequencer_limits.checkpoint_interval_ms);
         let worker = CheckpointWorker::start(checkpointer, tree.clone(), log_key, size, interval);
         let durable = worker.notifier();
-        let hook: docket_log::sequencer::DurableHook<docket_log::FsStorage> =
-            Box::new(move |log| durable.durable(log.size()));
+        let hook: docket_log::DurableHook<docket_log::FsStorage> = Box::new(move |log| durable.durable(log.size()));
         let (sequencer, writer) = Sequencer::start_with_hook(log, sequencer_limits, Some(hook));
         let store_limits =
             StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
@@ -254,7 +253,7 @@ impl Server {
             store,
             head: watch::Sender::new(size),
             projected: watch::Sender::new(projected),
-            reader: Reader::new(dir.join("segments")),
+            reader: Reader::new(docket_log::ledger::Paths::new(dir).segments()),
             tree,
             started: std::time::Instant::now(),
             cut_on_open: recovery.cut.as_ref().map_or(0, docket_log::Cut::records),

@@ -839,7 +839,7 @@ async fn wait_for_projection(app: &App, seq: u64) -> Result<(), ApiError> {
 
 /// The latest signed checkpoint note, as the checkpointer wrote it.
 async fn latest_checkpoint(app: &App) -> Result<String, ApiError> {
-    let path = docket_log::ledger::Paths { dir: app.dir.clone() }.latest_checkpoint();
+    let path = docket_log::ledger::Paths::new(&app.dir).latest_checkpoint();
     tokio::fs::read_to_string(path).await.map_err(|_| ApiError::not_found("no checkpoint yet"))
 }
 
@@ -878,10 +878,7 @@ fn checkpoint_body(note: &str) -> Result<(&str, docket_log::note::Checkpoint), A
 /// Where the cosignature lines of a checkpoint are kept: by its size.
 fn cosigned_path(app: &App, note: &str) -> Result<std::path::PathBuf, ApiError> {
     let (_, checkpoint) = checkpoint_body(note)?;
-    Ok(docket_log::ledger::Paths { dir: app.dir.clone() }
-        .checkpoints()
-        .join("cosigned")
-        .join(checkpoint.size.to_string()))
+    Ok(docket_log::ledger::Paths::new(&app.dir).cosignatures(checkpoint.size))
 }
 
 /// `POST /v1/cosignatures`: the latest checkpoint with witness cosignature
@@ -903,14 +900,7 @@ async fn cosignatures(State(app): State<Arc<App>>, headers: HeaderMap, request: 
         ));
     }
     let mut accepted = vec![];
-    let mut kept = std::collections::BTreeMap::new();
-    let path = cosigned_path(&app, &latest)?;
-    if let Ok(existing) = tokio::fs::read_to_string(&path).await {
-        for line in existing.lines() {
-            let name = line.trim_start_matches("— ").split(' ').next().unwrap_or_default().to_owned();
-            kept.insert(name, format!("{line}\n"));
-        }
-    }
+    let mut lines_kept = vec![];
     // The signature block follows the text and a blank line, one line per parsed signature.
     let raw_lines: Vec<&str> = note[text.len() + 1..].lines().collect();
     for (line, raw) in lines.iter().zip(raw_lines) {
@@ -919,21 +909,18 @@ async fn cosignatures(State(app): State<Arc<App>>, headers: HeaderMap, request: 
         };
         docket_log::note::verify_cosignature(text, witness, line)
             .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
-        kept.insert(witness.name.clone(), format!("{raw}\n"));
+        lines_kept.push((witness.name.clone(), raw.to_owned()));
         accepted.push(witness.name.clone());
     }
     if accepted.is_empty() {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "unknown_witness", "no line is by a configured witness"));
     }
-    let all: String = kept.into_values().collect();
-    let dir = path.parent().map(std::path::Path::to_owned).unwrap_or_default();
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        docket_log::ledger::write_atomic(&path, all.as_bytes()).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(ApiError::internal)?;
+    let (_, checkpoint) = checkpoint_body(&latest)?;
+    let paths = docket_log::ledger::Paths::new(&app.dir);
+    tokio::task::spawn_blocking(move || docket_log::ledger::add_cosignatures(&paths, checkpoint.size, &lines_kept))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(json!({"accepted": accepted})))
 }
 
@@ -958,7 +945,7 @@ pub(crate) struct ConsistencyParams {
 async fn proof_tree(
     app: &Arc<App>,
     size: Option<u64>,
-) -> Result<(std::sync::RwLockReadGuard<'_, docket_log::tree::Tree>, u64), ApiError> {
+) -> Result<(std::sync::RwLockReadGuard<'_, docket_log::Tree>, u64), ApiError> {
     let size = match size {
         Some(size) => size,
         None => checkpoint_body(&latest_checkpoint(app).await?)?.1.size,
@@ -983,8 +970,7 @@ async fn inclusion(
     let proof = tree.inclusion_proof(params.seq, size).map_err(proof_error)?;
     let root = tree.root(size).ok_or_else(|| proof_error(format!("size {size}")))?;
     let leaf = tree
-        .tile(0, params.seq / docket_log::tree::TILE_WIDTH, size)
-        .and_then(|tile| tile.get((params.seq % docket_log::tree::TILE_WIDTH) as usize).copied())
+        .leaf(params.seq, size)
         .ok_or_else(|| proof_error(format!("seq {} is not below size {size}", params.seq)))?;
     Ok(Json(json!({
         "leaf_index": params.seq,
@@ -1015,13 +1001,9 @@ async fn consistency(
 
 /// C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]`. Full tiles never change.
 async fn tile(State(app): State<Arc<App>>, PathParam(path): PathParam<String>) -> Result<Response, ApiError> {
-    let valid = path
-        .split('/')
-        .all(|part| !part.is_empty() && part != ".." && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
-    if !valid {
+    let Some(file) = docket_log::ledger::Paths::new(&app.dir).tile(&path) else {
         return Err(ApiError::bad_request("bad_path", format!("tile path {path:?}")));
-    }
-    let file = app.dir.join("tiles/tile").join(&path);
+    };
     let bytes = tokio::fs::read(&file).await.map_err(|_| ApiError::not_found(format!("tile {path}")))?;
     let cache = if path.contains(".p/") { "no-cache" } else { "public, max-age=31536000, immutable" };
     Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())

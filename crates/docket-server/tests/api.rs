@@ -80,7 +80,7 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let signed: docket_model::SignedJson = serde_json::from_value(record["signed"].clone()).unwrap();
     let wire = SignedEvent::from_json(signed).unwrap().to_wire();
     let system_time = Timestamp::parse(record["system_time"].as_str().unwrap()).unwrap().micros();
-    let leaf = docket_log::frame::leaf(size, system_time, &wire);
+    let leaf = docket_log::leaf(size, system_time, &wire);
     let hashes = |value: &Value| -> Vec<[u8; 32]> {
         value.as_array().unwrap().iter().map(|h| hex32(h.as_str().unwrap())).collect()
     };

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use docket_log::ledger::{self, Ledger};
-use docket_log::read::Reader;
+use docket_log::Reader;
 use docket_log::{verify, Config};
 use docket_model::{PublicKey, SignedEvent, Timestamp};
 use docket_world as world;
@@ -338,7 +338,7 @@ impl Harness {
         let ledger_dir = self.dir.join("ledger");
         let mut in_log: HashMap<u64, String> = HashMap::new();
         let mut size = 0;
-        Reader::new(ledger_dir.join("segments")).read_from(0, None, |frame| {
+        Reader::new(docket_log::ledger::Paths::new(&ledger_dir).segments()).read_from(0, None, |frame| {
             if let Ok(event) = SignedEvent::from_wire(&frame.wire) {
                 in_log.insert(frame.seq, event.id().to_hex());
             }

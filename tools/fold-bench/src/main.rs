@@ -31,7 +31,7 @@ use benchkit::Rng;
 use docket_fold::case::{AsOf, Known};
 use docket_fold::views::{self, Source};
 use docket_fold::{Fold, Store, StoreLimits};
-use docket_log::read::Reader;
+use docket_log::Reader;
 use docket_model::{MeasureCode, PublicKey, SignedEvent, SubjectId, Timestamp};
 
 #[global_allocator]
@@ -46,7 +46,7 @@ fn make_ledger(dir: &Path, subjects: u64) -> (u64, PublicKey) {
 fn decode(dir: &Path) -> (u64, f64) {
     let started = Instant::now();
     let mut count = 0u64;
-    Reader::new(dir.join("segments"))
+    Reader::new(docket_log::ledger::Paths::new(dir).segments())
         .read_from(0, None, |frame| {
             let event = SignedEvent::from_wire(&frame.wire).expect("decodes");
             std::hint::black_box(&event);
@@ -220,7 +220,11 @@ fn main() {
             std::fs::copy(entry.path(), unsnapped.join(entry.file_name())).expect("copy");
         }
     }
-    std::os::unix::fs::symlink(large_dir.join("segments"), unsnapped.join("segments")).expect("link");
+    std::os::unix::fs::symlink(
+        docket_log::ledger::Paths::new(&large_dir).segments(),
+        docket_log::ledger::Paths::new(&unsnapped).segments(),
+    )
+    .expect("link");
     fold_in_child(&unsnapped, u64::MAX);
     let (plain, _) =
         Store::open(&unsnapped, StoreLimits { registry_snapshot_events: u64::MAX, ..StoreLimits::default() })
@@ -235,7 +239,7 @@ fn main() {
         let subject = &subjects[rng.below(subjects.len() as u64) as usize];
         let started = Instant::now();
         let mut fold = Fold::new(root);
-        Reader::new(large_dir.join("segments"))
+        Reader::new(docket_log::ledger::Paths::new(&large_dir).segments())
             .read_from(0, None, |frame| {
                 if frame.seq > upto {
                     return std::ops::ControlFlow::Break(());

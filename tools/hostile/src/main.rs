@@ -137,7 +137,7 @@ fn run(settings: Settings) -> Result<(), String> {
     let fd_limit = raise_fd_limit();
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let dir = benchkit::arg("--dir").map_or_else(|| scratch.path().join("ledger"), PathBuf::from);
-    if !dir.join("ledger.json").exists() {
+    if !docket_log::ledger::Paths::new(&dir).config().exists() {
         docket_world::write_ledger(&dir, 200, 1).map_err(|e| e.to_string())?;
     }
     let mut server = spawn_self(&["--serve".into(), dir.display().to_string(), settings.timeout_ms.to_string()])?;

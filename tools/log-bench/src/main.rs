@@ -125,7 +125,7 @@ fn main() {
 /// index and without it (the scan every read made before the index).
 fn single_reads(dir: &Path, records: u64) {
     const READS: u32 = 200;
-    let reader = docket_log::read::Reader::new(dir.join("segments"));
+    let reader = docket_log::Reader::new(docket_log::ledger::Paths::new(dir).segments());
     let time = |seq: u64| {
         let start = Instant::now();
         for _ in 0..READS {
@@ -135,7 +135,7 @@ fn single_reads(dir: &Path, records: u64) {
     };
     let (early, late) = (10, records - 10);
     let indexed = (time(early), time(late));
-    let index = dir.join("segments").join(docket_log::segment::index_name(&docket_log::segment::name(0)));
+    let index = docket_log::ledger::Paths::new(dir).segment_index(0);
     let moved = index.with_extension("idx.away");
     std::fs::rename(&index, &moved).expect("move the index away");
     let scanned = (time(early), time(late));
