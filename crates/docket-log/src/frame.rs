@@ -26,6 +26,12 @@ pub const COMMIT: u8 = 0x01;
 pub const TRAILER_BYTES: usize = 32;
 /// Largest frame: header, the largest wire form, checksum.
 pub const FRAME_BYTES_MAX: usize = HEADER_BYTES + WIRE_SIZE_BYTES_MAX + TRAILER_BYTES;
+
+// How the limits relate, checked when the crate compiles: the length field
+// (4 bytes) holds any frame, and the body a frame's length field counts
+// holds the header after it.
+const _: () = assert!(FRAME_BYTES_MAX - 4 - TRAILER_BYTES <= u32::MAX as usize);
+const _: () = assert!(HEADER_BYTES == 4 + 1 + 1 + 8 + 8 + 32);
 const CHECKSUM_CONTEXT: &str = "docket/v1/frame";
 
 /// One decoded frame.
@@ -85,6 +91,10 @@ pub fn encode(commit: bool, seq: u64, system_time: i64, prev: &[u8; 32], wire: &
     out.extend_from_slice(wire);
     let sum = checksum(&out);
     out.extend_from_slice(&sum);
+    // Postconditions: the frame is exactly header + wire + trailer, within
+    // the maximum, and its length field says so.
+    assert_eq!(out.len(), HEADER_BYTES + wire.len() + TRAILER_BYTES);
+    assert!(out.len() <= FRAME_BYTES_MAX);
     (out, sum)
 }
 
@@ -118,6 +128,9 @@ pub fn decode(bytes: &[u8]) -> Result<(Frame, usize), FrameFault> {
     let system_time = i64::from_be_bytes(body[10..18].try_into().unwrap_or([0; 8]));
     let prev: [u8; 32] = body[18..50].try_into().unwrap_or([0; 32]);
     let wire = body[50..].to_vec();
+    // Postconditions: the frame read is within the maximum and no longer than its input.
+    assert!(total <= bytes.len() && total <= FRAME_BYTES_MAX);
+    assert_eq!(wire.len() + HEADER_BYTES + TRAILER_BYTES, total);
     Ok((Frame { commit, seq, system_time, prev, wire, checksum: stored }, total))
 }
 

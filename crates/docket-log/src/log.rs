@@ -481,6 +481,10 @@ impl<S: Storage> Log<S> {
         *write_lock(&self.tree) = fresh;
         log.tree = self.tree.clone();
         *self = log;
+        // Postconditions: nothing acknowledged was lost, and the tree has a
+        // leaf per record.
+        assert!(self.size() >= shown);
+        assert_eq!(read_lock(&self.tree).size(), self.size());
         Ok(recovery)
     }
 
@@ -562,7 +566,7 @@ impl<S: Storage> Log<S> {
             assert!(linked.is_ok(), "the append path builds a well-formed chain: {linked:?}");
             tree.push(frame::leaf(record.seq, record.system_time, &record.wire));
         }
-        debug_assert_eq!(tree.size(), self.chain.next_seq(), "a leaf per durable record");
+        assert_eq!(tree.size(), self.chain.next_seq(), "a leaf per durable record");
     }
 
     /// Before a frame of `wire_len` bytes joins the write: syncs what is
@@ -596,6 +600,11 @@ impl<S: Storage> Log<S> {
                     return Err(error);
                 }
             }
+            // Postconditions of a rotation: everything before it is synced,
+            // and the new segment holds only its header, named at `seq`.
+            assert!(write.buffer.is_empty() && write.last.is_none());
+            assert_eq!(self.current.len, segment::HEADER_BYTES as u64);
+            assert_eq!(self.current.name, segment::name(seq));
         }
         Ok(())
     }

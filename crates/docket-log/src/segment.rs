@@ -56,6 +56,11 @@ pub const WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// write, plus a frame that straddles its start.
 pub const TAIL_BYTES_MAX: u64 = (WRITE_BYTES_MAX + frame::FRAME_BYTES_MAX) as u64;
 
+// A frame always fits one write, so a write of one record is never split.
+const _: () = assert!(frame::FRAME_BYTES_MAX <= WRITE_BYTES_MAX);
+// An index entry is one u64 offset.
+const _: () = assert!(INDEX_ENTRY_BYTES as usize == std::mem::size_of::<u64>());
+
 /// What lies after the last valid commit point of a segment: a write that was
 /// never acknowledged (it may be cut, once nothing signed covers it), or a
 /// write still in progress (a reader beside a live writer stops before it).

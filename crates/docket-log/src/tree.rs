@@ -30,6 +30,14 @@ impl Tree {
 
     /// Appends a leaf hash and every subtree root it completes.
     pub fn push(&mut self, leaf: Hash) {
+        let size_before = self.size();
+        self.push_leaf(leaf);
+        // Postconditions: one more leaf; level l holds floor(size / 2^l) nodes.
+        assert_eq!(self.size(), size_before + 1);
+        assert!(self.levels.iter().enumerate().all(|(l, nodes)| nodes.len() as u64 == self.size() >> l));
+    }
+
+    fn push_leaf(&mut self, leaf: Hash) {
         let mut level = 0;
         let mut hash = leaf;
         loop {
