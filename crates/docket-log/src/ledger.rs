@@ -76,6 +76,8 @@ pub enum LedgerError {
 /// DIR/checkpoints/latest              the latest signed checkpoint
 /// DIR/checkpoints/cosigned/<size>     witness cosignature lines of checkpoint <size>
 /// DIR/tiles/tile/<L>/<N>[.p/<W>]      C2SP tlog-tiles hash tiles
+/// DIR/inquiries/segments/seg-*.log    the inquiry register (non-public reads)
+/// DIR/inquiries/checkpoint            its latest signed checkpoint
 /// ```
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -94,6 +96,18 @@ impl Paths {
     /// The seq -> offset index of the segment whose first record is `first_seq`.
     pub fn segment_index(&self, first_seq: u64) -> PathBuf {
         self.segments().join(crate::segment::index_name(&crate::segment::name(first_seq)))
+    }
+    /// The inquiry register (see `inquiry`).
+    pub fn inquiries(&self) -> PathBuf {
+        self.dir.join("inquiries")
+    }
+    /// The inquiry register's segment files.
+    pub fn inquiry_segments(&self) -> PathBuf {
+        self.inquiries().join("segments")
+    }
+    /// The inquiry register's latest signed checkpoint.
+    pub fn inquiry_checkpoint(&self) -> PathBuf {
+        self.inquiries().join("checkpoint")
     }
     /// The witness cosignature lines kept for the checkpoint of tree size `size`.
     pub fn cosignatures(&self, size: u64) -> PathBuf {

@@ -20,6 +20,7 @@
 
 mod chain;
 mod frame;
+pub mod inquiry;
 pub mod inspect;
 pub mod keyfile;
 pub mod ledger;

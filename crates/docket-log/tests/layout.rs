@@ -11,7 +11,8 @@ fn only_c2sp_tile_paths_name_a_file() {
     for good in ["0/000", "0/x001/234", "1/007.p/17", "0/x001/x002/003.p/255", "2/0"] {
         assert_eq!(paths.tile(good), Some(Path::new("/ledger/tiles/tile").join(good)), "{good}");
     }
-    for bad in ["", "0", "../0/000", "0/../../etc", "0/000/", "a/000", "0/00a", "0/001.p", "0/001.p/x", "0//001", "/0/001"]
+    for bad in
+        ["", "0", "../0/000", "0/../../etc", "0/000/", "a/000", "0/00a", "0/001.p", "0/001.p/x", "0//001", "/0/001"]
     {
         assert_eq!(paths.tile(bad), None, "{bad:?}");
     }
