@@ -258,3 +258,65 @@ pub fn demo(dir: &Path, subjects: u64, seed: u64) -> Result<bool> {
     println!("\nlatest checkpoint:\n{checkpoint}");
     Ok(true)
 }
+
+/// `docket inquiries`: verifies the inquiry register, then prints its records.
+pub fn inquiries(
+    dir: &Path,
+    from: u64,
+    limit: usize,
+    agency: Option<&str>,
+    format: crate::replay::ViewFormat,
+) -> Result<bool> {
+    use docket_log::inquiry;
+    let verified = match inquiry::verify(dir) {
+        Ok(verified) => verified,
+        Err(failure) => {
+            eprintln!("inquiry register of {}: FAILED: {failure}", dir.display());
+            return Ok(false);
+        }
+    };
+    let mut records = inquiry::read(dir, from, usize::MAX).context("reading the inquiry register")?;
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for record in &records {
+        *counts.entry(record.inquiry.agency.clone()).or_default() += 1;
+    }
+    records.retain(|record| agency.is_none_or(|a| record.inquiry.agency == a));
+    records.truncate(limit);
+    let checkpoint = verified.checkpoint.map_or_else(|| "none signed yet".to_owned(), |size| size.to_string());
+    match format {
+        crate::replay::ViewFormat::Json => {
+            let rows: Vec<_> = records
+                .iter()
+                .map(|r| {
+                    json!({"seq": r.seq, "at": r.at.to_string(), "agency": r.inquiry.agency,
+                           "key": hex32(&r.inquiry.key.0), "question": r.inquiry.question})
+                })
+                .collect();
+            let out = json!({
+                "size": verified.size,
+                "root": hex32(&verified.root),
+                "checkpoint_size": verified.checkpoint,
+                "per_agency_from": from,
+                "per_agency": counts,
+                "records": rows,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        crate::replay::ViewFormat::Table => {
+            println!(
+                "inquiry register: {} records verified, root {}, latest signed checkpoint: {checkpoint}",
+                verified.size,
+                hex32(&verified.root)
+            );
+            println!("reads per agency (from {from}):");
+            for (name, count) in &counts {
+                println!("  {name:<24} {count}");
+            }
+            println!("{:>8}  {:<32}  {:<20}  question", "seq", "recorded at", "agency");
+            for r in &records {
+                println!("{:>8}  {:<32}  {:<20}  {}", r.seq, r.at.to_string(), r.inquiry.agency, r.inquiry.question);
+            }
+        }
+    }
+    Ok(true)
+}

@@ -163,6 +163,29 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
     },
+    /// Read and verify the inquiry register: every non-public read the server
+    /// answered (agency, key, question, time), hash-chained and checkpointed.
+    ///
+    /// Verifies every record and the register's latest signed checkpoint
+    /// first (exit 1 naming the damage if they do not hold), then prints the
+    /// records from --from, and a count per agency. Runs beside a server.
+    ///
+    /// Example: docket inquiries --dir ledger --agency china-railway --format json
+    Inquiries {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// First record to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Records to print at most.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Only the reads of this agency.
+        #[arg(long)]
+        agency: Option<String>,
+        #[arg(long, value_enum, default_value_t = replay::ViewFormat::Table)]
+        format: replay::ViewFormat,
+    },
     /// Build a deterministic demo ledger: three lists, 24 agencies, 32 measures,
     /// MOUs, and N subjects whose cases run the whole lifecycle, with a known
     /// number of planted procedural violations. Keys are written under DIR/keys.
@@ -417,6 +440,9 @@ fn main() -> ExitCode {
         Command::Proof(ProofCommand::Consistency { dir, old, new }) => ledger::proof_consistency(&dir, old, new),
         Command::Verify { dir, checkpoint } => ledger::verify(&dir, checkpoint.as_deref()),
         Command::Demo { dir, subjects, seed } => ledger::demo(&dir, subjects, seed),
+        Command::Inquiries { dir, from, limit, agency, format } => {
+            ledger::inquiries(&dir, from, limit, agency.as_deref(), format)
+        }
         Command::Replay { dir, view, agency, list, subject, measure, as_of, valid_at, format } => {
             let query = replay::Query { view, agency, list, subject, measure, as_of, valid_at, format };
             replay::replay(&dir, &query)
