@@ -35,7 +35,8 @@ pub fn write_ledger(dir: &Path, subjects: u64, seed: u64) -> Result<(Demo, Strin
 
 /// Writes `events` (a generated world's, registry first, signed with keys of
 /// `seed`) into a new ledger in `dir`, as [`write_ledger`] does; returns the
-/// signed checkpoint.
+/// signed checkpoint. Its checkpoint origin,
+/// `docket.invalid/demo-SEED-public-keys`, says that anyone can sign for it.
 pub fn write_events(
     dir: &Path,
     seed: u64,
@@ -44,7 +45,7 @@ pub fn write_events(
 ) -> Result<String, WorldError> {
     let log_key = key(seed, "log");
     let root = PublicKey(registry_root.verifying_key().to_bytes());
-    ledger::init(dir, &format!("docket.invalid/demo-{seed}"), &log_key, root, Some(registry_root))?;
+    ledger::init(dir, &format!("docket.invalid/demo-{seed}-public-keys"), &log_key, root, Some(registry_root))?;
     let agencies = dir.join("keys/agencies");
     std::fs::create_dir_all(&agencies)
         .map_err(|e| LedgerError::Config { path: agencies.display().to_string(), reason: e.to_string() })?;
