@@ -239,6 +239,19 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
                     tail.bytes, tail.reason
                 );
             }
+            match docket_log::inquiry::verify(dir) {
+                Ok(register) => println!(
+                    "inquiry register: {} records, every frame and chain link checked{}",
+                    register.size,
+                    register.checkpoint.map_or_else(String::new, |size| format!(
+                        ", the latest register checkpoint (size {size}) matches"
+                    ))
+                ),
+                Err(failure) => {
+                    println!("FAILED: inquiry register: {failure}");
+                    return Ok(false);
+                }
+            }
             Ok(true)
         }
         Err(failure) => {

@@ -14,7 +14,7 @@ use crate::frame::{self, Frame};
 use crate::ledger::{self, Paths};
 use crate::log::State;
 use crate::merkle::verify_consistency;
-use crate::note::Checkpoint;
+use crate::note::{Checkpoint, NoteKey};
 use crate::segment::{self, Tail};
 use crate::tree::Tree;
 
@@ -66,74 +66,25 @@ pub fn verify(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, Failure> {
     let (_, root, log_key) = ledger::read_config(dir).map_err(|e| failure(e.to_string()))?;
-    let paths = Paths { dir: dir.to_owned() };
+    let paths = Paths::new(dir);
     // The checkpoint before the log: a live writer signs only sizes it has
     // written, so the log read afterwards covers it.
-    let latest = match std::fs::read_to_string(paths.latest_checkpoint()) {
-        Ok(text) => {
-            Some(ledger::open_checkpoint(&text, &log_key).map_err(|e| failure(format!("latest checkpoint: {e}")))?)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => return Err(failure(format!("reading the latest checkpoint: {error}"))),
-    };
-    let mut names: Vec<(u64, String)> = std::fs::read_dir(paths.segments())
-        .map_err(|e| failure(format!("reading {}: {e}", paths.segments().display())))?
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            segment::parse_name(&name).map(|first| (first, name))
-        })
-        .collect();
-    names.sort();
+    let latest = latest_checkpoint(&paths, &log_key)?;
+    let names = segment_names(&paths)?;
     let total_bytes: u64 =
         names.iter().filter_map(|(_, n)| std::fs::metadata(paths.segments().join(n)).ok()).map(|m| m.len()).sum();
     let mut verifier = Verifier { state: State::new(root), tree: Tree::new(), chain: Chain::new() };
     let mut bytes_done = 0u64;
     let mut tail = None;
     for (index, (first_seq, name)) in names.iter().enumerate() {
-        let path = paths.segments().join(name);
-        let bytes = std::fs::read(&path).map_err(|e| failure(format!("reading {}: {e}", path.display())))?;
-        let at = |offset: u64, seq: u64, reason: String| Failure {
-            seq: Some(seq),
-            segment: Some(name.clone()),
-            offset: Some(offset),
-            reason,
-        };
-        let next_seq = verifier.chain.next_seq();
-        if *first_seq != next_seq {
-            return Err(at(0, next_seq, format!("segment starts at seq {first_seq}, expected {next_seq}")));
-        }
-        let scan =
-            segment::scan(&bytes, *first_seq, false).map_err(|damage| at(damage.offset, damage.seq, damage.reason))?;
-        let chunks: Vec<&[(u64, Frame)]> = scan.frames.chunks(VERIFY_CHUNK_EVENTS).collect();
-        // A pipeline: while this thread runs the ordered checks of one chunk,
-        // the next chunk is decoded and its signatures verified on all cores.
-        std::thread::scope(|scope| -> Result<(), Failure> {
-            let mut next = chunks.first().map(|&chunk| scope.spawn(move || prepare(chunk, threads)));
-            for (index, chunk) in chunks.iter().enumerate() {
-                let Some(handle) = next.take() else { break };
-                let decoded = handle.join().unwrap_or_else(|_| unreachable!("decoding does not panic"));
-                next = chunks.get(index + 1).map(|&chunk| scope.spawn(move || prepare(chunk, threads)));
-                verifier.apply(chunk, decoded, &at)?;
-                let done = verifier.chain.next_seq();
-                let estimate = if bytes_done + scan.committed_len > 0 {
-                    done * total_bytes / (bytes_done + scan.committed_len).max(1)
-                } else {
-                    done
-                };
-                progress(done, estimate.max(done));
-            }
-            Ok(())
+        let last = index + 1 == names.len();
+        let segment = SegmentToVerify { paths: &paths, first_seq: *first_seq, name, last, threads };
+        let (bytes, found) = verifier.segment(&segment, &mut |done, read_now| {
+            let estimate = done * total_bytes / (bytes_done + read_now).max(1);
+            progress(done, estimate.max(done));
         })?;
-        if let Some(found) = scan.tail {
-            if index + 1 != names.len() {
-                let reason = format!("a closed segment does not end at a commit point: {}", found.reason);
-                let (offset, seq) = found.bad_frame.unwrap_or((found.offset, verifier.chain.next_seq()));
-                return Err(at(offset, seq, reason));
-            }
-            tail = Some(found);
-        }
-        bytes_done += bytes.len() as u64;
+        tail = found.or(tail);
+        bytes_done += bytes;
     }
     let size = verifier.chain.next_seq();
     let tree_root = verifier.tree.root(size).unwrap_or_else(|| unreachable!("tree has every record"));
@@ -149,16 +100,58 @@ pub fn verify(
         report.checkpoint_size = Some(check_against(&verifier.tree, size, checkpoint, "latest checkpoint")?);
     }
     if let Some(text) = older_checkpoint {
-        let older = ledger::open_checkpoint(text, &log_key).map_err(|e| failure(format!("given checkpoint: {e}")))?;
-        check_against(&verifier.tree, size, &older, "given checkpoint")?;
-        let proof = verifier.tree.consistency_proof(older.size.max(1), size).map_err(|e| failure(e.to_string()))?;
-        if older.size > 0 {
-            verify_consistency(older.size, size, &older.root, &tree_root, &proof)
-                .map_err(|e| failure(format!("given checkpoint is not consistent with the log: {e}")))?;
-        }
-        report.older_size = Some(older.size);
+        report.older_size = Some(check_older(&verifier.tree, size, text, &log_key)?);
     }
     Ok(report)
+}
+
+/// The latest signed checkpoint, if there is one.
+fn latest_checkpoint(paths: &Paths, log_key: &NoteKey) -> Result<Option<Checkpoint>, Failure> {
+    match std::fs::read_to_string(paths.latest_checkpoint()) {
+        Ok(text) => {
+            Ok(Some(ledger::open_checkpoint(&text, log_key).map_err(|e| failure(format!("latest checkpoint: {e}")))?))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(failure(format!("reading the latest checkpoint: {error}"))),
+    }
+}
+
+/// The segment files, by first seq.
+fn segment_names(paths: &Paths) -> Result<Vec<(u64, String)>, Failure> {
+    let mut names: Vec<(u64, String)> = std::fs::read_dir(paths.segments())
+        .map_err(|e| failure(format!("reading {}: {e}", paths.segments().display())))?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            segment::parse_name(&name).map(|first| (first, name))
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Checks an older signed checkpoint (`text`) against the tree: the same
+/// root at its size, and consistent with the log's. Returns its size.
+fn check_older(tree: &Tree, size: u64, text: &str, log_key: &NoteKey) -> Result<u64, Failure> {
+    let older = ledger::open_checkpoint(text, log_key).map_err(|e| failure(format!("given checkpoint: {e}")))?;
+    check_against(tree, size, &older, "given checkpoint")?;
+    let root = tree.root(size).unwrap_or_else(|| unreachable!("tree has every record"));
+    let proof = tree.consistency_proof(older.size.max(1), size).map_err(|e| failure(e.to_string()))?;
+    if older.size > 0 {
+        verify_consistency(older.size, size, &older.root, &root, &proof)
+            .map_err(|e| failure(format!("given checkpoint is not consistent with the log: {e}")))?;
+    }
+    Ok(older.size)
+}
+
+/// One segment file to verify.
+struct SegmentToVerify<'a> {
+    paths: &'a Paths,
+    first_seq: u64,
+    name: &'a str,
+    /// Only the last segment may end in a tail.
+    last: bool,
+    threads: usize,
 }
 
 fn check_against(tree: &Tree, size: u64, checkpoint: &Checkpoint, what: &str) -> Result<u64, Failure> {
@@ -208,6 +201,53 @@ fn prepare(chunk: &[(u64, Frame)], threads: usize) -> Vec<Prepared> {
 }
 
 impl Verifier {
+    /// Verifies one segment: its scan, then its frames in chunks, in a
+    /// pipeline (while this thread runs the ordered checks of one chunk, the
+    /// next is decoded and its signatures verified on all cores). Returns the
+    /// segment's size in bytes and its tail, if any.
+    fn segment(
+        &mut self,
+        segment: &SegmentToVerify,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(u64, Option<segment::Tail>), Failure> {
+        let path = segment.paths.segments().join(segment.name);
+        let bytes = std::fs::read(&path).map_err(|e| failure(format!("reading {}: {e}", path.display())))?;
+        let at = |offset: u64, seq: u64, reason: String| Failure {
+            seq: Some(seq),
+            segment: Some(segment.name.to_owned()),
+            offset: Some(offset),
+            reason,
+        };
+        let next_seq = self.chain.next_seq();
+        if segment.first_seq != next_seq {
+            let reason = format!("segment starts at seq {}, expected {next_seq}", segment.first_seq);
+            return Err(at(0, next_seq, reason));
+        }
+        let scan = segment::scan(&bytes, segment.first_seq, false)
+            .map_err(|damage| at(damage.offset, damage.seq, damage.reason))?;
+        let chunks: Vec<&[(u64, Frame)]> = scan.frames.chunks(VERIFY_CHUNK_EVENTS).collect();
+        let threads = segment.threads;
+        std::thread::scope(|scope| -> Result<(), Failure> {
+            let mut next = chunks.first().map(|&chunk| scope.spawn(move || prepare(chunk, threads)));
+            for (index, chunk) in chunks.iter().enumerate() {
+                let Some(handle) = next.take() else { break };
+                let decoded = handle.join().unwrap_or_else(|_| unreachable!("decoding does not panic"));
+                next = chunks.get(index + 1).map(|&chunk| scope.spawn(move || prepare(chunk, threads)));
+                self.apply(chunk, decoded, &at)?;
+                progress(self.chain.next_seq(), scan.committed_len);
+            }
+            Ok(())
+        })?;
+        if let Some(found) = &scan.tail {
+            if !segment.last {
+                let reason = format!("a closed segment does not end at a commit point: {}", found.reason);
+                let (offset, seq) = found.bad_frame.unwrap_or((found.offset, self.chain.next_seq()));
+                return Err(at(offset, seq, reason));
+            }
+        }
+        Ok((bytes.len() as u64, scan.tail))
+    }
+
     /// The checks that depend on order (chain, times, registry, cases,
     /// duplicates) and the tree, on one chunk whose events [`prepare`]
     /// decoded and whose signatures it verified.
