@@ -311,10 +311,41 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {memory} RAM, Linux {}", kernel.trim())
 }
 
+const USAGE: &str = "docket-bench: the benchmark suite; results into BENCH.md between its markers.
+
+usage: docket-bench [--sizes 1000000,10000000] [--dir target/docket-bench] [--out BENCH.md]
+                    [--appenders 256] [--wide-appenders 1024] [--http-events 1000000] [--http-batch 64]
+                    [--pg-tail 200000] [--queries 20000] [--no-postgres] [--seed 1]
+
+Per size: generates the national data set once (kept in --dir), measures the limit probes,
+runs each docket phase in a child process (ingest, HTTP ingest, verify, fold, audit,
+queries, proofs) and the PostgreSQL peer (installed with apt when missing).
+The default sizes take about 18 minutes on two cores.";
+
 fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("--child") {
         let args: Vec<String> = std::env::args().skip(2).collect();
         return children::run(&args);
+    }
+    let proceed = benchkit::check_args(
+        USAGE,
+        &[
+            "--sizes",
+            "--dir",
+            "--out",
+            "--appenders",
+            "--wide-appenders",
+            "--http-events",
+            "--http-batch",
+            "--pg-tail",
+            "--queries",
+            "--seed",
+        ],
+        &["--no-postgres"],
+    )
+    .map_err(|message| anyhow::anyhow!(message))?;
+    if !proceed {
+        return Ok(());
     }
     let mut settings = settings()?;
     std::fs::create_dir_all(&settings.dir)?;

@@ -253,3 +253,29 @@ pub fn notices(from: u64, count: u64, seed: u64) -> Vec<SignedEvent> {
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| unreachable!("signing does not panic"))).collect()
     })
 }
+
+/// Checks the command line of a tool: prints `usage` and returns `false`
+/// for `--help` or `-h`; refuses an argument that is not one of `flags`
+/// (each `--NAME` taking a value) or `switches` (each alone), naming it.
+pub fn check_args(usage: &str, flags: &[&str], switches: &[&str]) -> Result<bool, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut index = 0;
+    while index < args.len() {
+        let arg = args[index].as_str();
+        if arg == "--help" || arg == "-h" {
+            println!("{usage}");
+            return Ok(false);
+        }
+        if flags.contains(&arg) {
+            if index + 1 >= args.len() {
+                return Err(format!("{arg} needs a value\n\n{usage}"));
+            }
+            index += 2;
+        } else if switches.contains(&arg) {
+            index += 1;
+        } else {
+            return Err(format!("unknown argument {arg:?}\n\n{usage}"));
+        }
+    }
+    Ok(true)
+}
