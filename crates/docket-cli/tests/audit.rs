@@ -6,7 +6,6 @@ mod common;
 
 use common::{docket, json, s, text};
 
-
 use serde_json::Value;
 
 fn findings(report: &Value) -> &Vec<Value> {

@@ -150,7 +150,21 @@ fn checks(
     latencies
 }
 
+const USAGE: &str = "fold-bench: the fold against bare decode, the audit against the fold, point-check and as-of latency, peak memory.\n\nusage: fold-bench [--subjects 100000] [--small 25000] [--queries 20000] [--dir DIR]\n       fold-bench --fold-only LEDGER_DIR     # just the rebuild; FOLD_BATCH and FOLD_CACHE_MIB override the limits";
+
 fn main() {
+    match benchkit::check_args(
+        USAGE,
+        &["--subjects", "--small", "--queries", "--dir", "--fold-only", "--snapshots", "--child-fold", "--child-audit"],
+        &[],
+    ) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    }
     if let Some(dir) = benchkit::arg("--fold-only") {
         let (records, seconds, kib) = fold_in_child(Path::new(&dir), 64);
         println!(

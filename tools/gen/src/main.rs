@@ -19,9 +19,20 @@ fn number(args: &[String], name: &str, default: u64) -> Result<u64> {
 }
 
 fn main() -> Result<()> {
+    const USAGE: &str = "usage: docket-gen --out DIR [--events 1000000] [--seed 1] [--format wire|jsonl] [--threads N]";
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "docket-gen: writes the national-scale data set (events, truth.tsv, manifest.json) into DIR.\n\n{USAGE}"
+        );
+        return Ok(());
+    }
+    let known = ["--out", "--events", "--seed", "--format", "--threads"];
+    if let Some(unknown) = args.iter().skip(1).step_by(2).find(|a| !known.contains(&a.as_str())) {
+        bail!("unknown argument {unknown:?}\n{USAGE}");
+    }
     let Some(out) = value(&args, "--out") else {
-        bail!("usage: docket-gen --out DIR [--events 1000000] [--seed 1] [--format wire|jsonl] [--threads N]");
+        bail!("{USAGE}");
     };
     let format = match value(&args, "--format").as_deref() {
         None | Some("wire") => Format::Wire,

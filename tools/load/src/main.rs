@@ -95,7 +95,31 @@ fn http_ingest(base: &str, events: &[SignedEvent], threads: usize, batch: usize,
     (rate, latencies)
 }
 
+const USAGE: &str = "load: the HTTP server under load: ingest next to in-process ingest, point checks at a fixed rate while appends run.\n\nusage: load [--events 20000] [--appenders 256] [--batch 16] [--connections 64] [--rate 1000] [--seconds 10] [--background 16] [--subjects 2000] [--dir DIR]\n\nLOAD_CPU=1 prints the CPU seconds of the server's threads during the JSON batch phase.";
+
 fn main() {
+    match benchkit::check_args(
+        USAGE,
+        &[
+            "--events",
+            "--appenders",
+            "--batch",
+            "--connections",
+            "--rate",
+            "--seconds",
+            "--background",
+            "--subjects",
+            "--dir",
+        ],
+        &[],
+    ) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    }
     let count = benchkit::number("--events", 20_000);
     let appenders = benchkit::number("--appenders", 256) as usize;
     let connections = benchkit::number("--connections", 64) as usize;
