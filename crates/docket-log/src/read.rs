@@ -173,16 +173,7 @@ impl Reader {
     }
 
     fn segments(&self) -> Result<Vec<(u64, String)>, LogError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(io(format!("listing {}", self.dir.display())))?;
-        let mut names: Vec<(u64, String)> = entries
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                segment::parse_name(&name).map(|first| (first, name))
-            })
-            .collect();
-        names.sort();
-        Ok(names)
+        segment::list(&self.dir).map_err(io(format!("listing {}", self.dir.display())))
     }
 
     /// Calls `visit` on every committed frame from seq `from` on, in order,

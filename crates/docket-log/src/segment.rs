@@ -61,6 +61,19 @@ const _: () = assert!(frame::FRAME_BYTES_MAX <= WRITE_BYTES_MAX);
 // An index entry is one u64 offset.
 const _: () = assert!(INDEX_ENTRY_BYTES as usize == std::mem::size_of::<u64>());
 
+/// The segment files in `dir`, by first seq (other files are ignored).
+pub fn list(dir: &std::path::Path) -> std::io::Result<Vec<(u64, String)>> {
+    let mut names: Vec<(u64, String)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            parse_name(&name).map(|first| (first, name))
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// What lies after the last valid commit point of a segment: a write that was
 /// never acknowledged (it may be cut, once nothing signed covers it), or a
 /// write still in progress (a reader beside a live writer stops before it).

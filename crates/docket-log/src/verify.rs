@@ -118,16 +118,7 @@ fn latest_checkpoint(paths: &Paths, log_key: &NoteKey) -> Result<Option<Checkpoi
 
 /// The segment files, by first seq.
 fn segment_names(paths: &Paths) -> Result<Vec<(u64, String)>, Failure> {
-    let mut names: Vec<(u64, String)> = std::fs::read_dir(paths.segments())
-        .map_err(|e| failure(format!("reading {}: {e}", paths.segments().display())))?
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            segment::parse_name(&name).map(|first| (first, name))
-        })
-        .collect();
-    names.sort();
-    Ok(names)
+    segment::list(&paths.segments()).map_err(|e| failure(format!("reading {}: {e}", paths.segments().display())))
 }
 
 /// Checks an older signed checkpoint (`text`) against the tree: the same

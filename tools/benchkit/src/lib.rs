@@ -279,3 +279,16 @@ pub fn check_args(usage: &str, flags: &[&str], switches: &[&str]) -> Result<bool
     }
     Ok(true)
 }
+
+/// [`check_args`] for a tool's `main`: returns when the run may go on,
+/// exits 0 after printing the usage, or 2 naming a bad argument.
+pub fn args_or_exit(usage: &str, flags: &[&str]) {
+    match check_args(usage, flags, &[]) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(0),
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -53,14 +53,7 @@ fn ingest(dir: &Path, events: &[SignedEvent], appenders: usize, seed: u64) -> (f
 const USAGE: &str = "log-bench: durable ingest (1, 16, 256 appenders) and verify next to raw fdatasync-batched appends and batch verify.\n\nusage: log-bench [--events 100000] [--dir DIR] [--appenders 1|16|256]\n\nDIR must be on a real disk, not tmpfs.";
 
 fn main() {
-    match benchkit::check_args(USAGE, &["--events", "--dir", "--appenders"], &[]) {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    }
+    benchkit::args_or_exit(USAGE, &["--events", "--dir", "--appenders"]);
     let count = benchkit::number("--events", 100_000);
     let seed = 1;
     let base = std::env::args()

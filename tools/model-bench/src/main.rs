@@ -166,14 +166,7 @@ fn measure(event: &Event, min: Duration) -> Vec<Row> {
 const USAGE: &str = "model-bench: per-event sign, verify, encode and decode next to raw ed25519-dalek and postcard, in the same run.\n\nusage: model-bench [--millis 300]\n\nEach figure is the best of three timed rounds of at least --millis milliseconds; prints a markdown table.";
 
 fn main() {
-    match benchkit::check_args(USAGE, &["--millis"], &[]) {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    }
+    benchkit::args_or_exit(USAGE, &["--millis"]);
     let millis: u64 = std::env::args()
         .skip_while(|a| a != "--millis")
         .nth(1)
