@@ -34,7 +34,7 @@ mod storage;
 mod tree;
 pub mod verify;
 
-pub use frame::{leaf, Frame};
+pub use frame::{entry, leaf, Frame};
 pub use log::{Config, Cut, Log, LogError, Opening, Receipt, Record, Recovery, Refusal, SharedTree};
 pub use read::{Position, Reader};
 pub use sequencer::{verify_parallel, AppendError, DurableHook, Limits, Sequencer, Stats, WriterHealth};
