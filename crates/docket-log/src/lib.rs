@@ -35,7 +35,7 @@ mod tree;
 pub mod verify;
 
 pub use frame::{entry, leaf, Frame};
-pub use log::{Config, Cut, Log, LogError, Opening, Receipt, Record, Recovery, Refusal, SharedTree};
+pub use log::{BatchStats, Config, Cut, Log, LogError, Opening, Receipt, Record, Recovery, Refusal, SharedTree};
 pub use read::{Position, Reader};
 pub use sequencer::{verify_parallel, AppendError, DurableHook, Limits, Sequencer, Stats, WriterHealth};
 pub use storage::{sync_dir, FsStorage, SegmentFile, Storage};

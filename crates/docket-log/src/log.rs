@@ -242,6 +242,21 @@ pub struct Log<S: Storage> {
     state: State,
     /// Why the log refuses writes: an I/O error on the write path.
     poisoned: Option<String>,
+    /// What the last `append_batch` wrote and how long its syncs took.
+    last_batch: BatchStats,
+}
+
+/// What one `append_batch` wrote: its group commit, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Records written (refusals and duplicates are not).
+    pub records: u64,
+    /// Bytes appended to segments.
+    pub bytes: u64,
+    /// `fdatasync` calls (one, or two when the batch rotated a segment).
+    pub syncs: u32,
+    /// Time spent in them.
+    pub sync_time: std::time::Duration,
 }
 
 impl<S: Storage> std::fmt::Debug for Log<S> {
@@ -315,8 +330,17 @@ impl<S: Storage> Opening<S> {
         };
         let records = chain.next_seq();
         assert_eq!(tree.size(), records, "the tree has a leaf per committed record");
-        let log =
-            Log { storage, config, root, current, chain, tree: Arc::new(RwLock::new(tree)), state, poisoned: None };
+        let log = Log {
+            storage,
+            config,
+            root,
+            current,
+            chain,
+            tree: Arc::new(RwLock::new(tree)),
+            state,
+            poisoned: None,
+            last_batch: BatchStats::default(),
+        };
         Ok((log, Recovery { records, cut }))
     }
 }
@@ -516,6 +540,7 @@ impl<S: Storage> Log<S> {
         }
         let mut results = Vec::with_capacity(events.len());
         let mut write = Write { buffer: Vec::new(), starts: Vec::new(), accepted: Vec::new(), last: None };
+        self.last_batch = BatchStats::default();
         let mut pending_cases: BTreeMap<CaseRef, u64> = BTreeMap::new();
         let (mut seq, mut checksum) = (self.chain.next_seq(), self.chain.last_checksum());
         let mut time = self.chain.last_time().unwrap_or(i64::MIN);
@@ -623,16 +648,19 @@ impl<S: Storage> Log<S> {
         last.checksum = sum;
         *checksum = sum;
         let name = &self.current.name;
-        let result = self
-            .current
-            .file
-            .append(&write.buffer)
-            .map_err(io(format!("appending to {name}")))
-            .and_then(|()| self.current.file.sync().map_err(io(format!("syncing {name}"))));
+        let mut result = self.current.file.append(&write.buffer).map_err(io(format!("appending to {name}")));
+        if result.is_ok() {
+            let started = std::time::Instant::now();
+            result = self.current.file.sync().map_err(io(format!("syncing {name}")));
+            self.last_batch.syncs += 1;
+            self.last_batch.sync_time += started.elapsed();
+        }
         if let Err(error) = result {
             self.poisoned = Some(error.to_string());
             return Err(error);
         }
+        self.last_batch.records += write.starts.len() as u64;
+        self.last_batch.bytes += write.buffer.len() as u64;
         self.index(&write.starts);
         self.current.len += write.buffer.len() as u64;
         write.buffer.clear();
@@ -651,6 +679,11 @@ impl<S: Storage> Log<S> {
         if self.storage.append_index(&self.current.name, &entries).is_err() {
             self.current.index_broken = true;
         }
+    }
+
+    /// What the last [`Log::append_batch`] wrote and how long its syncs took.
+    pub fn last_batch(&self) -> BatchStats {
+        self.last_batch
     }
 
     /// Records in the log.

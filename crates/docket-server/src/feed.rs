@@ -16,9 +16,11 @@ use std::sync::Mutex;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
 use axum::Json;
 use futures_util::Stream;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use docket_model::{AgencyId, Body, EventKind, Name, SignedEvent, Signer, Timestamp};
@@ -156,30 +158,141 @@ impl FeedParams {
     }
 }
 
+/// One record as the feed serves it: decoded once, its JSON written once,
+/// shared by every reader that is sent it.
+#[derive(Debug)]
+pub(crate) struct Record {
+    seq: u64,
+    event: SignedEvent,
+    /// `{"seq", "system_time", "kind", "signed"}`.
+    json: Box<RawValue>,
+}
+
+impl Record {
+    fn new(seq: u64, system_time: i64, event: SignedEvent) -> Result<Self, ApiError> {
+        let time = Timestamp::from_micros(system_time).map(|t| t.to_string()).unwrap_or_default();
+        let value =
+            json!({"seq": seq, "system_time": time, "kind": event.event().kind().name(), "signed": event.to_json()});
+        let json =
+            serde_json::value::to_raw_value(&value).map_err(|e| ApiError::internal(format!("seq {seq}: {e}")))?;
+        Ok(Self { seq, event, json })
+    }
+
+    /// The bytes this record holds in the tail cache: its JSON, its
+    /// canonical bytes, and as much again for the decoded event (an estimate).
+    fn bytes(&self) -> usize {
+        self.json.get().len() + 2 * self.event.bytes().len() + std::mem::size_of::<Self>()
+    }
+}
+
 /// One page of the feed.
 #[derive(Debug)]
-pub(crate) struct Page {
-    pub(crate) events: Vec<Value>,
+pub(crate) struct Records {
+    pub(crate) records: Vec<Arc<Record>>,
     /// The cursor to ask from next.
     pub(crate) cursor: u64,
     /// The page reached the end of the log.
     pub(crate) caught_up: bool,
 }
 
-fn record_json(seq: u64, system_time: i64, event: &SignedEvent) -> Value {
-    let time = Timestamp::from_micros(system_time).map(|t| t.to_string()).unwrap_or_default();
-    json!({"seq": seq, "system_time": time, "kind": event.event().kind().name(), "signed": event.to_json()})
+/// The events of one page of the feed, as JSON values.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub(crate) events: Vec<Value>,
 }
 
-/// Reads up to `limit` matching events from `cursor`.
-pub(crate) async fn read(app: &Arc<App>, cursor: u64, limit: usize, filter: &Filter) -> Result<Page, ApiError> {
-    let head = *app.head.borrow();
+/// The newest records of the log, contiguous, decoded and serialised once,
+/// within `feed_tail_bytes_max`. Followers of the head read new records
+/// from here: the first to ask for them reads them from the log (under the
+/// lock, so the others wait for that one read rather than making their own);
+/// a reader further behind than the cache reaches reads the segments.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    bytes_max: usize,
+    cache: tokio::sync::Mutex<TailCache>,
+}
+
+#[derive(Debug, Default)]
+struct TailCache {
+    /// The seq of `records[0]`.
+    start: u64,
+    records: VecDeque<Arc<Record>>,
+    bytes: usize,
+}
+
+impl TailCache {
+    fn end(&self) -> u64 {
+        self.start + self.records.len() as u64
+    }
+
+    fn push(&mut self, record: Arc<Record>, bytes_max: usize) {
+        debug_assert_eq!(record.seq, self.end(), "the tail stays contiguous");
+        self.bytes += record.bytes();
+        self.records.push_back(record);
+        while self.bytes > bytes_max {
+            let Some(oldest) = self.records.pop_front() else { break };
+            self.bytes -= oldest.bytes();
+            self.start += 1;
+        }
+    }
+}
+
+impl Tail {
+    pub(crate) fn new(bytes_max: usize) -> Self {
+        Self { bytes_max, cache: tokio::sync::Mutex::new(TailCache::default()) }
+    }
+
+    /// The records from `cursor` to `head` if the cache holds or can take
+    /// them (it is filled up to `head` first), or None: the caller reads
+    /// the segments. At most `FEED_SCAN_FRAMES_MAX` records.
+    async fn from(&self, app: &Arc<App>, cursor: u64, head: u64) -> Result<Option<Vec<Arc<Record>>>, ApiError> {
+        if self.bytes_max == 0 {
+            return Ok(None);
+        }
+        let mut cache = self.cache.lock().await;
+        if cursor < cache.start || (cache.records.is_empty() && cursor < head.saturating_sub(TAIL_FILL_RECORDS_MAX)) {
+            return Ok(None);
+        }
+        if cache.records.is_empty() || cursor > cache.end() {
+            // Nothing cached, or the cache is behind the reader: start at the reader.
+            *cache = TailCache { start: cursor, ..TailCache::default() };
+        }
+        let end = cache.end();
+        if end < head {
+            if head - end > TAIL_FILL_RECORDS_MAX {
+                return Ok(None);
+            }
+            for record in read_records(app, end, head, usize::MAX, None).await?.records {
+                cache.push(record, self.bytes_max);
+            }
+        }
+        if cursor < cache.start {
+            return Ok(None);
+        }
+        let skip = (cursor - cache.start) as usize;
+        Ok(Some(cache.records.iter().skip(skip).take(FEED_SCAN_FRAMES_MAX as usize).cloned().collect()))
+    }
+}
+
+/// Most records the tail cache reads from the log in one fill; a reader
+/// further behind reads the segments itself.
+const TAIL_FILL_RECORDS_MAX: u64 = 4096;
+
+/// Reads from the segments up to `limit` matching records from `cursor`,
+/// stopping before `head` (all records when `filter` is None).
+async fn read_records(
+    app: &Arc<App>,
+    cursor: u64,
+    head: u64,
+    limit: usize,
+    filter: Option<&Filter>,
+) -> Result<Records, ApiError> {
     let worker = app.clone();
-    let filter = filter.clone();
+    let filter = filter.cloned();
     let span = tracing::info_span!("feed_read", cursor, limit);
     tokio::task::spawn_blocking(move || {
         let _span = span.entered();
-        let mut events = vec![];
+        let mut records = vec![];
         let mut next = cursor;
         let mut failed = None;
         worker
@@ -189,17 +302,23 @@ pub(crate) async fn read(app: &Arc<App>, cursor: u64, limit: usize, filter: &Fil
                     return ControlFlow::Break(());
                 }
                 match SignedEvent::from_wire(&frame.wire) {
-                    Ok(event) if filter.matches(&event) => {
-                        events.push(record_json(frame.seq, frame.system_time, &event))
+                    Ok(event) if filter.as_ref().is_none_or(|f| f.matches(&event)) => {
+                        match Record::new(frame.seq, frame.system_time, event) {
+                            Ok(record) => records.push(Arc::new(record)),
+                            Err(error) => {
+                                failed = Some(error);
+                                return ControlFlow::Break(());
+                            }
+                        }
                     }
                     Ok(_) => {}
                     Err(error) => {
-                        failed = Some(format!("seq {}: {error}", frame.seq));
+                        failed = Some(ApiError::internal(format!("seq {}: {error}", frame.seq)));
                         return ControlFlow::Break(());
                     }
                 }
                 next = frame.seq + 1;
-                if events.len() >= limit {
+                if records.len() >= limit {
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())
@@ -207,13 +326,59 @@ pub(crate) async fn read(app: &Arc<App>, cursor: u64, limit: usize, filter: &Fil
             })
             .map_err(|e| ApiError::internal(e.to_string()))?;
         if let Some(error) = failed {
-            return Err(ApiError::internal(error));
+            return Err(error);
         }
-        worker.metrics.feed_events.inc_by(events.len() as u64);
-        Ok(Page { events, cursor: next, caught_up: next >= head })
+        Ok(Records { records, cursor: next, caught_up: next >= head })
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// Up to `limit` matching records from `cursor`: from the tail cache when
+/// it covers the cursor, from the segments otherwise.
+pub(crate) async fn records(app: &Arc<App>, cursor: u64, limit: usize, filter: &Filter) -> Result<Records, ApiError> {
+    let head = *app.head.borrow();
+    let page = match app.tail.from(app, cursor, head).await? {
+        Some(cached) => {
+            let mut records = vec![];
+            let mut next = cursor;
+            for record in cached {
+                if record.seq >= head {
+                    break;
+                }
+                if filter.matches(&record.event) {
+                    records.push(record.clone());
+                }
+                next = record.seq + 1;
+                if records.len() >= limit {
+                    break;
+                }
+            }
+            Records { records, cursor: next, caught_up: next >= head }
+        }
+        None => read_records(app, cursor, head, limit, Some(filter)).await?,
+    };
+    app.metrics.feed_events.inc_by(page.records.len() as u64);
+    Ok(page)
+}
+
+/// Reads up to `limit` matching events from `cursor`, as JSON values.
+pub(crate) async fn read(app: &Arc<App>, cursor: u64, limit: usize, filter: &Filter) -> Result<Page, ApiError> {
+    let page = records(app, cursor, limit, filter).await?;
+    let events = page
+        .records
+        .iter()
+        .map(|record| serde_json::from_str(record.json.get()).map_err(|e| ApiError::internal(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    Ok(Page { events })
+}
+
+/// A long-poll answer: the records' JSON as written once.
+#[derive(Debug, serde::Serialize)]
+struct PageBody<'a> {
+    events: Vec<&'a RawValue>,
+    cursor: u64,
+    caught_up: bool,
 }
 
 /// `GET /v1/feed`: a page of events from `cursor`, waiting up to `wait_ms`
@@ -224,15 +389,15 @@ pub(crate) async fn long_poll(
     uri: Uri,
     headers: HeaderMap,
     Params(params): Params<FeedParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let scope = crate::auth::authenticate(&app, &method, &uri, &headers)?;
     let _stream = open_stream(&app, &scope.agency)?;
     let filter = params.filter(scope)?;
     let cursor = params.cursor.unwrap_or(0);
     let limit = params.limit.unwrap_or(100).clamp(1, app.limits.feed_page_max);
-    let mut page = read(&app, cursor, limit, &filter).await?;
+    let mut page = records(&app, cursor, limit, &filter).await?;
     let wait = Duration::from_millis(params.wait_ms.unwrap_or(0).min(app.limits.long_poll_ms_max));
-    if page.events.is_empty() && page.caught_up && !wait.is_zero() {
+    if page.records.is_empty() && page.caught_up && !wait.is_zero() {
         let mut head = app.head.subscribe();
         let from = page.cursor;
         let mut stopping = app.stopping.subscribe();
@@ -241,10 +406,11 @@ pub(crate) async fn long_poll(
             _ = stopping.wait_for(|stop| *stop) => false,
         };
         if grown {
-            page = read(&app, from, limit, &filter).await?;
+            page = records(&app, from, limit, &filter).await?;
         }
     }
-    Ok(Json(json!({"events": page.events, "cursor": page.cursor, "caught_up": page.caught_up})))
+    let events = page.records.iter().map(|record| &*record.json).collect();
+    Ok(Json(PageBody { events, cursor: page.cursor, caught_up: page.caught_up }).into_response())
 }
 
 /// An SSE stream's state between events.
@@ -296,7 +462,7 @@ async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)>
             tracing::info!(agency = %feed.agency, code = error.code, "feed stream ended: the key no longer stands");
             return None;
         }
-        let page = match read(&feed.app, feed.cursor, feed.limit, &feed.filter).await {
+        let page = match records(&feed.app, feed.cursor, feed.limit, &feed.filter).await {
             Ok(page) => page,
             Err(error) => {
                 let event = Event::default().event("error").data(error.body().to_string());
@@ -308,9 +474,9 @@ async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)>
         if page.cursor > feed.cursor {
             feed.announced = false;
         }
-        for value in page.events {
-            let seq = value["seq"].as_u64().unwrap_or(0);
-            feed.queued.push_back(Event::default().id((seq + 1).to_string()).event("event").data(value.to_string()));
+        for record in page.records {
+            let id = (record.seq + 1).to_string();
+            feed.queued.push_back(Event::default().id(id).event("event").data(record.json.get()));
         }
         feed.cursor = page.cursor;
         if !feed.queued.is_empty() || !page.caught_up {

@@ -85,6 +85,11 @@ pub struct ServerLimits {
     pub body_bytes_in_flight_max: usize,
     /// Open feed reads (SSE streams and long polls) per agency.
     pub feed_streams_per_agency_max: usize,
+    /// The newest records kept decoded and serialised for the feed, in
+    /// bytes (their JSON and wire forms): followers of the head share one
+    /// read of each new record instead of each reading it from the log.
+    /// 0 turns the cache off (every page is read from the segments).
+    pub feed_tail_bytes_max: usize,
     /// Appends without effect (duplicates and refusals) per second from one
     /// client address, sustained; past it and its burst, 429 `rate_limited`
     /// before the body is parsed. New events never spend it.
@@ -122,6 +127,7 @@ impl Default for ServerLimits {
             body_read_timeout_ms: 10_000,
             body_bytes_in_flight_max: 64 << 20,
             feed_streams_per_agency_max: 128,
+            feed_tail_bytes_max: 16 << 20,
             replays_per_address_per_s: 1_000,
             replay_burst: 2_000,
             recent_receipts_max: 65_536,
@@ -189,6 +195,8 @@ pub(crate) struct App {
     pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
     /// Open feed reads per agency.
     pub(crate) streams: feed::Streams,
+    /// The newest records, decoded once for every follower of the head.
+    pub(crate) tail: feed::Tail,
     /// What `/readyz` reports beyond sizes: failures of the log and the projections.
     pub(crate) health: health::Health,
     /// The audit's rule sets and calendar, parsed once.
@@ -237,7 +245,21 @@ impl Server {
         let interval = Duration::from_millis(sequencer_limits.checkpoint_interval_ms);
         let worker = CheckpointWorker::start(checkpointer, tree.clone(), log_key, size, interval);
         let durable = worker.notifier();
-        let hook: docket_log::DurableHook<docket_log::FsStorage> = Box::new(move |log| durable.durable(log.size()));
+        let metrics = metrics::Metrics::new();
+        let (fsync_seconds, group_commit_records) =
+            (metrics.fsync_seconds.clone(), metrics.group_commit_records.clone());
+        // The hook also runs after a recovery and at the end: a batch is
+        // observed once, when the log has changed size since the last call.
+        let mut seen = size;
+        let hook: docket_log::DurableHook<docket_log::FsStorage> = Box::new(move |log| {
+            durable.durable(log.size());
+            let batch = log.last_batch();
+            if log.size() != seen && batch.syncs > 0 {
+                seen = log.size();
+                fsync_seconds.observe(batch.sync_time.as_secs_f64());
+                group_commit_records.observe(batch.records as f64);
+            }
+        });
         let (sequencer, writer) = Sequencer::start_with_hook(log, sequencer_limits, Some(hook));
         let store_limits =
             StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
@@ -259,13 +281,14 @@ impl Server {
             cut_on_open: recovery.cut.as_ref().map_or(0, docket_log::Cut::records),
             checkpoints: Mutex::new(Some(worker)),
             stopping: watch::Sender::new(false),
-            metrics: metrics::Metrics::new(),
+            metrics,
             rate: rate::RateLimiter::new(limits.appends_per_agency_per_s, limits.append_burst),
             replays: rate::RateLimiter::new(limits.replays_per_address_per_s, limits.replay_burst),
             recent: replay::RecentReceipts::new(limits.recent_receipts_max),
             registry,
             body_budget: Arc::new(tokio::sync::Semaphore::new(limits.body_bytes_in_flight_max)),
             streams: feed::Streams::default(),
+            tail: feed::Tail::new(limits.feed_tail_bytes_max),
             health: health::Health::default(),
             rule_sets: docket_audit::RuleSet::bundled(),
             calendar: docket_audit::Calendar::bundled(),

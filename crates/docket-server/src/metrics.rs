@@ -50,6 +50,10 @@ pub(crate) struct Metrics {
     pub(crate) requests: Family<RequestLabels, Counter>,
     pub(crate) request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub(crate) append_seconds: Histogram,
+    /// Time in `fdatasync` per group commit (the writer's durable point).
+    pub(crate) fsync_seconds: Histogram,
+    /// Records written under one group commit.
+    pub(crate) group_commit_records: Histogram,
     pub(crate) appends: Family<OutcomeLabels, Counter>,
     pub(crate) feed_events: Counter,
     pub(crate) feed_subscribers: Gauge,
@@ -89,6 +93,20 @@ impl Metrics {
             Unit::Seconds,
             append_seconds.clone(),
         );
+        let fsync_seconds = latency_histogram();
+        registry.register_with_unit(
+            "log_fsync_duration",
+            "Time the writer spent in fdatasync per group commit (a batch that rotates a segment syncs twice)",
+            Unit::Seconds,
+            fsync_seconds.clone(),
+        );
+        // Group sizes from 1 to 4096 records, doubling.
+        let group_commit_records = Histogram::new(exponential_buckets(1.0, 2.0, 13));
+        registry.register(
+            "log_group_commit_records",
+            "Records written under one group commit (one fdatasync)",
+            group_commit_records.clone(),
+        );
         let appends = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "appends",
@@ -99,6 +117,8 @@ impl Metrics {
             requests,
             request_seconds,
             append_seconds,
+            fsync_seconds,
+            group_commit_records,
             appends,
             feed_events: Counter::default(),
             feed_subscribers: Gauge::default(),

@@ -141,7 +141,21 @@ fn append_then_feed_projection_event_and_checkpoint() {
     let metrics = get(addr, "/metrics").body;
     assert!(metrics.contains("docket_appends_total{outcome=\"appended\"} 5"), "{metrics}");
     assert!(metrics.contains("docket_appends_total{outcome=\"duplicate\"} 3"), "{metrics}");
-    for family in ["docket_http_request_duration_seconds", "docket_append_duration_seconds"] {
+    // Every record this server wrote is in one group commit, each with its fdatasync.
+    let sample = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(sample("docket_log_group_commit_records_sum"), 5.0, "{metrics}");
+    let commits = sample("docket_log_group_commit_records_count");
+    assert!((1.0..=5.0).contains(&commits), "{metrics}");
+    assert_eq!(sample("docket_log_fsync_duration_seconds_count"), commits);
+    for family in [
+        "docket_http_request_duration_seconds",
+        "docket_append_duration_seconds",
+        "docket_log_fsync_duration_seconds",
+        "docket_log_group_commit_records",
+    ] {
         assert!(metrics.contains(&format!("# TYPE {family} histogram")), "{family}: {metrics}");
         assert!(metrics.contains(&format!("# HELP {family} ")), "{family}");
     }
@@ -543,4 +557,54 @@ fn the_openapi_document_is_checked_in_served_and_covers_every_route() {
             route.access, reply.status
         );
     }
+}
+
+/// Feed pages from several cursors, page sizes and filters, to the end of the log.
+fn feed_reads(addr: std::net::SocketAddr) -> Vec<Value> {
+    let mut size = 0;
+    loop {
+        let page = get_as(addr, "spc", &format!("/v1/feed?cursor={size}&limit=1000")).json();
+        size = page["cursor"].as_u64().unwrap();
+        if page["caught_up"] == true {
+            break;
+        }
+    }
+    let mut reads = vec![];
+    for cursor in [0, size.saturating_sub(40), size.saturating_sub(7), size - 1, size] {
+        for query in
+            ["&limit=1000", "&limit=5", "&kind=notice&limit=3", "&kind=designation_decision", "&agency=spc&limit=1000"]
+        {
+            reads.push(get_as(addr, "spc", &format!("/v1/feed?cursor={cursor}{query}")).json());
+        }
+    }
+    reads
+}
+
+#[test]
+fn the_feed_reads_the_same_from_its_tail_cache_as_from_the_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 20);
+    let spc = world::key(SEED, "spc");
+    // A tail cache of a few records: reads inside it, across its start and
+    // behind it, while appends make it fill and evict.
+    let tiny = ServerLimits { feed_tail_bytes_max: 8 << 10, ..ServerLimits::default() };
+    let cached = {
+        let server = start(dir.path(), tiny);
+        let before = feed_reads(server.addr);
+        for n in 0..3 {
+            let event = notice(400 + n, "spc", &spc, Some(0), "Followed from the tail");
+            assert_eq!(post(server.addr, "/v1/events", &body_of(&event)).status, 200);
+        }
+        let after = feed_reads(server.addr);
+        assert_ne!(before, after, "the appends are read");
+        after
+    };
+    let uncached =
+        feed_reads(start(dir.path(), ServerLimits { feed_tail_bytes_max: 0, ..ServerLimits::default() }).addr);
+    let default = feed_reads(start(dir.path(), ServerLimits::default()).addr);
+    assert_eq!(cached.len(), uncached.len());
+    for (n, (a, b)) in cached.iter().zip(&uncached).enumerate() {
+        assert_eq!(a, b, "read {n}: the tail cache and the segments disagree");
+    }
+    assert_eq!(default, uncached);
 }
