@@ -156,6 +156,8 @@ pub(crate) struct LogHealth {
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) dir: PathBuf,
+    /// The ledger's checkpoint origin (`/healthz` warns when it says the keys are public).
+    pub(crate) origin: String,
     pub(crate) sequencer: Sequencer,
     /// The projections: reads never wait for the background catch-up.
     pub(crate) store: Store,
@@ -225,6 +227,10 @@ impl Server {
             tracing::warn!(records = ledger.log.size(), %error, "checkpoint of the log as opened failed; the worker retries");
         }
         let recovery = ledger.recovery.clone();
+        let origin = ledger.config.origin.clone();
+        if let Some(warning) = routes::public_keys_warning(&origin) {
+            tracing::warn!("{warning}");
+        }
         if let Some(cut) = &recovery.cut {
             // Also on stderr whatever the log filter: an operator must see what recovery cut.
             eprintln!("docket-server: recovery {cut}");
@@ -249,6 +255,7 @@ impl Server {
         let registry = replay::AckedRegistry::new(store.current_registry(), projected);
         let app = App {
             dir: dir.to_owned(),
+            origin,
             sequencer,
             store,
             head: watch::Sender::new(size),

@@ -223,7 +223,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "get",
         path: "/healthz",
-        summary: "Liveness",
+        summary: "Liveness: ok; after a warning line when the ledger's keys are public (a demo: anyone can sign for it)",
         access: Access::Open,
         query: &[],
         body: None,

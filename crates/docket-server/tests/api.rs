@@ -544,3 +544,17 @@ fn the_openapi_document_is_checked_in_served_and_covers_every_route() {
         );
     }
 }
+
+#[test]
+fn healthz_says_when_the_ledgers_keys_are_public() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 2);
+    let (config, _, _) = ledger::read_config(dir.path()).unwrap();
+    assert!(config.origin.ends_with("-public-keys"), "{}", config.origin);
+    let server = start(dir.path(), ServerLimits::default());
+    let reply = get(server.addr, "/healthz");
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.starts_with("warning: this ledger's keys are public"), "{}", reply.body);
+    assert!(reply.body.contains("anyone can sign for it") && reply.body.contains(&config.origin), "{}", reply.body);
+    assert!(reply.body.ends_with("\nok\n"), "{}", reply.body);
+}

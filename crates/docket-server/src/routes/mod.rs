@@ -31,6 +31,7 @@ use crate::feed;
 use crate::App;
 
 pub(crate) use extract::Params;
+pub(crate) use operations::public_keys_warning;
 #[cfg(test)]
 pub(crate) use operations::ready;
 #[cfg(test)]
