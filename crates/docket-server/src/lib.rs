@@ -15,6 +15,7 @@ mod auth;
 pub mod error;
 mod feed;
 pub mod health;
+mod limits;
 mod metrics;
 mod net;
 pub mod openapi;
@@ -41,11 +42,13 @@ pub use error::ApiError;
 /// Named limits of the API.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
-    /// Largest request body (one event in JSON, or a batch).
+    /// Largest request body (one event in JSON, or a batch). It must hold
+    /// `batch_events_max` events of the largest size in the wire form, and
+    /// fit `body_bytes_in_flight_max` (checked when the server opens).
     pub body_bytes_max: usize,
     /// Most events in one batch append.
     pub batch_events_max: usize,
-    /// Most events in one feed page.
+    /// Most events in one feed page (1 to `feed::FEED_SCAN_FRAMES_MAX`).
     pub feed_page_max: usize,
     /// Longest a long-poll feed request waits for new events.
     pub long_poll_ms_max: u64,
@@ -97,16 +100,17 @@ pub struct ServerLimits {
     /// `/readyz` fails when the projections are more records than this behind the log.
     pub ready_projection_lag_records_max: u64,
     /// `/readyz` fails when durable records have waited longer than this for
-    /// a checkpoint (a failing checkpoint worker, a full disk).
+    /// a checkpoint (a failing checkpoint worker, a full disk). More than
+    /// `checkpoint_interval_ms`.
     pub ready_checkpoint_lag_ms_max: u64,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
-            body_bytes_max: 1 << 20,
-            batch_events_max: 256,
-            feed_page_max: 1000,
+            body_bytes_max: limits::BODY_BYTES_MAX,
+            batch_events_max: limits::BATCH_EVENTS_MAX,
+            feed_page_max: limits::FEED_PAGE_MAX,
             long_poll_ms_max: 30_000,
             projection_wait_ms_max: 5_000,
             request_skew_s: 300,
@@ -120,7 +124,7 @@ impl Default for ServerLimits {
             connections_reserve: 16,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 10_000,
-            body_bytes_in_flight_max: 64 << 20,
+            body_bytes_in_flight_max: limits::BODY_BYTES_IN_FLIGHT_MAX,
             feed_streams_per_agency_max: 128,
             replays_per_address_per_s: 1_000,
             replay_burst: 2_000,
@@ -216,8 +220,10 @@ pub struct Server {
 impl Server {
     /// Opens the ledger (recovering its log), starts the sequencer with a
     /// checkpoint every `checkpoint_interval_ms`, and opens (catching up or
-    /// rebuilding) the projections.
+    /// rebuilding) the projections. Limits that contradict each other are
+    /// refused first, naming both.
     pub fn open(dir: &Path, limits: ServerLimits) -> Result<Self, ServerError> {
+        limits::check(&limits)?;
         let mut ledger = Ledger::open(dir, Config { segment_bytes_max: limits.segment_bytes_max })?;
         let log_key = ledger.read_log_key()?;
         // A tail that no checkpoint covers yet (the last run was killed before

@@ -25,13 +25,16 @@ pub(crate) struct AuditParams {
     agency: Option<String>,
     as_of: Option<String>,
     valid_at: Option<String>,
-    /// Findings to skip, and to return at most (default 1,000; at most `AUDIT_PAGE_MAX`).
+    /// Findings to skip, and to return at most (default `AUDIT_PAGE_DEFAULT`; at most `AUDIT_PAGE_MAX`).
     offset: Option<usize>,
     limit: Option<usize>,
 }
 
 /// Most findings in one audit page.
 pub(crate) const AUDIT_PAGE_MAX: usize = 10_000;
+
+/// Findings in an audit page when the request names no `limit`.
+pub(crate) const AUDIT_PAGE_DEFAULT: usize = 1000;
 
 /// The due-process audit (bundled rule sets and calendar), a page of its findings.
 pub(super) async fn audit(
@@ -59,7 +62,8 @@ pub(super) async fn audit(
             list: params.list.as_deref().map(|l| query::name("list", l)).transpose()?,
             agency: params.agency.as_deref().map(|a| query::name("agency", a)).transpose()?,
         };
-        let (offset, limit) = (params.offset.unwrap_or(0), params.limit.unwrap_or(1000).min(AUDIT_PAGE_MAX));
+        let (offset, limit) =
+            (params.offset.unwrap_or(0), params.limit.unwrap_or(AUDIT_PAGE_DEFAULT).min(AUDIT_PAGE_MAX));
         let mut total = 0usize;
         let mut page = vec![];
         let report = docket_audit::audit::audit_each(

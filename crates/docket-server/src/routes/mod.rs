@@ -30,7 +30,8 @@ use axum::Router;
 use crate::feed;
 use crate::App;
 
-pub(crate) use extract::Params;
+pub(crate) use audit::{AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX};
+pub(crate) use extract::{Params, WIRE_PREFIX_BYTES};
 pub(crate) use operations::public_keys_warning;
 #[cfg(test)]
 pub(crate) use operations::ready;
