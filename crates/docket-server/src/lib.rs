@@ -234,14 +234,7 @@ impl Server {
         }
         let recovery = ledger.recovery.clone();
         let origin = ledger.config.origin.clone();
-        if let Some(warning) = routes::public_keys_warning(&origin) {
-            tracing::warn!("{warning}");
-        }
-        if let Some(cut) = &recovery.cut {
-            // Also on stderr whatever the log filter: an operator must see what recovery cut.
-            eprintln!("docket-server: recovery {cut}");
-            tracing::warn!(records = cut.records(), segment = %cut.segment, offset = cut.offset, "recovery {cut}");
-        }
+        report_opening(&recovery, &origin);
         let (log, checkpointer, lock) = ledger.into_parts();
         let size = log.size();
         let tree = log.shared_tree();
@@ -348,6 +341,19 @@ impl Server {
     /// The address a listener bound to `addr` would serve on (for printing).
     pub fn url(addr: SocketAddr) -> String {
         format!("http://{addr}")
+    }
+}
+
+/// Says what an operator must know of the ledger just opened: a tail
+/// recovery cut, and keys that are public (a demo).
+fn report_opening(recovery: &docket_log::Recovery, origin: &str) {
+    if let Some(warning) = routes::public_keys_warning(origin) {
+        tracing::warn!("{warning}");
+    }
+    if let Some(cut) = &recovery.cut {
+        // Also on stderr whatever the log filter: an operator must see what recovery cut.
+        eprintln!("docket-server: recovery {cut}");
+        tracing::warn!(records = cut.records(), segment = %cut.segment, offset = cut.offset, "recovery {cut}");
     }
 }
 
