@@ -8,9 +8,11 @@
 //! * [`store`]: the redb materialisation: incremental catch-up, registry
 //!   snapshots, shadow rebuild, trust checks against the log.
 //! * [`views`]: the views, over either.
+//! * [`delta`]: the changes to the public list between two points.
 //! * [`query`]: parsing subjects, times and bitemporal points, for the CLI and the API.
 
 pub mod case;
+pub mod delta;
 pub mod fold;
 pub mod query;
 pub mod store;

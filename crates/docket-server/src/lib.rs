@@ -15,6 +15,7 @@ mod auth;
 pub mod error;
 mod feed;
 pub mod health;
+mod limits;
 mod metrics;
 mod net;
 pub mod openapi;
@@ -41,11 +42,13 @@ pub use error::ApiError;
 /// Named limits of the API.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
-    /// Largest request body (one event in JSON, or a batch).
+    /// Largest request body (one event in JSON, or a batch). It must hold
+    /// `batch_events_max` events of the largest size in the wire form, and
+    /// fit `body_bytes_in_flight_max` (checked when the server opens).
     pub body_bytes_max: usize,
     /// Most events in one batch append.
     pub batch_events_max: usize,
-    /// Most events in one feed page.
+    /// Most events in one feed page (1 to `feed::FEED_SCAN_FRAMES_MAX`).
     pub feed_page_max: usize,
     /// Longest a long-poll feed request waits for new events.
     pub long_poll_ms_max: u64,
@@ -102,16 +105,17 @@ pub struct ServerLimits {
     /// `/readyz` fails when the projections are more records than this behind the log.
     pub ready_projection_lag_records_max: u64,
     /// `/readyz` fails when durable records have waited longer than this for
-    /// a checkpoint (a failing checkpoint worker, a full disk).
+    /// a checkpoint (a failing checkpoint worker, a full disk). More than
+    /// `checkpoint_interval_ms`.
     pub ready_checkpoint_lag_ms_max: u64,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
-            body_bytes_max: 1 << 20,
-            batch_events_max: 256,
-            feed_page_max: 1000,
+            body_bytes_max: limits::BODY_BYTES_MAX,
+            batch_events_max: limits::BATCH_EVENTS_MAX,
+            feed_page_max: limits::FEED_PAGE_MAX,
             long_poll_ms_max: 30_000,
             projection_wait_ms_max: 5_000,
             request_skew_s: 300,
@@ -125,7 +129,7 @@ impl Default for ServerLimits {
             connections_reserve: 16,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 10_000,
-            body_bytes_in_flight_max: 64 << 20,
+            body_bytes_in_flight_max: limits::BODY_BYTES_IN_FLIGHT_MAX,
             feed_streams_per_agency_max: 128,
             feed_tail_bytes_max: 16 << 20,
             replays_per_address_per_s: 1_000,
@@ -162,6 +166,8 @@ pub(crate) struct LogHealth {
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) dir: PathBuf,
+    /// The ledger's checkpoint origin (`/healthz` warns when it says the keys are public).
+    pub(crate) origin: String,
     pub(crate) sequencer: Sequencer,
     /// The projections: reads never wait for the background catch-up.
     pub(crate) store: Store,
@@ -222,8 +228,10 @@ pub struct Server {
 impl Server {
     /// Opens the ledger (recovering its log), starts the sequencer with a
     /// checkpoint every `checkpoint_interval_ms`, and opens (catching up or
-    /// rebuilding) the projections.
+    /// rebuilding) the projections. Limits that contradict each other are
+    /// refused first, naming both.
     pub fn open(dir: &Path, limits: ServerLimits) -> Result<Self, ServerError> {
+        limits::check(&limits)?;
         let mut ledger = Ledger::open(dir, Config { segment_bytes_max: limits.segment_bytes_max })?;
         let log_key = ledger.read_log_key()?;
         // A tail that no checkpoint covers yet (the last run was killed before
@@ -233,11 +241,8 @@ impl Server {
             tracing::warn!(records = ledger.log.size(), %error, "checkpoint of the log as opened failed; the worker retries");
         }
         let recovery = ledger.recovery.clone();
-        if let Some(cut) = &recovery.cut {
-            // Also on stderr whatever the log filter: an operator must see what recovery cut.
-            eprintln!("docket-server: recovery {cut}");
-            tracing::warn!(records = cut.records(), segment = %cut.segment, offset = cut.offset, "recovery {cut}");
-        }
+        let origin = ledger.config.origin.clone();
+        report_opening(&recovery, &origin);
         let (log, checkpointer, lock) = ledger.into_parts();
         let size = log.size();
         let tree = log.shared_tree();
@@ -271,6 +276,7 @@ impl Server {
         let registry = replay::AckedRegistry::new(store.current_registry(), projected);
         let app = App {
             dir: dir.to_owned(),
+            origin,
             sequencer,
             store,
             head: watch::Sender::new(size),
@@ -358,6 +364,19 @@ impl Server {
     /// The address a listener bound to `addr` would serve on (for printing).
     pub fn url(addr: SocketAddr) -> String {
         format!("http://{addr}")
+    }
+}
+
+/// Says what an operator must know of the ledger just opened: a tail
+/// recovery cut, and keys that are public (a demo).
+fn report_opening(recovery: &docket_log::Recovery, origin: &str) {
+    if let Some(warning) = routes::public_keys_warning(origin) {
+        tracing::warn!("{warning}");
+    }
+    if let Some(cut) = &recovery.cut {
+        // Also on stderr whatever the log filter: an operator must see what recovery cut.
+        eprintln!("docket-server: recovery {cut}");
+        tracing::warn!(records = cut.records(), segment = %cut.segment, offset = cut.offset, "recovery {cut}");
     }
 }
 

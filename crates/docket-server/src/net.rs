@@ -11,7 +11,7 @@
 //! * hyper's `header_read_timeout` closes a connection that does not send a
 //!   whole request head in `header_read_timeout_ms` after it became ready
 //!   for one: slow headers (slowloris) and idle kept-alive connections alike;
-//! * request bodies are bounded in time and in bytes held by `routes::body`.
+//! * request bodies are bounded in time and in bytes held by `routes::extract::body`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

@@ -210,7 +210,8 @@ fn append_then_feed_projection_event_and_checkpoint() {
 fn every_refusal_has_its_code() {
     let dir = tempfile::tempdir().unwrap();
     let root = demo_ledger(dir.path(), 10);
-    let limits = ServerLimits { body_bytes_max: 8 * 1024, batch_events_max: 4, ..ServerLimits::default() };
+    // The smallest body that holds a full batch of 4 events of the largest size (wire form).
+    let limits = ServerLimits { body_bytes_max: 300_000, batch_events_max: 4, ..ServerLimits::default() };
     let server = start(dir.path(), limits);
     let addr = server.addr;
     let spc = world::key(SEED, "spc");
@@ -232,7 +233,7 @@ fn every_refusal_has_its_code() {
     cases.push(("unregistered key", body_of(&notice(104, "spc", &stranger, Some(0), "x")), 403, "unknown_key"));
     let stale = notice(100, "spc", &spc, Some(0), "A second notice, written against version 0");
     cases.push(("stale version", body_of(&stale), 409, "stale_version"));
-    cases.push(("oversized body", vec![b' '; 9000], 413, "body_too_large"));
+    cases.push(("oversized body", vec![b' '; 300_001], 413, "body_too_large"));
     for (what, body, status, code) in cases {
         let reply = post(addr, "/v1/events", &body);
         assert_eq!((reply.status, reply.code().as_str()), (status, code), "{what}: {}", reply.body);
@@ -607,4 +608,18 @@ fn the_feed_reads_the_same_from_its_tail_cache_as_from_the_segments() {
         assert_eq!(a, b, "read {n}: the tail cache and the segments disagree");
     }
     assert_eq!(default, uncached);
+}
+
+#[test]
+fn healthz_says_when_the_ledgers_keys_are_public() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 2);
+    let (config, _, _) = ledger::read_config(dir.path()).unwrap();
+    assert!(config.origin.ends_with("-public-keys"), "{}", config.origin);
+    let server = start(dir.path(), ServerLimits::default());
+    let reply = get(server.addr, "/healthz");
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.starts_with("warning: this ledger's keys are public"), "{}", reply.body);
+    assert!(reply.body.contains("anyone can sign for it") && reply.body.contains(&config.origin), "{}", reply.body);
+    assert!(reply.body.ends_with("\nok\n"), "{}", reply.body);
 }

@@ -165,14 +165,20 @@ fn slow_headers_idle_connections_and_slow_bodies_are_closed() {
 fn bodies_past_the_memory_budget_are_refused_before_they_are_read() {
     let dir = tempfile::tempdir().unwrap();
     demo_ledger(dir.path(), 2);
-    let limits = ServerLimits { body_bytes_max: 8192, body_bytes_in_flight_max: 10_000, ..ServerLimits::default() };
+    // A body holds one event of the largest size (70,000 bytes), the budget not two.
+    let limits = ServerLimits {
+        batch_events_max: 1,
+        body_bytes_max: 70_000,
+        body_bytes_in_flight_max: 100_000,
+        ..ServerLimits::default()
+    };
     let server = start(dir.path(), limits);
     let addr = server.addr;
-    // One body of 8,000 bytes, half sent, holds 8,000 of the 10,000.
-    let _holding = open_with(addr, b"POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Length: 8000\r\n\r\n{\"event\": ");
+    // One body of 70,000 bytes, half sent, holds 70,000 of the 100,000.
+    let _holding = open_with(addr, b"POST /v1/events HTTP/1.1\r\nHost: t\r\nContent-Length: 70000\r\n\r\n{\"event\": ");
     let mut tries = 0;
     let reply = loop {
-        let reply = request(addr, "POST", "/v1/events", &[b' '; 4000], "");
+        let reply = request(addr, "POST", "/v1/events", &vec![b' '; 40_000], "");
         if reply.status == 503 || tries == 100 {
             break reply;
         }
@@ -256,7 +262,9 @@ fn a_replay_flood_is_answered_from_the_receipts_then_limited_and_spends_no_budge
 fn every_error_path_answers_with_the_json_contract() {
     let dir = tempfile::tempdir().unwrap();
     demo_ledger(dir.path(), 2);
-    let server = start(dir.path(), ServerLimits { body_bytes_max: 8192, ..ServerLimits::default() });
+    // A body holds one event of the largest size (70,000 bytes), and no more.
+    let limits = ServerLimits { batch_events_max: 1, body_bytes_max: 70_000, ..ServerLimits::default() };
+    let server = start(dir.path(), limits);
     let addr = server.addr;
     let spc = world::key(SEED, "spc");
     let event = body_of(&notice(800, "spc", &spc, Some(0), "x"));
@@ -285,7 +293,7 @@ fn every_error_path_answers_with_the_json_contract() {
         ("positional array", "POST", positional, "/v1/events", 422, "invalid_event"),
         ("nested positional array", "POST", nested, "/v1/events", 422, "invalid_event"),
         ("batch not an array", "POST", event.clone(), "/v1/events/batch", 422, "invalid_event"),
-        ("body too large", "POST", vec![b' '; 9000], "/v1/events", 413, "body_too_large"),
+        ("body too large", "POST", vec![b' '; 80_000], "/v1/events", 413, "body_too_large"),
         ("long input", "POST", long.into_bytes(), "/v1/events", 422, "invalid_event"),
     ];
     for (what, method, body, path, status, code) in cases {
@@ -301,7 +309,7 @@ fn every_error_path_answers_with_the_json_contract() {
     let chunked = "Transfer-Encoding: chunked\r\nConnection: close\r\n";
     let mut stream = open_with(
         addr,
-        format!("POST /v1/events HTTP/1.1\r\nHost: t\r\n{chunked}\r\n2328\r\n{}\r\n0\r\n\r\n", " ".repeat(9000))
+        format!("POST /v1/events HTTP/1.1\r\nHost: t\r\n{chunked}\r\n13880\r\n{}\r\n0\r\n\r\n", " ".repeat(80_000))
             .as_bytes(),
     );
     let reply = until_closed(&mut stream);

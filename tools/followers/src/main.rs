@@ -245,8 +245,11 @@ fn follow_child(args: &[String]) -> Result<(), String> {
     let addr: SocketAddr = args.first().and_then(|a| a.parse().ok()).ok_or(usage)?;
     let cursor: u64 = args.get(1).and_then(|a| a.parse().ok()).ok_or(usage)?;
     let count: usize = args.get(2).and_then(|a| a.parse().ok()).ok_or(usage)?;
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let target = Arc::new(AtomicU64::new(u64::MAX));
     let ready = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> =
