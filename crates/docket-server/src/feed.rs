@@ -209,7 +209,10 @@ pub(crate) struct Page {
 #[derive(Debug)]
 pub(crate) struct Tail {
     bytes_max: usize,
-    cache: tokio::sync::Mutex<TailCache>,
+    cache: Mutex<TailCache>,
+    /// One fill at a time: a reader that finds the cache short waits for
+    /// the fill in progress instead of reading the same records itself.
+    filling: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -218,6 +221,16 @@ struct TailCache {
     start: u64,
     records: VecDeque<Arc<Record>>,
     bytes: usize,
+}
+
+/// What the cache can do for a read from a cursor.
+enum Lookup {
+    /// The records from the cursor to the head.
+    Hit(Vec<Arc<Record>>),
+    /// The cursor is before the cache's first record: read the segments.
+    Behind,
+    /// The cache does not reach the head yet (or holds nothing): fill it.
+    Short,
 }
 
 impl TailCache {
@@ -235,11 +248,28 @@ impl TailCache {
             self.start += 1;
         }
     }
+
+    fn lookup(&self, cursor: u64, head: u64) -> Lookup {
+        if self.records.is_empty() || self.end() < head {
+            return Lookup::Short;
+        }
+        if cursor < self.start {
+            return Lookup::Behind;
+        }
+        let from = (cursor - self.start) as usize;
+        Lookup::Hit(
+            self.records.range(from.min(self.records.len())..).take(FEED_SCAN_FRAMES_MAX as usize).cloned().collect(),
+        )
+    }
 }
 
 impl Tail {
     pub(crate) fn new(bytes_max: usize) -> Self {
-        Self { bytes_max, cache: tokio::sync::Mutex::new(TailCache::default()) }
+        Self { bytes_max, cache: Mutex::new(TailCache::default()), filling: tokio::sync::Mutex::new(()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TailCache> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The records from `cursor` to `head` if the cache holds or can take
@@ -249,28 +279,42 @@ impl Tail {
         if self.bytes_max == 0 {
             return Ok(None);
         }
-        let mut cache = self.cache.lock().await;
-        if cursor < cache.start || (cache.records.is_empty() && cursor < head.saturating_sub(TAIL_FILL_RECORDS_MAX)) {
+        if cursor >= head {
+            return Ok(Some(vec![]));
+        }
+        match self.lock().lookup(cursor, head) {
+            Lookup::Hit(records) => return Ok(Some(records)),
+            Lookup::Behind => return Ok(None),
+            Lookup::Short => {}
+        }
+        let _filling = self.filling.lock().await;
+        // Another reader may have filled it while this one waited.
+        let from = {
+            let cache = self.lock();
+            match cache.lookup(cursor, head) {
+                Lookup::Hit(records) => return Ok(Some(records)),
+                Lookup::Behind => return Ok(None),
+                // Empty, or too far behind the head to catch up in one fill: start at the reader.
+                Lookup::Short if cache.records.is_empty() || head - cache.end() > TAIL_FILL_RECORDS_MAX => None,
+                Lookup::Short => Some(cache.end()),
+            }
+        };
+        let start = from.unwrap_or(cursor);
+        if head.saturating_sub(start) > TAIL_FILL_RECORDS_MAX {
             return Ok(None);
         }
-        if cache.records.is_empty() || cursor > cache.end() {
-            // Nothing cached, or the cache is behind the reader: start at the reader.
-            *cache = TailCache { start: cursor, ..TailCache::default() };
+        let records = read_records(app, start, head, usize::MAX, None).await?.records;
+        let mut cache = self.lock();
+        if from.is_none() {
+            *cache = TailCache { start, ..TailCache::default() };
         }
-        let end = cache.end();
-        if end < head {
-            if head - end > TAIL_FILL_RECORDS_MAX {
-                return Ok(None);
-            }
-            for record in read_records(app, end, head, usize::MAX, None).await?.records {
-                cache.push(record, self.bytes_max);
-            }
+        for record in records {
+            cache.push(record, self.bytes_max);
         }
-        if cursor < cache.start {
-            return Ok(None);
-        }
-        let skip = (cursor - cache.start) as usize;
-        Ok(Some(cache.records.iter().skip(skip).take(FEED_SCAN_FRAMES_MAX as usize).cloned().collect()))
+        Ok(match cache.lookup(cursor, head) {
+            Lookup::Hit(records) => Some(records),
+            Lookup::Behind | Lookup::Short => None,
+        })
     }
 }
 
@@ -423,6 +467,8 @@ struct Feed {
     announced: bool,
     agency: AgencyId,
     key: docket_model::PublicKey,
+    /// When a stream at the head may read its next page (`feed_sse_interval_ms`).
+    next_read: tokio::time::Instant,
     _guard: StreamGuard,
 }
 
@@ -443,8 +489,18 @@ pub(crate) async fn sse(
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let cursor = resume.or(params.cursor).unwrap_or(0);
     let limit = params.limit.unwrap_or(100).clamp(1, app.limits.feed_page_max);
-    let state =
-        Feed { app, filter, cursor, limit, queued: VecDeque::new(), announced: false, agency, key, _guard: guard };
+    let state = Feed {
+        app,
+        filter,
+        cursor,
+        limit,
+        queued: VecDeque::new(),
+        announced: false,
+        agency,
+        key,
+        next_read: tokio::time::Instant::now(),
+        _guard: guard,
+    };
     let stream = futures_util::stream::unfold(state, next_event);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
@@ -495,5 +551,13 @@ async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)>
             grown = head.wait_for(|size| *size > from) => if grown.is_err() { return None },
             _ = stopping.wait_for(|stop| *stop) => return None,
         }
+        // At the head, a stream reads at most once per interval: what arrives
+        // within it goes out in one write instead of one write per commit.
+        tokio::select! {
+            () = tokio::time::sleep_until(feed.next_read) => {}
+            _ = stopping.wait_for(|stop| *stop) => return None,
+        }
+        let interval = Duration::from_millis(feed.app.limits.feed_sse_interval_ms);
+        feed.next_read = tokio::time::Instant::now() + interval;
     }
 }

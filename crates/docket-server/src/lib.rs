@@ -93,6 +93,11 @@ pub struct ServerLimits {
     /// read of each new record instead of each reading it from the log.
     /// 0 turns the cache off (every page is read from the segments).
     pub feed_tail_bytes_max: usize,
+    /// An SSE stream at the head reads new records at most once per this
+    /// many milliseconds, so records committed within it go out in one
+    /// write: many followers cost far fewer system calls, and delivery
+    /// waits at most this long more. 0: every commit is sent at once.
+    pub feed_sse_interval_ms: u64,
     /// Appends without effect (duplicates and refusals) per second from one
     /// client address, sustained; past it and its burst, 429 `rate_limited`
     /// before the body is parsed. New events never spend it.
@@ -132,6 +137,7 @@ impl Default for ServerLimits {
             body_bytes_in_flight_max: limits::BODY_BYTES_IN_FLIGHT_MAX,
             feed_streams_per_agency_max: 128,
             feed_tail_bytes_max: 16 << 20,
+            feed_sse_interval_ms: 50,
             replays_per_address_per_s: 1_000,
             replay_burst: 2_000,
             recent_receipts_max: 65_536,

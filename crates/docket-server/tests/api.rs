@@ -571,7 +571,7 @@ fn feed_reads(addr: std::net::SocketAddr) -> Vec<Value> {
         }
     }
     let mut reads = vec![];
-    for cursor in [0, size.saturating_sub(40), size.saturating_sub(7), size - 1, size] {
+    for cursor in [0, size.saturating_sub(40), size.saturating_sub(7), size - 1, size, size + 5] {
         for query in
             ["&limit=1000", "&limit=5", "&kind=notice&limit=3", "&kind=designation_decision", "&agency=spc&limit=1000"]
         {

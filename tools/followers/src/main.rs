@@ -3,18 +3,23 @@
 //! scanned its segment from the start would show).
 //!
 //! Appends are paced at `--rate` per second (a national ledger is written
-//! at a few events per second and read by many). Three runs of the same
-//! size, each with new events: appends with no
-//! followers (the baseline); appends while `--followers` SSE streams follow
-//! the head, with the server's tail cache (followers share one read of each
-//! new record); and the same with the cache off (`feed_tail_bytes_max = 0`:
-//! each follower reads each record through the segment's seq index). For
+//! at a few events per second and read by many). Runs of the same size,
+//! each with new events and a fresh server: `base`, appends with no
+//! followers; `cached`, appends while `--followers` SSE streams follow the
+//! head with the server's defaults (a tail cache, so followers share one
+//! read of each new record, and `feed_sse_interval_ms`, so a stream sends
+//! what arrived within it in one write); `immediate`, the same with the
+//! interval 0 (a write per commit); `uncached`, also without the tail cache
+//! (each follower reads each record through the segment's seq index). For
 //! each: append latency p50 / p99 / max, delivery lag (from the appender's
-//! receipt to the follower's arrival, per follower and event) p50 / p99 /
-//! max, and the process's CPU seconds (server and followers share it).
+//! receipt to the follower's arrival, per follower and event, on the wall
+//! clock the processes share) p50 / p99 / max, and the CPU seconds of the
+//! server's process (the server and the appenders; the followers run in a
+//! child process at a lower priority, as stand-ins for other machines).
 //!
 //! ```text
-//! followers [--followers 500] [--events 1000] [--fill-mb 56] [--appenders 8] [--rate 100] [--dir DIR]
+//! followers [--followers 500] [--events 1000] [--fill-mb 56] [--appenders 8] [--rate 100]
+//!           [--runs base,cached,immediate,uncached] [--dir DIR]
 //! ```
 
 use std::io::Write;
@@ -31,7 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const SEED: u64 = 1;
 const AGENCY: &str = "spc";
 
-const USAGE: &str = "followers: SSE followers of the head while events are appended, against the same appends without followers.\n\nusage: followers [--followers 500] [--events 1000] [--fill-mb 56] [--appenders 8] [--rate 100] [--dir DIR]";
+const USAGE: &str = "followers: SSE followers of the head while events are appended, against the same appends without followers.\n\nusage: followers [--followers 500] [--events 1000] [--fill-mb 56] [--appenders 8] [--rate 100] [--runs base,cached,immediate,uncached] [--dir DIR]";
 
 /// The run's sizes.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +70,10 @@ fn main() {
         }
         return;
     }
-    benchkit::args_or_exit(USAGE, &["--followers", "--events", "--fill-mb", "--appenders", "--rate", "--dir"]);
+    benchkit::args_or_exit(
+        USAGE,
+        &["--followers", "--events", "--fill-mb", "--appenders", "--rate", "--runs", "--dir"],
+    );
     let settings = Settings {
         followers: benchkit::number("--followers", 500) as usize,
         events: benchkit::number("--events", 1000).max(1),
@@ -94,14 +102,26 @@ fn run(settings: Settings) -> Result<(), String> {
     );
     let mut next = filled;
     let mut runs = vec![];
-    for (name, followers, tail) in [
-        ("no followers", 0, ServerLimits::default().feed_tail_bytes_max),
-        ("followers, tail cache", settings.followers, ServerLimits::default().feed_tail_bytes_max),
-        ("followers, no tail cache", settings.followers, 0),
+    let chosen = benchkit::arg("--runs").unwrap_or_else(|| "base,cached,immediate,uncached".into());
+    let defaults = ServerLimits::default();
+    for (key, name, followers, tail, interval) in [
+        ("base", "no followers", 0, defaults.feed_tail_bytes_max, defaults.feed_sse_interval_ms),
+        (
+            "cached",
+            "followers (defaults)",
+            settings.followers,
+            defaults.feed_tail_bytes_max,
+            defaults.feed_sse_interval_ms,
+        ),
+        ("immediate", "followers, feed_sse_interval_ms 0", settings.followers, defaults.feed_tail_bytes_max, 0),
+        ("uncached", "followers, no tail cache, interval 0", settings.followers, 0, 0),
     ] {
+        if !chosen.split(',').any(|c| c == key) {
+            continue;
+        }
         let events = benchkit::notices(next, settings.events, SEED);
         next += settings.events;
-        runs.push(measure(&dir, name, followers, tail, &events, settings)?);
+        runs.push(measure(&dir, name, followers, (tail, interval), &events, settings)?);
     }
     report(&runs, settings);
     Ok(())
@@ -150,12 +170,13 @@ fn measure(
     dir: &Path,
     name: &'static str,
     followers: usize,
-    tail: usize,
+    (tail, interval): (usize, u64),
     events: &[SignedEvent],
     settings: Settings,
 ) -> Result<Run, String> {
     let limits = ServerLimits {
         feed_tail_bytes_max: tail,
+        feed_sse_interval_ms: interval,
         feed_streams_per_agency_max: followers + 16,
         connections_max: followers + 1024,
         appends_per_agency_per_s: 1_000_000,
@@ -409,13 +430,10 @@ fn report(runs: &[Run], settings: Settings) {
             run.seconds,
         );
     }
-    if let [base, cached, uncached] = runs {
-        let ratio = |run: &Run| p(&run.append_ms, 0.99) / p(&base.append_ms, 0.99);
-        println!(
-            "append p99 with {} followers / without: {:.2} (tail cache), {:.2} (no tail cache); target <= 2",
-            settings.followers,
-            ratio(cached),
-            ratio(uncached)
-        );
+    if let Some(base) = runs.iter().find(|run| run.name == "no followers") {
+        for run in runs.iter().filter(|run| run.name != base.name) {
+            let ratio = p(&run.append_ms, 0.99) / p(&base.append_ms, 0.99);
+            println!("append p99 with {} {} / without: {ratio:.2} (target <= 2)", settings.followers, run.name);
+        }
     }
 }
