@@ -124,6 +124,10 @@ fn run(settings: Settings) -> Result<(), String> {
         runs.push(measure(&dir, name, followers, (tail, interval), &events, settings)?);
     }
     report(&runs, settings);
+    let missed: u64 = runs.iter().map(|run| run.missed).sum();
+    if missed > 0 {
+        return Err(format!("{missed} deliveries missed: a follower did not receive every appended event"));
+    }
     Ok(())
 }
 
