@@ -78,13 +78,16 @@ impl Storage for FsStorage {
         Ok(names)
     }
 
+    // Segment files are opened O_APPEND: `append` writes at the end whatever
+    // the file position, so a handle that was never read (a register's
+    // reopened segment) cannot write over the segment from its start.
     fn open(&self, name: &str) -> io::Result<FsFile> {
-        let file = OpenOptions::new().read(true).write(true).open(self.dir.join(name))?;
+        let file = OpenOptions::new().read(true).append(true).open(self.dir.join(name))?;
         Ok(FsFile { file })
     }
 
     fn create(&self, name: &str) -> io::Result<FsFile> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(self.dir.join(name))?;
+        let file = OpenOptions::new().read(true).append(true).create_new(true).open(self.dir.join(name))?;
         file.sync_all()?;
         sync_dir(&self.dir)?;
         Ok(FsFile { file })

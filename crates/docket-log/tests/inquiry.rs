@@ -68,6 +68,14 @@ fn concurrent_inquiries_are_recorded_once_each_and_read_back() {
     let register = Register::open(dir.path(), &note_key(dir.path())).expect("reopen");
     assert_eq!(register.size(), 500);
     assert_eq!(runtime().block_on(register.record(ask("spc", 9))).expect("record"), 500);
+    drop(register);
+    // The new record follows the old ones on disk (a reopened segment is
+    // appended to at its end, never written over from its start).
+    assert_eq!(inquiry::verify(dir.path()).expect("verify after reopening").size, 501);
+    let tail = inquiry::read(dir.path(), 499, 10).expect("read");
+    assert_eq!(tail.iter().map(|r| r.seq).collect::<Vec<_>>(), [499, 500]);
+    let register = Register::open(dir.path(), &note_key(dir.path())).expect("reopen again");
+    assert_eq!(register.size(), 501);
 }
 
 #[test]
