@@ -101,6 +101,7 @@ pub(crate) fn authenticate_key(
 ) -> Result<(Scope, PublicKey), ApiError> {
     let (agency, key) = identify_key(app, method, uri, headers)?;
     tracing::Span::current().record("agency", agency.as_str());
+    crate::inquiries::note_reader(&agency, &key);
     Ok((Scope::of(&app.registry.current(), &agency), key))
 }
 

@@ -47,7 +47,7 @@ impl Health {
 /// Every readiness check, in a stable order.
 pub(crate) fn checks(app: &App) -> Vec<Check> {
     let log = app.log_health();
-    vec![log_writable(&log), checkpoints(app, &log), projections(app), projection_lag(app)]
+    vec![log_writable(&log), checkpoints(app, &log), projections(app), projection_lag(app), inquiries(app)]
 }
 
 /// The log takes appends: the writer is not refusing them after a write
@@ -93,6 +93,19 @@ fn projections(app: &App) -> Check {
     match lock(&app.health.projection_failure).as_ref() {
         None => Check { name: "projections", ok: true, detail: "the last catch-up succeeded".into() },
         Some(why) => Check { name: "projections", ok: false, detail: format!("the last catch-up failed: {why}") },
+    }
+}
+
+/// The inquiry register records: without it no non-public read is answered.
+fn inquiries(app: &App) -> Check {
+    match app.inquiries.as_ref().map(|register| (register.size(), register.failed())) {
+        None => Check { name: "inquiries", ok: true, detail: "no inquiry register (inquiry_register is off)".into() },
+        Some((size, None)) => Check { name: "inquiries", ok: true, detail: format!("{size} inquiries recorded") },
+        Some((_, Some(why))) => Check {
+            name: "inquiries",
+            ok: false,
+            detail: format!("the inquiry register cannot write, so non-public reads are refused: {why}"),
+        },
     }
 }
 

@@ -15,6 +15,7 @@ mod auth;
 pub mod error;
 mod feed;
 pub mod health;
+mod inquiries;
 mod limits;
 mod metrics;
 mod net;
@@ -98,6 +99,10 @@ pub struct ServerLimits {
     /// write: many followers cost far fewer system calls, and delivery
     /// waits at most this long more. 0: every commit is sent at once.
     pub feed_sse_interval_ms: u64,
+    /// Record every non-public read in the inquiry register before its
+    /// answer leaves (seed 004 (13)). Off only to measure what it costs: a
+    /// server without it cannot show who looked up whom.
+    pub inquiry_register: bool,
     /// Appends without effect (duplicates and refusals) per second from one
     /// client address, sustained; past it and its burst, 429 `rate_limited`
     /// before the body is parsed. New events never spend it.
@@ -138,6 +143,7 @@ impl Default for ServerLimits {
             feed_streams_per_agency_max: 128,
             feed_tail_bytes_max: 16 << 20,
             feed_sse_interval_ms: 50,
+            inquiry_register: true,
             replays_per_address_per_s: 1_000,
             replay_burst: 2_000,
             recent_receipts_max: 65_536,
@@ -209,6 +215,9 @@ pub(crate) struct App {
     pub(crate) streams: feed::Streams,
     /// The newest records, decoded once for every follower of the head.
     pub(crate) tail: feed::Tail,
+    /// Where every non-public read is recorded (None when
+    /// `inquiry_register` is off).
+    pub(crate) inquiries: Option<Arc<docket_log::inquiry::Register>>,
     /// What `/readyz` reports beyond sizes: failures of the log and the projections.
     pub(crate) health: health::Health,
     /// The audit's rule sets and calendar, parsed once.
@@ -229,6 +238,8 @@ pub struct Server {
     lock: DirLock,
     /// What recovery found when the ledger was opened.
     recovery: docket_log::Recovery,
+    /// Signs the inquiry register's checkpoints (the log's key).
+    inquiry_key: ed25519_dalek::SigningKey,
 }
 
 impl Server {
@@ -249,11 +260,19 @@ impl Server {
         let recovery = ledger.recovery.clone();
         let origin = ledger.config.origin.clone();
         report_opening(&recovery, &origin);
+        let inquiries = if limits.inquiry_register {
+            let register = docket_log::inquiry::Register::open(dir, ledger.checkpointer.key())
+                .map_err(|error| ServerError::Config(error.to_string()))?;
+            Some(Arc::new(register))
+        } else {
+            None
+        };
         let (log, checkpointer, lock) = ledger.into_parts();
         let size = log.size();
         let tree = log.shared_tree();
         let sequencer_limits = Limits { checkpoint_interval_ms: limits.checkpoint_interval_ms, ..Limits::default() };
         let interval = Duration::from_millis(sequencer_limits.checkpoint_interval_ms);
+        let inquiry_key = log_key.clone();
         let worker = CheckpointWorker::start(checkpointer, tree.clone(), log_key, size, interval);
         let durable = worker.notifier();
         let metrics = metrics::Metrics::new();
@@ -301,6 +320,7 @@ impl Server {
             body_budget: Arc::new(tokio::sync::Semaphore::new(limits.body_bytes_in_flight_max)),
             streams: feed::Streams::default(),
             tail: feed::Tail::new(limits.feed_tail_bytes_max),
+            inquiries,
             health: health::Health::default(),
             rule_sets: docket_audit::RuleSet::bundled(),
             calendar: docket_audit::Calendar::bundled(),
@@ -308,7 +328,7 @@ impl Server {
             sessions: auth::Sessions::new(),
             limits,
         };
-        Ok(Self { app: Arc::new(app), writer, lock, recovery })
+        Ok(Self { app: Arc::new(app), writer, lock, recovery, inquiry_key })
     }
 
     /// What recovery found when the ledger was opened (a cut tail, if any).
@@ -325,6 +345,9 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let projector = tokio::spawn(project(self.app.clone()));
+        let interval = Duration::from_millis(self.app.limits.checkpoint_interval_ms);
+        let inquiry_checkpoints =
+            tokio::spawn(inquiries::checkpoint(self.app.clone(), self.inquiry_key.clone(), interval));
         let router = routes::router(self.app.clone());
         let reserve = routes::reserve_router(self.app.clone());
         let app = self.app.clone();
@@ -336,7 +359,8 @@ impl Server {
         net::serve(listener, app, router, reserve).await;
         // The projector syncs the store once it sees the server stopping.
         let _ = tokio::time::timeout(Duration::from_secs(30), projector).await;
-        let Self { app, writer, lock, recovery: _ } = self;
+        let _ = tokio::time::timeout(Duration::from_secs(30), inquiry_checkpoints).await;
+        let Self { app, writer, lock, recovery: _, inquiry_key: _ } = self;
         let worker = app.checkpoints.lock().unwrap_or_else(PoisonError::into_inner).take();
         drop(app);
         // The writer ends when the last sequencer handle is gone; handlers

@@ -172,6 +172,15 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "get",
+        path: "/v1/inquiries",
+        summary: "The inquiry register (oversight role): who read what, recorded before each non-public answer left, with the register's signed checkpoint",
+        access: Access::SignedRequest,
+        query: params!("from", false, "The first inquiry (0: the oldest)"; "limit", false, "Most inquiries (at most 1000)"),
+        body: None,
+        response: "Inquiries",
+    },
+    Route {
+        method: "get",
         path: "/v1/checkpoint",
         summary: "The latest signed checkpoint (C2SP tlog-checkpoint)",
         access: Access::Open,
@@ -353,6 +362,11 @@ fn component_schemas() -> Map<String, Value> {
             "from": {"type": "integer"}, "cursor": {"type": "integer"}, "valid_at": {"type": "string", "format": "date-time"},
             "changes": {"type": "array", "items": {"type": "object", "required": ["op", "entry"], "properties": {
                 "op": {"enum": ["ADD", "MOD", "DEL"]}, "entry": {"type": "object", "description": "A public list entry (as in /v1/views/public)"}}}}}},
+        "Inquiries": {"type": "object", "required": ["inquiries", "next", "size"], "properties": {
+            "inquiries": {"type": "array", "items": {"type": "object", "required": ["seq", "recorded_at", "agency", "key", "question"], "properties": {
+                "seq": {"type": "integer"}, "recorded_at": {"type": "string", "format": "date-time"}, "agency": {"type": "string"},
+                "key": {"type": "string"}, "question": {"type": "string"}}}},
+            "next": {"type": "integer"}, "size": {"type": "integer"}, "checkpoint": {"type": ["string", "null"]}}},
         "Session": {"type": "object", "required": ["agency", "token", "expires_at"], "properties": {"agency": {"type": "string"}, "token": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}}},
         "Cosignatures": {"type": "object", "required": ["accepted"], "properties": {"accepted": {"type": "array", "items": {"type": "string"}}}},
         "Text": {"type": "string"},

@@ -166,7 +166,7 @@ fn append_then_feed_projection_event_and_checkpoint() {
     assert!(metrics.contains("route=\"/v1/events/batch\""), "requests by route pattern: {metrics}");
     let ready = get(addr, "/readyz").json();
     let names: Vec<&str> = ready["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["log_writable", "checkpoints", "projections", "projection_lag"]);
+    assert_eq!(names, ["log_writable", "checkpoints", "projections", "projection_lag", "inquiries"]);
     for gauge in ["docket_checkpoint_behind_records", "docket_checkpoint_age_seconds", "docket_log_refusing_appends"] {
         assert!(metrics.contains(&format!("# TYPE {gauge} gauge")), "{gauge}: {metrics}");
     }

@@ -125,6 +125,10 @@ fn every_cell_of_the_read_policy() {
         (railway, "/v1/audit?list=cn-spc-defaulters".into(), 403),
         (railway, "/v1/audit?agency=spc".into(), 403),
         (Who::Oversight, "/v1/audit?agency=spc&limit=1".into(), 200),
+        // The inquiry register: the oversight role only.
+        (Who::Anonymous, "/v1/inquiries".into(), 401),
+        (spc, "/v1/inquiries".into(), 403),
+        (Who::Oversight, "/v1/inquiries".into(), 200),
     ];
     for (who, path, status) in cells {
         let reply = read(addr, who, &path);
@@ -208,4 +212,50 @@ fn a_revocation_takes_effect_on_the_next_request() {
     let session = with_token(addr, "GET", path, &token);
     assert_eq!((session.status, session.code().as_str()), (403, "key_revoked"), "{}", session.body);
     assert_eq!(open_session(addr, "china-railway", &railway).code(), "key_revoked");
+}
+
+#[test]
+fn every_non_public_read_is_recorded_before_it_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, notice_seq) = setup(dir.path());
+    let addr = server.addr;
+    let subject = format!("uscc:{}", world::numbered_uscc(900));
+    let check = format!("/v1/views/check?subject={subject}&measure=restrict-rail");
+    let reads: Vec<(Who, String, u16)> = vec![
+        (Who::Agency("china-railway"), check.clone(), 200),
+        (Who::Agency("petitions"), format!("/v1/views/subject?subject={subject}"), 200),
+        // Refused, but asked: the question itself is recorded.
+        (Who::Agency("petitions"), format!("/v1/events/{notice_seq}"), 403),
+        (Who::Agency("spc"), "/v1/inquiries".into(), 403),
+        // Public reads and failed authentication identify nobody.
+        (Who::Anonymous, "/v1/views/public".into(), 200),
+        (Who::Anonymous, check.clone(), 401),
+    ];
+    for (who, path, status) in &reads {
+        assert_eq!(read(addr, *who, path).status, *status, "{who:?} {path}");
+    }
+    let page = read(addr, Who::Oversight, "/v1/inquiries?limit=1000").json();
+    let recorded: Vec<(String, String, String)> = page["inquiries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let text = |field: &str| i[field].as_str().unwrap().to_owned();
+            (text("agency"), text("key"), text("question"))
+        })
+        .collect();
+    let key = |agency: &str| PublicKey(world::key(SEED, agency).verifying_key().to_bytes()).to_hex();
+    let expected: Vec<(String, String, String)> = reads[..4]
+        .iter()
+        .map(|(who, path, _)| {
+            let Who::Agency(agency) = who else { unreachable!() };
+            ((*agency).to_owned(), key(agency), format!("GET {path}"))
+        })
+        .collect();
+    assert_eq!(recorded, expected, "{page}");
+    assert_eq!(page["size"], 4, "the oversight read is recorded after its answer is made");
+    drop(server);
+    // The oversight read too, all covered by the register's final checkpoint.
+    let verified = docket_log::inquiry::verify(dir.path()).unwrap();
+    assert_eq!((verified.size, verified.checkpoint), (5, Some(5)));
 }
