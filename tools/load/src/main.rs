@@ -12,7 +12,10 @@
 //!   number of events in flight, and the last third as wire-form batches;
 //! * point check: `GET /v1/views/check`, signed, from `--connections` client
 //!   threads paced to `--rate` requests/s in total, for `--seconds`, while
-//!   `--background` threads keep appending; p50 / p99 / max.
+//!   `--background` threads keep appending; p50 / p99 / max;
+//! * the inquiry register's cost: the same paced point checks with no
+//!   appends running, on servers with the register on and off (on, off, on,
+//!   off, `--seconds / 2` each), p50 / p99 of each and their ratios.
 //!
 //! With `LOAD_CPU=1` it prints the CPU seconds of the server's threads during
 //! the JSON batch phase.
@@ -93,6 +96,61 @@ fn http_ingest(base: &str, events: &[SignedEvent], threads: usize, batch: usize,
     let rate = events.len() as f64 / started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     (rate, latencies)
+}
+
+/// Signed point checks (`GET /v1/views/check`) as china-railway from
+/// `connections` client threads paced to `rate` per second in all, for
+/// `seconds`; the latencies in ms, unsorted.
+fn point_checks(base: &str, subjects: &[String], connections: usize, rate: u64, seconds: u64) -> Vec<f64> {
+    let interval = Duration::from_secs_f64(connections as f64 / rate as f64);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..connections)
+            .map(|t| {
+                scope.spawn(move || {
+                    let client = docket_client::Client::new(base)
+                        .expect("client")
+                        .with_identity("china-railway", world::key(SEED, "china-railway"));
+                    let mut mine = vec![];
+                    let mut next = Instant::now() + interval.mul_f64(t as f64 / connections as f64);
+                    let mut index = t;
+                    while next < deadline {
+                        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let subject = &subjects[index % subjects.len()];
+                        let path = format!("/v1/views/check?subject={subject}&measure=restrict-rail");
+                        let sent = Instant::now();
+                        let response = client.get(&path).expect("request");
+                        assert_eq!(response.status, 200, "{}", response.text());
+                        mine.push(sent.elapsed().as_secs_f64() * 1e3);
+                        index += connections;
+                        next += interval;
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("checker")).collect()
+    })
+}
+
+/// What the inquiry register costs a point check: the same paced checks
+/// (no appends running) on servers with the register on and off,
+/// alternating on, off, on, off so drift on a shared machine falls on both;
+/// (on, off) latencies in ms, sorted.
+fn inquiry_cost(dir: &Path, subjects: &[String], connections: usize, rate: u64, seconds: u64) -> (Vec<f64>, Vec<f64>) {
+    let (mut on, mut off) = (vec![], vec![]);
+    for register in [true, false, true, false] {
+        let limits = ServerLimits { inquiry_register: register, ..ServerLimits::default() };
+        let serving = benchkit::serve(dir, limits).expect("server");
+        let latencies = point_checks(&serving.base, subjects, connections, rate, seconds.div_ceil(2));
+        serving.stop().expect("server");
+        if register { on.extend(latencies) } else { off.extend(latencies) }
+    }
+    on.sort_by(f64::total_cmp);
+    off.sort_by(f64::total_cmp);
+    (on, off)
 }
 
 const USAGE: &str = "load: the HTTP server under load: ingest next to in-process ingest, point checks at a fixed rate while appends run.\n\nusage: load [--events 20000] [--appenders 256] [--batch 16] [--connections 64] [--rate 1000] [--seconds 10] [--background 16] [--subjects 2000] [--dir DIR]\n\nLOAD_CPU=1 prints the CPU seconds of the server's threads during the JSON batch phase.";
@@ -196,44 +254,15 @@ fn main() {
             })
         })
         .collect();
-    let interval = Duration::from_secs_f64(connections as f64 / rate as f64);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut check_latency: Vec<f64> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..connections)
-            .map(|t| {
-                let (base, subjects_checked) = (&base, &subjects_checked);
-                scope.spawn(move || {
-                    let client = docket_client::Client::new(base)
-                        .expect("client")
-                        .with_identity("china-railway", world::key(SEED, "china-railway"));
-                    let mut mine = vec![];
-                    let mut next = Instant::now() + interval.mul_f64(t as f64 / connections as f64);
-                    let mut index = t;
-                    while next < deadline {
-                        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
-                        let subject = &subjects_checked[index % subjects_checked.len()];
-                        let path = format!("/v1/views/check?subject={subject}&measure=restrict-rail");
-                        let sent = Instant::now();
-                        let response = client.get(&path).expect("request");
-                        assert_eq!(response.status, 200, "{}", response.text());
-                        mine.push(sent.elapsed().as_secs_f64() * 1e3);
-                        index += connections;
-                        next += interval;
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("checker")).collect()
-    });
+    let mut check_latency = point_checks(&base, &subjects_checked, connections, rate, seconds);
     stop_appends.store(true, Ordering::Relaxed);
     for handle in appenders_running {
         handle.join().expect("appender");
     }
     serving.stop().expect("server");
     check_latency.sort_by(f64::total_cmp);
+    eprintln!("point checks with the inquiry register on and off…");
+    let (with_register, without_register) = inquiry_cost(&http_dir, &subjects_checked, connections, rate, seconds);
     let achieved = check_latency.len() as f64 / seconds as f64;
     let background_rate = appended.load(Ordering::Relaxed) as f64 / seconds as f64;
 
@@ -266,5 +295,17 @@ fn main() {
         benchkit::percentile(&check_latency, 0.5),
         benchkit::percentile(&check_latency, 0.99),
         check_latency.last().copied().unwrap_or(f64::NAN)
+    );
+    let p = benchkit::percentile;
+    println!(
+        "| point check over HTTP, {rate}/s, no appends, inquiry register on | p50 {:.2} ms, p99 {:.2} ms ({} checks) | register off: p50 {:.2} ms, p99 {:.2} ms ({} checks) | p50 {:.2}, p99 {:.2} | — |",
+        p(&with_register, 0.5),
+        p(&with_register, 0.99),
+        with_register.len(),
+        p(&without_register, 0.5),
+        p(&without_register, 0.99),
+        without_register.len(),
+        p(&with_register, 0.5) / p(&without_register, 0.5),
+        p(&with_register, 0.99) / p(&without_register, 0.99)
     );
 }
