@@ -23,9 +23,14 @@ pub const MOU_PARTIES_MAX: usize = 256;
 pub const MEASURES_PER_PARTY_MAX: usize = 256;
 /// Most evidence digests attached to one objection.
 pub const EVIDENCE_PER_OBJECTION_MAX: usize = 64;
-/// Longest designation term, and longest single extension, in months (SPC allows 1–3 years
-/// of extension; 10 years is a generous ceiling that still catches unit mistakes).
-pub const TERM_MONTHS_MAX: u16 = 120;
+/// Longest term one event may state, in months: a decision's designation
+/// term, or one extension (SPC allows 1–3 years of extension; 10 years is a
+/// generous ceiling that still catches unit mistakes). Enforced at decode.
+///
+/// Not to be confused with docket-audit's `rules::RULE_SET_TERM_MONTHS_MAX`
+/// (240), the bound on a rule set's term parameters: those may cap several
+/// extensions together, so that bound is at least this one.
+pub const EVENT_TERM_MONTHS_MAX: u16 = 120;
 /// Earliest and latest year accepted in any timestamp or date.
 pub const YEAR_MIN: i32 = 1900;
 /// See [`YEAR_MIN`].
