@@ -12,8 +12,21 @@ use docket_model::event::{AuthorityLevel, Severity};
 
 use crate::calendar::Period;
 
-/// Longest term a rule set may set, in months.
-pub const TERM_MONTHS_MAX: u32 = 240;
+/// Largest value, in months, a rule set's term parameters may take:
+/// `term.max_months`, each bound of `term.extension_months` and
+/// `term.extensions_total_max_months`. Checked by [`RuleSet::parse`].
+///
+/// Not to be confused with docket-model's
+/// [`EVENT_TERM_MONTHS_MAX`](docket_model::limits::EVENT_TERM_MONTHS_MAX)
+/// (120), the longest term or single extension one event may state: a rule
+/// set's total of extensions spans several events, so this bound is at least
+/// that one (checked at compile time below).
+pub const RULE_SET_TERM_MONTHS_MAX: u32 = 240;
+
+const _: () = assert!(
+    RULE_SET_TERM_MONTHS_MAX >= docket_model::limits::EVENT_TERM_MONTHS_MAX as u32,
+    "a rule set's term bound must admit every term an event may state"
+);
 
 /// A rule set document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -135,16 +148,16 @@ impl RuleSet {
         let mut rules: Self = serde_json::from_str(text).map_err(|e| RuleSetError::Syntax(e.to_string()))?;
         rules.digest = Self::digest(text);
         let invalid = |reason: String| RuleSetError::Invalid { id: rules.id.clone(), reason };
-        if rules.term.max_months == 0 || rules.term.max_months > TERM_MONTHS_MAX {
-            return Err(invalid(format!("term.max_months must be 1..={TERM_MONTHS_MAX}")));
+        if rules.term.max_months == 0 || rules.term.max_months > RULE_SET_TERM_MONTHS_MAX {
+            return Err(invalid(format!("term.max_months must be 1..={RULE_SET_TERM_MONTHS_MAX}")));
         }
         if let Some((low, high)) = rules.term.extension_months {
-            if low == 0 || low > high || high > TERM_MONTHS_MAX {
+            if low == 0 || low > high || high > RULE_SET_TERM_MONTHS_MAX {
                 return Err(invalid("term.extension_months must be (low, high) with 1 <= low <= high".into()));
             }
         }
-        if rules.term.extensions_total_max_months.is_some_and(|cap| cap == 0 || cap > TERM_MONTHS_MAX) {
-            return Err(invalid(format!("term.extensions_total_max_months must be 1..={TERM_MONTHS_MAX}")));
+        if rules.term.extensions_total_max_months.is_some_and(|cap| cap == 0 || cap > RULE_SET_TERM_MONTHS_MAX) {
+            return Err(invalid(format!("term.extensions_total_max_months must be 1..={RULE_SET_TERM_MONTHS_MAX}")));
         }
         if let Some(name) = rules.unconfirmed.iter().find(|n| !PARAMETERS.contains(&n.as_str())) {
             return Err(invalid(format!("unconfirmed names an unknown parameter {name:?}")));

@@ -489,69 +489,84 @@ impl Machine<'_> {
         }
     }
 
+    /// Moves the case by one fact, in valid-time order: expires a term that
+    /// ended before it, then dispatches on its step. A fact that does not fit
+    /// the case's state is kept as a mark.
     fn apply(&mut self, fact: &Fact) {
         self.expire_until(fact.effective_at);
         self.view.version += 1;
-        let evidence = Evidence::of(fact);
         let status = self.view.status;
         let in_force = status == Some(Status::Designated);
         let closed = status.is_some_and(Status::is_closed);
         match &fact.step {
-            Step::Notice { served_at, empty } => {
-                if self.view.notice.is_some() {
-                    return self.mark(fact, MarkKind::RepeatedNotice);
-                }
-                self.view.notice = Some(NoticeView { evidence, served_at: *served_at, empty: empty.clone() });
-                if status.is_none() {
-                    self.transition(Status::Noticed, fact.effective_at, fact.seq, fact.id);
-                }
-            }
-            Step::Objection { received_at } => {
-                if closed {
-                    self.mark(fact, MarkKind::ObjectionOnClosedCase);
-                }
-                let objection = ObjectionView {
-                    received: evidence,
-                    received_at: *received_at,
-                    after_designation: in_force,
-                    decided: None,
-                };
-                self.view.objections.push(objection);
-                if matches!(status, None | Some(Status::Noticed | Status::ObjectionDecided)) {
-                    self.transition(Status::Objected, fact.effective_at, fact.seq, fact.id);
-                }
-            }
+            Step::Notice { served_at, empty } => self.notice(fact, *served_at, empty),
+            Step::Objection { received_at } => self.object(fact, *received_at, in_force, closed),
             Step::ObjectionDecision { objection, outcome } => self.decide_objection(fact, *objection, *outcome),
             Step::Designation { .. } if in_force || closed => {
                 self.mark(fact, MarkKind::DesignationOnDesignatedOrClosedCase)
             }
             Step::Designation { .. } => self.designate(fact),
             Step::TermExtended { .. } if !in_force => self.mark(fact, MarkKind::ExtensionNotInForce),
-            Step::TermExtended { months } => {
-                if let Some(term) = &mut self.term {
-                    *term = term.saturating_add(u32::from(*months));
-                    self.term_source = Some(evidence);
-                }
-                if let Some(designation) = &mut self.view.designation {
-                    designation.extensions.push(Extension { evidence, months: *months });
-                }
-                self.set_term();
-            }
+            Step::TermExtended { months } => self.extend(fact, *months),
             Step::Revocation { .. } | Step::Restoration { .. } if !in_force => self.mark(fact, MarkKind::NotInForce),
             Step::Revocation { .. } => self.close(fact, Status::Revoked, None),
             Step::Restoration { reason } => self.close(fact, Status::Restored, Some(*reason)),
             Step::MeasureApplied { measure, mou } => self.apply_measure(fact, measure, mou, in_force),
-            Step::MeasureLifted { measure, reason } => {
-                let active = self
-                    .view
-                    .measures
-                    .iter_mut()
-                    .find(|m| m.lifted.is_none() && m.agency == fact.agency && m.measure == *measure);
-                match active {
-                    Some(applied) => applied.lifted = Some((evidence, *reason)),
-                    None => self.mark(fact, MarkKind::MeasureNotApplied),
-                }
-            }
+            Step::MeasureLifted { measure, reason } => self.lift_measure(fact, measure, *reason),
+        }
+    }
+
+    /// A notice: the first one is kept (and opens a case with no status);
+    /// any later one is a mark.
+    fn notice(&mut self, fact: &Fact, served_at: Timestamp, empty: &[NoticeField]) {
+        if self.view.notice.is_some() {
+            return self.mark(fact, MarkKind::RepeatedNotice);
+        }
+        self.view.notice = Some(NoticeView { evidence: Evidence::of(fact), served_at, empty: empty.to_vec() });
+        if self.view.status.is_none() {
+            self.transition(Status::Noticed, fact.effective_at, fact.seq, fact.id);
+        }
+    }
+
+    /// An objection, kept even on a closed case (which is marked); it moves a
+    /// case that is not yet designated to objected.
+    fn object(&mut self, fact: &Fact, received_at: Timestamp, in_force: bool, closed: bool) {
+        if closed {
+            self.mark(fact, MarkKind::ObjectionOnClosedCase);
+        }
+        let objection =
+            ObjectionView { received: Evidence::of(fact), received_at, after_designation: in_force, decided: None };
+        self.view.objections.push(objection);
+        if matches!(self.view.status, None | Some(Status::Noticed | Status::ObjectionDecided)) {
+            self.transition(Status::Objected, fact.effective_at, fact.seq, fact.id);
+        }
+    }
+
+    /// An extension of a designation in force: lengthens the term (if it has
+    /// one) and moves its end.
+    fn extend(&mut self, fact: &Fact, months: u16) {
+        let evidence = Evidence::of(fact);
+        if let Some(term) = &mut self.term {
+            *term = term.saturating_add(u32::from(months));
+            self.term_source = Some(evidence);
+        }
+        if let Some(designation) = &mut self.view.designation {
+            designation.extensions.push(Extension { evidence, months });
+        }
+        self.set_term();
+    }
+
+    /// Lifts the agency's active application of `measure`; a lift of nothing
+    /// applied is a mark.
+    fn lift_measure(&mut self, fact: &Fact, measure: &MeasureCode, reason: LiftReason) {
+        let active = self
+            .view
+            .measures
+            .iter_mut()
+            .find(|m| m.lifted.is_none() && m.agency == fact.agency && m.measure == *measure);
+        match active {
+            Some(applied) => applied.lifted = Some((Evidence::of(fact), reason)),
+            None => self.mark(fact, MarkKind::MeasureNotApplied),
         }
     }
 

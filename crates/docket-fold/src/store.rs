@@ -30,6 +30,7 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -383,7 +384,6 @@ impl Store {
         let reader = self.reader.clone();
         let prev = (start > 0).then_some(progress.last_checksum);
         let workers = self.limits.decode_threads.max(1);
-        type Chunk<T> = Result<Vec<T>, FoldError>;
         let (inputs, outputs): (Vec<_>, Vec<_>) = (0..workers)
             .map(|_| {
                 let (frames_in, frames_out) = std::sync::mpsc::sync_channel::<Chunk<docket_log::Frame>>(2);
@@ -395,50 +395,10 @@ impl Store {
             let mut senders = vec![];
             for (frames_in, frames_out, prepared_in) in inputs {
                 senders.push(frames_in);
-                scope.spawn(move || {
-                    while let Ok(chunk) = frames_out.recv() {
-                        let prepared = chunk.and_then(|frames| frames.iter().map(prepare).collect());
-                        let failed = prepared.is_err();
-                        if prepared_in.send(prepared).is_err() || failed {
-                            return;
-                        }
-                    }
-                });
+                scope.spawn(move || prepare_chunks(&frames_out, &prepared_in));
             }
-            scope.spawn(move || {
-                // Chunks go to the workers in turn; the fold takes them back in the same turn.
-                let mut chunk = Vec::with_capacity(PREPARE_CHUNK);
-                let mut sent = 0usize;
-                let read = reader.read_from(start, prev, |frame| {
-                    if frame.seq >= end {
-                        return ControlFlow::Break(());
-                    }
-                    chunk.push(frame.clone());
-                    if chunk.len() >= PREPARE_CHUNK {
-                        if senders[sent % senders.len()].send(Ok(std::mem::take(&mut chunk))).is_err() {
-                            return ControlFlow::Break(());
-                        }
-                        sent += 1;
-                    }
-                    ControlFlow::Continue(())
-                });
-                let last = read.map(|_| chunk).map_err(FoldError::from);
-                let _ = senders[sent % senders.len()].send(last);
-            });
-            let mut folded = 0u64;
-            let mut batch = Batch::default();
-            for turn in 0.. {
-                let Ok(chunk) = outputs[turn % outputs.len()].recv() else { break };
-                for record in chunk? {
-                    self.fold_record(&mut progress, &mut batch, record)?;
-                    folded += 1;
-                    if batch.records >= self.limits.batch_events.max(1) {
-                        self.commit(&progress, std::mem::take(&mut batch))?;
-                    }
-                }
-            }
-            self.commit(&progress, batch)?;
-            Ok::<u64, FoldError>(folded)
+            scope.spawn(move || read_chunks(&reader, start, prev, end, &senders));
+            self.fold_chunks(&mut progress, &outputs)
         });
         let folded = match folded {
             Ok(folded) => {
@@ -456,6 +416,27 @@ impl Store {
         if folded > 0 && self.limits.durable_catch_up {
             self.sync()?;
         }
+        Ok(folded)
+    }
+
+    /// The folding thread of a catch-up: takes prepared chunks back from the
+    /// workers in the turn they were sent, folds them into `progress`, and
+    /// commits every `batch_events` records and at the end. Returns how many
+    /// records it folded.
+    fn fold_chunks(&self, progress: &mut Progress, outputs: &[Receiver<Chunk<Prepared>>]) -> Result<u64, FoldError> {
+        let mut folded = 0u64;
+        let mut batch = Batch::default();
+        for turn in 0.. {
+            let Ok(chunk) = outputs[turn % outputs.len()].recv() else { break };
+            for record in chunk? {
+                self.fold_record(progress, &mut batch, record)?;
+                folded += 1;
+                if batch.records >= self.limits.batch_events.max(1) {
+                    self.commit(progress, std::mem::take(&mut batch))?;
+                }
+            }
+        }
+        self.commit(progress, batch)?;
         Ok(folded)
     }
 
@@ -744,6 +725,52 @@ struct Touched {
 
 /// Records per message from the preparing thread to the folding one.
 const PREPARE_CHUNK: usize = 1024;
+
+/// Records passed between catch-up threads, or the error that ended the read.
+type Chunk<T> = Result<Vec<T>, FoldError>;
+
+/// The reading thread of a catch-up: reads committed frames from `start`
+/// (before seq `end`) and sends them in chunks of `PREPARE_CHUNK` to the
+/// workers in turn; the last chunk carries the read's error, if any. Stops
+/// early if a worker has gone.
+fn read_chunks(
+    reader: &Reader,
+    start: u64,
+    prev: Option<[u8; 32]>,
+    end: u64,
+    senders: &[SyncSender<Chunk<docket_log::Frame>>],
+) {
+    let mut chunk = Vec::with_capacity(PREPARE_CHUNK);
+    let mut sent = 0usize;
+    let read = reader.read_from(start, prev, |frame| {
+        if frame.seq >= end {
+            return ControlFlow::Break(());
+        }
+        chunk.push(frame.clone());
+        if chunk.len() >= PREPARE_CHUNK {
+            if senders[sent % senders.len()].send(Ok(std::mem::take(&mut chunk))).is_err() {
+                return ControlFlow::Break(());
+            }
+            sent += 1;
+        }
+        ControlFlow::Continue(())
+    });
+    let last = read.map(|_| chunk).map_err(FoldError::from);
+    let _ = senders[sent % senders.len()].send(last);
+}
+
+/// A decoding thread of a catch-up: prepares each chunk of frames it
+/// receives and sends it on, until its input closes, its output is gone, or
+/// a chunk fails (the failure is sent first).
+fn prepare_chunks(frames: &Receiver<Chunk<docket_log::Frame>>, prepared: &SyncSender<Chunk<Prepared>>) {
+    while let Ok(chunk) = frames.recv() {
+        let chunk = chunk.and_then(|frames| frames.iter().map(prepare).collect());
+        let failed = chunk.is_err();
+        if prepared.send(chunk).is_err() || failed {
+            return;
+        }
+    }
+}
 
 /// A record decoded and prepared for the fold.
 struct Prepared {

@@ -227,20 +227,7 @@ pub fn list_view(
         let mut entries = vec![];
         source.for_list(id, &mut |case| {
             let view = evaluate(&case, &registry, as_of);
-            if let Some((status, since)) = view.status_since() {
-                entries.push(ListEntry {
-                    subject: case.subject.to_string(),
-                    number: case.number.clone(),
-                    status,
-                    since,
-                    in_force_from: view.designation.as_ref().map(|d| d.in_force_from),
-                    until: view.designation.as_ref().and_then(|d| d.until),
-                    contested: view.contested(),
-                    measures_in_place: view.active_measures().count(),
-                    marks: view.marks.len(),
-                    version: view.version,
-                });
-            }
+            entries.extend(list_entry(&case, &view));
         })?;
         lists.push(ListSection {
             list: id.clone(),
@@ -250,6 +237,23 @@ pub fn list_view(
         });
     }
     Ok(ListView { as_of, lists })
+}
+
+/// A case's line on its list, once it has a status.
+fn list_entry(case: &CaseState, view: &CaseView) -> Option<ListEntry> {
+    let (status, since) = view.status_since()?;
+    Some(ListEntry {
+        subject: case.subject.to_string(),
+        number: case.number.clone(),
+        status,
+        since,
+        in_force_from: view.designation.as_ref().map(|d| d.in_force_from),
+        until: view.designation.as_ref().and_then(|d| d.until),
+        contested: view.contested(),
+        measures_in_place: view.active_measures().count(),
+        marks: view.marks.len(),
+        version: view.version,
+    })
 }
 
 /// The first valid time in `(from, to]` at which `mou` stops binding
@@ -314,8 +318,24 @@ pub fn enforcement_view(source: &dyn Source, as_of: AsOf, agency: &AgencyId) -> 
     Ok(view)
 }
 
+/// Adds one case's duties for `agency` to its worklist: measures its MOUs
+/// bind it to apply (or that it applied), and applications to lift.
 fn worklist(registry: &Registry, case: &CaseView, agency: &AgencyId, as_of: AsOf, out: &mut EnforcementView) {
-    let duty = |measure: &MeasureCode, mou: &MouId, since, evidence| Duty {
+    let in_place: Vec<&MeasureView> = case.active_measures().filter(|m| m.agency == *agency).collect();
+    bound_duties(registry, case, agency, as_of, &in_place, out);
+    for applied in in_place {
+        if let Some((why, since)) = lift_due(registry, case, agency, applied, as_of) {
+            out.must_lift.push(LiftDuty {
+                duty: duty(case, &applied.measure, &applied.mou, since.max(applied.applied.at), applied.applied),
+                why,
+            });
+        }
+    }
+}
+
+/// A duty about `measure` on `case`.
+fn duty(case: &CaseView, measure: &MeasureCode, mou: &MouId, since: Timestamp, evidence: Evidence) -> Duty {
+    Duty {
         list: case.list.clone(),
         subject: case.subject.to_string(),
         number: case.number.clone(),
@@ -323,47 +343,63 @@ fn worklist(registry: &Registry, case: &CaseView, agency: &AgencyId, as_of: AsOf
         mou: mou.clone(),
         since,
         evidence,
+    }
+}
+
+/// While `case` is in force: each measure an MOU of its list binds `agency`
+/// to at the valid time, as applied (one of `in_place`) or to apply.
+fn bound_duties(
+    registry: &Registry,
+    case: &CaseView,
+    agency: &AgencyId,
+    as_of: AsOf,
+    in_place: &[&MeasureView],
+    out: &mut EnforcementView,
+) {
+    let (true, Some(designation)) = (case.in_force(), &case.designation) else {
+        return;
     };
-    let in_place: Vec<&MeasureView> = case.active_measures().filter(|m| m.agency == *agency).collect();
-    if let (true, Some(designation)) = (case.in_force(), &case.designation) {
-        for (mou_id, mou) in registry.mous().filter(|(_, mou)| mou.list == case.list) {
-            let Some(terms) = mou.terms_at(as_of.valid_at) else { continue };
-            for party in terms.parties.iter().filter(|p| p.agency == *agency) {
-                for measure in &party.measures {
-                    let since = designation.in_force_from.max(terms.effective_from);
-                    match in_place.iter().find(|m| m.measure == *measure) {
-                        Some(applied) => out.applied.push(duty(measure, &applied.mou, since, applied.applied)),
-                        None => out.to_apply.push(duty(measure, mou_id, since, designation.decision)),
-                    }
+    for (mou_id, mou) in registry.mous().filter(|(_, mou)| mou.list == case.list) {
+        let Some(terms) = mou.terms_at(as_of.valid_at) else { continue };
+        for party in terms.parties.iter().filter(|p| p.agency == *agency) {
+            for measure in &party.measures {
+                let since = designation.in_force_from.max(terms.effective_from);
+                match in_place.iter().find(|m| m.measure == *measure) {
+                    Some(applied) => out.applied.push(duty(case, measure, &applied.mou, since, applied.applied)),
+                    None => out.to_apply.push(duty(case, measure, mou_id, since, designation.decision)),
                 }
             }
         }
     }
-    for applied in in_place {
-        let why_since = match case.status {
-            Some(Status::Designated) => {
-                let bound = registry.mou(&applied.mou).filter(|mou| mou.list == case.list);
-                match bound {
-                    Some(mou) if mou.binds(agency, &applied.measure, as_of.valid_at) => None,
-                    Some(mou) if applied.covered => Some((
-                        LiftDue::NotCoveredByMou,
-                        binding_ends(mou, agency, &applied.measure, applied.applied.at, as_of.valid_at)
-                            .unwrap_or(applied.applied.at),
-                    )),
-                    _ => Some((LiftDue::NotCoveredByMou, applied.applied.at)),
-                }
+}
+
+/// Whether `agency` must lift `applied`, why, and from when (before the
+/// application's own time is taken into account): a designation in force
+/// whose MOU no longer binds it, or a case no longer (or never) designated.
+fn lift_due(
+    registry: &Registry,
+    case: &CaseView,
+    agency: &AgencyId,
+    applied: &MeasureView,
+    as_of: AsOf,
+) -> Option<(LiftDue, Timestamp)> {
+    match case.status {
+        Some(Status::Designated) => {
+            let bound = registry.mou(&applied.mou).filter(|mou| mou.list == case.list);
+            match bound {
+                Some(mou) if mou.binds(agency, &applied.measure, as_of.valid_at) => None,
+                Some(mou) if applied.covered => Some((
+                    LiftDue::NotCoveredByMou,
+                    binding_ends(mou, agency, &applied.measure, applied.applied.at, as_of.valid_at)
+                        .unwrap_or(applied.applied.at),
+                )),
+                _ => Some((LiftDue::NotCoveredByMou, applied.applied.at)),
             }
-            Some(Status::Restored) => Some((LiftDue::CaseRestored, case.ended_at().unwrap_or(applied.applied.at))),
-            Some(Status::Revoked) => Some((LiftDue::CaseRevoked, case.ended_at().unwrap_or(applied.applied.at))),
-            Some(Status::Expired) => Some((LiftDue::CaseExpired, case.ended_at().unwrap_or(applied.applied.at))),
-            _ => Some((LiftDue::NotDesignated, applied.applied.at)),
-        };
-        if let Some((why, since)) = why_since {
-            out.must_lift.push(LiftDuty {
-                duty: duty(&applied.measure, &applied.mou, since.max(applied.applied.at), applied.applied),
-                why,
-            });
         }
+        Some(Status::Restored) => Some((LiftDue::CaseRestored, case.ended_at().unwrap_or(applied.applied.at))),
+        Some(Status::Revoked) => Some((LiftDue::CaseRevoked, case.ended_at().unwrap_or(applied.applied.at))),
+        Some(Status::Expired) => Some((LiftDue::CaseExpired, case.ended_at().unwrap_or(applied.applied.at))),
+        _ => Some((LiftDue::NotDesignated, applied.applied.at)),
     }
 }
 
@@ -454,33 +490,7 @@ pub fn check(
     let mut without_ground = vec![];
     source.for_subject(subject, &mut |case| {
         let view = evaluate(&case, &registry, as_of);
-        let in_place =
-            |a: &AgencyId| view.active_measures().find(|m| m.agency == *a && m.measure == *measure).map(|m| m.applied);
-        let mut grounded: Vec<&AgencyId> = vec![];
-        if let (true, Some(designation)) = (view.in_force(), &view.designation) {
-            for (mou_id, mou) in registry.mous().filter(|(_, mou)| mou.list == view.list) {
-                let Some(terms) = mou.terms_at(as_of.valid_at) else { continue };
-                let agencies: Vec<Binding> = terms
-                    .parties
-                    .iter()
-                    .filter(|p| p.measures.contains(measure) && agency.is_none_or(|a| *a == p.agency))
-                    .map(|p| Binding { agency: p.agency.clone(), applied: in_place(&p.agency) })
-                    .collect();
-                if agencies.is_empty() {
-                    continue;
-                }
-                grounded.extend(terms.parties.iter().filter(|p| p.measures.contains(measure)).map(|p| &p.agency));
-                grounds.push(Ground {
-                    list: view.list.clone(),
-                    number: view.number.clone(),
-                    decision: designation.decision,
-                    in_force_from: designation.in_force_from,
-                    until: designation.until,
-                    mou: mou_id.clone(),
-                    agencies,
-                });
-            }
-        }
+        let grounded = grounds_in(&registry, &view, as_of, measure, agency, &mut grounds);
         without_ground.extend(
             view.active_measures()
                 .filter(|m| m.measure == *measure && agency.is_none_or(|a| *a == m.agency))
@@ -497,6 +507,49 @@ pub fn check(
         grounds,
         without_ground,
     })
+}
+
+/// The grounds one case gives for `measure` at the valid time, added to
+/// `grounds`: while its designation is in force, one for each MOU of its
+/// list that binds an agency (`agency`, if given) to the measure. Returns
+/// every agency those MOUs bind to it, whose applications have a ground.
+fn grounds_in<'r>(
+    registry: &'r Registry,
+    view: &CaseView,
+    as_of: AsOf,
+    measure: &MeasureCode,
+    agency: Option<&AgencyId>,
+    grounds: &mut Vec<Ground>,
+) -> Vec<&'r AgencyId> {
+    let mut grounded: Vec<&AgencyId> = vec![];
+    let (true, Some(designation)) = (view.in_force(), &view.designation) else {
+        return grounded;
+    };
+    let in_place =
+        |a: &AgencyId| view.active_measures().find(|m| m.agency == *a && m.measure == *measure).map(|m| m.applied);
+    for (mou_id, mou) in registry.mous().filter(|(_, mou)| mou.list == view.list) {
+        let Some(terms) = mou.terms_at(as_of.valid_at) else { continue };
+        let agencies: Vec<Binding> = terms
+            .parties
+            .iter()
+            .filter(|p| p.measures.contains(measure) && agency.is_none_or(|a| *a == p.agency))
+            .map(|p| Binding { agency: p.agency.clone(), applied: in_place(&p.agency) })
+            .collect();
+        if agencies.is_empty() {
+            continue;
+        }
+        grounded.extend(terms.parties.iter().filter(|p| p.measures.contains(measure)).map(|p| &p.agency));
+        grounds.push(Ground {
+            list: view.list.clone(),
+            number: view.number.clone(),
+            decision: designation.decision,
+            in_force_from: designation.in_force_from,
+            until: designation.until,
+            mou: mou_id.clone(),
+            agencies,
+        });
+    }
+    grounded
 }
 
 /// The registry as of a point: agencies, roles, keys and their validity,

@@ -26,9 +26,20 @@ pub struct Config {
     pub segment_bytes_max: u64,
 }
 
+/// `Config::segment_bytes_max` by default: 64 MiB.
+const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+
+// A segment of the default size holds its header and the largest frame, and
+// a whole write (`segment::WRITE_BYTES_MAX`): with the defaults, a full write
+// never closes a segment by itself. (A smaller configured size is still
+// safe: `make_room` rotates only a segment that holds a frame, so a frame
+// larger than the segment gets a segment of its own.)
+const _: () = assert!(segment::HEADER_BYTES as u64 + frame::FRAME_BYTES_MAX as u64 <= SEGMENT_BYTES_MAX_DEFAULT);
+const _: () = assert!(segment::HEADER_BYTES as u64 + segment::WRITE_BYTES_MAX as u64 <= SEGMENT_BYTES_MAX_DEFAULT);
+
 impl Default for Config {
     fn default() -> Self {
-        Self { segment_bytes_max: 64 * 1024 * 1024 }
+        Self { segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT }
     }
 }
 

@@ -60,6 +60,8 @@ pub const TAIL_BYTES_MAX: u64 = (WRITE_BYTES_MAX + frame::FRAME_BYTES_MAX) as u6
 const _: () = assert!(frame::FRAME_BYTES_MAX <= WRITE_BYTES_MAX);
 // An index entry is one u64 offset.
 const _: () = assert!(INDEX_ENTRY_BYTES as usize == std::mem::size_of::<u64>());
+// The header is the magic, the version byte and the first seq (`header`).
+const _: () = assert!(HEADER_BYTES == MAGIC.len() + 1 + 8);
 
 /// The segment files in `dir`, by first seq (other files are ignored).
 pub fn list(dir: &std::path::Path) -> std::io::Result<Vec<(u64, String)>> {

@@ -1,8 +1,8 @@
 //! The sequencer: a two-stage pipeline that takes concurrent appends and
 //! batches them (group commit). The verifier stage batch-verifies signatures
 //! on all cores; the writer stage runs the log's stateful checks, writes,
-//! calls `fdatasync` once per batch, and only then answers every append in
-//! it. The stages overlap: one batch is verified while the previous syncs.
+//! calls `fdatasync` once per batch (once per write, for a batch larger than
+//! one write), and only then answers every append in it. The stages overlap: one batch is verified while the previous syncs.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,11 +12,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::log::{Log, LogError, Receipt, Refusal};
 use crate::storage::Storage;
+use crate::{frame, segment};
 
 /// Named limits of the sequencer.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Most events written under one `fdatasync`.
+    /// Most events in one batch. A batch is written under one `fdatasync`
+    /// unless its frames pass one write (`segment::WRITE_BYTES_MAX`, 4 MiB)
+    /// or the end of a segment: `Log::append_batch` then syncs each write in
+    /// turn (1,024 events of the largest size take about 64 MiB, 17 writes).
     pub batch_events_max: usize,
     /// Most appends waiting for the writer; further appends wait for room.
     pub queue_depth_max: usize,
@@ -35,11 +39,23 @@ pub struct Limits {
     pub recovery_backoff_ms_max: u64,
 }
 
+/// `Limits::batch_events_max` by default.
+const BATCH_EVENTS_MAX_DEFAULT: usize = 1024;
+/// `Limits::queue_depth_max` by default.
+const QUEUE_DEPTH_MAX_DEFAULT: usize = 8192;
+
+// The queue holds at least one full batch, so the verifier can gather the
+// next batch while the writer syncs the one before.
+const _: () = assert!(BATCH_EVENTS_MAX_DEFAULT <= QUEUE_DEPTH_MAX_DEFAULT);
+// What the note on `batch_events_max` says: a batch of the largest events
+// does not fit one write, so it is synced as several.
+const _: () = assert!(BATCH_EVENTS_MAX_DEFAULT * frame::FRAME_BYTES_MAX > segment::WRITE_BYTES_MAX);
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            batch_events_max: 1024,
-            queue_depth_max: 8192,
+            batch_events_max: BATCH_EVENTS_MAX_DEFAULT,
+            queue_depth_max: QUEUE_DEPTH_MAX_DEFAULT,
             group_commit_wait_us: 0,
             // The writer and the async runtime need a core of their own: on 2
             // cores, one verification thread gave 0.56 of the ingest limit

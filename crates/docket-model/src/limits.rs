@@ -23,9 +23,14 @@ pub const MOU_PARTIES_MAX: usize = 256;
 pub const MEASURES_PER_PARTY_MAX: usize = 256;
 /// Most evidence digests attached to one objection.
 pub const EVIDENCE_PER_OBJECTION_MAX: usize = 64;
-/// Longest designation term, and longest single extension, in months (SPC allows 1–3 years
-/// of extension; 10 years is a generous ceiling that still catches unit mistakes).
-pub const TERM_MONTHS_MAX: u16 = 120;
+/// Longest term one event may state, in months: a decision's designation
+/// term, or one extension (SPC allows 1–3 years of extension; 10 years is a
+/// generous ceiling that still catches unit mistakes). Enforced at decode.
+///
+/// Not to be confused with docket-audit's `rules::RULE_SET_TERM_MONTHS_MAX`
+/// (240), the bound on a rule set's term parameters: those may cap several
+/// extensions together, so that bound is at least this one.
+pub const EVENT_TERM_MONTHS_MAX: u16 = 120;
 /// Earliest and latest year accepted in any timestamp or date.
 pub const YEAR_MIN: i32 = 1900;
 /// See [`YEAR_MIN`].
@@ -36,3 +41,23 @@ pub const YEAR_MAX: i32 = 2199;
 /// ahead is a clock or unit mistake. How far valid time may lag behind the
 /// record is a due-process question for the audit, not a refusal.
 pub const EFFECTIVE_LEAD_S_MAX: i64 = 31 * 24 * 3600;
+
+// How the limits relate, checked when the crate compiles.
+
+// One free-text field at its longest fits an event, with room for the rest of it.
+const _: () = assert!(TEXT_BYTES_MAX < EVENT_SIZE_BYTES_MAX);
+// The longest lists of fixed-size items fit an event: the most keys one
+// registration names (32-byte public keys), the most evidence digests one
+// objection attaches (32 bytes each).
+const _: () = assert!(KEYS_PER_EVENT_MAX * 32 < EVENT_SIZE_BYTES_MAX);
+const _: () = assert!(EVIDENCE_PER_OBJECTION_MAX * 32 < EVENT_SIZE_BYTES_MAX);
+// A term is at least a month.
+const _: () = assert!(EVENT_TERM_MONTHS_MAX >= 1);
+// The years are a range, and every instant in them is an i64 of
+// microseconds from 1970 (`Timestamp`), with room to spare: no year-checked
+// time overflows.
+const _: () = assert!(YEAR_MIN < YEAR_MAX);
+const _: () = assert!((YEAR_MAX as i64 - 1970 + 1) * 366 * 86_400 * 1_000_000 < i64::MAX / 2);
+const _: () = assert!((1970 - YEAR_MIN as i64) * 366 * 86_400 * 1_000_000 < i64::MAX / 2);
+// The lead is positive and, in microseconds (how `registry` compares it), an i64.
+const _: () = assert!(EFFECTIVE_LEAD_S_MAX > 0 && EFFECTIVE_LEAD_S_MAX.checked_mul(1_000_000).is_some());

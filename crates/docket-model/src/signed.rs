@@ -28,6 +28,11 @@ pub const EVENT_ID_CONTEXT: &str = "docket/v1/event-id";
 /// Largest wire form: the event, its length prefix and the signature.
 pub const WIRE_SIZE_BYTES_MAX: usize = EVENT_SIZE_BYTES_MAX + 3 + 64;
 
+// The largest event's length prefix (an unsigned LEB128 varint, 7 bits a
+// byte) takes at most the 3 bytes counted above, and the signature is 64.
+const _: () = assert!(EVENT_SIZE_BYTES_MAX < 1 << 21);
+const _: () = assert!(WIRE_SIZE_BYTES_MAX == EVENT_SIZE_BYTES_MAX + 3 + ed25519_dalek::SIGNATURE_LENGTH);
+
 /// Why an event was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -87,8 +87,11 @@ fn parties(field: &str, parties: &[MouParty]) -> Result<(), FormError> {
 }
 
 fn term(field: &str, months: u16) -> Result<(), FormError> {
-    if months == 0 || months > TERM_MONTHS_MAX {
-        return Err(fault(field, format!("{months} months; allowed 1..={TERM_MONTHS_MAX} (term_months_max)")));
+    if months == 0 || months > EVENT_TERM_MONTHS_MAX {
+        return Err(fault(
+            field,
+            format!("{months} months; allowed 1..={EVENT_TERM_MONTHS_MAX} (event_term_months_max)"),
+        ));
     }
     Ok(())
 }

@@ -115,18 +115,12 @@ pub const WARM_CACHE_MIB: usize = 4096;
 /// Every figure measured at one size, by name.
 type Figures = BTreeMap<&'static str, f64>;
 
+/// Generates (or reuses) the data set of one size, runs every phase on it
+/// in order, and returns its figures.
 fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
     let mut f = Figures::new();
     let data = settings.dir.join(format!("data-{size}-seed{}", settings.seed));
-    let manifest = match docket_gen::Manifest::read(&data) {
-        Ok(m) if m.seed == settings.seed && m.events >= size => m,
-        _ => {
-            eprintln!("[{size}] generating the national data set…");
-            let _ = std::fs::remove_dir_all(&data);
-            let threads = std::thread::available_parallelism().map_or(1, usize::from);
-            docket_gen::generate(&data, size, settings.seed, docket_gen::Format::Wire, threads)?
-        }
-    };
+    let manifest = data_set(settings, size, &data)?;
     let events = manifest.events;
     f.insert("events", events as f64);
     f.insert("gen_rate", manifest.events as f64 / manifest.seconds);
@@ -140,159 +134,234 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
     let work = settings.dir.join(format!("run-{size}"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let ledger = work.join("ledger");
-
-    eprintln!("[{size}] probes and in-process ingest…");
-    let record = (manifest.wire_bytes / events) as usize + 32;
-    let append_before = benchkit::raw_append(&work, 100_000, settings.appenders as u64, record)?;
-    let verify_before = benchkit::batch_verify(&sample.events);
-    let tail = settings.pg_tail.min(events / 2);
-    let http_events = settings.http_events.min(events);
-    let ingest = child(&[
-        "ingest".into(),
-        data.display().to_string(),
-        ledger.display().to_string(),
-        settings.appenders.to_string(),
-        http_events.to_string(),
-        tail.to_string(),
-    ])?;
-    let append_after = benchkit::raw_append(&work, 100_000, settings.appenders as u64, record)?;
-    let verify_after = benchkit::batch_verify(&sample.events);
-    let (append, batch_verify) = ((append_before + append_after) / 2.0, (verify_before + verify_after) / 2.0);
-    f.insert("raw_append", append);
-    f.insert("batch_verify", batch_verify);
-    f.insert("ingest_limit", append.min(batch_verify));
-    f.insert("ingest", num(&ingest, "rate"));
-    f.insert("ingest_first", num(&ingest, "rate_first"));
-    f.insert("ingest_tail", num(&ingest, "rate_tail"));
-    f.insert("ingest_batch", num(&ingest, "mean_batch"));
-    f.insert("ingest_peak_mib", num(&ingest, "peak_kib") / 1024.0);
-
-    eprintln!("[{size}] in-process ingest, {} appenders…", settings.wide_appenders);
-    let wide = work.join("wide");
-    let wide_batch = settings.wide_appenders as u64;
-    let append_before = benchkit::raw_append(&work, 100_000, wide_batch, record)?;
-    let verify_before = benchkit::batch_verify(&sample.events);
-    let ingest = child(&[
-        "ingest".into(),
-        data.display().to_string(),
-        wide.display().to_string(),
-        settings.wide_appenders.to_string(),
-        http_events.to_string(),
-        tail.to_string(),
-    ])?;
-    let append_after = benchkit::raw_append(&work, 100_000, wide_batch, record)?;
-    let verify_after = benchkit::batch_verify(&sample.events);
-    let (append, batch_verify) = ((append_before + append_after) / 2.0, (verify_before + verify_after) / 2.0);
-    f.insert("wide_raw_append", append);
-    f.insert("wide_batch_verify", batch_verify);
-    f.insert("wide_ingest_limit", append.min(batch_verify));
-    f.insert("wide_ingest", num(&ingest, "rate"));
-    f.insert("wide_ingest_batch", num(&ingest, "mean_batch"));
-    let _ = std::fs::remove_dir_all(&wide);
-
-    eprintln!("[{size}] HTTP ingest of {http_events} events…");
-    let http = child(&[
-        "http".into(),
-        data.display().to_string(),
-        work.join("http").display().to_string(),
-        http_events.to_string(),
-        (settings.appenders / settings.http_batch.max(1)).max(1).to_string(),
-        settings.http_batch.to_string(),
-    ])?;
-    f.insert("http_ingest", num(&http, "rate"));
-    f.insert("http_p99_ms", num(&http, "p99_ms"));
-    let _ = std::fs::remove_dir_all(work.join("http"));
-
-    eprintln!("[{size}] verify…");
-    let verify_before = benchkit::batch_verify(&sample.events);
-    let verify = child(&["verify".into(), ledger.display().to_string()])?;
-    let verify_after = benchkit::batch_verify(&sample.events);
-    f.insert("verify", num(&verify, "rate"));
-    f.insert("verify_limit", (verify_before + verify_after) / 2.0);
-    f.insert("verify_peak_mib", num(&verify, "peak_kib") / 1024.0);
-
-    eprintln!("[{size}] fold and audit…");
-    let decode_before = probes::decode(&sample.wires);
-    let fold = child(&["fold".into(), ledger.display().to_string()])?;
-    let decode_after = probes::decode(&sample.wires);
-    f.insert("decode", (decode_before + decode_after) / 2.0);
-    f.insert("fold", num(&fold, "rate"));
-    f.insert("fold_peak_mib", num(&fold, "peak_kib") / 1024.0);
-    let audit = child(&["audit".into(), ledger.display().to_string(), data.display().to_string()])?;
-    for key in ["rate", "cases", "findings", "recall", "precision", "peak_kib", "seconds"] {
-        let name: &'static str = match key {
-            "rate" => "audit",
-            "cases" => "audit_cases",
-            "findings" => "audit_findings",
-            "recall" => "audit_recall",
-            "precision" => "audit_precision",
-            "peak_kib" => "audit_peak_kib",
-            _ => "audit_seconds",
-        };
-        f.insert(name, num(&audit, key));
-    }
-
-    eprintln!("[{size}] queries and proofs…");
-    let queries = child(&[
-        "queries".into(),
-        ledger.display().to_string(),
-        queries_file.display().to_string(),
-        settings.seed.to_string(),
-        "0".into(),
-    ])?;
-    // The same with a page cache that holds the store, warmed by one untimed pass.
-    let warm = child(&[
-        "queries".into(),
-        ledger.display().to_string(),
-        queries_file.display().to_string(),
-        settings.seed.to_string(),
-        WARM_CACHE_MIB.to_string(),
-    ])?;
-    for (key, name) in [
-        ("check_p50_us", "warm_check_p50_us"),
-        ("check_p99_us", "warm_check_p99_us"),
-        ("http_check_p50_us", "warm_http_check_p50_us"),
-        ("http_check_p99_us", "warm_http_check_p99_us"),
-    ] {
-        f.insert(name, num(&warm, key));
-    }
-    for (key, name) in [
-        ("check_p50_us", "check_p50_us"),
-        ("check_p99_us", "check_p99_us"),
-        ("asof_p50_us", "asof_p50_us"),
-        ("asof_p99_us", "asof_p99_us"),
-        ("http_check_p50_us", "http_check_p50_us"),
-        ("http_check_p99_us", "http_check_p99_us"),
-        ("http_floor_p50_us", "http_floor_p50_us"),
-        ("http_floor_p99_us", "http_floor_p99_us"),
-        ("proof_p50_us", "proof_p50_us"),
-        ("proof_p99_us", "proof_p99_us"),
-        ("restricted_share", "restricted_share"),
-        ("peak_kib", "queries_peak_kib"),
-    ] {
-        f.insert(name, num(&queries, key));
-    }
-    let log_bytes: u64 = std::fs::read_dir(&ledger)?
-        .flatten()
-        .filter(|e| e.file_name() != "views.redb")
-        .map(|e| dir_bytes(&e.path()))
-        .sum();
-    f.insert("log_bytes_per_event", log_bytes as f64 / events as f64);
-    f.insert("views_bytes_per_event", dir_bytes(&ledger.join("views.redb")) as f64 / events as f64);
-    let (sha, blake) = probes::hashes(&sample.wires);
-    f.insert("sha256_mb_s", sha);
-    f.insert("blake3_mb_s", blake);
-
+    let run = Run {
+        settings,
+        size,
+        ledger: work.join("ledger"),
+        data,
+        work,
+        sample,
+        queries_file,
+        events,
+        record: (manifest.wire_bytes / events) as usize + 32,
+        tail: settings.pg_tail.min(events / 2),
+        http_events: settings.http_events.min(events),
+    };
+    run.ingest(&mut f)?;
+    run.wide_ingest(&mut f)?;
+    run.http_ingest(&mut f)?;
+    run.verify(&mut f)?;
+    run.fold_and_audit(&mut f)?;
+    run.queries(&mut f)?;
+    run.disk_and_hashes(&mut f)?;
     if settings.postgres {
         eprintln!("[{size}] PostgreSQL peer…");
-        let peer = pg::run(&work.join("pg"), &data, events, tail, settings.appenders, &queries_file)?;
+        let peer = pg::run(&run.work.join("pg"), &run.data, events, run.tail, settings.appenders, &run.queries_file)?;
         for (key, value) in peer {
             f.insert(key, value);
         }
     }
-    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&run.work);
     Ok(f)
+}
+
+/// The data set of `size` events in `data`: the one there if it has this
+/// seed and enough events, else a new one.
+fn data_set(settings: &Settings, size: u64, data: &Path) -> Result<docket_gen::Manifest> {
+    match docket_gen::Manifest::read(data) {
+        Ok(m) if m.seed == settings.seed && m.events >= size => Ok(m),
+        _ => {
+            eprintln!("[{size}] generating the national data set…");
+            let _ = std::fs::remove_dir_all(data);
+            let threads = std::thread::available_parallelism().map_or(1, usize::from);
+            docket_gen::generate(data, size, settings.seed, docket_gen::Format::Wire, threads)
+        }
+    }
+}
+
+/// One size's run: its data set, sample and work directory, and the
+/// phases that measure it (each adds its figures).
+struct Run<'a> {
+    settings: &'a Settings,
+    size: u64,
+    data: PathBuf,
+    work: PathBuf,
+    /// The ledger of the in-process ingest, which the later phases read.
+    ledger: PathBuf,
+    sample: probes::Sample,
+    queries_file: PathBuf,
+    events: u64,
+    /// Bytes of a raw-append probe record: a mean event plus a frame's overhead.
+    record: usize,
+    /// Events appended after the bulk load (the PostgreSQL peer's measured tail).
+    tail: u64,
+    http_events: u64,
+}
+
+impl Run<'_> {
+    /// In-process ingest into `ledger` by `appenders` tasks, bracketed by the
+    /// raw-append and batch-verify probes: (raw append, batch verify, the
+    /// child's figures), each probe the mean of before and after.
+    fn bracketed_ingest(&self, ledger: &Path, appenders: usize) -> Result<(f64, f64, Value)> {
+        let append_before = benchkit::raw_append(&self.work, 100_000, appenders as u64, self.record)?;
+        let verify_before = benchkit::batch_verify(&self.sample.events);
+        let ingest = child(&[
+            "ingest".into(),
+            self.data.display().to_string(),
+            ledger.display().to_string(),
+            appenders.to_string(),
+            self.http_events.to_string(),
+            self.tail.to_string(),
+        ])?;
+        let append_after = benchkit::raw_append(&self.work, 100_000, appenders as u64, self.record)?;
+        let verify_after = benchkit::batch_verify(&self.sample.events);
+        Ok(((append_before + append_after) / 2.0, (verify_before + verify_after) / 2.0, ingest))
+    }
+
+    /// The in-process ingest with `--appenders`, into the ledger the later phases read.
+    fn ingest(&self, f: &mut Figures) -> Result<()> {
+        eprintln!("[{}] probes and in-process ingest…", self.size);
+        let (append, batch_verify, ingest) = self.bracketed_ingest(&self.ledger, self.settings.appenders)?;
+        f.insert("raw_append", append);
+        f.insert("batch_verify", batch_verify);
+        f.insert("ingest_limit", append.min(batch_verify));
+        f.insert("ingest", num(&ingest, "rate"));
+        f.insert("ingest_first", num(&ingest, "rate_first"));
+        f.insert("ingest_tail", num(&ingest, "rate_tail"));
+        f.insert("ingest_batch", num(&ingest, "mean_batch"));
+        f.insert("ingest_peak_mib", num(&ingest, "peak_kib") / 1024.0);
+        Ok(())
+    }
+
+    /// The in-process ingest again with `--wide-appenders`, into a ledger removed after.
+    fn wide_ingest(&self, f: &mut Figures) -> Result<()> {
+        eprintln!("[{}] in-process ingest, {} appenders…", self.size, self.settings.wide_appenders);
+        let wide = self.work.join("wide");
+        let (append, batch_verify, ingest) = self.bracketed_ingest(&wide, self.settings.wide_appenders)?;
+        f.insert("wide_raw_append", append);
+        f.insert("wide_batch_verify", batch_verify);
+        f.insert("wide_ingest_limit", append.min(batch_verify));
+        f.insert("wide_ingest", num(&ingest, "rate"));
+        f.insert("wide_ingest_batch", num(&ingest, "mean_batch"));
+        let _ = std::fs::remove_dir_all(&wide);
+        Ok(())
+    }
+
+    /// Ingest of the first `--http-events` events through the HTTP server.
+    fn http_ingest(&self, f: &mut Figures) -> Result<()> {
+        let settings = self.settings;
+        eprintln!("[{}] HTTP ingest of {} events…", self.size, self.http_events);
+        let http = child(&[
+            "http".into(),
+            self.data.display().to_string(),
+            self.work.join("http").display().to_string(),
+            self.http_events.to_string(),
+            (settings.appenders / settings.http_batch.max(1)).max(1).to_string(),
+            settings.http_batch.to_string(),
+        ])?;
+        f.insert("http_ingest", num(&http, "rate"));
+        f.insert("http_p99_ms", num(&http, "p99_ms"));
+        let _ = std::fs::remove_dir_all(self.work.join("http"));
+        Ok(())
+    }
+
+    /// `verify` of the ledger, bracketed by the batch-verify probe.
+    fn verify(&self, f: &mut Figures) -> Result<()> {
+        eprintln!("[{}] verify…", self.size);
+        let verify_before = benchkit::batch_verify(&self.sample.events);
+        let verify = child(&["verify".into(), self.ledger.display().to_string()])?;
+        let verify_after = benchkit::batch_verify(&self.sample.events);
+        f.insert("verify", num(&verify, "rate"));
+        f.insert("verify_limit", (verify_before + verify_after) / 2.0);
+        f.insert("verify_peak_mib", num(&verify, "peak_kib") / 1024.0);
+        Ok(())
+    }
+
+    /// The fold (bracketed by the bare decode probe), then the audit scored
+    /// against the data set's truth.
+    fn fold_and_audit(&self, f: &mut Figures) -> Result<()> {
+        eprintln!("[{}] fold and audit…", self.size);
+        let decode_before = probes::decode(&self.sample.wires);
+        let fold = child(&["fold".into(), self.ledger.display().to_string()])?;
+        let decode_after = probes::decode(&self.sample.wires);
+        f.insert("decode", (decode_before + decode_after) / 2.0);
+        f.insert("fold", num(&fold, "rate"));
+        f.insert("fold_peak_mib", num(&fold, "peak_kib") / 1024.0);
+        let audit = child(&["audit".into(), self.ledger.display().to_string(), self.data.display().to_string()])?;
+        for (key, name) in [
+            ("rate", "audit"),
+            ("cases", "audit_cases"),
+            ("findings", "audit_findings"),
+            ("recall", "audit_recall"),
+            ("precision", "audit_precision"),
+            ("peak_kib", "audit_peak_kib"),
+            ("seconds", "audit_seconds"),
+        ] {
+            f.insert(name, num(&audit, key));
+        }
+        Ok(())
+    }
+
+    /// Point checks, as-of checks and proofs with the default page cache,
+    /// then point checks again with a cache that holds the store.
+    fn queries(&self, f: &mut Figures) -> Result<()> {
+        eprintln!("[{}] queries and proofs…", self.size);
+        let queries = self.queries_child(0)?;
+        // The same with a page cache that holds the store, warmed by one untimed pass.
+        let warm = self.queries_child(WARM_CACHE_MIB)?;
+        for (key, name) in [
+            ("check_p50_us", "warm_check_p50_us"),
+            ("check_p99_us", "warm_check_p99_us"),
+            ("http_check_p50_us", "warm_http_check_p50_us"),
+            ("http_check_p99_us", "warm_http_check_p99_us"),
+        ] {
+            f.insert(name, num(&warm, key));
+        }
+        for (key, name) in [
+            ("check_p50_us", "check_p50_us"),
+            ("check_p99_us", "check_p99_us"),
+            ("asof_p50_us", "asof_p50_us"),
+            ("asof_p99_us", "asof_p99_us"),
+            ("http_check_p50_us", "http_check_p50_us"),
+            ("http_check_p99_us", "http_check_p99_us"),
+            ("http_floor_p50_us", "http_floor_p50_us"),
+            ("http_floor_p99_us", "http_floor_p99_us"),
+            ("proof_p50_us", "proof_p50_us"),
+            ("proof_p99_us", "proof_p99_us"),
+            ("restricted_share", "restricted_share"),
+            ("peak_kib", "queries_peak_kib"),
+        ] {
+            f.insert(name, num(&queries, key));
+        }
+        Ok(())
+    }
+
+    /// The queries child with a page cache of `cache_mib` (0: the default).
+    fn queries_child(&self, cache_mib: usize) -> Result<Value> {
+        child(&[
+            "queries".into(),
+            self.ledger.display().to_string(),
+            self.queries_file.display().to_string(),
+            self.settings.seed.to_string(),
+            cache_mib.to_string(),
+        ])
+    }
+
+    /// Disk bytes per event (log and projections), and the hash probes.
+    fn disk_and_hashes(&self, f: &mut Figures) -> Result<()> {
+        let events = self.events as f64;
+        let log_bytes: u64 = std::fs::read_dir(&self.ledger)?
+            .flatten()
+            .filter(|e| e.file_name() != "views.redb")
+            .map(|e| dir_bytes(&e.path()))
+            .sum();
+        f.insert("log_bytes_per_event", log_bytes as f64 / events);
+        f.insert("views_bytes_per_event", dir_bytes(&self.ledger.join("views.redb")) as f64 / events);
+        let (sha, blake) = probes::hashes(&self.sample.wires);
+        f.insert("sha256_mb_s", sha);
+        f.insert("blake3_mb_s", blake);
+        Ok(())
+    }
 }
 
 fn machine() -> String {

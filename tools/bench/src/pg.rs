@@ -251,53 +251,7 @@ pub fn run(
 
     // Bulk load, untimed for the comparison (reported for information).
     let started = Instant::now();
-    let mut tail_rows: Vec<Vec<Row>> = vec![Vec::new(); appenders.max(1)];
-    {
-        let sink = client.copy_in(
-            "COPY events (id, list, subject, number, kind, measure, agency, effective_at, wire) FROM STDIN BINARY",
-        )?;
-        let types = [
-            Type::BYTEA,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT8,
-            Type::BYTEA,
-        ];
-        let mut writer = BinaryCopyInWriter::new(sink, &types);
-        let mut failure: Option<anyhow::Error> = None;
-        let mut index = 0u64;
-        docket_gen::read_wire(data, |wire| {
-            index += 1;
-            if index <= manifest.registry_events {
-                return true;
-            }
-            let outcome = (|| -> Result<()> {
-                let event = SignedEvent::from_wire(wire).map_err(|e| anyhow!("event {}: {e}", index - 1))?;
-                let Some(r) = row(&event, wire) else { return Ok(()) };
-                if index - manifest.registry_events <= bulk {
-                    writer.write(&[&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8])?;
-                } else {
-                    tail_rows[crate::children::partition(&event, appenders)].push(r);
-                }
-                Ok(())
-            })();
-            match outcome {
-                Ok(()) => true,
-                Err(error) => {
-                    failure = Some(error);
-                    false
-                }
-            }
-        })?;
-        if let Some(error) = failure {
-            return Err(error);
-        }
-        writer.finish()?;
-    }
+    let tail_rows = bulk_load(&mut client, data, manifest.registry_events, bulk, appenders)?;
     figures.push(("pg_copy_rate", bulk as f64 / started.elapsed().as_secs_f64()));
     let started = Instant::now();
     client.batch_execute(
@@ -306,12 +260,87 @@ pub fn run(
     figures.push(("pg_index_seconds", started.elapsed().as_secs_f64()));
 
     // Timed: the tail, one insert per transaction, through `appenders` connections.
+    let seconds = insert_tail(&server, &tail_rows)?;
+    let inserted: u64 = tail_rows.iter().map(|r| r.len() as u64).sum();
+    figures.push(("pg_ingest", inserted as f64 / seconds));
+    let rows: i64 = client.query_one("SELECT count(*) FROM events", &[])?.get(0);
+    if rows as u64 != case_events {
+        bail!("the events table holds {rows} rows, not {case_events}");
+    }
+    let bytes: i64 = client.query_one("SELECT pg_total_relation_size('events')", &[])?.get(0);
+    figures.push(("pg_bytes_per_event", bytes as f64 / rows as f64));
+
+    // The point check as an indexed query, folded in the client.
+    let queries = crate::probes::read_queries(queries_file)?;
+    let (latencies, restricted) = point_checks(&mut client, &queries)?;
+    figures.push(("pg_check_p50_us", benchkit::percentile(&latencies, 0.5)));
+    figures.push(("pg_check_p99_us", benchkit::percentile(&latencies, 0.99)));
+    figures.push(("pg_restricted_share", restricted as f64 / queries.len().max(1) as f64));
+    drop(client);
+    let files = server.dir.clone();
+    drop(server);
+    let _ = std::fs::remove_dir_all(files);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(figures)
+}
+
+/// Loads the first `bulk` case events of the data set with binary COPY
+/// (skipping its `registry_events` registry events); returns the rest, the
+/// tail, as rows for each of `appenders` connections (whole cases each).
+fn bulk_load(
+    client: &mut Client,
+    data: &Path,
+    registry_events: u64,
+    bulk: u64,
+    appenders: usize,
+) -> Result<Vec<Vec<Row>>> {
+    let mut tail_rows: Vec<Vec<Row>> = vec![Vec::new(); appenders.max(1)];
+    let sink = client.copy_in(
+        "COPY events (id, list, subject, number, kind, measure, agency, effective_at, wire) FROM STDIN BINARY",
+    )?;
+    let types =
+        [Type::BYTEA, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::BYTEA];
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    let mut failure: Option<anyhow::Error> = None;
+    let mut index = 0u64;
+    docket_gen::read_wire(data, |wire| {
+        index += 1;
+        if index <= registry_events {
+            return true;
+        }
+        let outcome = (|| -> Result<()> {
+            let event = SignedEvent::from_wire(wire).map_err(|e| anyhow!("event {}: {e}", index - 1))?;
+            let Some(r) = row(&event, wire) else { return Ok(()) };
+            if index - registry_events <= bulk {
+                writer.write(&[&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8])?;
+            } else {
+                tail_rows[crate::children::partition(&event, appenders)].push(r);
+            }
+            Ok(())
+        })();
+        match outcome {
+            Ok(()) => true,
+            Err(error) => {
+                failure = Some(error);
+                false
+            }
+        }
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    writer.finish()?;
+    Ok(tail_rows)
+}
+
+/// Inserts the tail, one insert per transaction, each list of rows through
+/// its own connection; returns the seconds it took.
+fn insert_tail(server: &Server, tail_rows: &[Vec<Row>]) -> Result<f64> {
     let started = Instant::now();
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = tail_rows
             .iter()
             .map(|rows| {
-                let server = &server;
                 scope.spawn(move || -> Result<()> {
                     let mut client = server.connect()?;
                     let insert = client.prepare(INSERT)?;
@@ -328,22 +357,17 @@ pub fn run(
     for result in results {
         result?;
     }
-    let inserted: u64 = tail_rows.iter().map(|r| r.len() as u64).sum();
-    figures.push(("pg_ingest", inserted as f64 / seconds));
-    let rows: i64 = client.query_one("SELECT count(*) FROM events", &[])?.get(0);
-    if rows as u64 != case_events {
-        bail!("the events table holds {rows} rows, not {case_events}");
-    }
-    let bytes: i64 = client.query_one("SELECT pg_total_relation_size('events')", &[])?.get(0);
-    figures.push(("pg_bytes_per_event", bytes as f64 / rows as f64));
+    Ok(seconds)
+}
 
-    // The point check as an indexed query, folded in the client.
-    let queries = crate::probes::read_queries(queries_file)?;
+/// Each point check as an indexed query folded in the client, one after
+/// another: the sorted latencies (µs) and how many found the measure in place.
+fn point_checks(client: &mut Client, queries: &[(String, String)]) -> Result<(Vec<f64>, usize)> {
     let select = client.prepare("SELECT kind, measure, effective_at FROM events WHERE subject = $1 ORDER BY seq")?;
     let mut latencies = Vec::with_capacity(queries.len());
     let mut restricted = 0usize;
     let now = docket_model::Timestamp::now().micros();
-    for (subject, measure) in &queries {
+    for (subject, measure) in queries {
         let started = Instant::now();
         let mut applied = false;
         for r in client.query(&select, &[subject])? {
@@ -364,13 +388,5 @@ pub fn run(
         restricted += usize::from(applied);
     }
     latencies.sort_by(f64::total_cmp);
-    figures.push(("pg_check_p50_us", benchkit::percentile(&latencies, 0.5)));
-    figures.push(("pg_check_p99_us", benchkit::percentile(&latencies, 0.99)));
-    figures.push(("pg_restricted_share", restricted as f64 / queries.len().max(1) as f64));
-    drop(client);
-    let files = server.dir.clone();
-    drop(server);
-    let _ = std::fs::remove_dir_all(files);
-    let _ = std::fs::remove_dir_all(dir);
-    Ok(figures)
+    Ok((latencies, restricted))
 }

@@ -46,34 +46,43 @@ fn verdict(ratio: f64, target: f64, at_least: bool) -> &'static str {
     }
 }
 
+/// The table of one size: ingest, verify, fold and audit, queries, then
+/// disk, memory and the probes.
 fn size_table(settings: &Settings, f: &Figures, postgres: bool) -> String {
     let mut t = String::new();
-    let events = get(f, "events");
     t += "| figure | docket | limit probe / peer | ratio | target |\n|---|---:|---|---:|---|\n";
-    let ingest_ratio = get(f, "ingest") / get(f, "ingest_limit");
-    t += &format!(
-        "| durable ingest in process, {} appenders (mean group commit {:.0}) | {} events/s | min(raw append, {} records per fdatasync: {}/s; batch verify, all cores: {}/s) | {:.2} | >= 0.60: {} |\n",
-        settings.appenders,
-        get(f, "ingest_batch"),
-        rate(get(f, "ingest")),
-        settings.appenders,
-        rate(get(f, "raw_append")),
-        rate(get(f, "batch_verify")),
-        ingest_ratio,
-        verdict(ingest_ratio, 0.6, true)
-    );
-    let wide_ratio = get(f, "wide_ingest") / get(f, "wide_ingest_limit");
-    t += &format!(
-        "| durable ingest in process, {} appenders (mean group commit {:.0}) | {} events/s | min(raw append, {} records per fdatasync: {}/s; batch verify, all cores: {}/s) | {:.3} | >= 0.60: {} |\n",
-        settings.wide_appenders,
-        get(f, "wide_ingest_batch"),
-        rate(get(f, "wide_ingest")),
-        settings.wide_appenders,
-        rate(get(f, "wide_raw_append")),
-        rate(get(f, "wide_batch_verify")),
-        wide_ratio,
-        verdict(wide_ratio, 0.6, true)
-    );
+    t += &ingest_rows(settings, f, postgres);
+    t += &verify_fold_audit_rows(f);
+    t += &query_rows(f, postgres);
+    t += &footprint_rows(f, postgres);
+    t
+}
+
+/// The row of the in-process ingest with `appenders` appenders, whose
+/// figures are named with `prefix` (`""` or `"wide_"`), its ratio shown to
+/// `ratio_digits` decimals.
+fn ingest_row(f: &Figures, appenders: usize, prefix: &str, ratio_digits: usize) -> String {
+    let key = |name: &str| get(f, &format!("{prefix}{name}"));
+    let ratio = key("ingest") / key("ingest_limit");
+    format!(
+        "| durable ingest in process, {} appenders (mean group commit {:.0}) | {} events/s | min(raw append, {} records per fdatasync: {}/s; batch verify, all cores: {}/s) | {:.*} | >= 0.60: {} |\n",
+        appenders,
+        key("ingest_batch"),
+        rate(key("ingest")),
+        appenders,
+        rate(key("raw_append")),
+        rate(key("batch_verify")),
+        ratio_digits,
+        ratio,
+        verdict(ratio, 0.6, true)
+    )
+}
+
+/// The ingest rows: in process (two widths), against PostgreSQL, over HTTP.
+fn ingest_rows(settings: &Settings, f: &Figures, postgres: bool) -> String {
+    let events = get(f, "events");
+    let mut t = ingest_row(f, settings.appenders, "", 2);
+    t += &ingest_row(f, settings.wide_appenders, "wide_", 3);
     if postgres {
         let pg_ratio = get(f, "ingest_tail") / get(f, "pg_ingest");
         t += &format!(
@@ -98,6 +107,12 @@ fn size_table(settings: &Settings, f: &Figures, postgres: bool) -> String {
         http_ratio,
         verdict(http_ratio, 0.5, true)
     );
+    t
+}
+
+/// `docket verify`, the fold and the audit, each against its probe.
+fn verify_fold_audit_rows(f: &Figures) -> String {
+    let mut t = String::new();
     let verify_ratio = get(f, "verify") / get(f, "verify_limit");
     t += &format!(
         "| `docket verify` | {} events/s | batch verify, all cores: {}/s | {:.2} | >= 0.80: {} |\n",
@@ -123,6 +138,13 @@ fn size_table(settings: &Settings, f: &Figures, postgres: bool) -> String {
         rate(get(f, "fold")),
         get(f, "audit") / get(f, "fold")
     );
+    t
+}
+
+/// Point checks (in process, over HTTP, warm), the HTTP floor, as-of checks
+/// and proofs.
+fn query_rows(f: &Figures, postgres: bool) -> String {
+    let mut t = String::new();
     t += &format!(
         "| point check in process, p50 / p99 ({:.0}% restricted) | {:.1} / {:.1} µs | — | — | — |\n",
         100.0 * get(f, "restricted_share"),
@@ -171,6 +193,13 @@ fn size_table(settings: &Settings, f: &Figures, postgres: bool) -> String {
         get(f, "proof_p50_us"),
         get(f, "proof_p99_us")
     );
+    t
+}
+
+/// Disk bytes, peak memory, the hash probes, PostgreSQL's load and the data
+/// set's generation.
+fn footprint_rows(f: &Figures, postgres: bool) -> String {
+    let mut t = String::new();
     let disk_ratio = get(f, "log_bytes_per_event") / get(f, "canonical_bytes");
     t += &format!(
         "| disk: log of record (segments, index, tree, checkpoints) | {:.0} bytes/event | canonical event: {:.0} bytes | {:.2} | <= 2.0: {} |\n",

@@ -165,21 +165,7 @@ fn main() {
             std::process::exit(2);
         }
     }
-    if let Some(dir) = benchkit::arg("--fold-only") {
-        let (records, seconds, kib) = fold_in_child(Path::new(&dir), 64);
-        println!(
-            "{records} records in {seconds:.2} s: {:.0} events/s, peak {} MiB",
-            records as f64 / seconds,
-            kib / 1024
-        );
-        return;
-    }
-    if let Some(dir) = benchkit::arg("--child-audit") {
-        child_audit(Path::new(&dir));
-        return;
-    }
-    if let Some(dir) = benchkit::arg("--child-fold") {
-        child_fold(Path::new(&dir), benchkit::number("--snapshots", 64));
+    if run_alone() {
         return;
     }
     let large = benchkit::number("--subjects", 100_000);
@@ -194,25 +180,115 @@ fn main() {
     let (small_events, _) = make_ledger(&small_dir, small);
     let (large_events, root) = make_ledger(&large_dir, large);
 
+    let folds = measure_folds(&small_dir, &large_dir, large_events);
+    let audits = measure_audits(&small_dir, &large_dir, folds.records);
+    let checks = measure_checks(&base, &large_dir, root, queries, folds.records);
+    let bytes_per_event =
+        std::fs::metadata(large_dir.join("views.redb")).map(|m| m.len()).unwrap_or(0) as f64 / large_events as f64;
+    print_table(small_events, large_events, &folds, &audits, &checks, bytes_per_event);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// The modes that run one part alone (`--fold-only`) or are a child phase
+/// (`--child-audit`, `--child-fold`); true if one ran.
+fn run_alone() -> bool {
+    if let Some(dir) = benchkit::arg("--fold-only") {
+        let (records, seconds, kib) = fold_in_child(Path::new(&dir), 64);
+        println!(
+            "{records} records in {seconds:.2} s: {:.0} events/s, peak {} MiB",
+            records as f64 / seconds,
+            kib / 1024
+        );
+        return true;
+    }
+    if let Some(dir) = benchkit::arg("--child-audit") {
+        child_audit(Path::new(&dir));
+        return true;
+    }
+    if let Some(dir) = benchkit::arg("--child-fold") {
+        child_fold(Path::new(&dir), benchkit::number("--snapshots", 64));
+        return true;
+    }
+    false
+}
+
+/// The fold at both sizes, and the bare decode around the larger one.
+struct Folds {
+    records: u64,
+    fold_seconds: f64,
+    large_kib: u64,
+    small_seconds: f64,
+    small_kib: u64,
+    decode_rate: f64,
+    fold_rate: f64,
+}
+
+fn measure_folds(small_dir: &Path, large_dir: &Path, large_events: u64) -> Folds {
     eprintln!("decode, fold, decode over {large_events} records");
-    let (_, decode_before) = decode(&large_dir);
-    let (records, fold_seconds, large_kib) = fold_in_child(&large_dir, 64);
-    let (_, decode_after) = decode(&large_dir);
+    let (_, decode_before) = decode(large_dir);
+    let (records, fold_seconds, large_kib) = fold_in_child(large_dir, 64);
+    let (_, decode_after) = decode(large_dir);
     let decode_seconds = (decode_before + decode_after) / 2.0;
-    let (_, small_seconds, small_kib) = fold_in_child(&small_dir, 64);
+    let (_, small_seconds, small_kib) = fold_in_child(small_dir, 64);
     let decode_rate = large_events as f64 / decode_seconds;
     let fold_rate = records as f64 / fold_seconds;
-    eprintln!("audit at both sizes");
-    let (_, audit_seconds, audit_kib, findings, cases, open_kib) = audit_in_child(&large_dir, None);
-    let (_, small_audit_seconds, small_audit_kib, _, small_cases, small_open_kib) = audit_in_child(&small_dir, None);
-    // The redb page cache fills up to its limit on the larger store; with a
-    // small cache the rest of the audit's memory shows.
-    const SMALL_CACHE_MIB: usize = 4;
-    let (_, _, tight_kib, ..) = audit_in_child(&large_dir, Some(SMALL_CACHE_MIB));
-    let (_, _, small_tight_kib, ..) = audit_in_child(&small_dir, Some(SMALL_CACHE_MIB));
-    let audit_rate = records as f64 / audit_seconds;
+    Folds { records, fold_seconds, large_kib, small_seconds, small_kib, decode_rate, fold_rate }
+}
 
-    let (store, _) = Store::open(&large_dir, StoreLimits::default()).expect("open");
+/// The redb page cache fills up to its limit on the larger store; with a
+/// small cache the rest of the audit's memory shows.
+const SMALL_CACHE_MIB: usize = 4;
+
+/// The audit at both sizes, with the default cache and with `SMALL_CACHE_MIB`.
+struct Audits {
+    audit_seconds: f64,
+    audit_kib: u64,
+    findings: u64,
+    cases: u64,
+    open_kib: u64,
+    small_audit_seconds: f64,
+    small_audit_kib: u64,
+    small_cases: u64,
+    small_open_kib: u64,
+    tight_kib: u64,
+    small_tight_kib: u64,
+    audit_rate: f64,
+}
+
+fn measure_audits(small_dir: &Path, large_dir: &Path, records: u64) -> Audits {
+    eprintln!("audit at both sizes");
+    let (_, audit_seconds, audit_kib, findings, cases, open_kib) = audit_in_child(large_dir, None);
+    let (_, small_audit_seconds, small_audit_kib, _, small_cases, small_open_kib) = audit_in_child(small_dir, None);
+    let (_, _, tight_kib, ..) = audit_in_child(large_dir, Some(SMALL_CACHE_MIB));
+    let (_, _, small_tight_kib, ..) = audit_in_child(small_dir, Some(SMALL_CACHE_MIB));
+    let audit_rate = records as f64 / audit_seconds;
+    Audits {
+        audit_seconds,
+        audit_kib,
+        findings,
+        cases,
+        open_kib,
+        small_audit_seconds,
+        small_audit_kib,
+        small_cases,
+        small_open_kib,
+        tight_kib,
+        small_tight_kib,
+        audit_rate,
+    }
+}
+
+/// Point-check latencies (µs, sorted): now, as of a random seq with and
+/// without registry snapshots, and by refolding the log in memory.
+struct Checks {
+    now_checks: Vec<f64>,
+    asof_checks: Vec<f64>,
+    plain_checks: Vec<f64>,
+    refold: Vec<f64>,
+}
+
+fn measure_checks(base: &Path, large_dir: &Path, root: PublicKey, queries: u64, records: u64) -> Checks {
+    let (store, _) = Store::open(large_dir, StoreLimits::default()).expect("open");
     let registry = store.registry(Known::All).expect("registry");
     let mut subjects = vec![];
     for (list, _) in registry.lists() {
@@ -226,16 +302,30 @@ fn main() {
     let now_checks = checks(&store, &subjects, &measures, queries, |_| Known::All);
     let asof_checks = checks(&store, &subjects, &measures, queries / 4, |rng| Known::Through(rng.below(records)));
     drop(store);
-    // The same as-of checks with no registry snapshots.
+    let plain_checks = unsnapped_checks(base, large_dir, &subjects, &measures, queries, records);
+    let refold = refold_checks(large_dir, root, &subjects, &measures, records);
+    Checks { now_checks, asof_checks, plain_checks, refold }
+}
+
+/// The as-of checks on a copy of the large ledger whose store keeps no
+/// registry snapshots.
+fn unsnapped_checks(
+    base: &Path,
+    large_dir: &Path,
+    subjects: &[SubjectId],
+    measures: &[MeasureCode],
+    queries: u64,
+    records: u64,
+) -> Vec<f64> {
     let unsnapped = base.join("unsnapped");
     std::fs::create_dir_all(&unsnapped).expect("dir");
-    for entry in std::fs::read_dir(&large_dir).expect("dir").flatten() {
+    for entry in std::fs::read_dir(large_dir).expect("dir").flatten() {
         if entry.file_type().is_ok_and(|t| t.is_file()) && entry.file_name() != "views.redb" {
             std::fs::copy(entry.path(), unsnapped.join(entry.file_name())).expect("copy");
         }
     }
     std::os::unix::fs::symlink(
-        docket_log::ledger::Paths::new(&large_dir).segments(),
+        docket_log::ledger::Paths::new(large_dir).segments(),
         docket_log::ledger::Paths::new(&unsnapped).segments(),
     )
     .expect("link");
@@ -243,9 +333,18 @@ fn main() {
     let (plain, _) =
         Store::open(&unsnapped, StoreLimits { registry_snapshot_events: u64::MAX, ..StoreLimits::default() })
             .expect("open");
-    let plain_checks = checks(&plain, &subjects, &measures, queries / 4, |rng| Known::Through(rng.below(records)));
-    drop(plain);
-    // No projection at all: fold the log in memory up to the seq, then check.
+    checks(&plain, subjects, measures, queries / 4, |rng| Known::Through(rng.below(records)))
+}
+
+/// No projection at all: five checks, each folding the log in memory up to
+/// a random seq first.
+fn refold_checks(
+    large_dir: &Path,
+    root: PublicKey,
+    subjects: &[SubjectId],
+    measures: &[MeasureCode],
+    records: u64,
+) -> Vec<f64> {
     let mut refold = vec![];
     let mut rng = Rng(11);
     for _ in 0..5 {
@@ -253,7 +352,7 @@ fn main() {
         let subject = &subjects[rng.below(subjects.len() as u64) as usize];
         let started = Instant::now();
         let mut fold = Fold::new(root);
-        Reader::new(docket_log::ledger::Paths::new(&large_dir).segments())
+        Reader::new(docket_log::ledger::Paths::new(large_dir).segments())
             .read_from(0, None, |frame| {
                 if frame.seq > upto {
                     return std::ops::ControlFlow::Break(());
@@ -269,9 +368,34 @@ fn main() {
         refold.push(started.elapsed().as_secs_f64() * 1e6);
     }
     refold.sort_by(f64::total_cmp);
+    refold
+}
 
-    let bytes_per_event =
-        std::fs::metadata(large_dir.join("views.redb")).map(|m| m.len()).unwrap_or(0) as f64 / large_events as f64;
+/// The markdown table of every figure.
+fn print_table(
+    small_events: u64,
+    large_events: u64,
+    folds: &Folds,
+    audits: &Audits,
+    checks: &Checks,
+    bytes_per_event: f64,
+) {
+    let &Folds { records, fold_seconds, large_kib, small_seconds, small_kib, decode_rate, fold_rate } = folds;
+    let &Audits {
+        audit_seconds,
+        audit_kib,
+        findings,
+        cases,
+        open_kib,
+        small_audit_seconds,
+        small_audit_kib,
+        small_cases,
+        small_open_kib,
+        tight_kib,
+        small_tight_kib,
+        audit_rate,
+    } = audits;
+    let Checks { now_checks, asof_checks, plain_checks, refold } = checks;
     println!("| figure | value | limit / peer | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
@@ -301,22 +425,22 @@ fn main() {
     println!("| audit time, {small_cases} vs {cases} cases | {small_audit_seconds:.2} s vs {audit_seconds:.2} s | — | — | — |");
     println!(
         "| point check, now (p50 / p99) | {:.1} / {:.1} µs | — | — | p99 < 100 µs |",
-        benchkit::percentile(&now_checks, 0.5),
-        benchkit::percentile(&now_checks, 0.99)
+        benchkit::percentile(now_checks, 0.5),
+        benchkit::percentile(now_checks, 0.99)
     );
     println!(
         "| as-of point check, registry snapshots every 64 events (p50 / p99) | {:.1} / {:.1} µs | without snapshots {:.1} / {:.1} µs | {:.2} (p99) | — |",
-        benchkit::percentile(&asof_checks, 0.5),
-        benchkit::percentile(&asof_checks, 0.99),
-        benchkit::percentile(&plain_checks, 0.5),
-        benchkit::percentile(&plain_checks, 0.99),
-        benchkit::percentile(&asof_checks, 0.99) / benchkit::percentile(&plain_checks, 0.99)
+        benchkit::percentile(asof_checks, 0.5),
+        benchkit::percentile(asof_checks, 0.99),
+        benchkit::percentile(plain_checks, 0.5),
+        benchkit::percentile(plain_checks, 0.99),
+        benchkit::percentile(asof_checks, 0.99) / benchkit::percentile(plain_checks, 0.99)
     );
     println!(
         "| as-of point check by refolding the log in memory (median of 5) | {:.0} µs | store as-of p50 {:.1} µs | {:.0}x slower | — |",
-        benchkit::percentile(&refold, 0.5),
-        benchkit::percentile(&asof_checks, 0.5),
-        benchkit::percentile(&refold, 0.5) / benchkit::percentile(&asof_checks, 0.5)
+        benchkit::percentile(refold, 0.5),
+        benchkit::percentile(asof_checks, 0.5),
+        benchkit::percentile(refold, 0.5) / benchkit::percentile(asof_checks, 0.5)
     );
     println!(
         "| fold peak memory (VmHWM), {small_events} vs {large_events} records | {} MiB vs {} MiB | — | {:.2} | flat |",
@@ -328,5 +452,4 @@ fn main() {
         "| fold time, {small_events} vs {large_events} records | {small_seconds:.2} s vs {fold_seconds:.2} s | — | — | — |"
     );
     println!("| store size | {bytes_per_event:.0} bytes/event | — | — | — |");
-    let _ = std::fs::remove_dir_all(&base);
 }

@@ -51,6 +51,67 @@ struct Row {
     limit: f64,
 }
 
+/// A batch of signed events with what raw ed25519-dalek needs to verify it.
+struct Batch {
+    events: Vec<SignedEvent>,
+    messages: Vec<Vec<u8>>,
+    signatures: Vec<ed25519_dalek::Signature>,
+    keys: Vec<ed25519_dalek::VerifyingKey>,
+}
+
+impl Batch {
+    fn new(events: Vec<SignedEvent>, keys: Vec<ed25519_dalek::VerifyingKey>) -> Self {
+        let messages = events.iter().map(|s| signing_message(s.bytes())).collect();
+        let signatures = events.iter().map(|s| ed25519_dalek::Signature::from_bytes(&s.signature().0)).collect();
+        Self { events, messages, signatures, keys }
+    }
+
+    /// `BATCH` copies of `event` signed by `key`, each a microsecond later.
+    fn one_key(event: &Event, key: &SigningKey) -> Self {
+        let events = (0..BATCH)
+            .map(|i| {
+                let mut e = event.clone();
+                e.effective_at =
+                    docket_model::Timestamp::from_micros(e.effective_at.micros() + i as i64).expect("time");
+                SignedEvent::sign(e, key).expect("signs")
+            })
+            .collect();
+        Self::new(events, vec![key.verifying_key(); BATCH])
+    }
+
+    /// The same batch signed by `BATCH` different keys: no terms to merge.
+    fn distinct_keys(event: &Event) -> Self {
+        let signers: Vec<SigningKey> = (0..BATCH).map(|i| golden::signing_key(&format!("bench-{i}"))).collect();
+        let events = (0..BATCH)
+            .map(|i| {
+                let mut e = event.clone();
+                e.key = PublicKey(signers[i].verifying_key().to_bytes());
+                SignedEvent::sign(e, &signers[i]).expect("signs")
+            })
+            .collect();
+        Self::new(events, signers.iter().map(SigningKey::verifying_key).collect())
+    }
+
+    /// `verify_all` on the batch next to dalek's `verify_batch`.
+    fn row(&self, what: &'static str, min: Duration) -> Row {
+        let refs: Vec<&[u8]> = self.messages.iter().map(Vec::as_slice).collect();
+        Row {
+            what,
+            docket: rate(min, || {
+                black_box(verify_all(black_box(&self.events)));
+                BATCH
+            }),
+            probe: "dalek verify_batch",
+            limit: rate(min, || {
+                black_box(ed25519_dalek::verify_batch(&refs, &self.signatures, &self.keys).is_ok());
+                BATCH
+            }),
+        }
+    }
+}
+
+/// Every row for one event: batch verification, signing, single
+/// verification, encoding and decoding, each next to its raw probe.
 fn measure(event: &Event, min: Duration) -> Vec<Row> {
     let key: SigningKey = golden::key_for(&event.signer);
     let signed = SignedEvent::sign(event.clone(), &key).expect("example signs");
@@ -58,48 +119,11 @@ fn measure(event: &Event, min: Duration) -> Vec<Row> {
     let message = signing_message(&bytes);
     let dalek_key = key.verifying_key();
     let dalek_signature = key.sign(&message);
-
-    let batch: Vec<SignedEvent> = (0..BATCH)
-        .map(|i| {
-            let mut e = event.clone();
-            e.effective_at = docket_model::Timestamp::from_micros(e.effective_at.micros() + i as i64).expect("time");
-            SignedEvent::sign(e, &key).expect("signs")
-        })
-        .collect();
-    let messages: Vec<Vec<u8>> = batch.iter().map(|s| signing_message(s.bytes())).collect();
-    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let signatures: Vec<ed25519_dalek::Signature> =
-        batch.iter().map(|s| ed25519_dalek::Signature::from_bytes(&s.signature().0)).collect();
-    let keys = vec![dalek_key; BATCH];
-
-    // The same batch signed by 64 different keys: no terms to merge.
-    let signers: Vec<SigningKey> = (0..BATCH).map(|i| golden::signing_key(&format!("bench-{i}"))).collect();
-    let distinct: Vec<SignedEvent> = (0..BATCH)
-        .map(|i| {
-            let mut e = event.clone();
-            e.key = PublicKey(signers[i].verifying_key().to_bytes());
-            SignedEvent::sign(e, &signers[i]).expect("signs")
-        })
-        .collect();
-    let distinct_messages: Vec<Vec<u8>> = distinct.iter().map(|s| signing_message(s.bytes())).collect();
-    let distinct_refs: Vec<&[u8]> = distinct_messages.iter().map(Vec::as_slice).collect();
-    let distinct_signatures: Vec<ed25519_dalek::Signature> =
-        distinct.iter().map(|s| ed25519_dalek::Signature::from_bytes(&s.signature().0)).collect();
-    let distinct_keys: Vec<ed25519_dalek::VerifyingKey> = signers.iter().map(SigningKey::verifying_key).collect();
+    let batch = Batch::one_key(event, &key);
+    let distinct = Batch::distinct_keys(event);
 
     vec![
-        Row {
-            what: "verify (batch of 64, 64 keys)",
-            docket: rate(min, || {
-                black_box(verify_all(black_box(&distinct)));
-                BATCH
-            }),
-            probe: "dalek verify_batch",
-            limit: rate(min, || {
-                black_box(ed25519_dalek::verify_batch(&distinct_refs, &distinct_signatures, &distinct_keys).is_ok());
-                BATCH
-            }),
-        },
+        distinct.row("verify (batch of 64, 64 keys)", min),
         Row {
             what: "sign",
             docket: rate(min, || {
@@ -124,18 +148,7 @@ fn measure(event: &Event, min: Duration) -> Vec<Row> {
                 1
             }),
         },
-        Row {
-            what: "verify (batch of 64, 1 key)",
-            docket: rate(min, || {
-                black_box(verify_all(black_box(&batch)));
-                BATCH
-            }),
-            probe: "dalek verify_batch",
-            limit: rate(min, || {
-                black_box(ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok());
-                BATCH
-            }),
-        },
+        batch.row("verify (batch of 64, 1 key)", min),
         Row {
             what: "encode",
             docket: rate(min, || {
