@@ -4,7 +4,9 @@
 //! (checkpoints, witness cosignatures, proofs, tiles), [`operations`]
 //! (health, readiness, metrics, the OpenAPI document); the feed's handlers
 //! are in `crate::feed`. [`extract`] holds what the handlers share to read a
-//! request, [`observe`] the layers every request passes through.
+//! request, [`observe`] the layers every request passes through, [`read`]
+//! what the reads share to scale to many pollers (pinned points, page
+//! cursors, ETags, CORS for open reads, compression).
 //!
 //! The router is built through [`Routes`], which records each (method,
 //! path) it registers, so a test compares the served routes with the
@@ -15,6 +17,7 @@ mod audit;
 mod extract;
 mod observe;
 mod operations;
+mod read;
 mod session;
 mod transparency;
 mod views;
@@ -33,6 +36,7 @@ use crate::App;
 pub(crate) use audit::{AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX};
 pub(crate) use extract::{Params, WIRE_PREFIX_BYTES};
 pub(crate) use operations::public_keys_warning;
+pub(crate) use read::{open_to_other_origins, CURSOR_BYTES_MAX, PAGE_DEFAULT, PAGE_MAX};
 #[cfg(test)]
 pub(crate) use operations::ready;
 #[cfg(test)]
@@ -114,13 +118,16 @@ pub(crate) fn reserve_routes() -> Routes {
 }
 
 /// The API's router: every route, the JSON error contract for unknown
-/// routes and methods, metrics, caught panics and the access log.
+/// routes and methods, compression (gzip, br; never event streams), CORS
+/// for open reads, metrics, caught panics and the access log.
 pub(crate) fn router(app: Arc<App>) -> Router {
     routes()
         .router
         .fallback(crate::error::no_route)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::disable())
+        .layer(read::compression())
+        .layer(read::cors())
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe::observe))
         .layer(crate::error::catch_panic())
         .layer(observe::access_log())
