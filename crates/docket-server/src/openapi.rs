@@ -417,7 +417,8 @@ fn operation(route: &Route) -> Value {
     if conditional(route) {
         let etag = json!({"ETag": {"description": "Strong: names the answer (API.md, Conditional reads)", "schema": {"type": "string"}}});
         operation["responses"]["200"]["headers"] = etag.clone();
-        operation["responses"]["304"] = json!({"description": "Not modified: If-None-Match names the answer's ETag; no body", "headers": etag});
+        operation["responses"]["304"] =
+            json!({"description": "Not modified: If-None-Match names the answer's ETag; no body", "headers": etag});
         if let Some(parameters) = operation["parameters"].as_array_mut() {
             parameters.push(json!({"name": "If-None-Match", "in": "header", "required": false,
                 "description": "ETags of answers held: 304 when one names the answer", "schema": {"type": "string"}}));

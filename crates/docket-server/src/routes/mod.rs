@@ -36,7 +36,6 @@ use crate::App;
 pub(crate) use audit::{AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX};
 pub(crate) use extract::{Params, WIRE_PREFIX_BYTES};
 pub(crate) use operations::public_keys_warning;
-pub(crate) use read::{open_to_other_origins, CURSOR_BYTES_MAX, PAGE_DEFAULT, PAGE_MAX};
 #[cfg(test)]
 pub(crate) use operations::ready;
 #[cfg(test)]

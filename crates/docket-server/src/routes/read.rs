@@ -145,7 +145,10 @@ impl Page {
         }
         let number = |text: &str| text.parse::<u64>().map_err(|_| bad("not a page cursor"));
         let time = |text: &str| {
-            text.parse::<i64>().ok().and_then(|micros| Timestamp::from_micros(micros).ok()).ok_or_else(|| bad("not a page cursor"))
+            text.parse::<i64>()
+                .ok()
+                .and_then(|micros| Timestamp::from_micros(micros).ok())
+                .ok_or_else(|| bad("not a page cursor"))
         };
         let point = Pinned {
             records: number(records_text)?,
@@ -278,7 +281,37 @@ pub(super) fn pinned_etag(
     Some(format!("\"p{}\"", hex::encode(&hasher.finalize().as_bytes()[..16])))
 }
 
-/// The ETag of a body: its BLAKE3 hash (for answers that depend on the clock).
+/// The weak ETag of an answer read at the instant of the request (no
+/// `as_of`, no `valid_at`: what is in force now): the BLAKE3 hash of the
+/// whole answer (every page of it, before it was cut to one) but for the
+/// fields `instant` that name the instant and the records it was read at,
+/// and of the page (`offset`, `limit`). Weak, because two answers with one
+/// ETag differ in those fields: an append or a tick of the clock that
+/// changes no entry keeps it, and a client holding a page keeps following
+/// its `next`, whose point holds the same entries.
+pub(super) fn instant_etag(
+    whole: &serde_json::Value,
+    instant: &[&str],
+    offset: u64,
+    limit: usize,
+) -> Result<String, ApiError> {
+    let mut hasher = blake3::Hasher::new_derive_key("docket/v1/etag instant");
+    hasher.update(&offset.to_be_bytes());
+    hasher.update(&(limit as u64).to_be_bytes());
+    if let serde_json::Value::Object(fields) = whole {
+        for (name, value) in fields.iter().filter(|(name, _)| !instant.contains(&name.as_str())) {
+            hasher.update(&(name.len() as u64).to_be_bytes());
+            hasher.update(name.as_bytes());
+            serde_json::to_writer(&mut hasher, value)
+                .map_err(|e| ApiError::internal(format!("ETag of {name}: {e}")))?;
+        }
+    } else {
+        serde_json::to_writer(&mut hasher, whole).map_err(|e| ApiError::internal(format!("ETag: {e}")))?;
+    }
+    Ok(format!("W/\"i{}\"", hex::encode(&hasher.finalize().as_bytes()[..16])))
+}
+
+/// The ETag of a body: its BLAKE3 hash (the checkpoint).
 pub(super) fn body_etag(body: &[u8]) -> String {
     let hash = blake3::Hasher::new_derive_key("docket/v1/etag body").update(body).finalize();
     format!("\"b{}\"", hex::encode(&hash.as_bytes()[..16]))
@@ -292,7 +325,7 @@ pub(super) fn matches(headers: &HeaderMap, etag: &str) -> bool {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag.strip_prefix("W/").unwrap_or(etag))
 }
 
 /// An answer with its ETag: 304 with no body when `If-None-Match` names

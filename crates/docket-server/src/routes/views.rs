@@ -11,8 +11,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use docket_fold::query::{self, QueryError};
 use docket_fold::case::AsOf;
+use docket_fold::query::{self, QueryError};
 use docket_fold::{views, Store};
 use docket_model::Name;
 
@@ -212,6 +212,10 @@ fn view_answer(
         return Ok(Answer { etag: etag.clone(), body: None, watermark: store.records() });
     }
     let mut value = compute_view(store, view, params, point.as_of())?;
+    let instant = if by_clock { Some(read::instant_etag(&value, &["as_of"], offset, limit)?) } else { None };
+    if let Some(etag) = instant.as_ref().filter(|etag| read::matches(conditions, etag)) {
+        return Ok(Answer { etag: etag.clone(), body: None, watermark: store.records() });
+    }
     if let Some(shape) = paged(view) {
         let total = match shape {
             Paged::Arrays(fields) => read::page_arrays(&mut value, fields, offset, limit),
@@ -224,7 +228,7 @@ fn view_answer(
         }
     }
     let body = serde_json::to_vec(&value).map_err(|e| ApiError::internal(format!("the {view} view: {e}")))?;
-    let etag = pinned.unwrap_or_else(|| read::body_etag(&body));
+    let etag = pinned.or(instant).unwrap_or_else(|| read::body_etag(&body));
     Ok(Answer { etag, body: Some(body), watermark: store.records() })
 }
 
@@ -309,7 +313,10 @@ fn delta_answer(app: &App, params: &DeltaParams, limit: usize, conditions: &Head
         })?;
         if from > records {
             let error = docket_fold::delta::DeltaError::CursorAhead { cursor: from, records };
-            return Err(ApiError { field: Some("cursor".into()), ..ApiError::bad_request("bad_parameter", error.to_string()) });
+            return Err(ApiError {
+                field: Some("cursor".into()),
+                ..ApiError::bad_request("bad_parameter", error.to_string())
+            });
         }
         let point = read::Pinned { records, at: None, valid_at: docket_model::Timestamp::now() };
         read::Page { point, offset: 0, from: Some(from) }
@@ -317,7 +324,7 @@ fn delta_answer(app: &App, params: &DeltaParams, limit: usize, conditions: &Head
         read::Page::parse(cursor, &digest, true, records)?
     };
     let from = page.from.unwrap_or(0);
-    // A delta from a number of records is in force now: only its body can name it.
+    // A delta from a number of records is in force now: its ETag is known once it is computed.
     let pinned = match params.cursor.as_deref() {
         Some(cursor) if !cursor.bytes().all(|b| b.is_ascii_digit()) => {
             let from_text = from.to_string();
@@ -337,6 +344,14 @@ fn delta_answer(app: &App, params: &DeltaParams, limit: usize, conditions: &Head
     let changes = docket_fold::delta::between(store, old, new, list.as_ref())?;
     let delta = docket_fold::delta::Delta { from, cursor: new.records, valid_at: new.valid_at, changes };
     let mut value = json!(delta);
+    // From a number of records, the new side is now: `valid_at` and `cursor` name the instant.
+    let instant = match pinned {
+        Some(_) => None,
+        None => Some(read::instant_etag(&value, &["valid_at", "cursor"], page.offset, limit)?),
+    };
+    if let Some(etag) = instant.as_ref().filter(|etag| read::matches(conditions, etag)) {
+        return Ok(Answer { etag: etag.clone(), body: None, watermark: records });
+    }
     let total = read::page_arrays(&mut value, &["changes"], page.offset, limit);
     value["total"] = json!(total);
     let next = page.offset.saturating_add(limit as u64);
@@ -344,7 +359,7 @@ fn delta_answer(app: &App, params: &DeltaParams, limit: usize, conditions: &Head
         value["next"] = json!(read::Page { offset: next, ..page }.cursor(&digest));
     }
     let body = serde_json::to_vec(&value).map_err(|e| ApiError::internal(format!("the delta: {e}")))?;
-    let etag = pinned.unwrap_or_else(|| read::body_etag(&body));
+    let etag = pinned.or(instant).unwrap_or_else(|| read::body_etag(&body));
     Ok(Answer { etag, body: Some(body), watermark: records })
 }
 
