@@ -42,6 +42,21 @@ const BITEMPORAL: [(&str, bool, &str); 3] = [
     ("min_seq", false, "Wait (bounded) until the projections include this seq"),
 ];
 
+/// The page parameters of the list-shaped views (`/v1/delta` lists its own).
+const PAGED: [(&str, bool, &str); 2] = [
+    ("limit", false, "Most entries on a page (default 1,000, at most 10,000)"),
+    ("cursor", false, "The next of the last page: the page after it, read at the same point"),
+];
+
+/// The list-shaped views, answered in pages.
+const PAGED_VIEWS: [&str; 4] = ["/v1/views/list", "/v1/views/enforcement", "/v1/views/subject", "/v1/views/public"];
+
+/// Whether a route's answers carry an ETag and answer a matching `If-None-Match` with 304.
+fn conditional(route: &Route) -> bool {
+    route.method == "get"
+        && (route.path.starts_with("/v1/views/") || route.path == "/v1/delta" || route.path == "/v1/checkpoint")
+}
+
 /// Query parameters: `params!(name, required, description; ...)`.
 macro_rules! params {
     ($($name:literal, $required:literal, $what:literal);*) => {
@@ -157,7 +172,7 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/delta",
         summary: "Changes to the public list since a cursor: ADD, MOD, DEL of entries",
         access: Access::Open,
-        query: params!("cursor", false, "The cursor of the last delta (0: everything)"; "list", false, "Only this list"),
+        query: params!("cursor", false, "The cursor of the last delta (0: everything), or the next of the last page of this one"; "list", false, "Only this list"; "limit", false, "Most changes on a page (default 1,000, at most 10,000)"),
         body: None,
         response: "Delta",
     },
@@ -348,7 +363,7 @@ fn component_schemas() -> Map<String, Value> {
         "FeedPage": {"type": "object", "required": ["events", "cursor", "caught_up"], "properties": {
             "events": {"type": "array", "items": reference("Record")}, "cursor": {"type": "integer"}, "caught_up": {"type": "boolean"}}},
         "EventStream": {"type": "string", "description": "text/event-stream: `event: event` (data: a Record, id: the next cursor) and `event: caught-up`"},
-        "View": {"type": "object", "description": "A projection view, with its `as_of` point; see crates/docket-fold/src/views.rs"},
+        "View": {"type": "object", "description": "A projection view, with its `as_of` point; see crates/docket-fold/src/views.rs. The list-shaped views (list, enforcement, subject, public) come in pages: `total` entries in all and, when more follow, `next` (pass it as `cursor`)"},
         "InclusionProof": {"type": "object", "required": ["leaf_index", "tree_size", "leaf_hash", "root", "proof"], "properties": {
             "leaf_index": {"type": "integer"}, "tree_size": {"type": "integer"}, "leaf_hash": hex, "root": hex, "proof": proof}},
         "ConsistencyProof": {"type": "object", "required": ["old_size", "new_size", "old_root", "new_root", "proof"], "properties": {
@@ -358,8 +373,10 @@ fn component_schemas() -> Map<String, Value> {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"type": "string", "description": "Stable machine code (API.md, Errors)"}, "message": {"type": "string"},
             "field": {"type": "string"}, "actual_version": {"type": "integer"}}}}},
-        "Delta": {"type": "object", "required": ["from", "cursor", "valid_at", "changes"], "properties": {
-            "from": {"type": "integer"}, "cursor": {"type": "integer"}, "valid_at": {"type": "string", "format": "date-time"},
+        "Delta": {"type": "object", "required": ["from", "cursor", "valid_at", "changes", "total"], "properties": {
+            "from": {"type": "integer"}, "cursor": {"type": "integer", "description": "Where the next delta starts, once every page of this one is read"},
+            "valid_at": {"type": "string", "format": "date-time"},
+            "total": {"type": "integer", "description": "Changes in all pages"}, "next": {"type": "string", "description": "The next page's cursor, when more follow"},
             "changes": {"type": "array", "items": {"type": "object", "required": ["op", "entry"], "properties": {
                 "op": {"enum": ["ADD", "MOD", "DEL"]}, "entry": {"type": "object", "description": "A public list entry (as in /v1/views/public)"}}}}}},
         "Inquiries": {"type": "object", "required": ["inquiries", "next", "size"], "properties": {
@@ -393,6 +410,11 @@ fn operation(route: &Route) -> Value {
             json!({"name": name, "in": "query", "required": required, "description": what, "schema": {"type": "string"}})
         }));
     }
+    if PAGED_VIEWS.contains(&route.path) {
+        parameters.extend(PAGED.iter().map(|(name, required, what)| {
+            json!({"name": name, "in": "query", "required": required, "description": what, "schema": {"type": "string"}})
+        }));
+    }
     if let Some(start) = route.path.find('{') {
         let name = &route.path[start + 1..route.path.len() - 1];
         parameters.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}));
@@ -406,6 +428,16 @@ fn operation(route: &Route) -> Value {
             "5XX": {"description": "Unavailable or failed: see the code", "content": {"application/json": {"schema": reference("Error")}}},
         },
     });
+    if conditional(route) {
+        let etag = json!({"ETag": {"description": "Strong: names the answer (API.md, Conditional reads)", "schema": {"type": "string"}}});
+        operation["responses"]["200"]["headers"] = etag.clone();
+        operation["responses"]["304"] =
+            json!({"description": "Not modified: If-None-Match names the answer's ETag; no body", "headers": etag});
+        if let Some(parameters) = operation["parameters"].as_array_mut() {
+            parameters.push(json!({"name": "If-None-Match", "in": "header", "required": false,
+                "description": "ETags of answers held: 304 when one names the answer", "schema": {"type": "string"}}));
+        }
+    }
     match route.access {
         Access::SignedRequest if route.path == "/v1/session" => operation["security"] = json!([{"SignedRequest": []}]),
         Access::SignedRequest => operation["security"] = json!([{"SignedRequest": []}, {"Session": []}]),

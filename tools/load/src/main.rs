@@ -146,7 +146,11 @@ fn inquiry_cost(dir: &Path, subjects: &[String], connections: usize, rate: u64, 
         let serving = benchkit::serve(dir, limits).expect("server");
         let latencies = point_checks(&serving.base, subjects, connections, rate, seconds.div_ceil(2));
         serving.stop().expect("server");
-        if register { on.extend(latencies) } else { off.extend(latencies) }
+        if register {
+            on.extend(latencies)
+        } else {
+            off.extend(latencies)
+        }
     }
     on.sort_by(f64::total_cmp);
     off.sort_by(f64::total_cmp);

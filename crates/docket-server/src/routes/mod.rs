@@ -4,7 +4,9 @@
 //! (checkpoints, witness cosignatures, proofs, tiles), [`operations`]
 //! (health, readiness, metrics, the OpenAPI document); the feed's handlers
 //! are in `crate::feed`. [`extract`] holds what the handlers share to read a
-//! request, [`observe`] the layers every request passes through.
+//! request, [`observe`] the layers every request passes through, [`read`]
+//! what the reads share to scale to many pollers (pinned points, page
+//! cursors, ETags, CORS for open reads, compression).
 //!
 //! The router is built through [`Routes`], which records each (method,
 //! path) it registers, so a test compares the served routes with the
@@ -15,6 +17,7 @@ mod audit;
 mod extract;
 mod observe;
 mod operations;
+mod read;
 mod session;
 mod transparency;
 mod views;
@@ -115,7 +118,8 @@ pub(crate) fn reserve_routes() -> Routes {
 }
 
 /// The API's router: every route, the JSON error contract for unknown
-/// routes and methods, metrics, caught panics and the access log.
+/// routes and methods, compression (gzip, br; never event streams), CORS
+/// for open reads, metrics, caught panics and the access log.
 pub(crate) fn router(app: Arc<App>) -> Router {
     routes()
         .router
@@ -123,6 +127,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(app.clone(), crate::inquiries::record_reads))
+        .layer(read::compression())
+        .layer(read::cors())
         .layer(axum::middleware::from_fn_with_state(app.clone(), observe::observe))
         .layer(crate::error::catch_panic())
         .layer(observe::access_log())

@@ -24,13 +24,15 @@ async fn latest_checkpoint(app: &App) -> Result<String, ApiError> {
 
 /// The latest signed checkpoint (C2SP tlog-checkpoint), with the witnesses'
 /// cosignatures of it that the server holds.
-pub(super) async fn checkpoint(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+pub(super) async fn checkpoint(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let mut text = latest_checkpoint(&app).await?;
     if let Ok(lines) = tokio::fs::read_to_string(cosigned_path(&app, &text)?).await {
         text.push_str(&lines);
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], text)
-        .into_response())
+    // The ETag is the body's hash: a new checkpoint or a new cosignature changes it.
+    let etag = super::read::body_etag(text.as_bytes());
+    let (public, plain) = (super::read::Audience::Public, "text/plain; charset=utf-8");
+    super::read::conditional(&headers, &etag, public, plain, Some(text.into_bytes()), &[])
 }
 
 /// The body of a checkpoint note the server signed.
