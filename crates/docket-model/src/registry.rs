@@ -5,8 +5,8 @@
 //! first N events. Registry events change the state; case events are only
 //! authorised against it.
 //!
-//! Authorisation covers authenticity and form, never procedure (DESIGN.md
-//! principle 2): a designation without a notice is recorded and left to the
+//! Authorisation covers authenticity and form, never procedure (the log
+//! records acts; the audit judges them): a designation without a notice is recorded and left to the
 //! auditor; a designation signed by an agency that does not run the list is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
