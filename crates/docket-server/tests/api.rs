@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use docket_log::ledger;
@@ -499,24 +497,7 @@ fn the_feed_resumes_after_a_restart() {
     assert_eq!(ids, [second.id().to_string(), third.id().to_string()], "nothing missed, nothing out of order");
 
     // SSE from Last-Event-ID: the two events, then the caught-up marker.
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let date = Timestamp::now().to_string();
-    let signature = docket_model::request::sign_request(&spc, "GET", "/v1/feed/sse", &date, b"");
-    let head = format!(
-        "GET /v1/feed/sse HTTP/1.1\r\nHost: test\r\nLast-Event-ID: {cursor}\r\ndocket-agency: spc\r\n\
-         docket-key: {}\r\ndocket-date: {date}\r\ndocket-signature: {}\r\n\r\n",
-        PublicKey(spc.verifying_key().to_bytes()).to_hex(),
-        signature.to_hex()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut seen = String::new();
-    let mut buffer = [0u8; 4096];
-    while !seen.contains("event: caught-up") {
-        let n = stream.read(&mut buffer).unwrap_or(0);
-        assert!(n > 0, "the stream ended before caught-up: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
-    }
+    let (stream, seen) = sse_until_caught_up(addr, "spc", "/v1/feed/sse", &format!("Last-Event-ID: {cursor}\r\n"));
     let second_at = seen.find(&second.id().to_string()).expect("second event");
     let third_at = seen.find(&third.id().to_string()).expect("third event");
     assert!(second_at < third_at, "in order");

@@ -10,11 +10,9 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::io::Read;
+use std::net::SocketAddr;
 
-use docket_model::{PublicKey, Timestamp};
 use docket_server::ServerLimits;
 use docket_world as world;
 use serde_json::Value;
@@ -172,24 +170,8 @@ fn gzip_and_br_carry_the_same_json_and_event_streams_are_never_compressed() {
 
     // The feed's SSE, asked with every encoding: plain, and each event leaves at once.
     let spc = world::key(SEED, "spc");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let date = Timestamp::now().to_string();
-    let signature = docket_model::request::sign_request(&spc, "GET", "/v1/feed/sse?cursor=0", &date, b"");
-    let head = format!(
-        "GET /v1/feed/sse?cursor=0 HTTP/1.1\r\nHost: test\r\nAccept-Encoding: gzip, br\r\ndocket-agency: spc\r\n\
-         docket-key: {}\r\ndocket-date: {date}\r\ndocket-signature: {}\r\n\r\n",
-        PublicKey(spc.verifying_key().to_bytes()).to_hex(),
-        signature.to_hex()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut seen = String::new();
-    let mut buffer = [0u8; 4096];
-    while !seen.contains("event: caught-up") {
-        let n = stream.read(&mut buffer).unwrap_or(0);
-        assert!(n > 0, "the stream ended before caught-up: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
-    }
+    let (mut stream, mut seen) =
+        sse_until_caught_up(addr, "spc", "/v1/feed/sse?cursor=0", "Accept-Encoding: gzip, br\r\n");
     let head = seen[..seen.find("\r\n\r\n").unwrap()].to_lowercase();
     assert!(head.contains("text/event-stream"), "{head}");
     assert!(!head.contains("content-encoding"), "an event stream is never compressed: {head}");
@@ -197,6 +179,7 @@ fn gzip_and_br_carry_the_same_json_and_event_streams_are_never_compressed() {
     let event = notice(7, "spc", &spc, Some(0), "While the stream is open");
     assert_eq!(post(addr, "/v1/events", &body_of(&event)).status, 200);
     let id = event.id().to_string();
+    let mut buffer = [0u8; 4096];
     while !seen.contains(&id) {
         let n = stream.read(&mut buffer).unwrap_or(0);
         assert!(n > 0, "the stream ended before the new event: {seen}");

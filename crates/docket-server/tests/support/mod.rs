@@ -218,3 +218,22 @@ pub fn open_session(addr: SocketAddr, agency: &str, key: &SigningKey) -> Reply {
 pub fn with_token(addr: SocketAddr, method: &str, path: &str, token: &str) -> Reply {
     request(addr, method, path, b"", &format!("docket-session: {token}\r\n"))
 }
+
+/// Opens `path` as an SSE stream signed with `agency`'s demo key (and the
+/// `extra` header lines, each ending in CRLF) and reads until the first
+/// `caught-up` event: the open stream and everything read, headers included.
+pub fn sse_until_caught_up(addr: SocketAddr, agency: &str, path: &str, extra: &str) -> (TcpStream, String) {
+    let key = world::key(SEED, agency);
+    let headers = signed_headers_at(agency, &key, "GET", path, &Timestamp::now().to_string());
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}{headers}\r\n").as_bytes()).unwrap();
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.contains("event: caught-up") {
+        let n = stream.read(&mut buffer).unwrap_or(0);
+        assert!(n > 0, "the stream ended before caught-up: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    (stream, seen)
+}
