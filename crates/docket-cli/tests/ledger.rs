@@ -64,16 +64,16 @@ fn init_append_duplicates_and_stop_at_the_first_refusal() {
     let key_path = dir.path().join("court.key");
     let public = text(&docket(&["keygen", "--out", s(&key_path)]).stdout).trim().to_owned();
     let registry = dir.path().join("registry.jsonl");
-    let agency = serde_json::json!({"format": 2, "signer": "registry", "effective_at": "2024-01-01T09:00:00+08:00",
+    let agency = serde_json::json!({"format": 3, "signer": "registry", "effective_at": "2024-01-01T09:00:00+08:00",
         "body": {"registry": {"agency_registered": {"agency": "court", "name": "Court", "roles": ["designating"], "keys": [public]}}}});
-    let list = serde_json::json!({"format": 2, "signer": "registry", "effective_at": "2024-01-01T09:00:00+08:00",
+    let list = serde_json::json!({"format": 3, "signer": "registry", "effective_at": "2024-01-01T09:00:00+08:00",
         "body": {"registry": {"list_defined": {"list": "defaulters", "name": "Defaulters", "designating_agency": "court", "rule_set": "cn-spc-defaulters", "legal_basis": []}}}});
     std::fs::write(&registry, format!("{agency}\n{list}\n")).expect("write");
     let output = docket(&["init", "--dir", s(&ledger), "--registry", s(&registry)]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("registry root public key"));
     // Three case events: a notice, the same notice again, and an objection by an unknown agency.
-    let notice = serde_json::json!({"format": 2, "signer": {"agency": "court"}, "effective_at": "2024-03-01T10:00:00+08:00",
+    let notice = serde_json::json!({"format": 3, "signer": {"agency": "court"}, "effective_at": "2024-03-01T10:00:00+08:00",
         "body": {"case": {"list": "defaulters", "subject": {"uscc": "91110105MA01ABCD13"}, "number": "(2024)1", "expected_version": 0,
             "action": {"notice": {"served_at": "2024-03-01T10:00:00+08:00", "method": "post", "matter": "m", "legal_basis": [], "rights": "r"}}}}});
     let mut stranger = notice.clone();

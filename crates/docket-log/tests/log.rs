@@ -19,8 +19,8 @@ fn now() -> Timestamp {
 
 #[test]
 fn the_demo_ingests_and_survives_reopen() {
-    // One planted violation every fourth case, the kinds in rotation: 84 cases plant all 21.
-    let demo = world::build(84, 7);
+    // One planted violation every fourth case, the kinds in rotation: 96 cases plant all 24.
+    let demo = world::build(96, 7);
     assert!(demo.events.len() > 400, "{} events", demo.events.len());
     assert!(
         demo.violations.len() == world::Violation::ALL.len(),

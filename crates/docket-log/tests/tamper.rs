@@ -15,8 +15,12 @@ fn build(dir: &Path) -> PathBuf {
     let root = PublicKey(built.registry_root.verifying_key().to_bytes());
     ledger::init(dir, "docket.invalid/tamper", &log_key, root, None).expect("init");
     let mut ledger = Ledger::open(dir, Config::default()).expect("open");
-    // Batches of 5: each one synced write ending in a COMMIT frame.
-    for batch in built.events.chunks(5) {
+    // Batches of 5: each one synced write ending in a COMMIT frame. The last
+    // event goes alone: damage in the last write leaves no COMMIT after it,
+    // so the scan reads the whole write as a tail and names its first seq;
+    // a one-frame last write lets every frame be named exactly.
+    let (last, rest) = built.events.split_last().expect("events");
+    for batch in rest.chunks(5).chain([std::slice::from_ref(last)]) {
         let results = ledger.log.append_batch(batch.to_vec(), Timestamp::now()).expect("append");
         assert!(results.iter().all(Result::is_ok));
     }
