@@ -86,6 +86,22 @@ fn a_served_log_verifies_from_its_tiles_and_a_changed_byte_is_named() {
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains(&format!("ok: {} entries", size + 1)), "{stdout}");
     assert!(size + 1 > 256, "the demo has more than one level-0 tile ({size})");
+    // Each entry-bundle read is in the inquiry register, by the oversight agency.
+    let register =
+        common::json(&docket(&["inquiries", "--dir", s(&ledger), "--agency", "audit-office", "--format", "json"]));
+    let questions: Vec<&str> =
+        register["records"].as_array().unwrap().iter().filter_map(|r| r["question"].as_str()).collect();
+    assert!(questions.contains(&"GET /log/tile/entries/000"), "{questions:?}");
+    // Full tiles are immutable to caches; partial ones short-lived; bundles private.
+    let full = client.get("/log/tile/0/000").unwrap();
+    assert_eq!(full.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    let (index, width) = ((size + 1) / 256, (size + 1) % 256);
+    if width > 0 {
+        let partial = client.get(&format!("/log/tile/0/{index:03}.p/{width}")).unwrap();
+        assert_eq!((partial.status, partial.header("cache-control")), (200, Some("public, max-age=60")));
+    }
+    assert_eq!(client.get("/tile/0/000").unwrap().body, full.body, "/tile is an alias");
+    assert_eq!(client.get("/log/tile/entries/000").unwrap().status, 401, "entry bundles need a reader");
 
     // One byte of leaf 17's hash changed in the served full tile 0/000.
     let tile = ledger.join("tiles/tile/0/000");
