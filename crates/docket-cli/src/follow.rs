@@ -28,6 +28,9 @@ type Hash = [u8; 32];
 /// Hashes per tile and entries per bundle (C2SP tlog-tiles).
 const TILE_WIDTH: u64 = 256;
 
+/// A progress line on a terminal every this many level-0 tiles (65,536 leaves).
+const PROGRESS_TILES: u64 = 256;
+
 /// Most leaves `verify --url` holds (32 bytes each, in memory): 2 GiB.
 pub const FOLLOW_LEAVES_MAX: u64 = 1 << 26;
 
@@ -174,7 +177,12 @@ impl Follower {
             bail!("checkpoint size {new}: more than FOLLOW_LEAVES_MAX = {FOLLOW_LEAVES_MAX} leaves held in memory");
         }
         let prefix = options.prefix.as_str();
-        for index in old / TILE_WIDTH..new.div_ceil(TILE_WIDTH) {
+        let (first_tile, tiles) = (old / TILE_WIDTH, new.div_ceil(TILE_WIDTH));
+        let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()) && tiles - first_tile > PROGRESS_TILES;
+        for index in first_tile..tiles {
+            if progress && index > first_tile && (index - first_tile) % PROGRESS_TILES == 0 {
+                eprintln!("verify: level-0 tile {index} of {tiles} ({} leaves)", index * TILE_WIDTH);
+            }
             let width = (new - index * TILE_WIDTH).min(TILE_WIDTH);
             let hashes = fetch_tile(client, prefix, 0, index, width)?;
             self.tiles_fetched += 1;
