@@ -433,6 +433,23 @@ enum Command {
         #[command(flatten)]
         reader: ReaderArgs,
     },
+    /// POST a body (a file, or standard input) to a docket server, signed like `docket get`; prints the answer.
+    ///
+    /// A body that starts with '{' or '[' is sent as JSON, anything else as
+    /// application/octet-stream (the wire form). Exits 1 on an HTTP error
+    /// status, after printing the error.
+    #[command(after_help = r#"Examples:
+  docket sign --key spc.key notice.json | docket post http://127.0.0.1:8080/v1/events
+  docket post http://127.0.0.1:8080/v1/events/batch batch.json"#)]
+    Post {
+        /// http[s]://HOST[:PORT]/PATH
+        url: String,
+        /// The body; standard input if absent or "-".
+        #[arg(value_name = "FILE")]
+        input: Option<PathBuf>,
+        #[command(flatten)]
+        reader: ReaderArgs,
+    },
     /// Obtain a session token with an agency key (POST /v1/session) and print it.
     ///
     /// The token stands in for a signature on reads until it expires: pass it
@@ -691,6 +708,7 @@ fn main() -> ExitCode {
             serve::serve(dir.as_deref(), demo, addr, demo_subjects, cache_mib)
         }
         Command::Get { url, reader } => serve::get(&url, &reader.reader()),
+        Command::Post { url, input, reader } => serve::post(&url, input.as_deref(), &reader.reader()),
         Command::Session { url, key, agency, ca, format } => {
             let reader = serve::Reader { key: Some(&key), agency: Some(&agency), token: None, ca: ca.as_deref() };
             serve::session(&url, &reader, format)

@@ -154,8 +154,30 @@ pub fn get(url: &str, reader: &Reader<'_>) -> Result<bool> {
     let (base, path) = docket_client::split_url(url)?;
     let client = reader.client(base)?;
     let response = client.get(path).with_context(|| format!("GET {url}"))?;
+    print_answer(&response)
+}
+
+/// `docket post`: a POST of a file (or standard input), signed as `docket get` signs; prints the answer.
+pub fn post(url: &str, input: Option<&Path>, reader: &Reader<'_>) -> Result<bool> {
+    let (base, path) = docket_client::split_url(url)?;
+    let body = match input.filter(|p| p.as_os_str() != "-") {
+        Some(file) => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+        None => {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body).context("reading standard input")?;
+            body
+        }
+    };
+    let json = body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
+    let headers: &[(&str, &str)] = if json { &[] } else { &[("content-type", "application/octet-stream")] };
+    let client = reader.client(base)?;
+    let response = client.request("POST", path, &body, headers).with_context(|| format!("POST {url}"))?;
+    print_answer(&response)
+}
+
+/// Prints an answer's body (JSON pretty-printed); false on an HTTP error status.
+fn print_answer(response: &docket_client::Response) -> Result<bool> {
     let text = response.text();
-    // Pretty-print JSON; anything else as it came.
     match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(value) => println!("{}", serde_json::to_string_pretty(&value)?),
         Err(_) => print!("{text}"),

@@ -31,9 +31,12 @@ fn register_oversight(dir: &Path, scratch: &Path, addr: &str) -> std::path::Path
     std::fs::write(&unsigned, event.to_string()).expect("test setup");
     let signed = docket(&["sign", "--key", s(&dir.join("keys/registry-root.key")), s(&unsigned)]);
     assert!(signed.status.success(), "{}", text(&signed.stderr));
-    let client = docket_client::Client::new(&format!("http://{addr}")).expect("test setup");
-    let reply = client.post("/v1/events", &signed.stdout).expect("test setup");
-    assert_eq!(reply.status, 200, "{}", reply.text());
+    let signed_file = scratch.join("oversight.signed.jsonl");
+    std::fs::write(&signed_file, &signed.stdout).expect("test setup");
+    let posted = docket(&["post", &format!("http://{addr}/v1/events"), s(&signed_file)]);
+    assert!(posted.status.success(), "{}{}", text(&posted.stdout), text(&posted.stderr));
+    let receipt: serde_json::Value = serde_json::from_slice(&posted.stdout).expect("a receipt");
+    assert!(receipt["seq"].is_u64(), "{receipt}");
     key
 }
 
