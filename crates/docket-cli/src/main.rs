@@ -201,7 +201,7 @@ enum Command {
         /// An older signed checkpoint that the log must be consistent with.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
-        /// A served log's tlog-tiles prefix, http[s]://HOST[:PORT]/log (a bare server URL means /log).
+        /// A served log's tlog-tiles prefix, e.g. https://HOST/log or http://HOST:PORT/log (a bare server URL means /log).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
         /// The operator's checkpoint key: a verifier string NAME+ID+KEY, or a file
@@ -428,7 +428,7 @@ enum Command {
   docket get 'https://ledger.example/v1/views/public?list=cn-civil-aviation'
   DOCKET_SESSION=$(docket session --key spc.key --agency spc http://127.0.0.1:8080) docket get http://127.0.0.1:8080/v1/audit"#)]
     Get {
-        /// http[s]://HOST[:PORT]/PATH?QUERY
+        /// The URL: http://HOST:PORT/PATH?QUERY or https://HOST/PATH?QUERY
         url: String,
         #[command(flatten)]
         reader: ReaderArgs,
@@ -442,7 +442,7 @@ enum Command {
   docket sign --key spc.key notice.json | docket post http://127.0.0.1:8080/v1/events
   docket post http://127.0.0.1:8080/v1/events/batch batch.json"#)]
     Post {
-        /// http[s]://HOST[:PORT]/PATH
+        /// The URL: http://HOST:PORT/PATH or https://HOST/PATH
         url: String,
         /// The body; standard input if absent or "-".
         #[arg(value_name = "FILE")]
@@ -460,7 +460,7 @@ enum Command {
   docket session --key demo/keys/agencies/spc.key --agency spc http://127.0.0.1:8080 --format json
   export DOCKET_SESSION=$(docket session --key demo/keys/agencies/spc.key --agency spc http://127.0.0.1:8080)"#)]
     Session {
-        /// The server: http[s]://HOST[:PORT]
+        /// The server: http://HOST:PORT or https://HOST
         url: String,
         /// The agency's secret key file.
         #[arg(long, value_name = "FILE")]
@@ -589,7 +589,7 @@ pub enum Format {
     Json,
 }
 
-/// The program's name as invoked (argv[0]), for the hints it prints:
+/// The program's name as invoked (the first argument), for the hints it prints:
 /// `docket` from the PATH, `./target/release/docket` from a build.
 pub fn invoked() -> String {
     std::env::args_os()
