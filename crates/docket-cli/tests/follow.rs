@@ -62,7 +62,8 @@ fn verify(args: &[&str]) -> (bool, String, String) {
 fn a_served_log_verifies_from_its_tiles_and_a_changed_byte_is_named() {
     let (scratch, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let ledger = dir.path().join("ledger");
-    let (mut server, addr) = serve_demo(&ledger, 40);
+    let (server, addr) = serve_demo(&ledger, 40);
+    let _server = common::KillOnDrop(server);
     let url = format!("http://{addr}/log");
     let log_key = ledger.join("ledger.json");
 
@@ -122,16 +123,15 @@ fn a_served_log_verifies_from_its_tiles_and_a_changed_byte_is_named() {
     assert!(!ok);
     assert!(stdout.starts_with("FAILED: tile/1/000.p/"), "{stdout}");
     assert!(stdout.contains(": hash 0 is not the root of tile/0/000 below it"), "{stdout}");
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 #[test]
 fn watch_follows_appends_and_stops_on_a_checkpoint_that_does_not_verify() {
     let (scratch, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let ledger = dir.path().join("ledger");
-    let (mut server, addr) = serve_demo(&ledger, 10);
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_docket"))
+    let (server, addr) = serve_demo(&ledger, 10);
+    let _server = common::KillOnDrop(server);
+    let watch = Command::new(env!("CARGO_BIN_EXE_docket"))
         .args([
             "verify",
             "--url",
@@ -145,7 +145,8 @@ fn watch_follows_appends_and_stops_on_a_checkpoint_that_does_not_verify() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let mut watch = common::KillOnDrop(watch);
+    let mut lines = BufReader::new(watch.0.stdout.take().unwrap()).lines().map_while(Result::ok);
     let first = lines.next().expect("a first line");
     assert!(first.starts_with("ok: checkpoint"), "{first}");
     let size: u64 = first.split("at size ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
@@ -163,7 +164,5 @@ fn watch_follows_appends_and_stops_on_a_checkpoint_that_does_not_verify() {
     std::fs::write(&latest, lines_of_note.join("\n")).unwrap();
     let failed = lines.next().expect("a FAILED line");
     assert!(failed.starts_with("FAILED: checkpoint:"), "{failed}");
-    assert_eq!(watch.wait().unwrap().code(), Some(1));
-    server.kill().unwrap();
-    server.wait().unwrap();
+    assert_eq!(watch.0.wait().unwrap().code(), Some(1));
 }

@@ -48,3 +48,14 @@ pub fn serve_demo(dir: &Path, subjects: u64) -> (std::process::Child, String) {
     let addr = addr.recv_timeout(std::time::Duration::from_secs(180)).expect("docket serve prints its URL");
     (child, addr)
 }
+
+/// A child process killed (and reaped) when dropped, so that a failing test leaves nothing running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
