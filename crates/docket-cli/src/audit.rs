@@ -66,7 +66,7 @@ pub fn run(dir: &Path, query: &AuditQuery) -> Result<bool> {
     let report = audit(store, as_of, &scope, &rule_sets, &calendar)?;
     match query.format {
         ViewFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        ViewFormat::Table => print!("{}", text(&report)),
+        ViewFormat::Text => print!("{}", text(&report)),
     }
     Ok(true)
 }

@@ -21,12 +21,68 @@ fn hex32(bytes: &[u8; 32]) -> String {
     hex::encode(bytes)
 }
 
-pub fn init(dir: &Path, origin: &str, registry: Option<&Path>) -> Result<bool> {
+/// The registry template `docket init` writes: registry events to edit,
+/// sign with the registry root key and append.
+pub const REGISTRY_TEMPLATE: &str = "registry-template.jsonl";
+
+/// `docket init`: builds the ledger in a staging directory beside `dir` and
+/// renames it into place, so that a failed init leaves nothing that blocks
+/// a retry. `dir` may exist if it is empty.
+pub fn init(dir: &Path, origin: &str, registry: Option<&Path>, format: crate::Format) -> Result<bool> {
+    let staging = staging_dir(dir)?;
+    let built = init_in(&staging, origin, registry);
+    let summary = match built {
+        Ok(summary) => summary,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error.context(format!("nothing was created in {}", dir.display())));
+        }
+    };
+    if let Err(error) = std::fs::rename(&staging, dir) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(anyhow::anyhow!("moving the new ledger into {}: {error}; nothing was created", dir.display()));
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        docket_log::sync_dir(parent).with_context(|| format!("syncing {}", parent.display()))?;
+    }
+    print_init(dir, &summary, format)?;
+    Ok(true)
+}
+
+/// What `docket init` made, for its report.
+struct InitSummary {
+    root: PublicKey,
+    log_key: String,
+    genesis: usize,
+    checkpoint: String,
+}
+
+/// A new, empty staging directory beside `dir` (which must not hold anything).
+fn staging_dir(dir: &Path) -> Result<std::path::PathBuf> {
+    if let Ok(mut entries) = std::fs::read_dir(dir) {
+        if entries.next().is_some() {
+            bail!("{} exists and is not empty; nothing was changed (init makes a new ledger only)", dir.display());
+        }
+    } else if dir.exists() {
+        bail!("{} exists and is not a directory; nothing was changed", dir.display());
+    }
+    let name = dir.file_name().with_context(|| format!("{}: not a directory name", dir.display()))?;
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let staging = parent.join(format!(".{}.init-{}-{nanos}", name.to_string_lossy(), std::process::id()));
+    std::fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    Ok(staging)
+}
+
+/// Makes the ledger in `dir`: keys, genesis registry events, the template, a first checkpoint.
+fn init_in(dir: &Path, origin: &str, registry: Option<&Path>) -> Result<InitSummary> {
     let log_key = SigningKey::generate(&mut rand_core::OsRng);
     let root = SigningKey::generate(&mut rand_core::OsRng);
     let root_public = PublicKey(root.verifying_key().to_bytes());
     let config = ledger::init(dir, origin, &log_key, root_public, Some(&root))?;
     let mut ledger = Ledger::open(dir, Config::default())?;
+    let mut genesis = 0;
     if let Some(path) = registry {
         let (name, reader) = lines::open(Some(path))?;
         let mut events = Vec::new();
@@ -42,15 +98,82 @@ pub fn init(dir: &Path, origin: &str, registry: Option<&Path>) -> Result<bool> {
             }
             events.push(signed);
         }
-        let appended = append_all(&mut ledger, events, &name, &[])?;
-        eprintln!("appended {appended} genesis registry event(s) from {name}");
+        genesis = append_all(&mut ledger, events, &name, &[])?;
     }
+    std::fs::write(dir.join(REGISTRY_TEMPLATE), registry_template())
+        .with_context(|| format!("writing the registry template in {}", dir.display()))?;
     let checkpoint = ledger.checkpoint(&log_key)?;
+    Ok(InitSummary { root: root_public, log_key: config.log_key, genesis, checkpoint })
+}
+
+fn print_init(dir: &Path, summary: &InitSummary, format: crate::Format) -> Result<()> {
+    let template = dir.join(REGISTRY_TEMPLATE);
+    if format == crate::Format::Json {
+        let out = json!({
+            "dir": dir, "registry_root": summary.root.to_string(), "log_key": summary.log_key,
+            "genesis_events": summary.genesis, "registry_template": template, "checkpoint": summary.checkpoint,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let me = crate::invoked();
     println!("ledger created in {}", dir.display());
-    println!("registry root public key  {}", root_public);
-    println!("log key (signed-note)     {}", config.log_key);
-    println!("secret keys are in {}/keys (mode 0600)\n\nfirst checkpoint:\n{checkpoint}", dir.display());
-    Ok(true)
+    if summary.genesis > 0 {
+        println!("appended {} genesis registry event(s)", summary.genesis);
+    }
+    println!("registry root public key  {}", summary.root);
+    println!("log key (signed-note)     {}", summary.log_key);
+    println!("secret keys are in {}/keys (mode 0600)", dir.display());
+    println!("\na registry template (agencies, a list, a measure, an MOU) is in {}:", template.display());
+    println!("  edit it (each agency's key from `{me} keygen`), then sign and append it with the root key:");
+    println!(
+        "  {me} sign --key {} {} | {me} append --dir {}",
+        dir.join("keys/registry-root.key").display(),
+        template.display(),
+        dir.display()
+    );
+    println!("\nfirst checkpoint:\n{}", summary.checkpoint);
+    Ok(())
+}
+
+/// The registry template: comment lines, then one unsigned registry event a
+/// line, from the bundled examples, with each agency key left to fill in.
+pub fn registry_template() -> String {
+    let examples = [
+        include_str!("../../../schemas/examples/agency_registered.json"),
+        include_str!("../../../schemas/examples/list_defined.json"),
+        include_str!("../../../schemas/examples/measure_catalogued.json"),
+        include_str!("../../../schemas/examples/mou_signed.json"),
+    ];
+    let mut out = String::from(
+        "# docket registry template: one unsigned registry event a line (schemas/unsigned-event.schema.json).\n\
+         # Replace each PUBLIC-KEY-OF-<agency> with the agency's public key (docket keygen prints it), edit names,\n\
+         # lists, measures and MOUs, then: docket sign --key DIR/keys/registry-root.key FILE | docket append --dir DIR\n\
+         # Lines starting with '#' are skipped.\n",
+    );
+    for example in examples {
+        let mut event: serde_json::Value = serde_json::from_str(example).unwrap_or_default();
+        if let Some(registered) = event.pointer_mut("/body/registry/agency_registered") {
+            let agency = registered["agency"].as_str().unwrap_or("agency").to_owned();
+            registered["keys"] = json!([format!("PUBLIC-KEY-OF-{agency}")]);
+        }
+        if let Some(mou) = event.pointer_mut("/body/registry/mou_signed") {
+            // The MOU binds the one responsible agency to the one catalogued measure.
+            mou["parties"] = json!([{"agency": "caac", "measures": ["restrict-air-travel"]}]);
+        }
+        out.push_str(&event.to_string());
+        out.push('\n');
+        if let Some(registered) = event.pointer_mut("/body/registry/agency_registered") {
+            // A second agency, the one that applies the list's measure.
+            registered["agency"] = json!("caac");
+            registered["name"] = json!("Civil Aviation Administration of China");
+            registered["roles"] = json!(["responsible"]);
+            registered["keys"] = json!(["PUBLIC-KEY-OF-caac"]);
+            out.push_str(&event.to_string());
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Appends events in batches, stopping at the first refusal. Returns how many were appended.
@@ -130,11 +253,18 @@ fn checkpoint_if_possible(ledger: &mut Ledger) {
     }
 }
 
-pub fn checkpoint(dir: &Path) -> Result<bool> {
+pub fn checkpoint(dir: &Path, format: crate::Format) -> Result<bool> {
     let mut ledger = Ledger::open(dir, Config::default())?;
     report_recovery(&ledger);
     let key = ledger.read_log_key().context("signing a checkpoint needs keys/log.key")?;
-    print!("{}", ledger.checkpoint(&key)?);
+    let note = ledger.checkpoint(&key)?;
+    match (format, ledger.latest_checkpoint()) {
+        (crate::Format::Json, Some(latest)) => println!(
+            "{}",
+            json!({"origin": latest.origin, "size": latest.size, "root": hex32(&latest.root), "note": note})
+        ),
+        _ => print!("{note}"),
+    }
     Ok(true)
 }
 
@@ -194,7 +324,7 @@ pub fn proof_consistency(dir: &Path, old: u64, new: Option<u64>) -> Result<bool>
     Ok(true)
 }
 
-pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
+pub fn verify(dir: &Path, checkpoint: Option<&Path>, format: crate::Format) -> Result<bool> {
     let older = checkpoint
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
@@ -217,9 +347,12 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
+    let seconds = start.elapsed().as_secs_f64();
+    if format == crate::Format::Json {
+        return verify_json(dir, result, seconds);
+    }
     match result {
         Ok(report) => {
-            let seconds = start.elapsed().as_secs_f64();
             println!(
                 "ok: {} records in {} segment(s), every frame, chain link, signature and authorisation checked ({:.0} records/s)",
                 report.records,
@@ -261,8 +394,64 @@ pub fn verify(dir: &Path, checkpoint: Option<&Path>) -> Result<bool> {
     }
 }
 
-pub fn demo(dir: &Path, subjects: u64, seed: u64) -> Result<bool> {
-    let (built, checkpoint) = world::write_ledger(dir, subjects, seed)?;
+/// `docket verify --dir --format json`: one document, `ok` true or false.
+fn verify_json(
+    dir: &Path,
+    result: Result<docket_log::verify::Report, docket_log::verify::Failure>,
+    seconds: f64,
+) -> Result<bool> {
+    let report = match result {
+        Ok(report) => report,
+        Err(failure) => {
+            println!("{}", json!({"ok": false, "failed": failure.to_string()}));
+            return Ok(false);
+        }
+    };
+    let register = docket_log::inquiry::verify(dir);
+    let out = json!({
+        "ok": register.is_ok(),
+        "records": report.records,
+        "segments": report.segments,
+        "root": hex32(&report.root),
+        "checkpoint_size": report.checkpoint_size,
+        "older_checkpoint_size": report.older_size,
+        "unverified_tail_bytes": report.tail.as_ref().map(|t| t.bytes),
+        "seconds": seconds,
+        "inquiry_register": match &register {
+            Ok(r) => json!({"records": r.size, "checkpoint_size": r.checkpoint}),
+            Err(failure) => json!({"failed": failure.to_string()}),
+        },
+    });
+    println!("{out}");
+    Ok(register.is_ok())
+}
+
+/// `docket demo`: builds the demo's events, then writes them into a new
+/// ledger, saying on stderr what it is doing (20,000 subjects take seconds).
+pub fn demo(dir: &Path, subjects: u64, seed: u64, format: crate::Format) -> Result<bool> {
+    let started = std::time::Instant::now();
+    eprintln!("demo: building {subjects} subjects' cases (seed {seed})");
+    let built = world::build(subjects, seed);
+    eprintln!(
+        "demo: {} events built in {:.1} s; signing is done, appending them to {} in batches of {}",
+        built.events.len(),
+        started.elapsed().as_secs_f64(),
+        dir.display(),
+        world::DEMO_BATCH_EVENTS
+    );
+    let progress = crate::progress::Ticker::start("demo: appending", dir.join("segments"));
+    let written = world::write_events(dir, seed, &built.registry_root, &built.events);
+    drop(progress);
+    let checkpoint = written?;
+    eprintln!("demo: done in {:.1} s", started.elapsed().as_secs_f64());
+    if format == crate::Format::Json {
+        let violations: serde_json::Map<String, serde_json::Value> =
+            built.violations.iter().map(|(v, cases)| (format!("{v:?}"), json!(cases))).collect();
+        let out = json!({"dir": dir, "events": built.events.len(), "subjects": subjects, "seed": seed,
+                         "violations": violations, "checkpoint": checkpoint});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(true);
+    }
     println!("demo ledger in {}: {} events, {subjects} subjects, seed {seed}", dir.display(), built.events.len());
     println!("planted procedural violations (cases), for the auditor to find:");
     for (violation, cases) in &built.violations {
@@ -315,7 +504,7 @@ pub fn inquiries(
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        crate::replay::ViewFormat::Table => {
+        crate::replay::ViewFormat::Text => {
             println!(
                 "inquiry register: {} records verified, root {}, latest signed checkpoint: {checkpoint}",
                 verified.size,

@@ -28,14 +28,8 @@ pub enum View {
     Registry,
 }
 
-/// How views are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ViewFormat {
-    /// Aligned columns, for people.
-    Table,
-    /// One pretty JSON document.
-    Json,
-}
+/// How views are printed: the one `--format` vocabulary (`text`, alias `table`; `json`).
+pub type ViewFormat = crate::Format;
 
 /// What `docket replay` was asked.
 #[derive(Debug)]
@@ -174,16 +168,20 @@ pub fn replay(dir: &Path, query: &Query) -> Result<bool> {
 }
 
 /// `docket rebuild`.
-pub fn rebuild(dir: &Path) -> Result<bool> {
+pub fn rebuild(dir: &Path, format: ViewFormat) -> Result<bool> {
     let _lock = DirLock::acquire(dir)?;
     let started = std::time::Instant::now();
+    eprintln!("rebuild: folding the log of {} into a shadow store", dir.display());
     let (store, opened) = Store::rebuild(dir, StoreLimits::default())?;
-    println!(
-        "rebuilt {} from {} records in {:.2} s",
-        store.path().display(),
-        opened.records,
-        started.elapsed().as_secs_f64()
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    match format {
+        ViewFormat::Json => {
+            println!("{}", serde_json::json!({"store": store.path(), "records": opened.records, "seconds": seconds}))
+        }
+        ViewFormat::Text => {
+            println!("rebuilt {} from {} records in {seconds:.2} s", store.path().display(), opened.records)
+        }
+    }
     Ok(true)
 }
 

@@ -39,13 +39,14 @@ pub fn serve(dir: Option<&Path>, demo: bool, addr: SocketAddr, demo_subjects: u6
     if !docket_log::ledger::Paths::new(dir).config().exists() {
         if !demo {
             bail!(
-                "{} holds no ledger; nothing was created. Make one with `docket init --dir {0}`, or serve the demo \
-                 (its keys are public) with `docket serve --dir {0} --demo`",
-                dir.display()
+                "{} holds no ledger; nothing was created. Make one with `{me} init --dir {0}`, or serve the demo \
+                 (its keys are public) with `{me} serve --dir {0} --demo`",
+                dir.display(),
+                me = crate::invoked()
             );
         }
         eprintln!("{} holds no ledger: building the demo ({demo_subjects} subjects) first", dir.display());
-        crate::ledger::demo(dir, demo_subjects, 1)?;
+        crate::ledger::demo(dir, demo_subjects, 1, crate::Format::Text)?;
     }
     if dir.join("keys/agencies").exists() {
         eprintln!(
@@ -60,28 +61,31 @@ pub fn serve(dir: Option<&Path>, demo: bool, addr: SocketAddr, demo_subjects: u6
     runtime.block_on(async move {
         let listener = Server::bind(addr).with_context(|| format!("binding {addr}"))?;
         let url = Server::url(listener.local_addr()?);
+        let me = crate::invoked();
         let key = dir.join("keys/agencies/spc.key");
         println!("docket serving {} on {url}  (Ctrl-C stops it)\n", dir.display());
         println!("Try:");
         println!("  curl '{url}/v1/views/public?list=cn-civil-aviation'        # the public list, masked");
-        println!("  curl '{url}/v1/checkpoint'                                 # the latest signed checkpoint");
+        println!("  curl '{url}/log/checkpoint'                                # the latest signed checkpoint (C2SP tlog-tiles under /log)");
         println!("  curl '{url}/v1/proof/inclusion?seq=10'                     # an RFC 6962 proof against it");
         println!("  curl '{url}/metrics'");
         println!("  # other reads are signed with an agency's key (the demo's are in {}/keys/agencies):", dir.display());
         let railway = dir.join("keys/agencies/china-railway.key");
         println!(
-            "  cargo run -q --release -p docket-cli -- get --key {} --agency china-railway '{url}/v1/views/enforcement?agency=china-railway'",
+            "  {me} get --key {} --agency china-railway '{url}/v1/views/enforcement?agency=china-railway'",
             railway.display()
         );
         println!(
-            "  cargo run -q --release -p docket-cli -- get --key {} --agency china-railway '{url}/v1/feed?cursor=0&limit=2'",
+            "  {me} get --key {} --agency china-railway '{url}/v1/feed?cursor=0&limit=2'",
             railway.display()
         );
         println!("  # append a notice, signed with the demo court's key; again, and the receipt is the same:");
         println!(
-            "  cargo run -q --release -p docket-cli -- sign --key {} schemas/examples/notice.json | curl -sS -X POST --data-binary @- {url}/v1/events",
+            "  {me} sign --key {} schemas/examples/notice.json | curl -sS -X POST --data-binary @- {url}/v1/events",
             key.display()
         );
+        println!("  # check the served log as a witness does, from its checkpoint and tiles:");
+        println!("  {me} verify --url {url}/log --log-key {}", dir.join("ledger.json").display());
         println!("\nEndpoints and error codes: crates/docket-server/API.md");
         let shutdown = async {
             let name = stop_signal().await;
@@ -111,21 +115,69 @@ async fn stop_signal() -> &'static str {
     }
 }
 
-/// `docket get`: a GET, signed when a key and agency are given; prints the body.
-pub fn get(url: &str, key: Option<&Path>, agency: Option<&str>) -> Result<bool> {
-    let rest = url.strip_prefix("http://").with_context(|| format!("{url}: expected http://HOST:PORT/PATH"))?;
-    let (host, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
-    };
-    let mut client = docket_client::Client::new(&format!("http://{host}"))?;
-    if let (Some(key), Some(agency)) = (key, agency) {
-        let key = docket_log::keyfile::read(key).with_context(|| format!("--key {}", key.display()))?;
-        client = client.with_identity(agency, key);
+/// How `docket get` and `docket session` reach a server and who they read as.
+#[derive(Debug, Clone, Default)]
+pub struct Reader<'a> {
+    /// The agency's secret key file (with `agency`): requests are signed.
+    pub key: Option<&'a Path>,
+    /// The agency the key belongs to.
+    pub agency: Option<&'a str>,
+    /// A session token from `docket session`: sent on reads instead of a signature.
+    pub token: Option<&'a str>,
+    /// PEM file of the CA certificates to trust for https instead of the Mozilla roots.
+    pub ca: Option<&'a Path>,
+}
+
+impl Reader<'_> {
+    /// A client of `base` that reads as this reader.
+    pub fn client(&self, base: &str) -> Result<docket_client::Client> {
+        let mut client = docket_client::Client::new(base)?;
+        if let Some(ca) = self.ca {
+            let pem = std::fs::read(ca).with_context(|| format!("--ca {}", ca.display()))?;
+            client =
+                client.with_ca(docket_client::parse_ca_pem(&pem).with_context(|| format!("--ca {}", ca.display()))?);
+        }
+        if let (Some(key), Some(agency)) = (self.key, self.agency) {
+            let key = docket_log::keyfile::read(key).with_context(|| format!("--key {}", key.display()))?;
+            client = client.with_identity(agency, key);
+        }
+        if let Some(token) = self.token {
+            client = client.with_session_token(token);
+        }
+        Ok(client)
     }
+}
+
+/// `docket get`: a GET, signed when a key and agency are given (or with a
+/// session token); prints the body.
+pub fn get(url: &str, reader: &Reader<'_>) -> Result<bool> {
+    let (base, path) = docket_client::split_url(url)?;
+    let client = reader.client(base)?;
     let response = client.get(path).with_context(|| format!("GET {url}"))?;
+    print_answer(&response)
+}
+
+/// `docket post`: a POST of a file (or standard input), signed as `docket get` signs; prints the answer.
+pub fn post(url: &str, input: Option<&Path>, reader: &Reader<'_>) -> Result<bool> {
+    let (base, path) = docket_client::split_url(url)?;
+    let body = match input.filter(|p| p.as_os_str() != "-") {
+        Some(file) => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+        None => {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body).context("reading standard input")?;
+            body
+        }
+    };
+    let json = body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
+    let headers: &[(&str, &str)] = if json { &[] } else { &[("content-type", "application/octet-stream")] };
+    let client = reader.client(base)?;
+    let response = client.request("POST", path, &body, headers).with_context(|| format!("POST {url}"))?;
+    print_answer(&response)
+}
+
+/// Prints an answer's body (JSON pretty-printed); false on an HTTP error status.
+fn print_answer(response: &docket_client::Response) -> Result<bool> {
     let text = response.text();
-    // Pretty-print JSON; anything else as it came.
     match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(value) => println!("{}", serde_json::to_string_pretty(&value)?),
         Err(_) => print!("{text}"),
@@ -138,4 +190,34 @@ pub fn get(url: &str, key: Option<&Path>, agency: Option<&str>) -> Result<bool> 
         bail!("HTTP {}: redirects are not followed", response.status);
     }
     Ok(true)
+}
+
+/// `docket session`: opens a session with the agency's key and prints the
+/// token (text: the token alone on stdout, its expiry on stderr; json: both).
+pub fn session(url: &str, reader: &Reader<'_>, format: crate::Format) -> Result<bool> {
+    let (base, _) = docket_client::split_url(url)?;
+    let client = reader.client(base)?;
+    match client.open_session().with_context(|| format!("POST {base}/v1/session"))? {
+        Ok(session) => {
+            match format {
+                crate::Format::Text => {
+                    println!("{}", session.token);
+                    eprintln!(
+                        "session for {} until {}; use it with --token or DOCKET_SESSION",
+                        reader.agency.unwrap_or_default(),
+                        session.expires_at
+                    );
+                }
+                crate::Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"agency": reader.agency, "token": session.token, "expires_at": session.expires_at})
+                ),
+            }
+            Ok(true)
+        }
+        Err(refusal) => {
+            eprintln!("HTTP {}: {}", refusal.status, refusal.text().trim());
+            Ok(false)
+        }
+    }
 }

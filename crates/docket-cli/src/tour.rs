@@ -40,7 +40,7 @@ pub fn run() -> Result<bool> {
     audit(&ledger_dir)?;
 
     println!("\n== 12. When does a 7-working-day objection window served on Friday 27 September 2024 close? (docket deadline ...)");
-    crate::audit::deadline("2024-09-27", docket_audit::Period::WorkingDays(7), None, ViewFormat::Table)?;
+    crate::audit::deadline("2024-09-27", docket_audit::Period::WorkingDays(7), None, ViewFormat::Text)?;
 
     println!("\nFiles are in {}. Next: docket --help", dir.display());
     Ok(true)
@@ -97,10 +97,10 @@ fn demo_ledger(ledger_dir: &Path) -> Result<()> {
         "\n== 6. A demo ledger: registry, 40 subjects' cases, planted violations (docket demo --dir {})",
         ledger_dir.display()
     );
-    crate::ledger::demo(ledger_dir, 40, 1)?;
+    crate::ledger::demo(ledger_dir, 40, 1, crate::Format::Text)?;
 
     println!("\n== 7. Verify it from scratch, as an outside party would (docket verify --dir ...)");
-    crate::ledger::verify(ledger_dir, None)?;
+    crate::ledger::verify(ledger_dir, None, crate::Format::Text)?;
 
     println!("\n== 8. Prove that record 10 is in the log (docket proof inclusion --dir ... --seq 10)");
     crate::ledger::proof_inclusion(ledger_dir, 10, None)?;
@@ -118,7 +118,7 @@ fn query(view: View, agency: Option<&str>, subject: Option<String>, measure: Opt
         measure: measure.map(str::to_owned),
         as_of: None,
         valid_at: None,
-        format: ViewFormat::Table,
+        format: ViewFormat::Text,
     }
 }
 

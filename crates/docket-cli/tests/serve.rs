@@ -95,9 +95,12 @@ fn serve_builds_the_demo_prints_examples_and_its_feed_survives_sigkill() {
     let dir = scratch.path().join("ledger");
     let (mut child, addr, printed) = serve(&dir);
     let printed = printed.join("\n");
-    for example in ["/v1/views/public", "/v1/feed?cursor=0", "/v1/checkpoint", "/v1/events", "-- get --key"] {
+    let get_hint = format!("{} get --key", env!("CARGO_BIN_EXE_docket"));
+    for example in ["/v1/views/public", "/v1/feed?cursor=0", "/log/checkpoint", "/v1/events", &get_hint, "verify --url"]
+    {
         assert!(printed.contains(example), "prints an example with {example}:\n{printed}");
     }
+    assert!(!printed.contains("cargo run"), "the hints name the binary that ran:\n{printed}");
     // Only designations in force are published: the demo's aviation ones ran in 2024-2026.
     let public = get(&addr, "/v1/views/public?list=cn-civil-aviation&valid_at=2025-01-01");
     assert!(!public["entries"].as_array().expect("entries").is_empty(), "the demo is served");

@@ -54,7 +54,10 @@ const PAGED_VIEWS: [&str; 4] = ["/v1/views/list", "/v1/views/enforcement", "/v1/
 /// Whether a route's answers carry an ETag and answer a matching `If-None-Match` with 304.
 fn conditional(route: &Route) -> bool {
     route.method == "get"
-        && (route.path.starts_with("/v1/views/") || route.path == "/v1/delta" || route.path == "/v1/checkpoint")
+        && (route.path.starts_with("/v1/views/")
+            || route.path == "/v1/delta"
+            || route.path == "/v1/checkpoint"
+            || route.path == "/log/checkpoint")
 }
 
 /// Query parameters: `params!(name, required, description; ...)`.
@@ -242,8 +245,35 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "get",
         path: "/tile/{path}",
-        summary: "C2SP tlog-tiles (full tiles are immutable)",
+        summary: "Alias of /log/tile/{path} for hash tiles (kept for older clients)",
         access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Bytes",
+    },
+    Route {
+        method: "get",
+        path: "/log/checkpoint",
+        summary: "C2SP tlog-tiles: the latest signed checkpoint (as /v1/checkpoint, under the log's prefix)",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Text",
+    },
+    Route {
+        method: "get",
+        path: "/log/tile/{path}",
+        summary: "C2SP tlog-tiles hash tile <L>/<N>[.p/<W>] (full tiles are immutable)",
+        access: Access::Open,
+        query: &[],
+        body: None,
+        response: "Bytes",
+    },
+    Route {
+        method: "get",
+        path: "/log/tile/entries/{path}",
+        summary: "C2SP tlog-tiles entry bundle <N>[.p/<W>]: each entry a big-endian u16 length and the leaf entry (seq, system time, signed event wire form); oversight role only",
+        access: Access::SignedRequest,
         query: &[],
         body: None,
         response: "Bytes",

@@ -24,3 +24,38 @@ pub fn json(output: &Output) -> serde_json::Value {
     assert!(output.status.success(), "{}", text(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("json")
 }
+
+/// Starts `docket serve --demo` with `subjects` on a free loopback port;
+/// returns the child and its address (`127.0.0.1:PORT`) once it serves.
+pub fn serve_demo(dir: &Path, subjects: u64) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["serve", "--dir", s(dir), "--demo", "--addr", "127.0.0.1:0", "--demo-subjects", &subjects.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docket serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (found, addr) = std::sync::mpsc::channel();
+    // A thread reads stdout to the end, so the server never writes to a closed pipe.
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("docket serving ").and_then(|rest| rest.split(" on http://").nth(1)) {
+                let _ = found.send(url.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = addr.recv_timeout(std::time::Duration::from_secs(180)).expect("docket serve prints its URL");
+    (child, addr)
+}
+
+/// A child process killed (and reaped) when dropped, so that a failing test leaves nothing running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -369,9 +369,11 @@ pub(crate) fn open_to_other_origins(path: &str) -> bool {
             | "/v1/views/registry"
             | "/v1/delta"
             | "/v1/checkpoint"
+            | "/log/checkpoint"
             | "/v1/proof/inclusion"
             | "/v1/proof/consistency"
     ) || path.starts_with("/tile/")
+        || (path.starts_with("/log/tile/") && !path.starts_with("/log/tile/entries/"))
 }
 
 /// The CORS layer: GET and HEAD from any origin on [`open_to_other_origins`]

@@ -1,12 +1,16 @@
 //! The transparency endpoints: the latest signed checkpoint with its
 //! witnesses' cosignatures, cosignature submission, RFC 6962 inclusion and
-//! consistency proofs from the writer's own tree, and C2SP tiles.
+//! consistency proofs from the writer's own tree, and C2SP tlog-tiles:
+//! hash tiles (public) and entry bundles (the oversight role), served
+//! under `/log/` with the checkpoint at `/log/checkpoint` as the spec
+//! requires, and under the older `/tile/` and `/v1/checkpoint` as aliases.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -15,6 +19,7 @@ use serde_json::{json, Value};
 use super::extract::{body, Params, PathParam};
 use crate::error::ApiError;
 use crate::App;
+use docket_log::TILE_WIDTH;
 
 /// The latest signed checkpoint note, as the checkpointer wrote it.
 async fn latest_checkpoint(app: &App) -> Result<String, ApiError> {
@@ -174,15 +179,142 @@ pub(super) async fn consistency(
     })))
 }
 
-/// C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]`. Full tiles never change.
+/// How long a cache may keep a partial tile or entry bundle: the bytes at a
+/// partial path never change, but a client should move on to the full tile
+/// once the log has grown.
+const PARTIAL_MAX_AGE: &str = "max-age=60";
+
+/// C2SP tlog-tiles hash tiles, public: `/log/tile/<L>/<N>[.p/<W>]` (and
+/// the older alias `/tile/...`). Full tiles never change: cached as
+/// immutable; partial ones for a minute.
 pub(super) async fn tile(
     State(app): State<Arc<App>>,
     PathParam(path): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let Some(file) = docket_log::ledger::Paths::new(&app.dir).tile(&path) else {
-        return Err(ApiError::bad_request("bad_path", format!("tile path {path:?}")));
+        return Err(ApiError::bad_request("bad_path", format!("tile path {path:?}: expected <L>/<N>[.p/<W>]")));
     };
     let bytes = tokio::fs::read(&file).await.map_err(|_| ApiError::not_found(format!("tile {path}")))?;
-    let cache = if path.contains(".p/") { "no-cache" } else { "public, max-age=31536000, immutable" };
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
+    let cache = if path.contains(".p/") { format!("public, {PARTIAL_MAX_AGE}") } else { IMMUTABLE.into() };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CACHE_CONTROL, cache)], bytes)
+        .into_response())
+}
+
+/// The cache header of what never changes.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// C2SP tlog-tiles entry bundles, `/log/tile/entries/<N>[.p/<W>]`: the
+/// entries `256·N ..` (W of them, or 256), each as a big-endian u16 length
+/// and the entry the tree hashes (`docket_log::entry`: seq, system time,
+/// the signed event's wire form). They carry unmasked events of every
+/// list, so only the oversight role reads them (authenticated, so each read
+/// is in the inquiry register). Full bundles are cached as immutable, by
+/// the reader only.
+pub(super) async fn entries(
+    State(app): State<Arc<App>>,
+    PathParam(bundle): PathParam<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let scope = crate::auth::authenticate(&app, &method, &uri, &headers)?;
+    if !scope.oversight {
+        return Err(crate::policy::forbidden(format!(
+            "entry bundles hold every event, unmasked, whoever's scope it is in: the oversight role reads them; \
+             agency \"{}\" does not hold it (hash tiles and checkpoints are public)",
+            scope.agency
+        )));
+    }
+    let bundle = bundle.as_str();
+    let (index, width) = parse_bundle(bundle)
+        .ok_or_else(|| ApiError::bad_request("bad_path", format!("entry bundle {bundle:?}: expected <N>[.p/<W>]")))?;
+    let first = index.checked_mul(TILE_WIDTH).ok_or_else(|| ApiError::not_found(format!("entry bundle {bundle}")))?;
+    let end = first.saturating_add(width);
+    let head = *app.head.borrow();
+    if end > head {
+        return Err(ApiError::not_found(format!("entry bundle {bundle}: the log has {head} records")));
+    }
+    let reader = app.reader.clone();
+    let body = tokio::task::spawn_blocking(move || bundle_bytes(&reader, first, end))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let cache =
+        if width < TILE_WIDTH { format!("private, {PARTIAL_MAX_AGE}") } else { IMMUTABLE.replace("public", "private") };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream".to_owned()), (header::CACHE_CONTROL, cache)], body)
+        .into_response())
+}
+
+/// The bytes of the bundle of records `first .. end`.
+fn bundle_bytes(reader: &docket_log::Reader, first: u64, end: u64) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    let mut next = first;
+    let mut failed = None;
+    reader
+        .read_from(first, None, |frame| {
+            if frame.seq >= end {
+                return ControlFlow::Break(());
+            }
+            let entry = docket_log::entry(frame.seq, frame.system_time, &frame.wire);
+            let Ok(length) = u16::try_from(entry.len()) else {
+                failed = Some(ApiError::internal(format!(
+                    "seq {}: its entry is {} bytes, more than the 65,535 a C2SP entry bundle can carry",
+                    frame.seq,
+                    entry.len()
+                )));
+                return ControlFlow::Break(());
+            };
+            body.extend_from_slice(&length.to_be_bytes());
+            body.extend_from_slice(&entry);
+            next = frame.seq + 1;
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| ApiError::internal(format!("reading records {first}..{end}: {e}")))?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    if next != end {
+        return Err(ApiError::internal(format!("records {first}..{end}: the log ended at {next}")));
+    }
+    Ok(body)
+}
+
+/// Parses `<N>[.p/<W>]` (N in C2SP's 3-digit groups, `x` before all but
+/// the last): the bundle's index and width (256 for a full one).
+fn parse_bundle(path: &str) -> Option<(u64, u64)> {
+    let (index, width) = match path.split_once(".p/") {
+        Some((index, width)) => {
+            let width: u64 = (!width.is_empty() && width.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| width.parse().ok())
+                .flatten()?;
+            ((1..TILE_WIDTH).contains(&width).then_some(index)?, width)
+        }
+        None => (path, TILE_WIDTH),
+    };
+    let groups: Vec<&str> = index.split('/').collect();
+    let (last, rest) = groups.split_last()?;
+    let digits = |g: &str| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit());
+    if !digits(last) || !rest.iter().all(|g| g.strip_prefix('x').is_some_and(digits)) || groups.len() > 7 {
+        return None;
+    }
+    let mut number: u64 = 0;
+    for group in rest.iter().map(|g| &g[1..]).chain(std::iter::once(*last)) {
+        number = number.checked_mul(1000)?.checked_add(group.parse().ok()?)?;
+    }
+    Some((number, width))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bundle;
+
+    #[test]
+    fn bundle_paths_parse_as_c2sp_writes_them() {
+        assert_eq!(parse_bundle("000"), Some((0, 256)));
+        assert_eq!(parse_bundle("x001/x234/067"), Some((1_234_067, 256)));
+        assert_eq!(parse_bundle("001.p/7"), Some((1, 7)));
+        for bad in ["", "1", "0001", "x001", "001/002", "001.p/0", "001.p/256", "001.p/", "001.p/x", "../001", "x1/001"]
+        {
+            assert_eq!(parse_bundle(bad), None, "{bad}");
+        }
+    }
 }
