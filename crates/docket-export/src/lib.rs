@@ -11,7 +11,7 @@
 //! * [`events`]: the event history from the log, one row per record with
 //!   its decoded fields, streamed.
 //! * [`ftm`]: the public list as FollowTheMoney entities.
-//! * [`write`] and [`parquet`]: the sinks.
+//! * [`write`](mod@write) and [`parquet`](mod@parquet): the sinks.
 //!
 //! **Memory.** A view is built in memory by docket-fold, as its JSON answer
 //! is; its rows are then written as they are produced. The event history is
