@@ -128,3 +128,54 @@ fn json_value(kind: Kind, value: &Value) -> String {
         (_, other) => other.display().map_or_else(|| "null".to_owned(), |text| json_string(&text)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::table::column;
+
+    const COLUMNS: &[Column] = &[column("text", Kind::Text), column("count", Kind::Int), column("flag", Kind::Bool)];
+
+    fn written(format: Format, rows: &[Vec<Value>]) -> String {
+        let mut out = Vec::new();
+        let mut sink = sink(format, "test", COLUMNS, Box::new(&mut out)).unwrap();
+        for row in rows {
+            sink.row(row).unwrap();
+        }
+        assert_eq!(sink.finish().unwrap(), rows.len() as u64);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn csv_quotes_as_rfc_4180_asks_and_reads_back() {
+        let awkward = "a,\"b\"\r\nc";
+        let rows = vec![vec![Value::text(awkward), Value::Int(-3), Value::Null]];
+        let text = written(Format::Csv, &rows);
+        assert_eq!(text, "text,count,flag\r\n\"a,\"\"b\"\"\r\nc\",-3,\r\n");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(&record[0], awkward);
+        assert_eq!(&record[2], "", "null is an empty field");
+    }
+
+    #[test]
+    fn json_lines_escape_text_and_type_numbers_booleans_and_null() {
+        let rows = vec![vec![Value::text("quote \" and\nnewline"), Value::Int(7), Value::Bool(true)]];
+        let text = written(Format::Jsonl, &rows);
+        assert_eq!(text, "{\"text\":\"quote \\\" and\\nnewline\",\"count\":7,\"flag\":true}\n");
+        let parsed: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(parsed["text"], "quote \" and\nnewline");
+    }
+
+    #[test]
+    fn a_row_of_the_wrong_shape_is_an_error_not_a_panic() {
+        let mut out = Vec::new();
+        let mut sink = sink(Format::Parquet, "test", COLUMNS, Box::new(&mut out)).unwrap();
+        let short = sink.row(&[Value::Null]).unwrap_err();
+        assert!(short.to_string().contains("1 values for 3 columns"), "{short}");
+        let mistyped = sink.row(&[Value::Int(1), Value::Int(2), Value::Bool(false)]).unwrap_err();
+        assert!(mistyped.to_string().contains("column text"), "{mistyped}");
+    }
+}
