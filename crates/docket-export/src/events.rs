@@ -36,6 +36,7 @@ pub const COLUMNS: &[Column] = &[
     column("reason", Text),
     column("outcome", Text),
     column("objection_id", Text),
+    column("application_id", Text),
     column("basis_document", Text),
     column("legal_basis", Text),
 ];
@@ -55,8 +56,9 @@ const RECEIVED_AT: usize = 16;
 const REASON: usize = 17;
 const OUTCOME: usize = 18;
 const OBJECTION: usize = 19;
-const BASIS: usize = 20;
-const LEGAL_BASIS: usize = 21;
+const APPLICATION: usize = 20;
+const BASIS: usize = 21;
+const LEGAL_BASIS: usize = 22;
 
 /// Writes a row for every record known at `known` (through a seq, or up to
 /// a system time) and, if `effective_by` is given, effective at or before it.
@@ -189,6 +191,12 @@ fn case_fields(action: &CaseAction, row: &mut [Value]) {
         CaseAction::MeasureApplied { measure, mou } => {
             row[MEASURE] = Value::text(measure);
             row[MOU] = Value::text(mou);
+        }
+        CaseAction::RestorationApplication { received_at, .. } => row[RECEIVED_AT] = Value::Time(*received_at),
+        CaseAction::RestorationAccepted { application } => row[APPLICATION] = Value::Text(application.to_hex()),
+        CaseAction::RestorationDecision { application, granted, .. } => {
+            row[APPLICATION] = Value::Text(application.to_hex());
+            row[OUTCOME] = Value::text(if *granted { "granted" } else { "refused" });
         }
         CaseAction::MeasureLifted { measure, reason } => {
             row[MEASURE] = Value::text(measure);

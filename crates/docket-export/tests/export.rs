@@ -1,5 +1,5 @@
 //! Golden vectors of every format on a small fixed ledger (the demo of seed
-//! 1, 12 subjects, appended at a fixed system time), under
+//! 1, 12 subjects, each act recorded on its own day), under
 //! `tests/golden/export/` at the workspace root (`DOCKET_BLESS=1` rewrites
 //! them), and the exports read back with standard readers: the csv crate's
 //! reader and the parquet crate's own.
