@@ -5,6 +5,7 @@
 
 mod audit;
 mod follow;
+mod export;
 mod id;
 mod keys;
 mod ledger;
@@ -304,6 +305,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Export a view or the event history as CSV, JSON Lines, FollowTheMoney or Parquet.
+    ///
+    /// Any view at any bitemporal point (--as-of, --valid-at, as for replay);
+    /// the public view is masked as the public list is. FollowTheMoney is the
+    /// public list's Company/Person/LegalEntity and Sanction entities. A file
+    /// given to --out appears only once it is complete.
+    ///
+    /// Example: docket export --dir demo --view events --format parquet --out events.parquet
+    Export(export::ExportArgs),
     /// Audit every case against the procedural rules of its list.
     ///
     /// Checks notice before designation, the objection window, objection
@@ -691,6 +701,7 @@ fn main() -> ExitCode {
             let query = replay::Query { view, agency, list, subject, measure, as_of, valid_at, format };
             replay::replay(&dir, &query)
         }
+        Command::Export(args) => export::export(&args),
         Command::Audit { dir, list, agency, as_of, valid_at, rules, calendar, format } => {
             let query = audit::AuditQuery { list, agency, as_of, valid_at, rules, calendar, format };
             audit::run(&dir, &query)

@@ -199,6 +199,15 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "get",
+        path: "/v1/export/{view}",
+        summary: "A bulk export of the public list (view: public) as CSV, JSON Lines, FollowTheMoney entities or Parquet, streamed",
+        access: Access::Open,
+        query: params!("format", false, "csv (default), jsonl, ftm or parquet"; "list", false, "Only this list"; "as_of", false, "A seq (inclusive) or an RFC 3339 time: what the ledger held then"; "valid_at", false, "An RFC 3339 time or a date: what was in force then"),
+        body: None,
+        response: "Export",
+    },
+    Route {
+        method: "get",
         path: "/v1/checkpoint",
         summary: "The latest signed checkpoint (C2SP tlog-checkpoint)",
         access: Access::Open,
@@ -416,6 +425,7 @@ fn component_schemas() -> Map<String, Value> {
             "next": {"type": "integer"}, "size": {"type": "integer"}, "checkpoint": {"type": ["string", "null"]}}},
         "Session": {"type": "object", "required": ["agency", "token", "expires_at"], "properties": {"agency": {"type": "string"}, "token": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}}},
         "Cosignatures": {"type": "object", "required": ["accepted"], "properties": {"accepted": {"type": "array", "items": {"type": "string"}}}},
+        "Export": {"type": "string", "description": "The export's bytes: text/csv (header row, RFC 4180), application/x-ndjson (JSON Lines; FollowTheMoney entities for format=ftm) or application/vnd.apache.parquet; see crates/docket-export"},
         "Text": {"type": "string"},
         "Bytes": {"type": "string", "format": "binary"},
         "Object": {"type": "object"},
@@ -458,6 +468,11 @@ fn operation(route: &Route) -> Value {
             "5XX": {"description": "Unavailable or failed: see the code", "content": {"application/json": {"schema": reference("Error")}}},
         },
     });
+    if route.response == "Export" {
+        let export = json!({"schema": reference("Export")});
+        operation["responses"]["200"]["content"] = json!({"text/csv": export, "application/x-ndjson": export,
+            "application/vnd.apache.parquet": export});
+    }
     if conditional(route) {
         let etag = json!({"ETag": {"description": "Strong: names the answer (API.md, Conditional reads)", "schema": {"type": "string"}}});
         operation["responses"]["200"]["headers"] = etag.clone();

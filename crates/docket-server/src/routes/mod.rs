@@ -14,6 +14,7 @@
 
 mod append;
 mod audit;
+mod export;
 mod extract;
 mod observe;
 mod operations;
@@ -97,6 +98,7 @@ pub(crate) fn routes() -> Routes {
         .get("/v1/audit", audit::audit)
         .get("/v1/inquiries", crate::inquiries::list)
         .get("/v1/delta", views::delta)
+        .get("/v1/export/{view}", export::export)
         .get("/v1/checkpoint", transparency::checkpoint)
         .post("/v1/session", session::session)
         .post("/v1/cosignatures", transparency::cosignatures)
