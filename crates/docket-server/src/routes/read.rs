@@ -368,6 +368,7 @@ pub(crate) fn open_to_other_origins(path: &str) -> bool {
         "/v1/views/public"
             | "/v1/views/registry"
             | "/v1/delta"
+            | "/v1/export/public"
             | "/v1/checkpoint"
             | "/log/checkpoint"
             | "/v1/proof/inclusion"
