@@ -56,8 +56,12 @@
 
   // The C2SP verifier key: name+hex key id+base64(0x01 || key).
   const parseVkey = (text) => {
-    const [name, id, key] = text.split('+');
-    const raw = b64(key || '');
+    // The base64 key may itself hold '+': split at the first two only.
+    const first = text.indexOf('+');
+    const second = text.indexOf('+', first + 1);
+    if (first < 0 || second < 0) fail('log key: not a verifier key');
+    const [name, id, key] = [text.slice(0, first), text.slice(first + 1, second), text.slice(second + 1)];
+    const raw = b64(key);
     if (!name || !id || raw.length !== 33 || raw[0] !== 1) fail('log key: not an Ed25519 verifier key');
     return { name, id: hex(id), key: raw.slice(1) };
   };
