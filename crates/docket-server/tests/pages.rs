@@ -75,8 +75,8 @@ struct Desk {
     token: String,
 }
 
-fn setup(dir: &Path) -> Desk {
-    let (demo, _) = docket_world::write_ledger(dir, SUBJECTS, SEED).unwrap();
+fn setup(dir: &Path, subjects: u64) -> Desk {
+    let (demo, _) = docket_world::write_ledger(dir, subjects, SEED).unwrap();
     let planted = demo
         .planted
         .iter()
@@ -169,7 +169,7 @@ fn attribute_values(html: &str, marker: &str, name: &str) -> Vec<String> {
 #[test]
 fn pages_work_without_javascript() {
     let dir = tempfile::tempdir().unwrap();
-    let desk = setup(dir.path());
+    let desk = setup(dir.path(), SUBJECTS);
     let addr = desk.server.addr;
     public_list_searches_filters_and_masks(&desk);
 
@@ -332,7 +332,7 @@ fn browser_acceptance() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let desk = setup(dir.path());
+    let desk = setup(dir.path(), SUBJECTS);
     let (case, rule, seq) = desk.planted_finding();
     let public = get(desk.server.addr, &format!("/v1/views/public?limit=10000&valid_at={VALID_AT}")).json();
     let searched = desk
@@ -362,4 +362,82 @@ fn browser_acceptance() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
+}
+
+/// A probe: the API read a page is compared with.
+type Probe = Box<dyn Fn() -> Reply>;
+
+/// Median wall time of `runs` GETs of `path` on loopback (body read), in ms.
+fn median_ms(runs: usize, mut fetch: impl FnMut() -> Reply) -> (f64, usize) {
+    let mut times = vec![];
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let start = std::time::Instant::now();
+        let reply = fetch();
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        bytes = reply.bytes.len();
+    }
+    times.sort_by(f64::total_cmp);
+    (times[runs / 2], bytes)
+}
+
+/// Server time of each page at a larger demo ledger, next to the API read
+/// that computes the same view (the probe, same run): `BENCH.md`.
+/// `DOCKET_PAGES_SUBJECTS` (default 20,000) sets the size.
+#[test]
+#[ignore = "a measurement for BENCH.md: DOCKET_PAGES_SUBJECTS=20000 cargo test -p docket-server --test pages -- --ignored --nocapture render_time"]
+fn render_time() {
+    let subjects = std::env::var("DOCKET_PAGES_SUBJECTS").map_or(20_000, |s| s.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let desk = setup(dir.path(), subjects);
+    let addr = desk.server.addr;
+    let records = get(addr, "/v1/views/registry")
+        .headers
+        .lines()
+        .find_map(|l| l.strip_prefix("docket-watermark: ").map(str::to_owned));
+    println!(
+        "{subjects} subjects, {} records, set up in {:.0} s",
+        records.unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+    let (case, _, _) = desk.planted_finding();
+    let oversight = |path: String| move || get_with(addr, OVERSIGHT, oversight_key(), &path);
+    let rows: Vec<(&str, String, Probe)> = vec![
+        (
+            "public list (`/`, 50 of the entries)",
+            format!("/?valid_at={VALID_AT}"),
+            Box::new(move || get(addr, &format!("/v1/views/public?valid_at={VALID_AT}&limit=50"))),
+        ),
+        (
+            "public list, search by code",
+            format!("/?valid_at={VALID_AT}&q={}", encode(&case.subject)),
+            Box::new(move || get(addr, &format!("/v1/views/public?valid_at={VALID_AT}&limit=50"))),
+        ),
+        (
+            "case timeline",
+            case.timeline(),
+            Box::new(oversight(format!("/v1/views/subject?subject={}", encode(&case.subject)))),
+        ),
+        (
+            "audit desk",
+            format!("/desk/audit?valid_at={VALID_AT}"),
+            Box::new(oversight(format!("/v1/audit?valid_at={VALID_AT}&limit=10000"))),
+        ),
+        (
+            "worklist (china-railway)",
+            "/desk/worklist?agency=china-railway".into(),
+            Box::new(oversight("/v1/views/enforcement?agency=china-railway".into())),
+        ),
+    ];
+    let (floor, _) = median_ms(9, || get(addr, "/healthz"));
+    println!("| page | page: median ms (bytes) | probe: the API read of the same view, median ms | page / probe |");
+    println!("|---|---:|---:|---:|");
+    for (name, path, probe) in rows {
+        let (page, bytes) = median_ms(5, || desk.page(&path));
+        let (api, _) = median_ms(5, &probe);
+        println!("| {name} | {page:.1} ({bytes}) | {api:.1} | {:.2} |", page / api);
+    }
+    println!("| `GET /healthz` (the floor) | {floor:.2} | — | — |");
 }
