@@ -202,6 +202,13 @@ fn pages_work_without_javascript() {
     assert!(row.contains("data-kind=\"designation\""), "row #{seq} is the designation: {row}");
     assert!(row.contains(&format!("data-rule=\"{rule}\"")), "{rule} is on the designation's row");
     assert!(timeline.body.contains("id=\"periods\""));
+    // An agency that follows the list but did not have to act sees the case, not that finding (as /v1/audit).
+    let railway = open_session(addr, "china-railway", &docket_world::key(SEED, "china-railway"));
+    let railway = railway.json()["token"].as_str().unwrap().to_owned();
+    let followed = request(addr, "GET", &case.timeline(), b"", &format!("Cookie: docket_session={railway}\r\n"));
+    assert_eq!(followed.status, 200, "{}", followed.body);
+    assert!(followed.body.contains(&format!("id=\"seq-{seq}\"")));
+    assert!(!followed.body.contains(&format!("data-rule=\"{rule}\"")), "spc's finding is not china-railway's to read");
     audit_desk_counts_equal_the_report(&desk);
     sign_in_and_records(&desk, seq);
 }

@@ -112,8 +112,12 @@ pub(super) async fn timeline(
     let Query(params) = params.map_err(|e| PageError::bad("query", e.body_text()))?;
     let scope = reader(&app, &method, &uri, &headers)?;
     scope.follows(&params.list)?;
+    // As `/v1/audit`: the designating agency (and oversight) reads every
+    // finding on the case; an agency that only follows the list, those
+    // where it had to act.
+    let only = scope.designates(&params.list).is_err().then(|| scope.agency.clone());
     let page = Page::new(&uri, &headers, params.lang.as_deref()).signed_in(&scope);
-    let data = blocking(move || timeline::data(&app, &params)).await?;
+    let data = blocking(move || timeline::data(&app, &params, only.as_ref())).await?;
     page.render("case.html", data)
 }
 

@@ -62,12 +62,13 @@ impl Source for OneCase<'_> {
     }
 }
 
-/// Everything the timeline page shows.
-pub(crate) fn data(app: &App, params: &CaseParams) -> Result<Value, PageError> {
+/// Everything the timeline page shows; with `only`, the findings where that agency had to act.
+pub(crate) fn data(app: &App, params: &CaseParams, only: Option<&AgencyId>) -> Result<Value, PageError> {
     let case = find_case(app, params)?;
     let as_of = query::resolve(&app.store, params.as_of.as_deref(), params.valid_at.as_deref())?;
     let view = view_of(app, &case, as_of)?;
-    let findings = findings_of(app, &case, as_of)?;
+    let mut findings = findings_of(app, &case, as_of)?;
+    findings.retain(|f| only.is_none_or(|agency| f.agency == *agency));
     let mut facts: Vec<&Fact> = case.facts.iter().filter(|f| as_of.known.includes(f.seq, f.recorded_at)).collect();
     facts.sort_by_key(|f| (f.effective_at, f.seq));
     let placed: Vec<Option<u64>> = findings.iter().map(|f| step_of(f, &facts)).collect();
