@@ -356,6 +356,7 @@ fn browser_acceptance() {
         "case": {"path": case.timeline(), "seq": seq, "rule": rule, "kind": "designation"},
         "audit": {"valid_at": VALID_AT, "counts": desk.counts(), "total": desk.report.findings.len()},
         "worklist": "china-railway",
+        "periods_case": format!("{}&valid_at={VALID_AT}", desk.case_with(Violation::WindowNotObserved).timeline()),
     });
     let output = std::process::Command::new("node")
         .arg(browser_dir.join("run.mjs"))

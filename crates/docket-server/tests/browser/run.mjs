@@ -76,6 +76,12 @@ try {
   check(await page.textContent('#proof-summary') === 'verified', `the in-page proof check says verified (${detail})`);
   await shot(page, 'case-timeline');
 
+  // A case with a notice: its objection window on the calendar strip.
+  await page.goto(`${base}${expect.periods_case}&lang=en`);
+  check(await page.$('.period[data-name="objection_window"] .strip li') !== null, 'the objection window is drawn day by day');
+  await page.waitForSelector('#proof-summary.verified, #proof-summary.failed');
+  await shot(page, 'case-periods');
+
   // A served byte altered: the check says failed.
   await page.route('**/desk/record/**', async (route) => {
     const response = await route.fetch();
