@@ -236,6 +236,20 @@ fn public_list_searches_filters_and_masks(desk: &Desk) {
     assert_eq!(attribute_values(&by_number.body, "id=\"total\"", "data-total"), ["1"], "{}", by_number.body);
     let by_code = get(addr, &format!("/?valid_at={VALID_AT}&q={}", encode(&case.subject)));
     assert!(by_code.body.contains(&format!(">{}</a>", case.number)), "search by the subject's code");
+    // Fast on a slow link: compressed, a 304 for a page the reader holds, assets immutable.
+    let path = format!("/?lang=en&valid_at={VALID_AT}");
+    let gzip = request(addr, "GET", &path, b"", "Accept-Encoding: gzip\r\n");
+    assert!(gzip.headers.contains("content-encoding: gzip"), "{}", gzip.headers);
+    assert!(gzip.bytes.len() * 3 < all.bytes.len(), "gzip {} of {} bytes", gzip.bytes.len(), all.bytes.len());
+    let etag = all.headers.lines().find_map(|l| l.strip_prefix("etag: ")).unwrap().to_owned();
+    let held = request(addr, "GET", &path, b"", &format!("If-None-Match: {}\r\n", etag.replace("w/", "W/")));
+    assert_eq!(held.status, 304, "{}", held.headers);
+    assert!(held.bytes.is_empty());
+    let css = attribute_values(&all.body, "rel=\"stylesheet\"", "href")[0].replace("&#x2f;", "/");
+    let asset = get(addr, &css);
+    assert_eq!(asset.status, 200, "{css}");
+    assert!(asset.headers.contains("cache-control: public, max-age=31536000, immutable"));
+    assert_eq!(get(addr, "/assets/desk-00000000.css").status, 404);
     let nothing = get(addr, "/?q=no-such-case&lang=en");
     assert!(nothing.body.contains("No entries match."));
     let bad = get(addr, "/?status=closed");

@@ -53,6 +53,8 @@ pub(crate) struct Page {
     pub(crate) agency: Option<String>,
     /// The reader holds the oversight role.
     pub(crate) oversight: bool,
+    /// The request's `If-None-Match`: a page the reader holds is answered 304.
+    if_none_match: Option<String>,
 }
 
 impl Page {
@@ -65,6 +67,7 @@ impl Page {
             chosen: lang.is_some(),
             agency: None,
             oversight: false,
+            if_none_match: headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned),
         }
     }
 
@@ -90,7 +93,20 @@ impl Page {
             .get_template(template)
             .and_then(|t| t.render(shared))
             .map_err(|e| PageError::from(ApiError::internal(format!("template {template}: {e:#}"))))?;
-        let mut response = super::html(body, self.agency.is_some());
+        // The ETag names the bytes: a reader who has them gets 304 and no body
+        // (the page is still computed: what is in force now moves with the clock).
+        let etag = format!("W/\"{}\"", &blake3::hash(body.as_bytes()).to_hex()[..32]);
+        let held = self.if_none_match.as_deref().is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag));
+        let mut response = if held {
+            let mut response = super::html(String::new(), self.agency.is_some());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            response
+        } else {
+            super::html(body, self.agency.is_some())
+        };
+        if let Ok(value) = HeaderValue::from_str(&etag) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
         if self.chosen {
             let cookie = format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", self.lang.code());
             if let Ok(value) = HeaderValue::from_str(&cookie) {
