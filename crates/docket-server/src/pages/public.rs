@@ -12,10 +12,12 @@ use axum::response::Response;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
+use docket_fold::case::AsOf;
 use docket_fold::query;
 use docket_fold::views::{self, PublicEntry, Source};
-use docket_model::{CaseNumber, ListId, Timestamp};
+use docket_model::{ListId, Timestamp};
 
+use super::timeline::Only;
 use super::{blocking, Page, PageError};
 use crate::App;
 
@@ -66,11 +68,12 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
     let store = &app.store;
     let as_of = query::resolve(store, None, given(&params.valid_at))?;
     let list = given(&params.list).map(|l| query::name("list", l)).transpose()?;
-    let view = views::public_view(store, as_of, list.as_ref())?;
-    let mut entries: Vec<PublicEntry> = view.entries;
-    if let Some(q) = given(&params.q) {
-        entries = search(store, entries, q)?;
-    }
+    let mut entries: Vec<PublicEntry> = match given(&params.q) {
+        // A subject's code or number: the public view of that subject's cases only.
+        Some(q) if query::parse_subject("q", q).is_ok() => subject_entries(app, as_of, list.as_ref(), q)?,
+        Some(q) => by_number(views::public_view(store, as_of, list.as_ref())?.entries, q),
+        None => views::public_view(store, as_of, list.as_ref())?.entries,
+    };
     if let Some(authority) = given(&params.authority) {
         entries.retain(|e| e.authority.as_str() == authority);
     }
@@ -103,26 +106,25 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
     })
 }
 
-/// The entries of the subject a code or identity number names (through the
-/// subject index, then the view's own entries), else the case numbered `q`,
-/// else those whose case number contains `q`.
-fn search(store: &docket_fold::Store, mut entries: Vec<PublicEntry>, q: &str) -> Result<Vec<PublicEntry>, PageError> {
-    if let Ok(subject) = query::parse_subject("q", q) {
-        let mut cases: BTreeSet<(ListId, CaseNumber)> = BTreeSet::new();
-        store.for_subject(&subject, &mut |case| {
-            cases.insert((case.list, case.number));
-        })?;
-        entries.retain(|e| cases.contains(&(e.list.clone(), e.number.clone())));
-        return Ok(entries);
-    }
-    // A whole case number finds that case; part of one finds every case containing it.
+/// The public list's entries of the subject `q` names: the public view
+/// (its own entries, masked by it) over that subject's cases only, read
+/// through the subject index instead of the whole list.
+fn subject_entries(app: &App, as_of: AsOf, list: Option<&ListId>, q: &str) -> Result<Vec<PublicEntry>, PageError> {
+    let subject = query::parse_subject("q", q)?;
+    let mut cases = vec![];
+    app.store.for_subject(&subject, &mut |case| cases.push(case))?;
+    Ok(views::public_view(&Only { app, cases: &cases }, as_of, list)?.entries)
+}
+
+/// The case numbered `q`, else every case whose number contains `q`.
+fn by_number(mut entries: Vec<PublicEntry>, q: &str) -> Vec<PublicEntry> {
     if entries.iter().any(|e| e.number.as_str() == q) {
         entries.retain(|e| e.number.as_str() == q);
-        return Ok(entries);
+        return entries;
     }
     let needle = q.to_lowercase();
     entries.retain(|e| e.number.as_str().to_lowercase().contains(&needle));
-    Ok(entries)
+    entries
 }
 
 /// The public list's changes since cursor `since` to the list in force at

@@ -32,33 +32,33 @@ use crate::App;
 /// ones, such as terms, show their ends only).
 pub(crate) const STRIP_DAYS_MAX: i64 = 62;
 
-/// A source holding one case: the audit of it is the audit of that case.
-struct OneCase<'a> {
-    app: &'a App,
-    case: &'a CaseState,
+/// A source holding only some cases: the views and the audit over it are
+/// those of the full store restricted to these cases (each case's answer
+/// follows from its own events and the registry).
+pub(crate) struct Only<'a> {
+    pub(crate) app: &'a App,
+    pub(crate) cases: &'a [CaseState],
 }
 
-impl Source for OneCase<'_> {
+impl Only<'_> {
+    fn visit(&self, keep: impl Fn(&CaseState) -> bool, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
+        self.cases.iter().filter(|case| keep(case)).for_each(|case| visit(case.clone()));
+        Ok(())
+    }
+}
+
+impl Source for Only<'_> {
     fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError> {
         self.app.store.registry(known)
     }
     fn for_list(&self, list: &ListId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        if *list == self.case.list {
-            visit(self.case.clone());
-        }
-        Ok(())
+        self.visit(|case| case.list == *list, visit)
     }
     fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        if *subject == self.case.subject {
-            visit(self.case.clone());
-        }
-        Ok(())
+        self.visit(|case| case.subject == *subject, visit)
     }
     fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        if self.case.facts.iter().any(|fact| fact.agency == *agency) {
-            visit(self.case.clone());
-        }
-        Ok(())
+        self.visit(|case| case.facts.iter().any(|fact| fact.agency == *agency), visit)
     }
 }
 
@@ -102,7 +102,7 @@ pub(crate) fn data(app: &App, params: &CaseParams, only: Option<&AgencyId>) -> R
 fn findings_of(app: &App, case: &CaseState, as_of: AsOf) -> Result<Vec<Finding>, PageError> {
     let mut findings = vec![];
     let scope = Scope { list: Some(case.list.clone()), agency: None };
-    let source = OneCase { app, case };
+    let source = Only { app, cases: std::slice::from_ref(case) };
     audit_each(&source, as_of, &scope, &app.rule_sets, &app.calendar, &mut |f| findings.push(f))
         .map_err(|e| ApiError::internal(format!("audit of case {}: {e}", case.number)))?;
     Ok(findings)
