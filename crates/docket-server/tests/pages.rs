@@ -316,6 +316,16 @@ fn sign_in_and_records(desk: &Desk, seq: u64) {
     assert!(cookie.contains("httponly") && cookie.contains("samesite=strict"), "{cookie}");
     let refused = request(addr, "POST", "/signin", b"token=v1%3A1%3A2%3A3%3Aspc", extra);
     assert_eq!(refused.status, 401);
+    // Bad input gets a page naming what and where, never a panic.
+    let bad_subject = desk.page("/desk/case?subject=uscc:123&list=cn-spc-defaulters&number=x");
+    assert_eq!(bad_subject.status, 400);
+    assert!(bad_subject.body.contains("subject"), "{}", bad_subject.body);
+    let stranger = encode(&format!("uscc:{}", docket_world::numbered_uscc(999_999)));
+    let no_case = desk.page(&format!("/desk/case?list=cn-spc-defaulters&number=none&subject={stranger}"));
+    assert_eq!(no_case.status, 404, "{}", no_case.body);
+    assert_eq!(desk.page("/desk/case?list=cn-spc-defaulters").status, 400, "subject and number are required");
+    assert_eq!(desk.page("/desk/record/99999999").status, 404);
+    assert_eq!(desk.page("/desk/audit?days=100000").status, 400);
     let record = desk.page(&format!("/desk/record/{seq}"));
     assert_eq!(record.status, 200, "{}", record.body);
     assert_eq!(record.json()["seq"], seq);
