@@ -337,6 +337,37 @@ fn sign_in_and_records(desk: &Desk, seq: u64) {
     assert!(questions.iter().any(|q| q.starts_with(&format!("GET /desk/record/{seq}"))));
 }
 
+/// `docket audit --format json` on the served ledger (beside the server, as
+/// operators run it) counts what the desk is compared with. `DOCKET_BIN`
+/// names the binary (`.ci/run` sets it); without it the comparison is with
+/// the same library call the command makes, and under CI=true it fails.
+fn cli_audit_counts_equal(desk: &Desk, dir: &Path) {
+    let Ok(docket) = std::env::var("DOCKET_BIN") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "DOCKET_BIN must name the docket binary under CI");
+        eprintln!("DOCKET_BIN not set: the desk is compared with docket_audit::audit only");
+        return;
+    };
+    let output = std::process::Command::new(&docket)
+        .args(["audit", "--dir"])
+        .arg(dir)
+        .args(["--valid-at", VALID_AT, "--format", "json"])
+        .output()
+        .unwrap_or_else(|e| panic!("{docket}: {e}"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut counts = BTreeMap::new();
+    for f in report["findings"].as_array().unwrap() {
+        let key = format!(
+            "{} {} {}",
+            f["rule"].as_str().unwrap(),
+            f["agency"].as_str().unwrap(),
+            f["status"].as_str().unwrap()
+        );
+        *counts.entry(key).or_default() += 1;
+    }
+    assert_eq!(counts, desk.counts(), "`docket audit --format json` counts what the desk is checked against");
+}
+
 /// The acceptance run in headless Chromium. Needs Debian's `chromium` and
 /// `npm ci` in tests/browser: `.ci/run` installs both, then runs it with
 /// `--ignored`; without them it fails under CI=true and says it did not
@@ -364,6 +395,7 @@ fn browser_acceptance() {
     }
     let dir = tempfile::tempdir().unwrap();
     let desk = setup(dir.path(), SUBJECTS);
+    cli_audit_counts_equal(&desk, dir.path());
     let (case, rule, seq) = desk.planted_finding();
     let public = get(desk.server.addr, &format!("/v1/views/public?limit=10000&valid_at={VALID_AT}")).json();
     let searched = desk
