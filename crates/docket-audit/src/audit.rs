@@ -13,7 +13,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 
 use docket_fold::case::{
-    evaluate, AsOf, CaseState, CaseView, Evidence, Known, MarkKind, ObjectionView, Outcome, Status,
+    evaluate, AsOf, CaseState, CaseView, Evidence, Fact, Known, MarkKind, ObjectionView, Outcome, Status, Step,
 };
 use docket_fold::views::{minor_when_designated, Source};
 use docket_fold::FoldError;
@@ -45,6 +45,8 @@ pub enum Rule {
     PublicityBeforeRestoration,
     MinorNotListed,
     RecordedInTime,
+    RestorationDecidedInTime,
+    RestorationDecisionContent,
 }
 
 /// One rule: its id, the rule set parameters it applies, how grave a breach
@@ -66,7 +68,7 @@ impl std::fmt::Debug for RuleDef {
 }
 
 /// Every rule, in the order of [`Rule`]'s variants.
-pub const RULES: [RuleDef; 17] = [
+pub const RULES: [RuleDef; 19] = [
     RuleDef {
         rule: Rule::NoticeBeforeDesignation,
         id: "notice-before-designation",
@@ -200,8 +202,24 @@ pub const RULES: [RuleDef; 17] = [
         id: "recorded-in-time",
         parameters: &["recording"],
         gravity: Gravity::Low,
-        about: "a designation, restoration or revocation is recorded within the recording period of its date",
+        about: "every act is recorded within the recording period of its date (a decision's: the day it was taken)",
         check: recorded_in_time,
+    },
+    RuleDef {
+        rule: Rule::RestorationDecidedInTime,
+        id: "restoration-decided-in-time",
+        parameters: &["restoration_processing"],
+        gravity: Gravity::Medium,
+        about: "an application for credit restoration is decided within the processing period from its receipt",
+        check: restoration_decided_in_time,
+    },
+    RuleDef {
+        rule: Rule::RestorationDecisionContent,
+        id: "restoration-decision-content",
+        parameters: &[],
+        gravity: Gravity::Medium,
+        about: "a refused restoration states its reasons, and no fee in any form is collected from the applicant",
+        check: restoration_decision_content,
     },
 ];
 
@@ -416,6 +434,7 @@ pub fn audit_each(
                 calendar,
                 registry: &registry,
                 designating: &state.designating_agency,
+                as_of,
                 today: as_of.valid_at.china_date().naive(),
                 window: None,
                 out: vec![],
@@ -517,6 +536,8 @@ struct Checker<'a> {
     registry: &'a Registry,
     /// The list's designating agency: the one that had to act on the case.
     designating: &'a AgencyId,
+    /// The audit's bitemporal point.
+    as_of: AsOf,
     today: NaiveDate,
     /// The objection window after service of the notice, computed once for
     /// the rules that use it.
@@ -595,6 +616,11 @@ impl Checker<'_> {
             (def.check)(self)?;
         }
         Ok(())
+    }
+
+    /// Whether a fact counts at the audit's point: known, and in force by its valid time.
+    fn known(&self, fact: &Fact) -> bool {
+        self.as_of.known.includes(fact.seq, fact.recorded_at) && fact.effective_at <= self.as_of.valid_at
     }
 
     /// Whether an objection was lodged in time: within the window after
@@ -697,10 +723,20 @@ fn objection_answered_before_designation(c: &mut Checker) -> Result<(), AuditErr
             continue;
         }
         let answered = objection.decided.map(|(e, _)| e);
-        if answered.is_some_and(|e| e.at <= d.decided_at) {
+        // Answered before the decision, and on record before it was: an
+        // answer recorded after the decision, back-dated, was not on record
+        // when the designation was decided.
+        if answered.is_some_and(|e| e.at <= d.decided_at && e.seq < d.decision.seq) {
             continue;
         }
         let what = match answered {
+            Some(e) if e.seq > d.decision.seq && e.at <= d.decided_at => format!(
+                "designated on {} while the objection received on {} was unanswered on record (an answer dated {} was recorded after the decision, seq {})",
+                date(d.decided_at),
+                date(objection.received_at),
+                date(e.at),
+                e.seq
+            ),
             Some(e) => format!(
                 "designated on {} while the objection received on {} was unanswered (answered on {})",
                 date(d.decided_at),
@@ -865,7 +901,31 @@ fn extension_while_in_force(c: &mut Checker) -> Result<(), AuditError> {
         let evidence = c.view.designation.iter().map(|d| d.decision).chain([extension]).collect();
         c.violated(Rule::ExtensionWhileInForce, c.designating, evidence, what);
     }
+    extensions_recorded_after_the_term(c);
     Ok(())
+}
+
+/// Judged as the ledger stood when each extension was recorded: one dated
+/// inside the term but recorded after the term (as it then stood) ran out
+/// came too late, whatever date it bears.
+fn extensions_recorded_after_the_term(c: &mut Checker) {
+    let Some(d) = &c.view.designation else { return };
+    let Some(mut months) = d.term_months.map(u32::from) else { return };
+    for extension in &d.extensions {
+        let recorded = c.case.facts.iter().find(|f| f.seq == extension.evidence.seq).map(|f| f.recorded_at);
+        let term_end = d.in_force_from.to_china().checked_add_months(Months::new(months));
+        months += u32::from(extension.months);
+        let (Some(recorded), Some(end)) = (recorded, term_end) else { continue };
+        if recorded.micros() > end.timestamp_micros() {
+            let what = format!(
+                "the term extension dated {} was recorded on {}, after the term had run out on {}",
+                date(extension.evidence.at),
+                date(recorded),
+                end.date_naive()
+            );
+            c.violated(Rule::ExtensionWhileInForce, c.designating, vec![d.decision, extension.evidence], what);
+        }
+    }
 }
 
 fn measure_catalogued(c: &mut Checker) -> Result<(), AuditError> {
@@ -1011,15 +1071,93 @@ fn minor_not_listed(c: &mut Checker) -> Result<(), AuditError> {
 
 fn recorded_in_time(c: &mut Checker) -> Result<(), AuditError> {
     let Some(period) = c.rules.recording else { return Ok(()) };
-    // The decision counts from the day it was taken; a closure from its date.
-    let decision = c.view.designation.as_ref().map(|d| (d.decision, d.decided_at, "designation decision"));
-    let closure = c.view.closure.map(|e| (e, e.at, "restoration or revocation"));
-    for (evidence, dated, what) in decision.into_iter().chain(closure) {
-        let Some(fact) = c.case.facts.iter().find(|f| f.seq == evidence.seq) else { continue };
+    // Every act of the case is judged, by the agency that did it: the
+    // decision from the day it was taken, any other act from its date. A
+    // back-dated act (a correction entered weeks later) thus yields its own
+    // finding and cannot pass for an act done in time.
+    let decision = c.view.designation.as_ref().map(|d| (d.decision.seq, d.decided_at));
+    let case = c.case;
+    let known: Vec<&Fact> = case.facts.iter().filter(|f| c.known(f)).collect();
+    for fact in known {
+        let dated = match decision {
+            Some((seq, decided_at)) if seq == fact.seq => decided_at,
+            _ => fact.effective_at,
+        };
+        if date(fact.recorded_at) <= date(dated) {
+            continue;
+        }
         let deadline = c.calendar.due(date(dated), period)?;
         if date(fact.recorded_at) > deadline.due {
-            let what = format!("the {what} of {} was recorded on {}", date(dated), date(fact.recorded_at));
-            c.timed(Rule::RecordedInTime, FindingStatus::Late, c.designating, vec![evidence], deadline, what);
+            let what =
+                format!("the {} of {} was recorded on {}", step_name(&fact.step), date(dated), date(fact.recorded_at));
+            let evidence = vec![Evidence { seq: fact.seq, id: fact.id, at: fact.effective_at }];
+            let agency = fact.agency.clone();
+            c.timed(Rule::RecordedInTime, FindingStatus::Late, &agency, evidence, deadline, what);
+        }
+    }
+    Ok(())
+}
+
+/// A case step in words (`designation decision`).
+fn step_name(step: &Step) -> &'static str {
+    match step {
+        Step::Notice { .. } => "notice",
+        Step::Objection { .. } => "objection",
+        Step::ObjectionDecision { .. } => "objection decision",
+        Step::Designation { .. } => "designation decision",
+        Step::TermExtended { .. } => "term extension",
+        Step::Revocation { .. } => "revocation",
+        Step::Restoration { .. } => "restoration",
+        Step::MeasureApplied { .. } => "application of a measure",
+        Step::MeasureLifted { .. } => "lifting of a measure",
+        Step::RestorationApplication { .. } => "restoration application",
+        Step::RestorationAccepted { .. } => "acceptance of a restoration application",
+        Step::RestorationDecision { .. } => "restoration decision",
+    }
+}
+
+fn restoration_decided_in_time(c: &mut Checker) -> Result<(), AuditError> {
+    let Some(period) = c.rules.restoration_processing else { return Ok(()) };
+    for application in &c.view.applications {
+        let deadline = c.calendar.due(date(application.received_at), period)?;
+        let decided = application.decided.map(|d| d.evidence);
+        // A case that ended (expired, revoked, restored otherwise) before the
+        // deadline with the application undecided leaves nothing to decide.
+        if decided.is_none() && c.view.ended_at().is_some_and(|end| date(end) <= deadline.due) {
+            continue;
+        }
+        if let Some(status) = c.timeliness(&deadline, decided.map(|e| e.at)) {
+            let received = date(application.received_at);
+            let what = match decided {
+                Some(e) => format!("restoration application received on {received} decided on {}", date(e.at)),
+                None => format!("restoration application received on {received} not decided"),
+            };
+            let evidence = std::iter::once(application.received).chain(decided).collect();
+            c.timed(Rule::RestorationDecidedInTime, status, c.designating, evidence, deadline, what);
+        }
+    }
+    Ok(())
+}
+
+fn restoration_decision_content(c: &mut Checker) -> Result<(), AuditError> {
+    for application in &c.view.applications {
+        let Some(decision) = application.decided else { continue };
+        let mut faults = vec![];
+        if !decision.granted && !decision.reasons_given {
+            faults.push("refused without reasons".to_owned());
+        }
+        if decision.fees_collected_fen > 0 {
+            let fen = decision.fees_collected_fen;
+            faults.push(format!("a fee of {}.{:02} yuan was collected", fen / 100, fen % 100));
+        }
+        if !faults.is_empty() {
+            let what = format!(
+                "the restoration application received on {}: {}",
+                date(application.received_at),
+                faults.join("; ")
+            );
+            let evidence = vec![application.received, decision.evidence];
+            c.violated(Rule::RestorationDecisionContent, c.designating, evidence, what);
         }
     }
     Ok(())

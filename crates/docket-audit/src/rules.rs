@@ -55,6 +55,10 @@ pub struct RuleSet {
     /// A designation, restoration or revocation is recorded (published)
     /// within this period of its date (none: not checked).
     pub recording: Option<Period>,
+    /// An application for credit restoration is decided within this period
+    /// of its receipt (none: not checked). Seed 004 (12): "within the time
+    /// limit promised in advance".
+    pub restoration_processing: Option<Period>,
     pub term: Term,
     /// Decision document fields that must not be empty.
     pub required_decision_fields: Vec<DecisionField>,
@@ -111,13 +115,14 @@ impl PublicityMin {
 }
 
 /// The parameters a rule set's `unconfirmed` may name.
-pub const PARAMETERS: [&str; 12] = [
+pub const PARAMETERS: [&str; 13] = [
     "required_notice_fields",
     "objection_window",
     "objection_review",
     "correction_after_upheld",
     "removal",
     "recording",
+    "restoration_processing",
     "term",
     "term.extensions_total_max_months",
     "publicity_min_months",

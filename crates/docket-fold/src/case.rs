@@ -75,6 +75,19 @@ pub enum Step {
         measure: MeasureCode,
         reason: LiftReason,
     },
+    RestorationApplication {
+        received_at: Timestamp,
+    },
+    RestorationAccepted {
+        application: EventId,
+    },
+    /// `reasons_given`: whether the decision's reasons are not empty.
+    RestorationDecision {
+        application: EventId,
+        granted: bool,
+        reasons_given: bool,
+        fees_collected_fen: u64,
+    },
 }
 
 /// A field of the designation decision document that the rules may require.
@@ -177,6 +190,18 @@ impl Step {
             }
             CaseAction::MeasureLifted { measure, reason } => {
                 Self::MeasureLifted { measure: measure.clone(), reason: *reason }
+            }
+            CaseAction::RestorationApplication { received_at, .. } => {
+                Self::RestorationApplication { received_at: *received_at }
+            }
+            CaseAction::RestorationAccepted { application } => Self::RestorationAccepted { application: *application },
+            CaseAction::RestorationDecision { application, granted, reasons, fees_collected_fen } => {
+                Self::RestorationDecision {
+                    application: *application,
+                    granted: *granted,
+                    reasons_given: !reasons.trim().is_empty(),
+                    fees_collected_fen: *fees_collected_fen,
+                }
             }
         }
     }
@@ -351,6 +376,29 @@ pub struct MeasureView {
     pub lifted: Option<(Evidence, LiftReason)>,
 }
 
+/// An application for credit restoration and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationView {
+    pub received: Evidence,
+    /// When the application reached the agency: the processing deadline runs from here.
+    pub received_at: Timestamp,
+    pub accepted: Option<Evidence>,
+    pub decided: Option<ApplicationDecision>,
+}
+
+/// The decision on a restoration application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationDecision {
+    #[serde(flatten)]
+    pub evidence: Evidence,
+    /// Granted: the case was restored by this decision.
+    pub granted: bool,
+    /// Whether the decision states its reasons (a refusal must).
+    pub reasons_given: bool,
+    /// The fees the decision declares the party was charged, in fen (must be 0).
+    pub fees_collected_fen: u64,
+}
+
 /// Why a fact does not fit the state it arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -376,6 +424,12 @@ pub enum MarkKind {
     /// A term extension of a case not designated and in force (before the
     /// designation, after its closure, or after its term ran out).
     ExtensionNotInForce,
+    /// A restoration application on a case not designated and in force.
+    ApplicationNotInForce,
+    /// Accepts or decides a restoration application this case does not hold.
+    UnknownApplication,
+    /// Accepts or decides a restoration application already decided.
+    ApplicationAlreadyDecided,
 }
 
 /// A fact that does not fit, kept for the auditor.
@@ -412,6 +466,8 @@ pub struct CaseView {
     pub closure: Option<Evidence>,
     /// Why it was restored, if it was.
     pub restoration: Option<RestorationReason>,
+    /// Applications for credit restoration, in valid-time order.
+    pub applications: Vec<ApplicationView>,
     pub measures: Vec<MeasureView>,
     pub marks: Vec<Mark>,
 }
@@ -438,6 +494,11 @@ impl CaseView {
             Some(status) if status.is_closed() => self.transitions.last().map(|t| t.at),
             _ => None,
         }
+    }
+
+    /// Restoration applications not yet decided.
+    pub fn pending_applications(&self) -> impl Iterator<Item = &ApplicationView> {
+        self.applications.iter().filter(|a| a.decided.is_none())
     }
 
     /// Measures in place (applied, not lifted).
@@ -513,6 +574,55 @@ impl Machine<'_> {
             Step::Restoration { reason } => self.close(fact, Status::Restored, Some(*reason)),
             Step::MeasureApplied { measure, mou } => self.apply_measure(fact, measure, mou, in_force),
             Step::MeasureLifted { measure, reason } => self.lift_measure(fact, measure, *reason),
+            Step::RestorationApplication { .. } if !in_force => self.mark(fact, MarkKind::ApplicationNotInForce),
+            Step::RestorationApplication { received_at } => self.view.applications.push(ApplicationView {
+                received: Evidence::of(fact),
+                received_at: *received_at,
+                accepted: None,
+                decided: None,
+            }),
+            Step::RestorationAccepted { application } => self.accept_application(fact, *application),
+            Step::RestorationDecision { application, granted, reasons_given, fees_collected_fen } => {
+                let decision = ApplicationDecision {
+                    evidence: Evidence::of(fact),
+                    granted: *granted,
+                    reasons_given: *reasons_given,
+                    fees_collected_fen: *fees_collected_fen,
+                };
+                self.decide_application(fact, *application, decision, in_force)
+            }
+        }
+    }
+
+    /// The application `id` of this case, if it holds one and it is undecided;
+    /// otherwise marks `fact` and returns none.
+    fn open_application(&mut self, fact: &Fact, id: EventId) -> Option<usize> {
+        let Some(index) = self.view.applications.iter().position(|a| a.received.id == id) else {
+            self.mark(fact, MarkKind::UnknownApplication);
+            return None;
+        };
+        if self.view.applications[index].decided.is_some() {
+            self.mark(fact, MarkKind::ApplicationAlreadyDecided);
+            return None;
+        }
+        Some(index)
+    }
+
+    fn accept_application(&mut self, fact: &Fact, id: EventId) {
+        if let Some(index) = self.open_application(fact, id) {
+            self.view.applications[index].accepted.get_or_insert(Evidence::of(fact));
+        }
+    }
+
+    /// Decides an application; a grant restores a designation in force (a
+    /// credit restoration), and is marked when there is none to restore.
+    fn decide_application(&mut self, fact: &Fact, id: EventId, decision: ApplicationDecision, in_force: bool) {
+        let Some(index) = self.open_application(fact, id) else { return };
+        self.view.applications[index].decided = Some(decision);
+        match (decision.granted, in_force) {
+            (true, true) => self.close(fact, Status::Restored, Some(RestorationReason::CreditRepaired)),
+            (true, false) => self.mark(fact, MarkKind::NotInForce),
+            (false, _) => {}
         }
     }
 
@@ -662,6 +772,7 @@ pub fn evaluate(case: &CaseState, registry: &Registry, as_of: AsOf) -> CaseView 
             designation: None,
             closure: None,
             restoration: None,
+            applications: vec![],
             measures: vec![],
             marks: vec![],
         },

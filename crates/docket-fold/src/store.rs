@@ -45,7 +45,7 @@ use crate::views::Source;
 use crate::FoldError;
 
 /// Version of the store's layout. A store of another version is rebuilt.
-pub const STORE_FORMAT: u32 = 2;
+pub const STORE_FORMAT: u32 = 3;
 /// File name of the store inside a ledger directory.
 pub const STORE_FILE: &str = "views.redb";
 

@@ -43,6 +43,9 @@ pub struct ListEntry {
     pub measures_in_place: usize,
     /// Facts that did not fit (see the subject view for which).
     pub marks: usize,
+    /// Applications for credit restoration received and not yet decided
+    /// (the subject view lists them, with their dates).
+    pub applications_pending: usize,
     pub version: u64,
 }
 
@@ -252,6 +255,7 @@ fn list_entry(case: &CaseState, view: &CaseView) -> Option<ListEntry> {
         contested: view.contested(),
         measures_in_place: view.active_measures().count(),
         marks: view.marks.len(),
+        applications_pending: view.pending_applications().count(),
         version: view.version,
     })
 }

@@ -14,7 +14,7 @@ use crate::ids::{AgencyId, CaseNumber, ListId, MeasureCode, MouId, RuleSetId, Su
 use crate::time::{Date, Timestamp};
 
 /// Version of the event format. Bumped on any change to the encoding.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 
 /// An event as signed: the envelope and its body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -305,6 +305,20 @@ pub enum CaseAction {
     MeasureApplied { measure: MeasureCode, mou: MouId },
     /// A responsible agency lifts a measure it applied.
     MeasureLifted { measure: MeasureCode, reason: LiftReason },
+    /// The party applies for credit restoration (seed 004 (11): it "may always
+    /// apply"); recorded by the designating agency or an intake agency. The
+    /// processing deadline runs from `received_at`, when the application
+    /// reached the agency, not from when it was recorded.
+    RestorationApplication { received_at: Timestamp, grounds: String, evidence: Vec<Digest> },
+    /// The designating agency accepts the application named by `application`
+    /// for processing (the event's effective time is the day of acceptance).
+    RestorationAccepted { application: EventId },
+    /// The application named by `application` is decided. Granted, the case is
+    /// restored (removed from the list) from the event's effective time, as a
+    /// `Restoration` would; refused, it stays listed and `reasons` say why.
+    /// `fees_collected_fen` declares what the party was charged, in fen: seed
+    /// 004 (12) forbids fees "in any form", so anything but 0 is a breach.
+    RestorationDecision { application: EventId, granted: bool, reasons: String, fees_collected_fen: u64 },
 }
 
 /// The kind of an event, one name per variant, for filters, schemas and messages.
@@ -327,11 +341,14 @@ pub enum EventKind {
     Restoration,
     MeasureApplied,
     MeasureLifted,
+    RestorationApplication,
+    RestorationAccepted,
+    RestorationDecision,
 }
 
 impl EventKind {
     /// Every kind, in encoding order.
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 20] = [
         Self::AgencyRegistered,
         Self::KeyAdded,
         Self::KeyRevoked,
@@ -349,6 +366,9 @@ impl EventKind {
         Self::Restoration,
         Self::MeasureApplied,
         Self::MeasureLifted,
+        Self::RestorationApplication,
+        Self::RestorationAccepted,
+        Self::RestorationDecision,
     ];
 
     /// The snake_case name used in JSON and on the command line.
@@ -371,6 +391,9 @@ impl EventKind {
             Self::Restoration => "restoration",
             Self::MeasureApplied => "measure_applied",
             Self::MeasureLifted => "measure_lifted",
+            Self::RestorationApplication => "restoration_application",
+            Self::RestorationAccepted => "restoration_accepted",
+            Self::RestorationDecision => "restoration_decision",
         }
     }
 
@@ -404,6 +427,9 @@ impl Event {
                 CaseAction::Restoration { .. } => EventKind::Restoration,
                 CaseAction::MeasureApplied { .. } => EventKind::MeasureApplied,
                 CaseAction::MeasureLifted { .. } => EventKind::MeasureLifted,
+                CaseAction::RestorationApplication { .. } => EventKind::RestorationApplication,
+                CaseAction::RestorationAccepted { .. } => EventKind::RestorationAccepted,
+                CaseAction::RestorationDecision { .. } => EventKind::RestorationDecision,
             },
         }
     }

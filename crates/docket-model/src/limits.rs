@@ -23,6 +23,8 @@ pub const MOU_PARTIES_MAX: usize = 256;
 pub const MEASURES_PER_PARTY_MAX: usize = 256;
 /// Most evidence digests attached to one objection.
 pub const EVIDENCE_PER_OBJECTION_MAX: usize = 64;
+/// Most evidence digests attached to one restoration application.
+pub const EVIDENCE_PER_APPLICATION_MAX: usize = 64;
 /// Longest term one event may state, in months: a decision's designation
 /// term, or one extension (SPC allows 1–3 years of extension; 10 years is a
 /// generous ceiling that still catches unit mistakes). Enforced at decode.
@@ -51,6 +53,7 @@ const _: () = assert!(TEXT_BYTES_MAX < EVENT_SIZE_BYTES_MAX);
 // objection attaches (32 bytes each).
 const _: () = assert!(KEYS_PER_EVENT_MAX * 32 < EVENT_SIZE_BYTES_MAX);
 const _: () = assert!(EVIDENCE_PER_OBJECTION_MAX * 32 < EVENT_SIZE_BYTES_MAX);
+const _: () = assert!(EVIDENCE_PER_APPLICATION_MAX * 32 < EVENT_SIZE_BYTES_MAX);
 // A term is at least a month.
 const _: () = assert!(EVENT_TERM_MONTHS_MAX >= 1);
 // The years are a range, and every instant in them is an i64 of

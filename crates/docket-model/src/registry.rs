@@ -273,14 +273,14 @@ impl Registry {
             designating: list.designating_agency.clone(),
         };
         match &body.action {
-            CaseAction::Objection { .. } => {
+            CaseAction::Objection { .. } | CaseAction::RestorationApplication { .. } => {
                 if is_designating || roles.contains(&Role::Intake) {
                     Ok(())
                 } else {
                     Err(AuthError::MissingRole {
                         agency: agency.clone(),
                         role: Role::Intake,
-                        action: "recording an objection",
+                        action: "recording an objection or a restoration application",
                     })
                 }
             }

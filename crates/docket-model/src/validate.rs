@@ -209,6 +209,15 @@ fn case(body: &CaseEvent) -> Result<(), FormError> {
         }
         CaseAction::Revocation { statement, .. } => text(&format!("{AT}.revocation.statement"), statement),
         CaseAction::Restoration { statement, .. } => text(&format!("{AT}.restoration.statement"), statement),
-        CaseAction::MeasureApplied { .. } | CaseAction::MeasureLifted { .. } => Ok(()),
+        CaseAction::RestorationApplication { grounds, evidence, .. } => {
+            text(&format!("{AT}.restoration_application.grounds"), grounds)?;
+            let at = format!("{AT}.restoration_application.evidence");
+            count(&at, evidence.len(), 0, EVIDENCE_PER_APPLICATION_MAX, "evidence_per_application_max")?;
+            unique(&at, evidence)
+        }
+        CaseAction::RestorationDecision { reasons, .. } => text(&format!("{AT}.restoration_decision.reasons"), reasons),
+        CaseAction::MeasureApplied { .. }
+        | CaseAction::MeasureLifted { .. }
+        | CaseAction::RestorationAccepted { .. } => Ok(()),
     }
 }

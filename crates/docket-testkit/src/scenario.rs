@@ -79,6 +79,12 @@ pub fn complete_action(action: &Value, effective_at: &str) -> Value {
         "restoration" => json!({"reason": "obligations_performed", "statement": "Performed in full"}),
         "measure_applied" => json!({}),
         "measure_lifted" => json!({"reason": "case_closed"}),
+        "restoration_application" => json!({"received_at": effective_at,
+            "grounds": "Obligations performed; the party applies for credit restoration", "evidence": []}),
+        "restoration_accepted" => json!({}),
+        "restoration_decision" => {
+            json!({"granted": true, "reasons": "Conditions for restoration met", "fees_collected_fen": 0})
+        }
         other => panic!("unknown action {other}"),
     };
     let mut merged = template.as_object().cloned().unwrap_or_default();

@@ -28,7 +28,8 @@ pub fn build(subjects: u64, seed: u64) -> Demo {
         let number = format!("({})demo-{index}", 2024 + index % 3);
         open_case(&mut builder, &mut rng, index, spec, number, violation, &mut violations, &mut planted);
     }
-    Demo { registry_root: builder.root, events: builder.events, violations, planted }
+    let recorded_late = builder.late.into_iter().collect();
+    Demo { registry_root: builder.root, events: builder.events, violations, planted, recorded_late }
 }
 
 /// Subjects per chunk of [`national_chunk`].
@@ -66,7 +67,8 @@ pub fn national_chunk(world: &World, seed: u64, chunk: u64) -> Demo {
         let number = format!("({}){}执{index}号", 2016 + start / 365, COURTS[(index % 8) as usize]);
         open_case(&mut builder, &mut rng, index, spec, number, violation, &mut violations, &mut planted);
     }
-    Demo { registry_root: builder.root, events: builder.events, violations, planted }
+    let recorded_late = builder.late.into_iter().collect();
+    Demo { registry_root: builder.root, events: builder.events, violations, planted, recorded_late }
 }
 
 /// Opens case `index` on list `spec`: its subject, then its lifecycle; records a planted violation.
@@ -277,6 +279,10 @@ fn designation(builder: &mut Builder, plan: &Case, designate_day: i64) -> u16 {
         term_months: Some(term_months),
     };
     builder.case(&plan.spec.designating, world.at(designate_day, 9), plan.case, action);
+    if plan.is(Violation::RecordedLate) {
+        let decision = builder.events.last().map(SignedEvent::id).unwrap_or_else(|| unreachable!("just pushed"));
+        builder.late.push(decision);
+    }
     term_months
 }
 
@@ -284,6 +290,11 @@ fn designation(builder: &mut Builder, plan: &Case, designate_day: i64) -> u16 {
 /// (agency, measure), to lift when the case ends.
 fn apply_measures(builder: &mut Builder, rng: &mut Rng, plan: &Case, designate_day: i64) -> Vec<(String, String)> {
     let world = builder.world;
+    // A decision recorded a month late has no measures: they would be
+    // recorded after it, late as well, and each would be a finding of its own.
+    if plan.is(Violation::RecordedLate) {
+        return vec![];
+    }
     let parties = &plan.spec.parties;
     let mou = name(&format!("mou-{}", plan.case.0));
     let appliers: Vec<&(String, Vec<usize>)> = if world.national {
@@ -352,13 +363,18 @@ fn after_designation(builder: &mut Builder, plan: &Case, designate_day: i64, ter
 /// Restoration (some cases, and the violations that need one) between 60
 /// and 260 days after the designation: before the 12-month publicity
 /// minimum, which binds only a credit restoration (the early-restoration
-/// violation). Returns its day, if any.
+/// violation). Other cases may apply for credit restoration (see
+/// [`application`]). Returns the day the case was restored, if it was.
 fn end(builder: &mut Builder, rng: &mut Rng, plan: &Case, designate_day: i64) -> Option<i64> {
     let must = plan.is(Violation::NotLiftedAfterRestoration) || plan.is(Violation::EarlyRestoration);
     // Cases whose violation lies in the term or an objection against it run to their term.
     let never = plan.is(Violation::ExtensionAfterExpiry)
         || plan.is(Violation::ExtensionsBeyondCap)
         || plan.is(Violation::UpheldAfterDesignationNotRevoked);
+    let applies = plan.is(Violation::RestorationDecidedLate) || plan.is(Violation::RestorationFeeCollected);
+    if applies || (!must && !never && rng.chance(20)) {
+        return application(builder, rng, plan, designate_day);
+    }
     let day = ((rng.chance(40) && !never) || must).then(|| designate_day + 60 + rng.below(200) as i64)?;
     let reason = if plan.is(Violation::EarlyRestoration) {
         RestorationReason::CreditRepaired
@@ -368,4 +384,41 @@ fn end(builder: &mut Builder, rng: &mut Rng, plan: &Case, designate_day: i64) ->
     let action = CaseAction::Restoration { reason, statement: "Paid in full".into() };
     builder.case(&plan.spec.designating, builder.world.at(day, 9), plan.case, action);
     Some(day)
+}
+
+/// An application for credit restoration (seed 004 (11)-(12)), received by
+/// the intake agency, accepted the next day and decided a week after
+/// receipt (within the 10 working days the bundled rule sets allow), with no
+/// fee. Granted only after the 12-month publicity minimum (day 370) on lists
+/// whose term runs longer; otherwise, and for the planted violations, refused
+/// with reasons on day 100: 40 days after receipt when planted late, with a
+/// fee when planted so. Returns the day of a grant.
+fn application(builder: &mut Builder, rng: &mut Rng, plan: &Case, designate_day: i64) -> Option<i64> {
+    let world = builder.world;
+    let planted = plan.violation.is_some();
+    let long_term = plan.case.0.as_str() != "cn-civil-aviation" && !plan.is(Violation::ExtensionAfterExpiry);
+    let grant = !planted && long_term && rng.chance(70);
+    let received = designate_day + if grant { 370 } else { 100 };
+    let decided = received + if plan.is(Violation::RestorationDecidedLate) { 40 } else { 7 };
+    if world.at(decided, 9) > worlds_last_day() {
+        return None;
+    }
+    let action = CaseAction::RestorationApplication {
+        received_at: world.at(received, 10),
+        grounds: "Obligations performed; corrected".into(),
+        evidence: vec![],
+    };
+    builder.case("petitions", world.at(received, 10), plan.case, action);
+    let application = builder.events.last().map(SignedEvent::id).unwrap_or_else(|| unreachable!("just pushed"));
+    let designating = plan.spec.designating.as_str();
+    builder.case(designating, world.at(received + 1, 9), plan.case, CaseAction::RestorationAccepted { application });
+    let reasons = if grant { "Conditions met" } else { "Obligations not yet performed" };
+    let action = CaseAction::RestorationDecision {
+        application,
+        granted: grant,
+        reasons: reasons.into(),
+        fees_collected_fen: if plan.is(Violation::RestorationFeeCollected) { 20_000 } else { 0 },
+    };
+    builder.case(designating, world.at(decided, 9), plan.case, action);
+    grant.then_some(decided)
 }

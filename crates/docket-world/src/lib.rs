@@ -28,14 +28,14 @@ mod registry;
 mod violation;
 mod world;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use docket_model::{Name, SignedEvent, Uscc};
+use docket_model::{EventId, Name, SignedEvent, Uscc};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
 
 pub use cases::{build, national_chunk, NATIONAL_CHUNK_SUBJECTS, NATIONAL_VIOLATION_EVERY};
-pub use ledger::{write_events, write_ledger, WorldError, DEMO_BATCH_EVENTS};
+pub use ledger::{recording_times, write_events, write_ledger, WorldError, DEMO_BATCH_EVENTS, RECORDED_LATE_DAYS};
 pub use registry::registry_events;
 pub use violation::Violation;
 pub use world::{worlds_last_day, World};
@@ -49,6 +49,9 @@ pub struct Demo {
     pub violations: BTreeMap<Violation, u64>,
     /// The ground truth: case number and the violation planted in it.
     pub planted: Vec<(String, Violation)>,
+    /// Events that [`write_events`] records [`RECORDED_LATE_DAYS`] after
+    /// their day instead of on it (the planted late recordings).
+    pub recorded_late: BTreeSet<EventId>,
 }
 
 /// The deterministic key named `name` for world seed `seed` (public: anyone

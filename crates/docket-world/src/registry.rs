@@ -18,13 +18,22 @@ pub(crate) struct Builder<'w> {
     pub(crate) events: Vec<SignedEvent>,
     pub(crate) root: SigningKey,
     pub(crate) world: &'w World,
+    /// Events planted to be recorded late (see [`crate::Demo::recorded_late`]).
+    pub(crate) late: Vec<docket_model::EventId>,
     /// Agency keys by name (deriving one costs a scalar multiplication).
     keys: HashMap<String, SigningKey>,
 }
 
 impl<'w> Builder<'w> {
     pub(crate) fn new(world: &'w World, seed: u64) -> Self {
-        Builder { seed, events: Vec::new(), root: key(seed, "registry-root"), world, keys: HashMap::new() }
+        Builder {
+            seed,
+            events: Vec::new(),
+            root: key(seed, "registry-root"),
+            world,
+            late: Vec::new(),
+            keys: HashMap::new(),
+        }
     }
 
     pub(crate) fn registry(&mut self, day: i64, body: RegistryEvent) {
@@ -68,12 +77,22 @@ pub(crate) fn legal(instrument: &str, article: &str) -> LegalRef {
 /// The digest of rule set `id` as docket-audit bundles it, so that the
 /// registry's digests match what the auditor applies.
 fn rule_set_digest(id: &str) -> Digest {
+    Digest::Sha256(Hash32(docket_audit::rules::RuleSet::digest(bundled_rule_set(id))))
+}
+
+/// The version of rule set `id` as docket-audit bundles it.
+fn rule_set_version(id: &str) -> u32 {
+    docket_audit::rules::RuleSet::parse(bundled_rule_set(id))
+        .unwrap_or_else(|error| unreachable!("bundled rule sets are checked by tests: {error}"))
+        .version
+}
+
+fn bundled_rule_set(id: &str) -> &'static str {
     let file = format!("{id}.rules.json");
-    let text = docket_audit::rules::BUNDLED
+    docket_audit::rules::BUNDLED
         .iter()
         .find_map(|(name, text)| (*name == file).then_some(*text))
-        .unwrap_or_else(|| unreachable!("the worlds define no list with rule set {id}"));
-    Digest::Sha256(Hash32(docket_audit::rules::RuleSet::digest(text)))
+        .unwrap_or_else(|| unreachable!("the worlds define no list with rule set {id}"))
 }
 
 /// The measure catalogue: every measure on a law, but one on a ministry's
@@ -118,7 +137,7 @@ pub(crate) fn registry(builder: &mut Builder) {
                 1,
                 RegistryEvent::RuleSetPublished {
                     rule_set: name(spec.rule_set),
-                    version: 1,
+                    version: rule_set_version(spec.rule_set),
                     digest: rule_set_digest(spec.rule_set),
                     source: format!("{} (demo)", spec.rule_set),
                 },

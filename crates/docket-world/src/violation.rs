@@ -46,11 +46,17 @@ pub enum Violation {
     BasisAfterDecision,
     /// An objection against the designation in force, upheld and never acted on.
     UpheldAfterDesignationNotRevoked,
+    /// A designation decision recorded a month after it was taken.
+    RecordedLate,
+    /// A credit restoration application decided (refused) 40 days after its receipt.
+    RestorationDecidedLate,
+    /// A credit restoration application refused with a fee collected from the applicant.
+    RestorationFeeCollected,
 }
 
 impl Violation {
     /// Every kind, in order.
-    pub const ALL: [Violation; 21] = [
+    pub const ALL: [Violation; 24] = [
         Self::NoNotice,
         Self::WindowNotObserved,
         Self::ObjectionUndecided,
@@ -74,5 +80,8 @@ impl Violation {
         Self::ExtensionsBeyondCap,
         Self::BasisAfterDecision,
         Self::UpheldAfterDesignationNotRevoked,
+        Self::RecordedLate,
+        Self::RestorationDecidedLate,
+        Self::RestorationFeeCollected,
     ];
 }
