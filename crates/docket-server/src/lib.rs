@@ -20,6 +20,7 @@ mod limits;
 mod metrics;
 mod net;
 pub mod openapi;
+mod pages;
 mod policy;
 mod rate;
 mod replay;

@@ -122,12 +122,14 @@ pub(crate) fn reserve_routes() -> Routes {
         .get("/metrics", operations::metrics)
 }
 
-/// The API's router: every route, the JSON error contract for unknown
+/// The API's router: every route and the desk's pages, the JSON error contract for unknown
 /// routes and methods, compression (gzip, br; never event streams), CORS
 /// for open reads, metrics, caught panics and the access log.
 pub(crate) fn router(app: Arc<App>) -> Router {
     routes()
         .router
+        // The oversight desk's HTML pages (`crate::pages`): not API routes, not in the OpenAPI document.
+        .merge(crate::pages::router())
         .fallback(crate::error::no_route)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::disable())
