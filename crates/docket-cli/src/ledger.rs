@@ -440,7 +440,7 @@ pub fn demo(dir: &Path, subjects: u64, seed: u64, format: crate::Format) -> Resu
         world::DEMO_BATCH_EVENTS
     );
     let progress = crate::progress::Ticker::start("demo: appending", dir.join("segments"));
-    let written = world::write_events(dir, seed, &built.registry_root, &built.events);
+    let written = world::write_events(dir, seed, &built.registry_root, &built.events, &built.recorded_late);
     drop(progress);
     let checkpoint = written?;
     eprintln!("demo: done in {:.1} s", started.elapsed().as_secs_f64());
