@@ -50,7 +50,7 @@ fn ingest(dir: &Path, events: &[SignedEvent], appenders: usize, seed: u64) -> (f
     (events.len() as f64 / elapsed, stats.events as f64 / stats.batches.max(1) as f64)
 }
 
-const USAGE: &str = "log-bench: durable ingest (1, 16, 256 appenders) and verify next to raw fdatasync-batched appends and batch verify.\n\nusage: log-bench [--events 100000] [--dir DIR] [--appenders 1|16|256]\n\nDIR must be on a real disk, not tmpfs.";
+const USAGE: &str = "log-bench: durable ingest (1, 16, 256 appenders) and verify next to raw fdatasync-batched appends and batch verify.\n\nusage: log-bench [--events 100000] [--dir DIR] [--appenders 1|16|256]\n\nDIR must be on a real disk, not tmpfs.\n\nexamples:\n  cargo run --release -p log-bench -- --events 100000\n  cargo run --release -p log-bench -- --events 20000 --appenders 256 --dir /var/tmp/lb";
 
 fn main() {
     benchkit::args_or_exit(USAGE, &["--events", "--dir", "--appenders"]);
