@@ -403,6 +403,12 @@ pub fn write_tiles(
             let width = tile.len() as u64;
             let path = dir.join(tile_path(level, index, width));
             if width == TILE_WIDTH && path.exists() {
+                // Written by the tree when it completed the tile, not synced:
+                // made durable before a checkpoint that needs it is signed.
+                File::open(&path)
+                    .and_then(|file| file.sync_all())
+                    .and_then(|()| path.parent().map_or(Ok(()), sync_dir))
+                    .map_err(io(format!("syncing {}", path.display())))?;
                 continue;
             }
             if let Some(parent) = path.parent() {

@@ -28,6 +28,7 @@ pub mod ledger;
 mod log;
 pub mod merkle;
 pub mod note;
+pub mod pool;
 mod read;
 mod segment;
 mod sequencer;

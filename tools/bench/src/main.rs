@@ -330,6 +330,8 @@ impl Run<'_> {
             ("proof_p99_us", "proof_p99_us"),
             ("restricted_share", "restricted_share"),
             ("peak_kib", "queries_peak_kib"),
+            ("serve_open_s", "serve_open_s"),
+            ("snapshot_open_s", "snapshot_open_s"),
         ] {
             f.insert(name, num(&queries, key));
         }
