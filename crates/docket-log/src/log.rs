@@ -500,6 +500,15 @@ impl Resume {
     }
 }
 
+/// The offset of record `seq` in segment `name` (first record `first_seq`)
+/// from the segment's index, if the index reaches it.
+fn indexed_offset<S: Storage>(storage: &S, name: &str, first_seq: u64, seq: u64) -> Option<u64> {
+    let index = storage.read_index(name).ok()?;
+    let at = usize::try_from(seq.checked_sub(first_seq)?).ok()?.checked_mul(8)?;
+    let entry: [u8; 8] = index.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(entry))
+}
+
 /// Cuts a segment back to its last commit point and makes that durable; a
 /// segment whose header never became durable gets its header again.
 fn cut_tail<F: SegmentFile>(file: &mut F, name: &str, first_seq: u64, committed_len: u64) -> Result<(), LogError> {
@@ -608,8 +617,19 @@ impl<S: Storage> Log<S> {
             let mut file = opening.storage.open(&name).map_err(io(format!("opening {name}")))?;
             let bytes = file.read_all().map_err(io(format!("reading {name}")))?;
             let is_last = position + 1 == count;
-            let scan = segment::scan(&bytes, first_seq, cut_damaged_write && is_last)
-                .map_err(|damage| corrupted(damage.offset, damage.seq, damage.reason))?;
+            // The first segment read starts at the frame before the resume
+            // point, found through the segment's index, when it has one.
+            let seek = (position == skip && before > first_seq && !cut_damaged_write)
+                .then(|| indexed_offset(&opening.storage, &name, first_seq, before))
+                .flatten();
+            let scan = match seek {
+                Some(offset) => {
+                    opening.chain = Chain::resume(before, None);
+                    segment::scan_from(&bytes, before, offset)
+                }
+                None => segment::scan(&bytes, first_seq, cut_damaged_write && is_last),
+            }
+            .map_err(|damage| corrupted(damage.offset, damage.seq, damage.reason))?;
             for (offset, frame) in &scan.frames {
                 opening
                     .replay(frame, indexed, &mut on_record)
@@ -625,7 +645,7 @@ impl<S: Storage> Log<S> {
                 opening.cut = Some(Cut { segment: name.clone(), offset, bytes, seqs, reason });
             }
             let index: Vec<u8> = scan.frames.iter().flat_map(|(offset, _)| offset.to_be_bytes()).collect();
-            if opening.storage.read_index(&name).ok().as_ref() != Some(&index) {
+            if seek.is_none() && opening.storage.read_index(&name).ok().as_ref() != Some(&index) {
                 opening.reindex.push((name.clone(), index));
             }
             opening.last = Some((name, first_seq, file, scan.committed_len));

@@ -48,6 +48,23 @@ fn a_ledger_reopens_from_its_tiles_and_index() {
     let proof = ledger.log.tree().inclusion_proof(17, total).expect("proof");
     let leaf = ledger.log.tree().leaf(17, total).expect("leaf");
     assert_eq!(docket_log::merkle::verify_inclusion(17, total, &leaf, &proof, &root), Ok(()));
+    drop(ledger);
+    // The open seeks the tail through the segment's index; a wrong index
+    // costs a full replay, never a wrong open.
+    let index = std::fs::read_dir(path.join("segments"))
+        .expect("segments")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .expect("a segment index");
+    let length = std::fs::metadata(&index).expect("index").len() as usize;
+    std::fs::write(&index, vec![0x11; length]).expect("breaks the segment index");
+    let ledger = Ledger::open(&path, Config::default()).expect("reopens with a wrong segment index");
+    assert_eq!(ledger.recovery.replayed, total, "a full replay");
+    assert_eq!(ledger.log.tree().root(size), Some(root));
+    drop(ledger);
+    let ledger = Ledger::open(&path, Config::default()).expect("reopens");
+    assert!(ledger.recovery.replayed < 256, "the segment index was rewritten: {}", ledger.recovery.replayed);
 }
 
 #[test]
