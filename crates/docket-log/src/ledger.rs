@@ -8,6 +8,7 @@
 //! DIR/checkpoints/latest     the newest signed checkpoint (C2SP signed note)
 //! DIR/checkpoints/<size>     every checkpoint issued
 //! DIR/tiles/tile/<L>/<N>     C2SP tlog-tiles of the Merkle tree (hashes only)
+//! DIR/index.redb             ids, case versions and registry as of a point of the log (derived)
 //! DIR/lock                   held (flock) by the one process that writes; names its pid
 //! ```
 
@@ -21,12 +22,14 @@ use docket_model::PublicKey;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
+use crate::index::Index;
 use crate::keyfile;
-use crate::log::{io, read_lock, Config, Log, LogError, Recovery, SharedTree};
+use crate::log::{io, read_lock, Config, Log, LogError, Recovery, Resume, SharedTree, State};
 use crate::merkle::Hash;
 use crate::note::{self, Checkpoint, NoteKey};
 use crate::read::Reader;
 use crate::storage::{sync_dir, FsStorage};
+use crate::tiles::TILE_CACHE_TILES;
 use crate::tree::{tile_path, Tree, TILE_WIDTH};
 
 /// Version of `ledger.json`.
@@ -76,6 +79,7 @@ pub enum LedgerError {
 /// DIR/checkpoints/latest              the latest signed checkpoint
 /// DIR/checkpoints/cosigned/<size>     witness cosignature lines of checkpoint <size>
 /// DIR/tiles/tile/<L>/<N>[.p/<W>]      C2SP tlog-tiles hash tiles
+/// DIR/index.redb                      the append path's index (derived, rebuilt from the log)
 /// DIR/inquiries/segments/seg-*.log    the inquiry register (non-public reads)
 /// DIR/inquiries/checkpoint            its latest signed checkpoint
 /// ```
@@ -155,6 +159,10 @@ impl Paths {
     /// Root of the C2SP tiles: `tiles/tile/<L>/<N>[.p/<W>]`.
     pub fn tiles(&self) -> PathBuf {
         self.dir.join("tiles")
+    }
+    /// The append path's index: ids, case versions, registry (`crate::index`).
+    pub fn index(&self) -> PathBuf {
+        self.dir.join("index.redb")
     }
     /// The owner's lock file.
     pub fn lock(&self) -> PathBuf {
@@ -395,6 +403,12 @@ pub fn write_tiles(
             let width = tile.len() as u64;
             let path = dir.join(tile_path(level, index, width));
             if width == TILE_WIDTH && path.exists() {
+                // Written by the tree when it completed the tile, not synced:
+                // made durable before a checkpoint that needs it is signed.
+                File::open(&path)
+                    .and_then(|file| file.sync_all())
+                    .and_then(|()| path.parent().map_or(Ok(()), sync_dir))
+                    .map_err(io(format!("syncing {}", path.display())))?;
                 continue;
             }
             if let Some(parent) = path.parent() {
@@ -405,6 +419,62 @@ pub fn write_tiles(
         level += 1;
     }
     Ok(())
+}
+
+/// The ledger's tree, its full tiles in `tiles/` ([`TILE_CACHE_TILES`] of
+/// them cached), rebuilt from `segments/` when a tile is missing or wrong.
+pub fn tree_on_disk(paths: &Paths) -> Tree {
+    let reader = Reader::new(paths.segments());
+    let source = move |start: u64, count: u64| -> Result<Vec<Hash>, String> {
+        let mut leaves = Vec::with_capacity(count as usize);
+        reader
+            .read_from(start, None, |frame| {
+                leaves.push(crate::frame::leaf(frame.seq, frame.system_time, &frame.wire));
+                if leaves.len() as u64 == count {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(leaves)
+    };
+    Tree::on_disk(&paths.tiles(), TILE_CACHE_TILES, Some(Box::new(source)))
+}
+
+/// Scans the log into a tree on disk and an indexed state and checks it
+/// against the latest checkpoint. `resumed`: from the tiles up to the
+/// checkpoint and the index's point; otherwise from the first record, with
+/// the index emptied.
+fn open_log(
+    paths: &Paths,
+    config: &Config,
+    root: PublicKey,
+    latest: Option<&Checkpoint>,
+    cut_damaged_write: bool,
+    resumed: bool,
+) -> Result<(Log<FsStorage>, Recovery), LedgerError> {
+    let index_failed = |reason: String| {
+        LedgerError::Log(LogError::Io {
+            context: format!("opening {}", paths.index().display()),
+            source: std::io::Error::other(reason),
+        })
+    };
+    let (index, indexed) =
+        if resumed { Index::open(&paths.index()) } else { Index::create(&paths.index()).map(|i| (i, None)) }
+            .map_err(index_failed)?;
+    let tiled = if resumed { latest.map_or(0, |c| c.size - c.size % TILE_WIDTH) } else { 0 };
+    let tree = tree_on_disk(paths).resume(tiled).map_err(LedgerError::Checkpoint)?;
+    let resume = Resume {
+        tree,
+        state: State::indexed(root, index, indexed.as_ref()),
+        indexed: indexed.as_ref().map_or(0, |i| i.through),
+        checksum: indexed.as_ref().map_or([0; 32], |i| i.checksum),
+    };
+    let storage = FsStorage::new(paths.segments());
+    let opening = Log::scan_resumed(storage, config.clone(), root, |_| {}, cut_damaged_write, resume)?;
+    check_covered(opening.tree(), opening.size(), latest)?;
+    Ok(opening.finish()?)
 }
 
 /// Reads the latest signed checkpoint, if there is one.
@@ -458,10 +528,13 @@ impl Ledger {
         let (ledger_config, root, log_key) = read_config(dir)?;
         let paths = Paths { dir: dir.to_owned() };
         let latest = read_latest(&paths, &log_key)?;
-        let storage = FsStorage::new(paths.segments());
-        let opening = Log::scan_with(storage, config, root, |_| {}, cut_damaged_write)?;
-        check_covered(opening.tree(), opening.size(), latest.as_ref())?;
-        let (log, recovery) = opening.finish()?;
+        // From the on-disk tiles and index and the records after them; if
+        // that fails (a damaged tile or index), from the whole log.
+        let resumed = !cut_damaged_write;
+        let (log, recovery) = match open_log(&paths, &config, root, latest.as_ref(), cut_damaged_write, resumed) {
+            Err(_) if resumed => open_log(&paths, &config, root, latest.as_ref(), false, false)?,
+            opened => opened?,
+        };
         let checkpointer = Checkpointer { paths: paths.clone(), key: log_key, latest };
         Ok(Self { paths, config: ledger_config, log, recovery, checkpointer, lock })
     }
@@ -503,16 +576,28 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the latest checkpoint first, then the log: a writer only signs
     /// sizes it has written, so the log read afterwards covers the checkpoint.
+    ///
+    /// The tree resumes from the stored tiles up to the checkpoint and reads
+    /// only the records after them; if that does not give the checkpoint's
+    /// root (a damaged tile), it is built from the whole log.
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
         let (config, _, log_key) = read_config(dir)?;
         let paths = Paths { dir: dir.to_owned() };
         let latest = read_latest(&paths, &log_key)?;
-        let mut tree = Tree::new();
-        Reader::new(paths.segments()).read_from(0, None, |frame| {
-            tree.push(crate::frame::leaf(frame.seq, frame.system_time, &frame.wire));
-            std::ops::ControlFlow::Continue(())
-        })?;
-        check_covered(&tree, tree.size(), latest.as_ref())?;
+        let tiled = latest.as_ref().map_or(0, |c| c.size - c.size % TILE_WIDTH);
+        let resumed = tree_on_disk(&paths).resume(tiled).map_err(LedgerError::Checkpoint).and_then(|tree| {
+            let tree = read_tree(&paths, tree)?;
+            check_covered(&tree, tree.size(), latest.as_ref())?;
+            Ok(tree)
+        });
+        let tree = match resumed {
+            Ok(tree) => tree,
+            Err(_) => {
+                let tree = read_tree(&paths, tree_on_disk(&paths))?;
+                check_covered(&tree, tree.size(), latest.as_ref())?;
+                tree
+            }
+        };
         Ok(Self { paths, config, tree, latest })
     }
 
@@ -520,6 +605,15 @@ impl Snapshot {
     pub fn size(&self) -> u64 {
         self.tree.size()
     }
+}
+
+/// Pushes the leaves of the committed records from the tree's size on.
+fn read_tree(paths: &Paths, mut tree: Tree) -> Result<Tree, LedgerError> {
+    Reader::new(paths.segments()).read_from(tree.size(), None, |frame| {
+        tree.push(crate::frame::leaf(frame.seq, frame.system_time, &frame.wire));
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(tree)
 }
 
 /// What the checkpoint worker has done, for health checks and metrics.

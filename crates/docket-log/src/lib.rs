@@ -20,6 +20,7 @@
 
 mod chain;
 mod frame;
+pub mod index;
 pub mod inquiry;
 pub mod inspect;
 pub mod keyfile;
@@ -27,10 +28,12 @@ pub mod ledger;
 mod log;
 pub mod merkle;
 pub mod note;
+pub mod pool;
 mod read;
 mod segment;
 mod sequencer;
 mod storage;
+pub mod tiles;
 mod tree;
 pub mod verify;
 
@@ -39,4 +42,4 @@ pub use log::{BatchStats, Config, Cut, Log, LogError, Opening, Receipt, Record, 
 pub use read::{Position, Reader};
 pub use sequencer::{verify_parallel, AppendError, DurableHook, Limits, Sequencer, Stats, WriterHealth};
 pub use storage::{sync_dir, FsStorage, SegmentFile, Storage};
-pub use tree::{Tree, TILE_WIDTH};
+pub use tree::{Tree, STORED_TILE_LEVELS, TILE_WIDTH};

@@ -15,6 +15,7 @@ use docket_model::{AuthError, CaseRef, EventError, EventId, EventKind, PublicKey
 
 use crate::chain::Chain;
 use crate::frame;
+use crate::index::{Index, Indexed, INDEX_FLUSH_RECORDS};
 use crate::segment::{self, Tail};
 use crate::storage::{SegmentFile, Storage};
 use crate::tree::Tree;
@@ -126,6 +127,11 @@ pub struct Recovery {
     pub records: u64,
     /// The unacknowledged tail that was cut, if any.
     pub cut: Option<Cut>,
+    /// Records the open replayed: pushed into the tree or applied to the
+    /// validation state (those after the points its tiles and index cover,
+    /// or every record). Earlier records of the segment holding the first
+    /// of them are read for the hash chain only.
+    pub replayed: u64,
 }
 
 /// One accepted record, as recovery and readers see it.
@@ -138,60 +144,94 @@ pub struct Record {
 
 /// What the stateful checks need: the registry, case versions, and the ids
 /// already in the log. Shared by the append path and `verify`, so that both
-/// apply the same rules.
-#[derive(Debug, Clone)]
+/// apply the same rules. In memory it holds every id and case; with an
+/// [`Index`] (a ledger's) it holds those applied since the last
+/// [`State::flush`] (at most about [`INDEX_FLUSH_RECORDS`]) and looks the
+/// rest up on disk.
+#[derive(Debug)]
 pub struct State {
     registry: Registry,
     cases: HashMap<CaseRef, u64, Fast>,
     ids: HashMap<EventId, (u64, i64), Fast>,
+    index: Option<Index>,
+}
+
+fn index_error(reason: String) -> LogError {
+    LogError::Io { context: "reading the log's index".into(), source: std::io::Error::other(reason) }
 }
 
 impl State {
-    /// An empty log's state under the given registry root key.
+    /// An empty log's state under the given registry root key, in memory.
     pub fn new(root: PublicKey) -> Self {
-        Self { registry: Registry::new(root), cases: HashMap::default(), ids: HashMap::default() }
+        Self { registry: Registry::new(root), cases: HashMap::default(), ids: HashMap::default(), index: None }
+    }
+
+    /// The state an index holds (its registry, or an empty one under `root`).
+    pub fn indexed(root: PublicKey, index: Index, indexed: Option<&Indexed>) -> Self {
+        let registry = indexed.map_or_else(|| Registry::new(root), |i| i.registry.clone());
+        Self { registry, cases: HashMap::default(), ids: HashMap::default(), index: Some(index) }
     }
 
     /// The stateful checks: duplicate, authorisation, case existence, expected
     /// version. `pending` holds case versions of a batch not yet applied.
-    /// `Ok(Some(receipt))` means a duplicate of an earlier record.
+    /// `Ok(Ok(Some(receipt)))` means a duplicate of an earlier record; the
+    /// outer error is a failure to read the index.
     pub fn check(
         &self,
         event: &SignedEvent,
         system_time: Timestamp,
         pending: &BTreeMap<CaseRef, u64>,
-    ) -> Result<Option<Receipt>, Refusal> {
-        if let Some((seq, time)) = self.ids.get(&event.id()) {
+    ) -> Result<Result<Option<Receipt>, Refusal>, LogError> {
+        if let Some((seq, time)) = self.id(&event.id())? {
             let system_time =
-                Timestamp::from_micros(*time).unwrap_or_else(|_| unreachable!("stored times were checked"));
-            return Ok(Some(Receipt { seq: *seq, id: event.id(), leaf_index: *seq, system_time }));
+                Timestamp::from_micros(time).map_err(|e| index_error(format!("a stored system time: {e}")))?;
+            return Ok(Ok(Some(Receipt { seq, id: event.id(), leaf_index: seq, system_time })));
         }
-        self.registry.authorize(event.event(), system_time)?;
+        if let Err(refusal) = self.registry.authorize(event.event(), system_time) {
+            return Ok(Err(refusal.into()));
+        }
         if let Some(case) = event.event().case() {
             let key = case.case_ref();
-            let version = pending.get(&key).copied().unwrap_or_else(|| self.case_version(&key));
+            let version = match pending.get(&key) {
+                Some(version) => *version,
+                None => self.case_version(&key)?,
+            };
             let opens = matches!(event.event().kind(), EventKind::Notice | EventKind::DesignationDecision);
             if version == 0 && !opens {
-                return Err(Refusal::NoSuchCase {
+                return Ok(Err(Refusal::NoSuchCase {
                     list: key.list.to_string(),
                     subject: key.subject.display_masked(),
                     number: key.number.to_string(),
-                });
+                }));
             }
             if let Some(expected) = case.expected_version {
                 if expected != version {
-                    return Err(Refusal::Conflict { expected, actual: version });
+                    return Ok(Err(Refusal::Conflict { expected, actual: version }));
                 }
             }
         }
-        Ok(None)
+        Ok(Ok(None))
     }
 
-    /// Records an event that passed `check` (or is being replayed from the log).
-    pub fn apply(&mut self, event: &SignedEvent, seq: u64, system_time: Timestamp) -> Result<(), AuthError> {
-        self.registry.apply(event.event(), system_time)?;
-        if let Some(case) = event.event().case() {
-            *self.cases.entry(case.case_ref()).or_insert(0) += 1;
+    fn id(&self, id: &EventId) -> Result<Option<(u64, i64)>, LogError> {
+        match (self.ids.get(id), &self.index) {
+            (Some(found), _) => Ok(Some(*found)),
+            (None, Some(index)) => index.id(id).map_err(index_error),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Records an event that passed `check` (or is being replayed from the
+    /// log). The error says why it is not authorised, or that the index
+    /// could not be read.
+    pub fn apply(&mut self, event: &SignedEvent, seq: u64, system_time: Timestamp) -> Result<(), String> {
+        let version = match event.event().case() {
+            Some(case) => Some((case.case_ref(), self.case_version(&case.case_ref()).map_err(|e| e.to_string())?)),
+            None => None,
+        };
+        self.registry.apply(event.event(), system_time).map_err(|e: AuthError| format!("not authorised: {e}"))?;
+        if let Some((key, version)) = version {
+            self.cases.insert(key, version + 1);
         }
         self.ids.insert(event.id(), (seq, system_time.micros()));
         Ok(())
@@ -203,8 +243,51 @@ impl State {
     }
 
     /// The current version (event count) of a case.
-    pub fn case_version(&self, case: &CaseRef) -> u64 {
-        self.cases.get(case).copied().unwrap_or(0)
+    pub fn case_version(&self, case: &CaseRef) -> Result<u64, LogError> {
+        match (self.cases.get(case), &self.index) {
+            (Some(version), _) => Ok(*version),
+            (None, Some(index)) => index.case_version(case).map_err(index_error),
+            (None, None) => Ok(0),
+        }
+    }
+
+    /// Where a scan resumes to rebuild this state from the log: at the
+    /// point its index covers (an unreadable index is emptied, and the scan
+    /// starts from the first record), with `tree`, empty.
+    pub fn resume(&mut self, root: PublicKey, tree: Tree) -> Result<Resume, LogError> {
+        let fresh = |state| Resume { tree: tree.clone(), state, indexed: 0, checksum: [0; 32] };
+        let Some(index) = self.index.take() else { return Ok(fresh(State::new(root))) };
+        match index.covered() {
+            Ok(Some(indexed)) => Ok(Resume {
+                tree,
+                state: State::indexed(root, index, Some(&indexed)),
+                indexed: indexed.through,
+                checksum: indexed.checksum,
+            }),
+            _ => {
+                let index = index.recreate().map_err(index_error)?;
+                Ok(fresh(State::indexed(root, index, None)))
+            }
+        }
+    }
+
+    /// Writes what was applied since the last flush to the index, as the
+    /// state after `through` records whose last checksum is `checksum`,
+    /// when at least `min_records` are waiting (every record applied must be
+    /// durable). Nothing to do without an index.
+    pub fn flush(&mut self, through: u64, checksum: [u8; 32], min_records: usize) -> Result<(), LogError> {
+        let Some(index) = &mut self.index else { return Ok(()) };
+        if self.ids.len() < min_records.max(1) {
+            return Ok(());
+        }
+        let indexed = Indexed { through, checksum, registry: self.registry.clone() };
+        index.write(self.ids.iter(), self.cases.iter(), &indexed).map_err(|reason| LogError::Io {
+            context: "writing the log's index".into(),
+            source: std::io::Error::other(reason),
+        })?;
+        self.ids.clear();
+        self.cases.clear();
+        Ok(())
     }
 }
 
@@ -292,6 +375,8 @@ pub struct Opening<S: Storage> {
     cut: Option<Cut>,
     /// Segment indexes that do not match their segment, to replace.
     reindex: Vec<(String, Vec<u8>)>,
+    /// Frames pushed into the tree or applied to the state.
+    replayed: u64,
 }
 
 impl<S: Storage> std::fmt::Debug for Opening<S> {
@@ -319,7 +404,7 @@ impl<S: Storage> Opening<S> {
     /// Makes the log writable: cuts the unacknowledged tail (if any), or
     /// creates the first segment of an empty log. The first write to disk.
     pub fn finish(self) -> Result<(Log<S>, Recovery), LogError> {
-        let Self { storage, config, root, last, chain, tree, state, cut, reindex } = self;
+        let Self { storage, config, root, last, chain, tree, state, cut, reindex, replayed } = self;
         for (name, index) in &reindex {
             storage.replace_index(name, index).map_err(io(format!("writing the index of {name}")))?;
         }
@@ -341,6 +426,8 @@ impl<S: Storage> Opening<S> {
         };
         let records = chain.next_seq();
         assert_eq!(tree.size(), records, "the tree has a leaf per committed record");
+        let mut state = state;
+        state.flush(records, chain.last_checksum(), 1)?;
         let log = Log {
             storage,
             config,
@@ -352,22 +439,74 @@ impl<S: Storage> Opening<S> {
             poisoned: None,
             last_batch: BatchStats::default(),
         };
-        Ok((log, Recovery { records, cut }))
+        Ok((log, Recovery { records, cut, replayed }))
     }
 }
 
 impl<S: Storage> Opening<S> {
     /// Checks a durable frame against the chain and the validation state, and
     /// moves past it.
-    fn replay(&mut self, frame: &frame::Frame, on_record: &mut impl FnMut(&Record)) -> Result<(), String> {
+    fn replay(
+        &mut self,
+        frame: &frame::Frame,
+        (indexed, checksum): (u64, [u8; 32]),
+        on_record: &mut impl FnMut(&Record),
+    ) -> Result<(), String> {
         self.chain.link(frame).map_err(|fault| fault.to_string())?;
-        let event = SignedEvent::from_wire(&frame.wire).map_err(|e| format!("event does not decode: {e}"))?;
-        let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| e.to_string())?;
-        self.state.apply(&event, frame.seq, system_time).map_err(|e| format!("not authorised at its position: {e}"))?;
-        self.tree.push(frame::leaf(frame.seq, frame.system_time, &frame.wire));
-        on_record(&Record { seq: frame.seq, system_time, event });
+        if frame.seq + 1 == indexed && frame.checksum != checksum {
+            return Err(format!("the index covers {indexed} records and does not match the log"));
+        }
+        if frame.seq >= indexed || frame.seq == self.tree.size() {
+            self.replayed += 1;
+        }
+        if frame.seq >= indexed {
+            let event = SignedEvent::from_wire(&frame.wire).map_err(|e| format!("event does not decode: {e}"))?;
+            let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| e.to_string())?;
+            self.state.apply(&event, frame.seq, system_time).map_err(|e| format!("at its position: {e}"))?;
+            on_record(&Record { seq: frame.seq, system_time, event });
+            if self.state.ids.len() >= REPLAY_FLUSH_RECORDS {
+                self.state.flush(frame.seq + 1, frame.checksum, 1).map_err(|e| e.to_string())?;
+            }
+        }
+        if frame.seq == self.tree.size() {
+            self.tree.push(frame::leaf(frame.seq, frame.system_time, &frame.wire));
+        }
         Ok(())
     }
+}
+
+/// Records a scan applies before it writes them to the index, bounding its
+/// memory when it rebuilds the index from the whole log.
+const REPLAY_FLUSH_RECORDS: usize = 8 * INDEX_FLUSH_RECORDS;
+
+/// Where a scan resumes: the tree at some size (a tree on disk at a whole
+/// tile), the validation state at the point its index covers.
+#[derive(Debug)]
+pub struct Resume {
+    /// The tree, whose size is the first leaf the scan pushes.
+    pub tree: Tree,
+    /// The state after `indexed` records.
+    pub state: State,
+    /// Records the state covers.
+    pub indexed: u64,
+    /// Checksum of frame `indexed - 1` (checked when the scan passes it).
+    pub checksum: [u8; 32],
+}
+
+impl Resume {
+    /// From the first record, all in memory.
+    pub fn fresh(root: PublicKey) -> Self {
+        Self { tree: Tree::new(), state: State::new(root), indexed: 0, checksum: [0; 32] }
+    }
+}
+
+/// The offset of record `seq` in segment `name` (first record `first_seq`)
+/// from the segment's index, if the index reaches it.
+fn indexed_offset<S: Storage>(storage: &S, name: &str, first_seq: u64, seq: u64) -> Option<u64> {
+    let index = storage.read_index(name).ok()?;
+    let at = usize::try_from(seq.checked_sub(first_seq)?).ok()?.checked_mul(8)?;
+    let entry: [u8; 8] = index.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(entry))
 }
 
 /// Cuts a segment back to its last commit point and makes that durable; a
@@ -418,8 +557,24 @@ impl<S: Storage> Log<S> {
         storage: S,
         config: Config,
         root: PublicKey,
+        on_record: impl FnMut(&Record),
+        cut_damaged_write: bool,
+    ) -> Result<Opening<S>, LogError> {
+        Self::scan_resumed(storage, config, root, on_record, cut_damaged_write, Resume::fresh(root))
+    }
+
+    /// As [`Log::scan_with`], resumed: reads only the segments from the one
+    /// holding record `min(tree size, indexed) - 1` on (earlier segments were
+    /// read when they were written), pushes leaves from the tree's size on
+    /// and applies records to the state from `indexed` on. `on_record` sees
+    /// the records applied.
+    pub fn scan_resumed(
+        storage: S,
+        config: Config,
+        root: PublicKey,
         mut on_record: impl FnMut(&Record),
         cut_damaged_write: bool,
+        resume: Resume,
     ) -> Result<Opening<S>, LogError> {
         let mut names: Vec<(u64, String)> = storage
             .list()
@@ -428,19 +583,24 @@ impl<S: Storage> Log<S> {
             .filter_map(|name| segment::parse_name(&name).map(|first| (first, name)))
             .collect();
         names.sort();
+        let before = resume.tree.size().min(resume.indexed).saturating_sub(1);
+        let skip = names.iter().rposition(|(first, _)| *first <= before).unwrap_or(0);
+        let start = names.get(skip).map_or(0, |(first, _)| *first);
         let mut opening = Opening {
             storage,
             config,
             root,
             last: None,
-            chain: Chain::new(),
-            tree: Tree::new(),
-            state: State::new(root),
+            chain: if start == 0 { Chain::new() } else { Chain::resume(start, None) },
+            tree: resume.tree,
+            state: resume.state,
             cut: None,
             reindex: Vec::new(),
+            replayed: 0,
         };
+        let indexed = (resume.indexed, resume.checksum);
         let count = names.len();
-        for (position, (first_seq, name)) in names.into_iter().enumerate() {
+        for (position, (first_seq, name)) in names.into_iter().enumerate().skip(skip) {
             let corrupted = |offset: u64, seq: u64, reason: String| LogError::Corrupted {
                 segment: name.clone(),
                 offset,
@@ -457,10 +617,23 @@ impl<S: Storage> Log<S> {
             let mut file = opening.storage.open(&name).map_err(io(format!("opening {name}")))?;
             let bytes = file.read_all().map_err(io(format!("reading {name}")))?;
             let is_last = position + 1 == count;
-            let scan = segment::scan(&bytes, first_seq, cut_damaged_write && is_last)
-                .map_err(|damage| corrupted(damage.offset, damage.seq, damage.reason))?;
+            // The first segment read starts at the frame before the resume
+            // point, found through the segment's index, when it has one.
+            let seek = (position == skip && before > first_seq && !cut_damaged_write)
+                .then(|| indexed_offset(&opening.storage, &name, first_seq, before))
+                .flatten();
+            let scan = match seek {
+                Some(offset) => {
+                    opening.chain = Chain::resume(before, None);
+                    segment::scan_from(&bytes, before, offset)
+                }
+                None => segment::scan(&bytes, first_seq, cut_damaged_write && is_last),
+            }
+            .map_err(|damage| corrupted(damage.offset, damage.seq, damage.reason))?;
             for (offset, frame) in &scan.frames {
-                opening.replay(frame, &mut on_record).map_err(|reason| corrupted(*offset, frame.seq, reason))?;
+                opening
+                    .replay(frame, indexed, &mut on_record)
+                    .map_err(|reason| corrupted(*offset, frame.seq, reason))?;
             }
             if let Some(tail) = scan.tail {
                 if position + 1 != count {
@@ -472,10 +645,20 @@ impl<S: Storage> Log<S> {
                 opening.cut = Some(Cut { segment: name.clone(), offset, bytes, seqs, reason });
             }
             let index: Vec<u8> = scan.frames.iter().flat_map(|(offset, _)| offset.to_be_bytes()).collect();
-            if opening.storage.read_index(&name).ok().as_ref() != Some(&index) {
+            if seek.is_none() && opening.storage.read_index(&name).ok().as_ref() != Some(&index) {
                 opening.reindex.push((name.clone(), index));
             }
             opening.last = Some((name, first_seq, file, scan.committed_len));
+        }
+        let records = opening.chain.next_seq();
+        if records < opening.tree.size() || records < indexed.0 {
+            let segment = opening.last.as_ref().map_or_else(String::new, |(name, ..)| name.clone());
+            let reason = format!(
+                "the log ends at {records} records, before the {} its tiles or the {} its index cover",
+                opening.tree.size(),
+                indexed.0
+            );
+            return Err(LogError::Corrupted { segment, offset: 0, seq: records, reason });
         }
         Ok(opening)
     }
@@ -504,7 +687,9 @@ impl<S: Storage> Log<S> {
             file.truncate(durable).map_err(io(format!("cutting the failed write from {name}")))?;
         }
         drop(file);
-        let (mut log, recovery) = Self::open(self.storage.clone(), self.config.clone(), self.root, |_| {})?;
+        let resume = self.state.resume(self.root, read_lock(&self.tree).emptied())?;
+        let opening = Self::scan_resumed(self.storage.clone(), self.config.clone(), self.root, |_| {}, false, resume)?;
+        let (mut log, recovery) = opening.finish()?;
         let fresh = std::mem::take(&mut *write_lock(&log.tree));
         if log.size() < shown || fresh.root(shown) != read_lock(&self.tree).root(shown) {
             let reason = format!(
@@ -549,6 +734,11 @@ impl<S: Storage> Log<S> {
         if let Some(reason) = &self.poisoned {
             return Err(LogError::Poisoned(reason.clone()));
         }
+        // Everything applied so far is durable: the index may take it.
+        if let Err(error) = self.state.flush(self.chain.next_seq(), self.chain.last_checksum(), INDEX_FLUSH_RECORDS) {
+            self.poisoned = Some(error.to_string());
+            return Err(error);
+        }
         let mut results = Vec::with_capacity(events.len());
         let mut write = Write { buffer: Vec::new(), starts: Vec::new(), accepted: Vec::new(), last: None };
         self.last_batch = BatchStats::default();
@@ -557,7 +747,7 @@ impl<S: Storage> Log<S> {
         let mut time = self.chain.last_time().unwrap_or(i64::MIN);
         for event in events {
             let system_time = Timestamp::from_micros(now.micros().max(time.saturating_add(1))).unwrap_or(now);
-            match self.state.check(&event, system_time, &pending_cases) {
+            match self.state.check(&event, system_time, &pending_cases)? {
                 Ok(Some(receipt)) => results.push(Ok(receipt)),
                 Err(refusal) => {
                     results.push(Err(refusal));
@@ -568,12 +758,18 @@ impl<S: Storage> Log<S> {
                 Ok(None) => {
                     if let Some(case) = event.event().case() {
                         let key = case.case_ref();
-                        let version = pending_cases.get(&key).copied().unwrap_or_else(|| self.state.case_version(&key));
+                        let version = match pending_cases.get(&key) {
+                            Some(version) => *version,
+                            None => self.state.case_version(&key)?,
+                        };
                         pending_cases.insert(key, version + 1);
                     }
                     // check() passed, so apply() cannot fail. Applying now lets
                     // later events of the batch see this one (and its duplicates).
-                    let _ = self.state.apply(&event, seq, system_time);
+                    if let Err(reason) = self.state.apply(&event, seq, system_time) {
+                        self.poisoned = Some(reason.clone());
+                        return Err(index_error(reason));
+                    }
                     time = system_time.micros();
                     let wire = event.to_wire();
                     self.make_room(&mut write, &mut checksum, wire.len(), seq)?;

@@ -26,6 +26,8 @@ pub enum ProofError {
     WrongLength { actual: usize, expected: usize },
     #[error("proof does not lead to the expected root")]
     RootMismatch,
+    #[error("a stored tile of the tree is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Hash of a leaf entry.

@@ -1,6 +1,6 @@
 //! The sequencer: a two-stage pipeline that takes concurrent appends and
 //! batches them (group commit). The verifier stage batch-verifies signatures
-//! on all cores; the writer stage runs the log's stateful checks, writes,
+//! on all cores (a persistent pool, `pool.rs`); the writer stage runs the log's stateful checks, writes,
 //! calls `fdatasync` once per batch (once per write, for a batch larger than
 //! one write), and only then answers every append in it. The stages overlap: one batch is verified while the previous syncs.
 
@@ -11,6 +11,7 @@ use docket_model::{verify_all, SignedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::log::{Log, LogError, Receipt, Refusal};
+use crate::pool::VerifyPool;
 use crate::storage::Storage;
 use crate::{frame, segment};
 
@@ -27,7 +28,8 @@ pub struct Limits {
     /// How long the writer waits for more events after the first of a batch.
     /// 0 takes whatever is queued: appends that arrive during a sync form the next batch.
     pub group_commit_wait_us: u64,
-    /// Threads that verify a batch's signatures (default: cores - 1, at least 1).
+    /// Threads of the persistent pool that verifies a batch's signatures
+    /// (default: cores; started once, with the sequencer).
     pub verify_threads: usize,
     /// The longest time between a write and the checkpoint that covers it
     /// (for whoever signs checkpoints: `ledger::CheckpointWorker`).
@@ -57,10 +59,9 @@ impl Default for Limits {
             batch_events_max: BATCH_EVENTS_MAX_DEFAULT,
             queue_depth_max: QUEUE_DEPTH_MAX_DEFAULT,
             group_commit_wait_us: 0,
-            // The writer and the async runtime need a core of their own: on 2
-            // cores, one verification thread gave 0.56 of the ingest limit
-            // against 0.51 for two (log-bench, five runs each; BENCH.md).
-            verify_threads: std::thread::available_parallelism().map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
+            // A persistent pool as wide as the machine: both cores verify
+            // while the writer waits for its sync (BENCH.md, log-bench).
+            verify_threads: std::thread::available_parallelism().map_or(1, usize::from),
             checkpoint_interval_ms: 1000,
             recovery_backoff_ms: 100,
             recovery_backoff_ms_max: 5_000,
@@ -191,6 +192,7 @@ impl Sequencer {
 /// Takes what is queued (up to `batch_events_max`), verifies the signatures,
 /// answers the refused ones, and passes the rest to the writer.
 fn verify_stage(mut receiver: mpsc::Receiver<Request>, writer: std::sync::mpsc::SyncSender<Verified>, limits: Limits) {
+    let pool = VerifyPool::start(limits.verify_threads);
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + Duration::from_micros(limits.group_commit_wait_us);
@@ -202,7 +204,7 @@ fn verify_stage(mut receiver: mpsc::Receiver<Request>, writer: std::sync::mpsc::
             }
         }
         let (events, replies): (Vec<SignedEvent>, Vec<_>) = batch.into_iter().map(|r| (r.event, r.reply)).unzip();
-        let verdicts = verify_parallel(&events, limits.verify_threads);
+        let (events, verdicts) = pool.verify(events);
         let mut good = Vec::with_capacity(events.len());
         for ((event, reply), verdict) in events.into_iter().zip(replies).zip(verdicts) {
             match verdict {

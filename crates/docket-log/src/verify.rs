@@ -16,6 +16,7 @@ use crate::log::State;
 use crate::merkle::verify_consistency;
 use crate::note::{Checkpoint, NoteKey};
 use crate::segment::{self, Tail};
+use crate::tiles::TILE_CACHE_TILES;
 use crate::tree::Tree;
 
 /// Events verified per parallel signature batch.
@@ -73,7 +74,11 @@ pub fn verify(
     let names = segment_names(&paths)?;
     let total_bytes: u64 =
         names.iter().filter_map(|(_, n)| std::fs::metadata(paths.segments().join(n)).ok()).map(|m| m.len()).sum();
-    let mut verifier = Verifier { state: State::new(root), tree: Tree::new(), chain: Chain::new() };
+    // The tree's full tiles go to a scratch directory (removed on return), so
+    // verifying holds the right edge of the tree, not the whole of it.
+    let scratch = Scratch::new()?;
+    let tree = Tree::on_disk(&scratch.0, TILE_CACHE_TILES, None);
+    let mut verifier = Verifier { state: State::new(root), tree, chain: Chain::new() };
     let mut bytes_done = 0u64;
     let mut tail = None;
     for (index, (first_seq, name)) in names.iter().enumerate() {
@@ -87,7 +92,10 @@ pub fn verify(
         bytes_done += bytes;
     }
     let size = verifier.chain.next_seq();
-    let tree_root = verifier.tree.root(size).unwrap_or_else(|| unreachable!("tree has every record"));
+    let tree_root = verifier
+        .tree
+        .root(size)
+        .ok_or_else(|| failure(format!("the tree's tiles in {} are unreadable", scratch.0.display())))?;
     let mut report = Report {
         records: size,
         segments: names.len() as u64,
@@ -103,6 +111,24 @@ pub fn verify(
         report.older_size = Some(check_older(&verifier.tree, size, text, &log_key)?);
     }
     Ok(report)
+}
+
+/// A directory of its own in the system's temporary directory, removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self, Failure> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("docket-verify-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| failure(format!("creating {}: {e}", dir.display())))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The latest signed checkpoint, if there is one.
@@ -263,7 +289,7 @@ impl Verifier {
             chain.link(frame).map_err(|fault| fail(fault.to_string()))?;
             signature.map_err(|e| fail(format!("signature: {e}")))?;
             let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| fail(e.to_string()))?;
-            match self.state.check(event, system_time, &BTreeMap::new()) {
+            match self.state.check(event, system_time, &BTreeMap::new()).map_err(|e| failure(e.to_string()))? {
                 Ok(None) => {}
                 Ok(Some(original)) => return Err(fail(format!("duplicate of seq {}", original.seq))),
                 Err(refusal) => return Err(fail(format!("would have been refused at its position: {refusal}"))),

@@ -98,7 +98,7 @@ fn ingest(data: &Path, dir: &Path, appenders: usize, first: u64, tail: u64) -> R
     let (log, mut checkpointer, _lock) = ledger.into_parts();
     let total = manifest.events - manifest.registry_events;
     let mut limits = Limits::default();
-    // A diagnostic knob: the sequencer's verification threads (default cores - 1).
+    // A diagnostic knob: the sequencer's verification threads (default cores).
     if let Some(threads) = std::env::var("BENCH_VERIFY_THREADS").ok().and_then(|v| v.parse().ok()) {
         limits.verify_threads = threads;
     }
@@ -375,9 +375,12 @@ fn queries(dir: &Path, queries_file: &Path, seed: u64, cache_mib: usize) -> Resu
         results.insert("asof_p99_us", benchkit::percentile(&latencies, 0.99));
     }
     {
-        let ledger = Ledger::open(dir, Config::default())?;
-        let tree = ledger.log.tree();
-        let size = ledger.log.size();
+        // What `docket proof` opens: the tiles up to the checkpoint and the records after it.
+        let started = Instant::now();
+        let snapshot = docket_log::ledger::Snapshot::open(dir)?;
+        results.insert("snapshot_open_s", started.elapsed().as_secs_f64());
+        let tree = &snapshot.tree;
+        let size = snapshot.size();
         let mut rng = benchkit::Rng(seed ^ 1);
         let mut latencies = Vec::new();
         // A proof takes about 2 µs: many samples, so that the p99 is not one preemption.
@@ -394,7 +397,10 @@ fn queries(dir: &Path, queries_file: &Path, seed: u64, cache_mib: usize) -> Resu
     }
     // Over HTTP: one connection, one request after another (as the PostgreSQL peer's query).
     let limits = ServerLimits { store_cache_bytes: store_limits.cache_bytes, ..ServerLimits::default() };
+    // Open-to-ready: from the start of `Server::open` to a bound listener.
+    let started = Instant::now();
     let serving = benchkit::serve(dir, limits).map_err(|e| anyhow!("server: {e}"))?;
+    results.insert("serve_open_s", started.elapsed().as_secs_f64());
     let base = serving.base.clone();
     let client = docket_client::Client::new(&base)?.with_identity("china-railway", world::key(seed, "china-railway"));
     // The floor: an HTTP round trip that does no work (`/healthz`), on the same kind of connection.

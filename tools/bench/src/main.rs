@@ -330,6 +330,8 @@ impl Run<'_> {
             ("proof_p99_us", "proof_p99_us"),
             ("restricted_share", "restricted_share"),
             ("peak_kib", "queries_peak_kib"),
+            ("serve_open_s", "serve_open_s"),
+            ("snapshot_open_s", "snapshot_open_s"),
         ] {
             f.insert(name, num(&queries, key));
         }
@@ -389,7 +391,12 @@ usage: docket-bench [--sizes 1000000,10000000] [--dir target/docket-bench] [--ou
 Per size: generates the national data set once (kept in --dir), measures the limit probes,
 runs each docket phase in a child process (ingest, HTTP ingest, verify, fold, audit,
 queries, proofs) and the PostgreSQL peer (installed with apt when missing).
-The default sizes take about 18 minutes on two cores.";
+The default sizes take about 18 minutes on two cores.
+
+examples:
+  docket-bench --sizes 1000000 --no-postgres              # one size, docket only
+  docket-bench --sizes 1000000,10000000 --out BENCH.md    # the suite, into BENCH.md
+  docket-bench --sizes 100000 --queries 2000 --http-events 20000 --no-postgres   # a quick smoke run";
 
 fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("--child") {

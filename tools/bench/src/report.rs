@@ -193,6 +193,12 @@ fn query_rows(f: &Figures, postgres: bool) -> String {
         get(f, "proof_p50_us"),
         get(f, "proof_p99_us")
     );
+    t += &format!(
+        "| open-to-ready: `docket serve` (ledger and projections) / `docket proof` (tiles and tail) | {:.3} / {:.3} s | — | — | < 1 s: {} |\n",
+        get(f, "serve_open_s"),
+        get(f, "snapshot_open_s"),
+        verdict(get(f, "serve_open_s"), 1.0, false)
+    );
     t
 }
 
@@ -280,12 +286,15 @@ pub fn render(settings: &Settings, results: &[(u64, Figures)], machine: &str, se
                 ("point check in process, p99, warm cache", "warm_check_p99_us", "µs", true),
                 ("point check over HTTP, p99, warm cache", "warm_http_check_p99_us", "µs", true),
                 ("inclusion proof, p99", "proof_p99_us", "µs", true),
+                ("open-to-ready of `docket serve`", "serve_open_s", "s", true),
+                ("open of `docket proof`", "snapshot_open_s", "s", true),
             ] {
                 let ratio = get(b, key) / get(a, key);
                 let target =
                     if lower_is_better { format!("<= 1.5: {}", verdict(ratio, 1.5, false)) } else { "—".to_owned() };
+                let digits = if unit == "s" { 3 } else { 1 };
                 out += &format!(
-                    "| {name} | {:.1} {unit} | {:.1} {unit} | {ratio:.2} | {target} |\n",
+                    "| {name} | {:.digits$} {unit} | {:.digits$} {unit} | {ratio:.2} | {target} |\n",
                     get(a, key),
                     get(b, key)
                 );

@@ -150,7 +150,7 @@ fn checks(
     latencies
 }
 
-const USAGE: &str = "fold-bench: the fold against bare decode, the audit against the fold, point-check and as-of latency, peak memory.\n\nusage: fold-bench [--subjects 100000] [--small 25000] [--queries 20000] [--dir DIR]\n       fold-bench --fold-only LEDGER_DIR     # just the rebuild; FOLD_BATCH and FOLD_CACHE_MIB override the limits";
+const USAGE: &str = "fold-bench: the fold against bare decode, the audit against the fold, point-check and as-of latency, peak memory.\n\nusage: fold-bench [--subjects 100000] [--small 25000] [--queries 20000] [--dir DIR]\n       fold-bench --fold-only LEDGER_DIR     # just the rebuild; FOLD_BATCH and FOLD_CACHE_MIB override the limits\n\nexamples:\n  cargo run --release -p fold-bench -- --subjects 20000 --queries 2000\n  cargo run --release -p fold-bench -- --fold-only target/docket-bench/ledger-1000000";
 
 fn main() {
     match benchkit::check_args(

@@ -36,7 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const SEED: u64 = 1;
 const AGENCY: &str = "spc";
 
-const USAGE: &str = "followers: SSE followers of the head while events are appended, against the same appends without followers.\n\nusage: followers [--followers 500] [--events 1000] [--fill-mb 56] [--appenders 8] [--rate 100] [--runs base,cached,immediate,uncached] [--dir DIR]";
+const USAGE: &str = "followers: SSE followers of the head while events are appended, against the same appends without followers.\n\nusage: followers [--followers 500] [--events 1000] [--fill-mb 56] [--appenders 8] [--rate 100] [--runs base,cached,immediate,uncached] [--dir DIR]\n\nexamples:\n  cargo run --release -p followers -- --followers 100 --events 200\n  cargo run --release -p followers -- --runs base,cached";
 
 /// The run's sizes.
 #[derive(Debug, Clone, Copy)]

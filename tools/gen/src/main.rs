@@ -23,7 +23,9 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "docket-gen: writes the national-scale data set (events, truth.tsv, manifest.json) into DIR.\n\n{USAGE}"
+            "docket-gen: writes the national-scale data set (events, truth.tsv, manifest.json) into DIR.\n\n{USAGE}\n\n\
+             examples:\n  docket-gen --out /tmp/national --events 1000000\n  \
+             docket-gen --out /tmp/national-json --events 10000 --format jsonl --threads 1"
         );
         return Ok(());
     }

@@ -59,12 +59,31 @@ impl Settings {
     }
 }
 
+const USAGE: &str =
+    "hostile: attacks the server on loopback as a client without a key would (idle, slowloris and partial-body \
+connections, a replay flood) while probing /healthz and sampling the server's RSS.
+
+usage: hostile [--idle 20000] [--slowloris 2000] [--partial 1500] [--seconds 25] [--replays 5000]
+               [--timeout-ms 10000] [--per-process 10000] [--ci] [--dir DIR]
+
+examples:
+  cargo run --release -p hostile -- --ci                    # small and fast: what CI runs
+  cargo run --release -p hostile -- --idle 5000 --seconds 10";
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
         Some("--serve") => serve_child(&args),
         Some("--attack") => attack::child(&args),
-        _ => run(Settings::from_args()),
+        _ => match benchkit::check_args(
+            USAGE,
+            &["--idle", "--slowloris", "--partial", "--seconds", "--replays", "--timeout-ms", "--per-process", "--dir"],
+            &["--ci"],
+        ) {
+            Ok(true) => run(Settings::from_args()),
+            Ok(false) => Ok(()),
+            Err(message) => Err(message),
+        },
     };
     if let Err(error) = result {
         eprintln!("hostile: {error}");

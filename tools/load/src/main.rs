@@ -157,7 +157,7 @@ fn inquiry_cost(dir: &Path, subjects: &[String], connections: usize, rate: u64, 
     (on, off)
 }
 
-const USAGE: &str = "load: the HTTP server under load: ingest next to in-process ingest, point checks at a fixed rate while appends run.\n\nusage: load [--events 20000] [--appenders 256] [--batch 16] [--connections 64] [--rate 1000] [--seconds 10] [--background 16] [--subjects 2000] [--dir DIR]\n\nLOAD_CPU=1 prints the CPU seconds of the server's threads during the JSON batch phase.";
+const USAGE: &str = "load: the HTTP server under load: ingest next to in-process ingest, point checks at a fixed rate while appends run.\n\nusage: load [--events 20000] [--appenders 256] [--batch 16] [--connections 64] [--rate 1000] [--seconds 10] [--background 16] [--subjects 2000] [--dir DIR]\n\nLOAD_CPU=1 prints the CPU seconds of the server's threads during the JSON batch phase.\n\nexamples:\n  cargo run --release -p load -- --events 20000 --seconds 10\n  cargo run --release -p load -- --events 5000 --appenders 64 --rate 500";
 
 fn main() {
     match benchkit::check_args(

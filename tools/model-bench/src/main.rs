@@ -176,7 +176,7 @@ fn measure(event: &Event, min: Duration) -> Vec<Row> {
     ]
 }
 
-const USAGE: &str = "model-bench: per-event sign, verify, encode and decode next to raw ed25519-dalek and postcard, in the same run.\n\nusage: model-bench [--millis 300]\n\nEach figure is the best of three timed rounds of at least --millis milliseconds; prints a markdown table.";
+const USAGE: &str = "model-bench: per-event sign, verify, encode and decode next to raw ed25519-dalek and postcard, in the same run.\n\nusage: model-bench [--millis 300]\n\nEach figure is the best of three timed rounds of at least --millis milliseconds; prints a markdown table.\n\nexamples:\n  cargo run --release -p model-bench\n  cargo run --release -p model-bench -- --millis 1000";
 
 fn main() {
     benchkit::args_or_exit(USAGE, &["--millis"]);

@@ -1,0 +1,126 @@
+//! The tree's tiles and the append path's index on disk: a ledger reopens
+//! from them and the records after them; a damaged tile or index is rebuilt
+//! from the log; their stored forms match the golden vectors.
+
+use docket_log::index::{case_key, id_value, INDEX_FORMAT};
+use docket_log::ledger::Ledger;
+use docket_log::merkle::{leaf_hash, Hash};
+use docket_log::{Config, Tree};
+use docket_model::{SignedEvent, Timestamp};
+use docket_world as world;
+use sha2::{Digest, Sha256};
+
+fn ledger(subjects: u64) -> (tempfile::TempDir, std::path::PathBuf, Vec<SignedEvent>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ledger");
+    let (demo, _) = world::write_ledger(&path, subjects, 5).expect("writes the ledger");
+    (dir, path, demo.events)
+}
+
+fn checkpoint_root(ledger: &Ledger) -> (u64, Hash) {
+    let latest = ledger.latest_checkpoint().expect("a checkpoint");
+    (latest.size, latest.root)
+}
+
+/// A duplicate of an early event is answered with its original seq.
+fn assert_duplicate_found(ledger: &mut Ledger, events: &[SignedEvent], seq: usize) {
+    let results = ledger.log.append_batch(vec![events[seq].clone()], Timestamp::now()).expect("appends");
+    assert_eq!(results[0].as_ref().map(|r| r.seq), Ok(seq as u64), "a duplicate of seq {seq}");
+    assert_eq!(ledger.log.size(), events.len() as u64, "nothing was written");
+}
+
+#[test]
+fn a_ledger_reopens_from_its_tiles_and_index() {
+    let (_dir, path, events) = ledger(1000);
+    let total = events.len() as u64;
+    assert!(total > 4000, "{total} events");
+    // The ledger was written before its index covered anything: the first
+    // open replays it and writes the index.
+    drop(Ledger::open(&path, Config::default()).expect("opens"));
+    let mut ledger = Ledger::open(&path, Config::default()).expect("reopens");
+    assert_eq!(ledger.recovery.records, total);
+    let (size, root) = checkpoint_root(&ledger);
+    assert_eq!(size, total);
+    assert!(ledger.recovery.replayed < 256, "replayed {} of {total} records", ledger.recovery.replayed);
+    assert_eq!(ledger.log.tree().root(size), Some(root));
+    assert_duplicate_found(&mut ledger, &events, 100);
+    assert_duplicate_found(&mut ledger, &events, 4000);
+    let proof = ledger.log.tree().inclusion_proof(17, total).expect("proof");
+    let leaf = ledger.log.tree().leaf(17, total).expect("leaf");
+    assert_eq!(docket_log::merkle::verify_inclusion(17, total, &leaf, &proof, &root), Ok(()));
+    drop(ledger);
+    // The open seeks the tail through the segment's index; a wrong index
+    // costs a full replay, never a wrong open.
+    let index = std::fs::read_dir(path.join("segments"))
+        .expect("segments")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .expect("a segment index");
+    let length = std::fs::metadata(&index).expect("index").len() as usize;
+    std::fs::write(&index, vec![0x11; length]).expect("breaks the segment index");
+    let ledger = Ledger::open(&path, Config::default()).expect("reopens with a wrong segment index");
+    assert_eq!(ledger.recovery.replayed, total, "a full replay");
+    assert_eq!(ledger.log.tree().root(size), Some(root));
+    drop(ledger);
+    let ledger = Ledger::open(&path, Config::default()).expect("reopens");
+    assert!(ledger.recovery.replayed < 256, "the segment index was rewritten: {}", ledger.recovery.replayed);
+}
+
+#[test]
+fn a_damaged_tile_or_index_is_rebuilt_from_the_log() {
+    let (_dir, path, events) = ledger(1000);
+    let total = events.len() as u64;
+    drop(Ledger::open(&path, Config::default()).expect("opens"));
+    std::fs::write(path.join("tiles/tile/0/003"), [9u8; 8192]).expect("alters a tile");
+    std::fs::write(path.join("index.redb"), b"not an index").expect("breaks the index");
+    let mut ledger = Ledger::open(&path, Config::default()).expect("reopens");
+    assert_eq!(ledger.recovery.replayed, total, "everything was replayed");
+    let (size, root) = checkpoint_root(&ledger);
+    assert_eq!(ledger.log.tree().root(size), Some(root));
+    let tile = std::fs::read(path.join("tiles/tile/0/003")).expect("tile");
+    assert_ne!(tile, vec![9u8; 8192], "the tile was written again");
+    assert_duplicate_found(&mut ledger, &events, 10);
+    drop(ledger);
+    let ledger = Ledger::open(&path, Config::default()).expect("reopens");
+    assert!(ledger.recovery.replayed < 256, "the rebuilt index is used: {}", ledger.recovery.replayed);
+}
+
+#[test]
+fn a_snapshot_reads_the_tiles_and_the_records_after_them() {
+    let (_dir, path, events) = ledger(600);
+    let total = events.len() as u64;
+    let snapshot = docket_log::ledger::Snapshot::open(&path).expect("snapshot");
+    assert_eq!(snapshot.size(), total);
+    let latest = snapshot.latest.as_ref().expect("checkpoint");
+    assert_eq!(snapshot.tree.root(latest.size), Some(latest.root));
+    std::fs::remove_file(path.join("tiles/tile/0/001")).expect("removes a tile");
+    let snapshot = docket_log::ledger::Snapshot::open(&path).expect("snapshot without a tile");
+    assert_eq!(snapshot.tree.root(latest.size), Some(latest.root));
+}
+
+/// The stored forms: a full tile (C2SP: 256 hashes, nothing else) and the
+/// index's keys and values.
+#[test]
+fn stored_forms_match_the_golden_vectors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tree = Tree::on_disk(dir.path(), 4, None);
+    (0..256u32).for_each(|i| tree.push(leaf_hash(&i.to_be_bytes())));
+    let tile = std::fs::read(dir.path().join("tile/0/000")).expect("a full tile");
+    let demo = world::build(1, 5);
+    let case = demo.events.iter().find_map(|e| e.event().case()).expect("a case event").case_ref();
+    let golden = serde_json::json!({
+        "about": "Stored forms of docket-log's tree tiles (src/tiles.rs) and index (src/index.rs). \
+                  The tile holds leaf_hash(i as u32 big-endian) for i in 0..256.",
+        "tile_0_000_bytes": tile.len(),
+        "tile_0_000_sha256": hex::encode(Sha256::digest(&tile)),
+        "tile_0_000_first_hash": hex::encode(&tile[..32]),
+        "index_format": INDEX_FORMAT,
+        "id_value_seq_1234567_time_-5": hex::encode(id_value(1_234_567, -5)),
+        "case_key_of_the_demo_case": hex::encode(case_key(&case)),
+    });
+    docket_testkit::expect_file(
+        "tests/golden/log-stored-forms.json",
+        &(serde_json::to_string_pretty(&golden).expect("json") + "\n"),
+    );
+}
