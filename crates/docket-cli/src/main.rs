@@ -4,8 +4,8 @@
 //! the model below it returns typed errors.
 
 mod audit;
-mod follow;
 mod export;
+mod follow;
 mod id;
 mod keys;
 mod ledger;
@@ -313,6 +313,10 @@ enum Command {
     /// given to --out appears only once it is complete.
     ///
     /// Example: docket export --dir demo --view events --format parquet --out events.parquet
+    #[command(after_help = "Examples:
+  docket export --dir demo --view public --format ftm --out public.ftm.json
+  docket export --dir demo --view events --format parquet --out events.parquet
+  docket export --dir demo --view public --format csv --valid-at 2025-06-30T00:00:00+08:00")]
     Export(export::ExportArgs),
     /// Audit every case against the procedural rules of its list.
     ///

@@ -23,7 +23,7 @@ fn register_oversight(dir: &Path, scratch: &Path, addr: &str) -> std::path::Path
     let public = text(&out.stdout).split_whitespace().find(|w| w.len() == 64).expect("public key").to_owned();
     let effective = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
     let event = serde_json::json!({
-        "format": 2, "signer": "registry", "effective_at": effective,
+        "format": 3, "signer": "registry", "effective_at": effective,
         "body": {"registry": {"agency_registered": {
             "agency": "audit-office", "name": "National Audit Office", "roles": ["oversight"], "keys": [public]}}}
     });

@@ -14,7 +14,10 @@ fn ledger(subjects: u64) -> (tempfile::TempDir, std::path::PathBuf, Vec<SignedEv
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ledger");
     let (demo, _) = world::write_ledger(&path, subjects, 5).expect("writes the ledger");
-    (dir, path, demo.events)
+    // In the order the ledger holds them: events[seq] is the record at seq.
+    let times = world::recording_times(&demo.events, &demo.recorded_late);
+    let events = world::log_order(&demo.events, &times).into_iter().map(|i| demo.events[i].clone()).collect();
+    (dir, path, events)
 }
 
 fn checkpoint_root(ledger: &Ledger) -> (u64, Hash) {

@@ -48,6 +48,15 @@ pub fn recording_times(events: &[SignedEvent], late: &BTreeSet<EventId>) -> Vec<
         .collect()
 }
 
+/// The order in which [`write_events`] appends `events` (indexes into it),
+/// given their [`recording_times`]: by record time, then valid time, then
+/// the order generated.
+pub fn log_order(events: &[SignedEvent], times: &[Timestamp]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by_key(|&index| (times[index], events[index].event().effective_at, index));
+    order
+}
+
 /// Why a world could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {
@@ -95,8 +104,7 @@ pub fn write_events(
     }
     let mut ledger = Ledger::open(dir, docket_log::Config::default())?;
     let times = recording_times(events, late);
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by_key(|&index| (times[index], events[index].event().effective_at, index));
+    let order = log_order(events, &times);
     // One write per recording time (a day), at most DEMO_BATCH_EVENTS events each.
     for group in order.chunk_by(|a, b| times[*a] == times[*b]) {
         for batch in group.chunks(DEMO_BATCH_EVENTS) {

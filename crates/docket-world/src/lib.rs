@@ -35,7 +35,9 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
 
 pub use cases::{build, national_chunk, NATIONAL_CHUNK_SUBJECTS, NATIONAL_VIOLATION_EVERY};
-pub use ledger::{recording_times, write_events, write_ledger, WorldError, DEMO_BATCH_EVENTS, RECORDED_LATE_DAYS};
+pub use ledger::{
+    log_order, recording_times, write_events, write_ledger, WorldError, DEMO_BATCH_EVENTS, RECORDED_LATE_DAYS,
+};
 pub use registry::registry_events;
 pub use violation::Violation;
 pub use world::{worlds_last_day, World};
