@@ -7,27 +7,9 @@
 mod support;
 
 use serde_json::Value;
-use support::{demo_ledger, get, start, Reply};
+use support::{demo_ledger, get, start, unchunked};
 
 use docket_server::ServerLimits;
-
-/// The body of a reply, chunked transfer encoding undone.
-fn unchunked(reply: &Reply) -> Vec<u8> {
-    if !reply.headers.contains("transfer-encoding: chunked") {
-        return reply.bytes.clone();
-    }
-    let (mut body, mut rest) = (vec![], reply.bytes.as_slice());
-    loop {
-        let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap().trim(), 16).unwrap();
-        rest = &rest[line + 2..];
-        if size == 0 {
-            return body;
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
-}
 
 const POINT: &str = "valid_at=2025-06-01";
 

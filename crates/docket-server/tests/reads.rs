@@ -28,24 +28,6 @@ fn etag_of(reply: &Reply) -> Option<String> {
     header(reply, "etag").map(|tag| tag.strip_prefix("w/").map_or_else(|| tag.to_owned(), |weak| format!("W/{weak}")))
 }
 
-/// The body of a reply, its chunked transfer coding removed.
-fn unchunked(reply: &Reply) -> Vec<u8> {
-    if header(reply, "transfer-encoding") != Some("chunked") {
-        return reply.bytes.clone();
-    }
-    let (mut body, mut rest) = (vec![], reply.bytes.as_slice());
-    loop {
-        let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap().trim(), 16).unwrap();
-        rest = &rest[line + 2..];
-        if size == 0 {
-            return body;
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
-}
-
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = vec![];
     flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();

@@ -78,6 +78,25 @@ impl Reply {
     }
 }
 
+/// The body of a reply, its chunked transfer coding removed (the helpers
+/// lower-case header lines).
+pub fn unchunked(reply: &Reply) -> Vec<u8> {
+    if !reply.headers.lines().any(|line| line.starts_with("transfer-encoding:") && line.ends_with("chunked")) {
+        return reply.bytes.clone();
+    }
+    let (mut body, mut rest) = (vec![], reply.bytes.as_slice());
+    loop {
+        let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap().trim(), 16).unwrap();
+        rest = &rest[line + 2..];
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
 /// One HTTP/1.1 request, `Connection: close`, the whole reply.
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8], extra: &str) -> Reply {
     request_on(TcpStream::connect(addr).unwrap(), method, path, body, extra)
