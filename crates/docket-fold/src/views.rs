@@ -27,7 +27,7 @@ pub trait Source {
 }
 
 /// One case on a designating agency's list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ListEntry {
     /// Unmasked: this view is for the designating agency.
     pub subject: String,
@@ -50,7 +50,7 @@ pub struct ListEntry {
 }
 
 /// One list and its cases.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ListSection {
     pub list: ListId,
     pub name: String,
@@ -59,14 +59,14 @@ pub struct ListSection {
 }
 
 /// The designating agency's view: its lists with the status of every case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ListView {
     pub as_of: AsOf,
     pub lists: Vec<ListSection>,
 }
 
 /// A measure an agency must apply, has applied, or must lift.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Duty {
     pub list: ListId,
     pub subject: String,
@@ -80,7 +80,7 @@ pub struct Duty {
 }
 
 /// Why a measure must be lifted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LiftDue {
     CaseRestored,
@@ -93,7 +93,7 @@ pub enum LiftDue {
 }
 
 /// A measure to lift, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LiftDuty {
     #[serde(flatten)]
     pub duty: Duty,
@@ -101,7 +101,7 @@ pub struct LiftDuty {
 }
 
 /// A responsible agency's worklist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct EnforcementView {
     pub agency: AgencyId,
     pub as_of: AsOf,
@@ -114,7 +114,7 @@ pub struct EnforcementView {
 }
 
 /// Every case of one subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SubjectView {
     pub subject: String,
     pub as_of: AsOf,
@@ -125,7 +125,7 @@ pub struct SubjectView {
 /// are published: a restored, revoked or expired designation leaves the
 /// public list (seed 004 (11): stop sharing the information or delete it),
 /// so a delta says DEL for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PublicStatus {
     /// Designated and in force (see `contested` for a pending objection).
@@ -133,7 +133,7 @@ pub enum PublicStatus {
 }
 
 /// One published listing. Identifiers are masked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PublicEntry {
     pub list: ListId,
     pub authority: AgencyId,
@@ -160,14 +160,14 @@ pub struct PublicEntry {
 }
 
 /// The public list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PublicView {
     pub as_of: AsOf,
     pub entries: Vec<PublicEntry>,
 }
 
 /// One agency bound to apply the measure on a ground.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Binding {
     pub agency: AgencyId,
     /// The application in place, if it has applied it.
@@ -175,7 +175,7 @@ pub struct Binding {
 }
 
 /// Why a subject is restricted: a designation in force and an MOU binding the measure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Ground {
     pub list: ListId,
     pub number: CaseNumber,
@@ -187,7 +187,7 @@ pub struct Ground {
 }
 
 /// The point check: is the subject restricted by the measure at the valid time, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CheckView {
     pub subject: String,
     pub measure: MeasureCode,
@@ -558,7 +558,7 @@ fn grounds_in<'r>(
 
 /// The registry as of a point: agencies, roles, keys and their validity,
 /// lists, the measure catalogue, MOUs with every version of their terms, rule sets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RegistryView {
     pub as_of: AsOf,
     #[serde(flatten)]
