@@ -101,21 +101,42 @@ pub(super) async fn cosignatures(
     Ok(Json(json!({"accepted": accepted})))
 }
 
+/// The path of a hash tile (C2SP tlog-tiles).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct TilePath {
+    /// `<L>/<N>[.p/<W>]`: level, index in groups of three digits (x001/234), width of a partial tile.
+    #[schemars(regex(pattern = "^[0-9]{1,2}/(x[0-9]{3}/)*[0-9]{3}(\\.p/[0-9]{1,3})?$"))]
+    path: String,
+}
+
+/// The path of an entry bundle (C2SP tlog-tiles).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct BundlePath {
+    /// `<N>[.p/<W>]`: index in groups of three digits (x001/234), width of a partial bundle.
+    #[schemars(regex(pattern = "^(x[0-9]{3}/)*[0-9]{3}(\\.p/[0-9]{1,3})?$"))]
+    path: String,
+}
+
 /// Parameters of `/v1/proof/inclusion`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InclusionParams {
+    /// The record (its leaf index).
     seq: u64,
     /// Tree size (default: the latest checkpoint's).
+    #[schemars(range(min = 1))]
     size: Option<u64>,
 }
 
 /// Parameters of `/v1/proof/consistency`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsistencyParams {
+    /// The older tree size.
+    #[schemars(range(min = 1))]
     old: u64,
     /// New tree size (default: the latest checkpoint's).
+    #[schemars(range(min = 1))]
     new: Option<u64>,
 }
 
@@ -189,7 +210,7 @@ const PARTIAL_MAX_AGE: &str = "max-age=60";
 /// immutable; partial ones for a minute.
 pub(super) async fn tile(
     State(app): State<Arc<App>>,
-    PathParam(path): PathParam<String>,
+    PathParam(TilePath { path }): PathParam<TilePath>,
 ) -> Result<Response, ApiError> {
     let Some(file) = docket_log::ledger::Paths::new(&app.dir).tile(&path) else {
         return Err(ApiError::bad_request("bad_path", format!("tile path {path:?}: expected <L>/<N>[.p/<W>]")));
@@ -212,7 +233,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// the reader only.
 pub(super) async fn entries(
     State(app): State<Arc<App>>,
-    PathParam(bundle): PathParam<String>,
+    PathParam(BundlePath { path: bundle }): PathParam<BundlePath>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
