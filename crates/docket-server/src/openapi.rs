@@ -88,10 +88,14 @@ pub fn doc<'t>(op: TransformOperation<'t>, id: &str, tag: &str, summary: &str, a
     let doc = Doc { op };
     let doc = match access {
         Access::Open => doc,
-        Access::SignedEvent => doc.errors(&[401, 403]),
-        Access::Agency | Access::Signed => doc.errors(&[401, 403]),
+        Access::SignedEvent | Access::Agency | Access::Signed => doc.errors(&[401, 403]),
     };
-    doc.errors(&[500])
+    // A connection past connections_max is served the operational endpoints
+    // only; anything else is answered 503 overloaded.
+    match id {
+        "healthz" | "readyz" | "metrics" => doc.errors(&[500]),
+        _ => doc.errors(&[500, 503]),
+    }
 }
 
 impl<'t> Doc<'t> {
@@ -282,16 +286,16 @@ fn reason(status: u16) -> &'static str {
 fn codes(status: u16) -> &'static str {
     match status {
         400 => "bad_parameter, missing_parameter, malformed_json, malformed_wire, malformed_note, bad_path, body_unreadable",
-        401 => "unauthenticated, bad_signature, bad_session, session_expired",
+        401 => "unauthenticated, bad_signature, stale_request, bad_session, session_expired",
         403 => "forbidden, not_authorised, unknown_key, key_revoked, unknown_witness",
         404 => "not_found",
         408 => "body_timeout",
-        409 => "stale_version",
-        413 => "body_too_large, event_too_large",
+        409 => "stale_version, stale_checkpoint",
+        413 => "body_too_large, batch_too_large, event_too_large",
         422 => "invalid_event, id_mismatch, no_such_case, registry_refused, refused",
-        429 => "rate_limited",
+        429 => "rate_limited, too_many_streams",
         500 => "internal",
-        503 => "overloaded, log_unavailable, projection_behind, not_ready",
+        503 => "overloaded, log_unavailable, projection_behind, inquiries_unavailable, not_ready",
         _ => "see API.md",
     }
 }

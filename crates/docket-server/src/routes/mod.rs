@@ -138,14 +138,14 @@ pub(crate) fn routes() -> Routes {
         .get("/v1/feed", feed::long_poll, |op| {
             doc(op, "feed", "feed", "The change feed from a cursor, filtered; long poll with wait_ms", Access::Agency)
                 .json::<openapi::FeedPage>(200, "A page of records")
-                .errors(&[400, 404, 503])
+                .errors(&[400, 404, 429, 503])
                 .done()
         })
         .get("/v1/feed/sse", feed::sse, |op| {
             doc(op, "feed_sse", "feed", "The change feed as Server-Sent Events (resume with Last-Event-ID)", Access::Agency)
                 .describe("`event: event` (data: a Record, id: the next cursor) and `event: caught-up`.")
                 .events::<openapi::FeedEvent>(200, "The event stream")
-                .errors(&[400, 404, 503])
+                .errors(&[400, 404, 429, 503])
                 .done()
         });
     let routes = view_routes(routes)
