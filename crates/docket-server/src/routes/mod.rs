@@ -421,3 +421,31 @@ pub(crate) fn reserve_router(app: Arc<App>) -> Router {
         .layer(observe::access_log())
         .with_state(app)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// The paths and methods a router's document lists.
+    fn documented(routes: super::Routes) -> std::collections::BTreeSet<(String, String)> {
+        let mut api = aide::openapi::OpenApi::default();
+        let _router = routes.finish_api_with(&mut api, |api| api);
+        let document = serde_json::to_value(&api).unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        documented
+    }
+
+    /// The connection reserve serves only routes of the API.
+    #[test]
+    fn the_reserve_serves_a_subset_of_the_routes() {
+        let all = documented(super::routes());
+        let reserve = documented(super::reserve_routes());
+        assert!(!reserve.is_empty());
+        assert!(reserve.is_subset(&all), "{reserve:?}");
+    }
+}
