@@ -40,10 +40,9 @@ impl Bucket {
     /// `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint).
     pub fn from_url(url: &str) -> Result<Self, PublishError> {
         install_crypto();
-        let rest = url.strip_prefix("s3://").ok_or_else(|| PublishError::Url {
-            url: url.into(),
-            reason: "expected s3://BUCKET[/PREFIX]".into(),
-        })?;
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| PublishError::Url { url: url.into(), reason: "expected s3://BUCKET[/PREFIX]".into() })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(PublishError::Url { url: url.into(), reason: "no bucket name".into() });

@@ -95,6 +95,9 @@ pub struct Follower {
     frontier: Frontier,
     /// The last checkpoint verified (its note, as published).
     seen: Option<(Checkpoint, String)>,
+    /// The size of the newest checkpoint read whose signature held (the
+    /// replica's lag is this less [`Follower::size`]).
+    pub published: u64,
 }
 
 /// What one round took.
@@ -111,7 +114,7 @@ impl Follower {
     /// A follower whose replica already holds the records with these leaves
     /// (its own log, checked when it was opened).
     pub fn new(public: Bucket, private: Bucket, key: NoteKey, frontier: Frontier) -> Self {
-        Self { public, private, key, frontier, seen: None }
+        Self { public, private, key, frontier, seen: None, published: 0 }
     }
 
     /// Records verified so far.
@@ -126,7 +129,7 @@ impl Follower {
     /// seq). `None` if there was nothing new.
     pub async fn round(
         &mut self,
-        mut apply: impl FnMut(Vec<Record>) -> Result<(), (u64, String)>,
+        mut apply: impl AsyncFnMut(Vec<Record>) -> Result<(), (u64, String)>,
     ) -> Result<Option<Round>, PublishError> {
         let old = self.size();
         let Some((checkpoint, note)) = self.checkpoint(old).await? else { return Ok(None) };
@@ -148,18 +151,20 @@ impl Follower {
             return Err(self.diagnose(old, new, &leaves).await);
         }
         self.take_entries(old, new, &leaves, &mut apply).await?;
-        self.frontier = frontier;
+        debug_assert_eq!(self.frontier, frontier);
         self.seen = Some((checkpoint, note.clone()));
         Ok(Some(Round { from: old, to: new, note }))
     }
 
     /// The bucket's checkpoint, verified against the key and what was seen
     /// before; `None` if the bucket holds none yet.
-    async fn checkpoint(&self, old: u64) -> Result<Option<(Checkpoint, String)>, PublishError> {
+    async fn checkpoint(&mut self, old: u64) -> Result<Option<(Checkpoint, String)>, PublishError> {
         let Some(object) = self.public.get(CHECKPOINT).await? else { return Ok(None) };
         let tampered = |reason: String| PublishError::Tampered { seq: old, reason };
-        let note = String::from_utf8(object.bytes.to_vec()).map_err(|_| tampered("the checkpoint is not UTF-8".into()))?;
+        let note =
+            String::from_utf8(object.bytes.to_vec()).map_err(|_| tampered("the checkpoint is not UTF-8".into()))?;
         let checkpoint = verified_checkpoint(&note, &self.key).map_err(|e| tampered(format!("the checkpoint: {e}")))?;
+        self.published = self.published.max(checkpoint.size);
         if checkpoint.size < old {
             return Err(tampered(format!(
                 "the checkpoint's size {} is smaller than the {old} records already verified: the log was rolled back",
@@ -245,11 +250,11 @@ impl Follower {
     /// Fetches the bundles of `old .. new`, checks each entry, and hands
     /// the records on in chunks.
     async fn take_entries(
-        &self,
+        &mut self,
         old: u64,
         new: u64,
         leaves: &[Hash],
-        apply: &mut impl FnMut(Vec<Record>) -> Result<(), (u64, String)>,
+        apply: &mut impl AsyncFnMut(Vec<Record>) -> Result<(), (u64, String)>,
     ) -> Result<(), PublishError> {
         let mut chunk = Vec::with_capacity(FOLLOW_CHUNK_RECORDS);
         for index in old / TILE_WIDTH..new.div_ceil(TILE_WIDTH) {
@@ -261,7 +266,13 @@ impl Follower {
             }
             if chunk.len() >= FOLLOW_CHUNK_RECORDS || index + 1 == new.div_ceil(TILE_WIDTH) {
                 verify_signatures(&chunk)?;
-                apply(std::mem::take(&mut chunk)).map_err(|(seq, reason)| PublishError::Tampered { seq, reason })?;
+                let records = std::mem::take(&mut chunk);
+                let (first, count) = (records.first().map_or(0, |r| r.seq), records.len());
+                apply(records).await.map_err(|(seq, reason)| PublishError::Tampered { seq, reason })?;
+                // Taken: the frontier moves past them, so that a failure
+                // later in the round resumes after them.
+                let at = (first - old) as usize;
+                leaves[at..at + count].iter().for_each(|leaf| self.frontier.push(*leaf));
             }
         }
         Ok(())

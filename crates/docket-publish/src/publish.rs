@@ -118,8 +118,8 @@ impl Status {
              # TYPE docket_publish_lag_records gauge\ndocket_publish_lag_records {}\n\
              # HELP docket_published_size The size of the checkpoint last published.\n\
              # TYPE docket_published_size gauge\ndocket_published_size {}\n\
-             # HELP docket_publish_objects_total Objects written to the bucket since start.\n\
-             # TYPE docket_publish_objects_total counter\ndocket_publish_objects_total {}\n\
+             # HELP docket_publish_objects Objects written to the bucket since start.\n\
+             # TYPE docket_publish_objects counter\ndocket_publish_objects_total {}\n\
              # HELP docket_publish_stopped 1 if publishing stopped for good (another writer on the bucket).\n\
              # TYPE docket_publish_stopped gauge\ndocket_publish_stopped {}\n",
             self.lag().as_secs_f64(),
@@ -275,8 +275,14 @@ impl<S: Source> Publisher<S> {
     /// Publishes every `interval` until `stop` turns true. A transient
     /// failure is retried at the next round (waiting up to `backoff_max`
     /// after repeated failures); another writer or another log stops
-    /// publishing for good, in the status and the log.
-    pub async fn run(mut self, interval: Duration, backoff_max: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// publishing for good, in the status and the log. Returns the
+    /// publisher, for a last round after the server's final checkpoint.
+    pub async fn run(
+        mut self,
+        interval: Duration,
+        backoff_max: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         let mut wait = interval;
         loop {
             match self.step().await {
@@ -291,11 +297,12 @@ impl<S: Source> Publisher<S> {
                     let mut shared = status(&self.status);
                     shared.last_error = Some(error.to_string());
                     shared.stopped = Some(error.to_string());
-                    return;
+                    drop(shared);
+                    return self;
                 }
             }
             if *stop.borrow() {
-                return;
+                return self;
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

@@ -91,7 +91,7 @@ impl Primary {
 async fn follow(weed: &Weed, key: NoteKey, taken: &mut Vec<Record>) -> Result<u64, PublishError> {
     let mut follower = Follower::new(bucket(weed, "public"), bucket(weed, "private"), key, Frontier::default());
     follower
-        .round(|records| {
+        .round(async |records| {
             taken.extend(records);
             Ok(())
         })
@@ -115,8 +115,7 @@ fn the_log_is_published_followed_and_a_second_writer_refused() {
     assert!(size > 600, "{size} records: enough for a full tile and a partial one");
     runtime().block_on(async {
         let (public, private) = (bucket(&weed, "public"), bucket(&weed, "private"));
-        let mut first =
-            Publisher::open(public.clone(), private.clone(), primary.at(300), primary.key()).await.unwrap();
+        let mut first = Publisher::open(public.clone(), private.clone(), primary.at(300), primary.key()).await.unwrap();
         assert_eq!(first.step().await.unwrap(), Some(300));
         assert_eq!(first.step().await.unwrap(), None, "nothing new");
         // What C2SP tlog-tiles readers fetch: the checkpoint, a full and a partial tile.
@@ -145,9 +144,8 @@ fn the_log_is_published_followed_and_a_second_writer_refused() {
 
         // Another log on the same bucket is refused at once.
         let other = Primary::new(&dir.path().join("b"), 5, 2);
-        let foreign = Publisher::open(public.clone(), private.clone(), other.at(other.size()), other.key())
-            .await
-            .unwrap_err();
+        let foreign =
+            Publisher::open(public.clone(), private.clone(), other.at(other.size()), other.key()).await.unwrap_err();
         assert!(foreign.to_string().contains("another log publishes here"), "{foreign}");
 
         // The first goes on to the end; a follower takes every record, verified.
@@ -156,10 +154,8 @@ fn the_log_is_published_followed_and_a_second_writer_refused() {
         let mut taken = vec![];
         assert_eq!(follow(&weed, primary.key(), &mut taken).await.unwrap(), size);
         assert_eq!(taken.len() as u64, size);
-        let leaves: Vec<Hash> = taken
-            .iter()
-            .map(|r| docket_log::leaf(r.seq, r.system_time.micros(), &r.event.to_wire()))
-            .collect();
+        let leaves: Vec<Hash> =
+            taken.iter().map(|r| docket_log::leaf(r.seq, r.system_time.micros(), &r.event.to_wire())).collect();
         assert_eq!(docket_log::merkle::root(&leaves), primary.ledger.log.tree().root(size).unwrap());
     });
 }

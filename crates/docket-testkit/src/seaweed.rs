@@ -99,7 +99,8 @@ impl Weed {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("weed exited ({status}) before it was ready; its log:\n{}", self.log());
             }
-            match self.request("PUT", "/docket-probe", b"").and_then(|_| self.request("PUT", "/docket-probe/ok", b"1")) {
+            match self.request("PUT", "/docket-probe", b"").and_then(|_| self.request("PUT", "/docket-probe/ok", b"1"))
+            {
                 Ok((200, _)) => return,
                 Ok((status, body)) => last = format!("HTTP {status}: {body}"),
                 Err(error) => last = error,

@@ -61,6 +61,7 @@ pub(super) async fn cosignatures(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Value>, ApiError> {
+    app.writable()?;
     let held = body(&app, &headers, request).await?;
     let note = std::str::from_utf8(&held.bytes)
         .map_err(|_| ApiError::bad_request("malformed_note", "the note is not UTF-8"))?;
