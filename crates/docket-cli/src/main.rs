@@ -491,6 +491,35 @@ enum Command {
         #[arg(long, value_enum, default_value_t = serve::LogFormat::Text)]
         log_format: serve::LogFormat,
     },
+    /// Rebuild a primary's ledger from the bucket it published to.
+    ///
+    /// Reads the checkpoint, tiles and entry bundles (docket serve --publish),
+    /// verifies them as docket replica does (signature, root, every entry and
+    /// event signature, the registry's rules as the records are appended at
+    /// their seqs and times), adopts the checkpoint, and installs the log key
+    /// given, so that `docket serve --dir DIR` continues the log (and its
+    /// publication: the bucket's checkpoint is a prefix of it).
+    #[command(after_help = r#"Example:
+  docket restore --dir restored --ledger-config ledger.json --log-key log.key \
+    --from s3://ledger-public/log --entries s3://ledger-private/log
+  docket verify --dir restored"#)]
+    Restore {
+        /// The new ledger directory (must not hold a ledger).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The primary's ledger.json.
+        #[arg(long, value_name = "FILE")]
+        ledger_config: PathBuf,
+        /// The log's signing key file (keys/log.key of the lost primary, from its safe keeping).
+        #[arg(long, value_name = "FILE")]
+        log_key: PathBuf,
+        /// The public prefix the primary published to, s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL")]
+        from: String,
+        /// The private prefix of its entry bundles, s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL")]
+        entries: String,
+    },
     /// GET from a docket server (http or https), signing the request with an agency key.
     ///
     /// Non-public reads (views other than public and registry, the feed, single
@@ -802,6 +831,9 @@ fn main() -> ExitCode {
             serve::init_logs(log_format);
             let interval = std::time::Duration::from_millis(interval_ms.max(1));
             replica::run(&replica::Options { dir, from, entries, ledger_config, primary, addr, interval, cache_mib })
+        }
+        Command::Restore { dir, ledger_config, log_key, from, entries } => {
+            replica::restore(&replica::RestoreOptions { dir, ledger_config, from, entries, log_key })
         }
         Command::Get { url, reader } => serve::get(&url, &reader.reader()),
         Command::Post { url, input, reader } => serve::post(&url, input.as_deref(), &reader.reader()),

@@ -194,3 +194,83 @@ pub fn run(options: &Options) -> Result<bool> {
     })?;
     Ok(true)
 }
+
+/// What `docket restore` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The new ledger directory (must not hold a ledger).
+    pub dir: PathBuf,
+    /// The primary's `ledger.json`.
+    pub ledger_config: PathBuf,
+    /// The public prefix (checkpoint, tiles) and the private one (entry bundles).
+    pub from: String,
+    pub entries: String,
+    /// The log's signing key, which the restored primary signs with.
+    pub log_key: PathBuf,
+}
+
+/// The ledger's configuration, and the log key checked against it.
+fn restore_keys(options: &RestoreOptions) -> Result<(docket_log::ledger::LedgerConfig, ed25519_dalek::SigningKey)> {
+    let path = &options.ledger_config;
+    let text = std::fs::read_to_string(path).with_context(|| format!("--ledger-config {}", path.display()))?;
+    let config: docket_log::ledger::LedgerConfig =
+        serde_json::from_str(&text).with_context(|| format!("--ledger-config {}", path.display()))?;
+    let key = docket_log::keyfile::read(&options.log_key)
+        .with_context(|| format!("--log-key {}", options.log_key.display()))?;
+    let public = docket_model::PublicKey(key.verifying_key().to_bytes());
+    let verifier = docket_log::note::NoteKey::new(&config.origin, public)?.verifier_string();
+    anyhow::ensure!(
+        verifier == config.log_key,
+        "--log-key {} is not the log key of {} (ledger.json names {})",
+        options.log_key.display(),
+        config.origin,
+        config.log_key
+    );
+    Ok((config, key))
+}
+
+/// `docket restore`: a new primary rebuilt from the bucket, every record
+/// verified as a replica verifies it, through the log's rules.
+pub fn restore(options: &RestoreOptions) -> Result<bool> {
+    let dir = options.dir.as_path();
+    let (config, log_key) = restore_keys(options)?;
+    let public = Bucket::from_url(&options.from).context("--from")?;
+    let private = Bucket::from_url(&options.entries).context("--entries")?;
+    docket_log::ledger::init_replica(dir, &config)?;
+    let mut ledger = docket_log::ledger::Ledger::open(dir, docket_log::Config::default())?;
+    let (_, _, key) = docket_log::ledger::read_config(dir)?;
+    let mut follower = Follower::new(public, private, key, Frontier::default());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let docket_log::ledger::Ledger { log, checkpointer, .. } = &mut ledger;
+    let tree = log.shared_tree();
+    let adopted = runtime.block_on(async {
+        let mut adopted = None;
+        // Rounds until one finds nothing new: the primary may still be publishing.
+        while let Some(round) = follower
+            .round(async |records| {
+                let pinned = records.into_iter().map(|r| (r.event, r.seq, r.system_time)).collect();
+                let results = log.append_replicated(pinned).map_err(|e| (log.size(), e.to_string()))?;
+                match results.into_iter().find_map(Result::err) {
+                    Some(refusal) => Err((log.size(), refusal.to_string())),
+                    None => Ok(()),
+                }
+            })
+            .await?
+        {
+            adopted = Some(checkpointer.adopt(&tree, &round.note)?);
+        }
+        anyhow::Ok(adopted)
+    })?;
+    let adopted = adopted.context("the bucket holds no checkpoint: nothing to restore")?;
+    docket_log::keyfile::write(&ledger.paths.keys().join("log.key"), &log_key, false)?;
+    println!(
+        "restored {} records of {} into {} from {}: each checkpoint's signature, the tiles against its root, each \
+         entry against its leaf, each event's signature and the registry's rules held; checkpoint {} adopted",
+        ledger.log.size(),
+        config.origin,
+        dir.display(),
+        options.from,
+        adopted.size
+    );
+    Ok(true)
+}
