@@ -460,7 +460,9 @@ enum Command {
     /// Endpoint and credentials come from the environment as for --publish.
     #[command(after_help = r#"Example:
   docket replica --dir replica --ledger-config ledger.json --from s3://ledger-public/log \
-    --entries s3://ledger-private/log --primary https://primary.example --addr 0.0.0.0:8080"#)]
+    --entries s3://ledger-private/log --primary https://primary.example --addr 0.0.0.0:8080
+  docket replica --dir replica --ledger-config ledger.json --from-primary --primary https://primary.example \
+    --key audit-office.key --agency audit-office"#)]
     Replica {
         /// The replica's own ledger directory (made on first run).
         #[arg(long, value_name = "DIR")]
@@ -470,14 +472,21 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         ledger_config: Option<PathBuf>,
         /// The public prefix the primary publishes to, s3://BUCKET/PREFIX.
-        #[arg(long, value_name = "S3_URL")]
-        from: String,
+        #[arg(long, value_name = "S3_URL", requires = "entries", required_unless_present = "from_primary")]
+        from: Option<String>,
         /// The private prefix of its entry bundles, s3://BUCKET/PREFIX.
-        #[arg(long, value_name = "S3_URL")]
-        entries: String,
+        #[arg(long, value_name = "S3_URL", requires = "from")]
+        entries: Option<String>,
+        /// Follow the primary's own /log/ (at --primary) instead of a
+        /// bucket; entry bundles need a reader with the oversight role
+        /// (--key and --agency, or --token).
+        #[arg(long, conflicts_with_all = ["from", "entries"])]
+        from_primary: bool,
         /// The primary's URL, named when an append is refused here.
         #[arg(long, value_name = "URL")]
         primary: String,
+        #[command(flatten)]
+        reader: ReaderArgs,
         /// Address to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
@@ -827,10 +836,28 @@ fn main() -> ExitCode {
             });
             serve::serve(dir.as_deref(), demo, addr, demo_subjects, cache_mib, publication)
         }
-        Command::Replica { dir, ledger_config, from, entries, primary, addr, interval_ms, cache_mib, log_format } => {
+        Command::Replica {
+            dir,
+            ledger_config,
+            from,
+            entries,
+            from_primary,
+            primary,
+            reader,
+            addr,
+            interval_ms,
+            cache_mib,
+            log_format,
+        } => {
             serve::init_logs(log_format);
             let interval = std::time::Duration::from_millis(interval_ms.max(1));
-            replica::run(&replica::Options { dir, from, entries, ledger_config, primary, addr, interval, cache_mib })
+            let source = match (from, entries) {
+                (Some(from), Some(entries)) if !from_primary => Ok(replica::Source::Bucket { from, entries }),
+                _ => reader.reader().client(&primary).map(|c| replica::Source::Primary(std::sync::Arc::new(c))),
+            };
+            source.and_then(|source| {
+                replica::run(&replica::Options { dir, source, ledger_config, primary, addr, interval, cache_mib })
+            })
         }
         Command::Restore { dir, ledger_config, log_key, from, entries } => {
             replica::restore(&replica::RestoreOptions { dir, ledger_config, from, entries, log_key })

@@ -12,18 +12,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use docket_publish::follow::{Follower, Frontier};
-use docket_publish::Bucket;
+use docket_publish::follow::{Follower, Frontier, Origin};
+use docket_publish::{Bucket, PublishError};
 use docket_server::{ReplicaHandle, Role, Server, ServerLimits};
 
 /// What `docket replica` was asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub dir: PathBuf,
-    /// The public prefix the primary publishes to (checkpoint, tiles).
-    pub from: String,
-    /// The private prefix of the entry bundles.
-    pub entries: String,
+    /// Where the published log is read.
+    pub source: Source,
     /// The primary's `ledger.json`, for a directory that holds no ledger yet.
     pub ledger_config: Option<PathBuf>,
     /// The primary's URL, named when an append is refused.
@@ -31,6 +29,47 @@ pub struct Options {
     pub addr: SocketAddr,
     pub interval: Duration,
     pub cache_mib: usize,
+}
+
+/// Where a replica reads the published log.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The bucket: the public prefix (checkpoint, tiles) and the private
+    /// one (entry bundles), s3:// URLs.
+    Bucket { from: String, entries: String },
+    /// The primary's `/log/` over HTTP, read with a client that holds the
+    /// oversight role (entry bundles are for it only).
+    Primary(Arc<docket_client::Client>),
+}
+
+/// A primary's C2SP tlog-tiles prefix `/log/`, over HTTP.
+#[derive(Debug, Clone)]
+struct PrimaryLog {
+    client: Arc<docket_client::Client>,
+    url: String,
+}
+
+impl Origin for PrimaryLog {
+    fn fetch(&self, name: &str) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, PublishError>> + Send {
+        let (client, path) = (self.client.clone(), format!("/log/{name}"));
+        let object = format!("{}/{name}", self.url);
+        async move {
+            let failed = |reason: String| PublishError::Store { object: object.clone(), reason };
+            let response = tokio::task::spawn_blocking(move || client.get(&path))
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| failed(e.to_string()))?;
+            match response.status {
+                200 => Ok(Some(response.body)),
+                404 => Ok(None),
+                status => Err(failed(format!("HTTP {status}: {}", response.text().trim()))),
+            }
+        }
+    }
+
+    fn url(&self) -> &str {
+        &self.url
+    }
 }
 
 /// Where the replica stands, for `/metrics` and its log lines.
@@ -98,8 +137,8 @@ fn frontier(dir: &Path, size: u64) -> Result<Frontier> {
 /// Follows the bucket until `stop`: each round's records go through the
 /// replica's log, then its checkpoint is adopted. A failed check stops the
 /// replica advancing (it keeps serving what it verified), naming the seq.
-async fn follow(
-    mut follower: Follower,
+async fn follow<O: Origin>(
+    mut follower: Follower<O>,
     handle: ReplicaHandle,
     interval: Duration,
     status: Arc<Mutex<Status>>,
@@ -160,9 +199,27 @@ pub fn run(options: &Options) -> Result<bool> {
     let handle = server.replica().context("the server did not open as a replica")?;
     let (_, _, key) = docket_log::ledger::read_config(dir)?;
     let frontier = frontier(dir, handle.size())?;
-    let public = Bucket::from_url(&options.from).context("--from")?;
-    let private = Bucket::from_url(&options.entries).context("--entries")?;
-    let follower = Follower::new(public, private, key, frontier);
+    match &options.source {
+        Source::Bucket { from, entries } => {
+            let public = Bucket::from_url(from).context("--from")?;
+            let private = Bucket::from_url(entries).context("--entries")?;
+            serve_following(options, server, handle, Follower::new(public, private, key, frontier))
+        }
+        Source::Primary(client) => {
+            let log = PrimaryLog { client: client.clone(), url: format!("{}/log", client.base()) };
+            serve_following(options, server, handle, Follower::new(log.clone(), log, key, frontier))
+        }
+    }
+}
+
+/// Serves the read API while the follower feeds the replica's log.
+fn serve_following<O: Origin>(
+    options: &Options,
+    server: Server,
+    handle: ReplicaHandle,
+    follower: Follower<O>,
+) -> Result<bool> {
+    let dir = options.dir.as_path();
     let status = Arc::new(Mutex::new(Status::default()));
     let shown = status.clone();
     server.add_metrics(docket_server::ExtraMetrics(Arc::new(move || {
@@ -172,12 +229,11 @@ pub fn run(options: &Options) -> Result<bool> {
     runtime.block_on(async move {
         let listener = Server::bind(options.addr).with_context(|| format!("binding {}", options.addr))?;
         let url = Server::url(listener.local_addr()?);
-        println!(
-            "docket replica of {} serving {} on {url}  (following {})",
-            options.primary,
-            dir.display(),
-            options.from
-        );
+        let from = match &options.source {
+            Source::Bucket { from, .. } => from.clone(),
+            Source::Primary(client) => format!("{}/log", client.base()),
+        };
+        println!("docket replica of {} serving {} on {url}  (following {from})", options.primary, dir.display());
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let shutdown = async move {
             let name = crate::serve::stop_signal().await;

@@ -139,7 +139,7 @@ fn two_replicas_follow_the_bucket_answer_as_the_primary_and_converge_after_a_res
         command.args(["replica", "--dir", s(&scratch.path().join(name))]);
         command.args(["--ledger-config", s(&dir.join("ledger.json")), "--primary", &format!("http://{addr}")]);
         command.args(["--from", "s3://public/log", "--entries", "s3://private/log"]);
-        command.args(["--addr", "127.0.0.1:0", "--interval-ms", "100"]);
+        command.args(["--addr", "127.0.0.1:0", "--interval-ms", "100"]).env("RUST_LOG", "warn");
         started(command)
     };
     let ((_one, first), (_two, second)) = (replica("one"), replica("two"));

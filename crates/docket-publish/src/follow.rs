@@ -23,6 +23,7 @@ use docket_model::{SignedEvent, Timestamp};
 use crate::bucket::Bucket;
 use crate::publish::verified_checkpoint;
 use crate::{bundle_name, tile_name, Hash, PublishError, CHECKPOINT, TILE_WIDTH};
+use std::future::Future;
 
 /// Most new leaves one round holds in memory (32 bytes each): 2 GiB.
 pub const FOLLOW_ROUND_LEAVES_MAX: u64 = 1 << 26;
@@ -78,6 +79,25 @@ impl Frontier {
     }
 }
 
+/// Where a follower reads the published log (C2SP tlog-tiles names under
+/// a prefix): a bucket, or a primary's `/log/` over HTTP.
+pub trait Origin: std::fmt::Debug + Send + Sync {
+    /// The object `name` (`checkpoint`, `tile/...`); `None` if there is none.
+    fn fetch(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, PublishError>> + Send;
+    /// Where it reads, for messages.
+    fn url(&self) -> &str;
+}
+
+impl Origin for Bucket {
+    async fn fetch(&self, name: &str) -> Result<Option<Vec<u8>>, PublishError> {
+        Ok(self.get(name).await?.map(|object| object.bytes.to_vec()))
+    }
+
+    fn url(&self) -> &str {
+        Bucket::url(self)
+    }
+}
+
 /// A record taken from the bucket, verified, for the replica's log.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -88,9 +108,9 @@ pub struct Record {
 
 /// A replica's view of the published log: what it has verified so far.
 #[derive(Debug)]
-pub struct Follower {
-    public: Bucket,
-    private: Bucket,
+pub struct Follower<O = Bucket> {
+    public: O,
+    private: O,
     key: NoteKey,
     frontier: Frontier,
     /// The last checkpoint verified (its note, as published).
@@ -110,10 +130,10 @@ pub struct Round {
     pub note: String,
 }
 
-impl Follower {
+impl<O: Origin> Follower<O> {
     /// A follower whose replica already holds the records with these leaves
     /// (its own log, checked when it was opened).
-    pub fn new(public: Bucket, private: Bucket, key: NoteKey, frontier: Frontier) -> Self {
+    pub fn new(public: O, private: O, key: NoteKey, frontier: Frontier) -> Self {
         Self { public, private, key, frontier, seen: None, published: 0 }
     }
 
@@ -159,10 +179,9 @@ impl Follower {
     /// The bucket's checkpoint, verified against the key and what was seen
     /// before; `None` if the bucket holds none yet.
     async fn checkpoint(&mut self, old: u64) -> Result<Option<(Checkpoint, String)>, PublishError> {
-        let Some(object) = self.public.get(CHECKPOINT).await? else { return Ok(None) };
+        let Some(object) = self.public.fetch(CHECKPOINT).await? else { return Ok(None) };
         let tampered = |reason: String| PublishError::Tampered { seq: old, reason };
-        let note =
-            String::from_utf8(object.bytes.to_vec()).map_err(|_| tampered("the checkpoint is not UTF-8".into()))?;
+        let note = String::from_utf8(object).map_err(|_| tampered("the checkpoint is not UTF-8".into()))?;
         let checkpoint = verified_checkpoint(&note, &self.key).map_err(|e| tampered(format!("the checkpoint: {e}")))?;
         self.published = self.published.max(checkpoint.size);
         if checkpoint.size < old {
@@ -186,18 +205,18 @@ impl Follower {
             let width = (new - index * TILE_WIDTH).min(TILE_WIDTH);
             let name = tile_name(0, index, width);
             let first = index * TILE_WIDTH;
-            let object = self.public.get(&name).await?.ok_or_else(|| PublishError::Store {
+            let object = self.public.fetch(&name).await?.ok_or_else(|| PublishError::Store {
                 object: format!("{}/{name}", self.public.url()),
                 reason: "missing (the checkpoint covers it)".into(),
             })?;
-            if object.bytes.len() as u64 != width * 32 {
+            if object.len() as u64 != width * 32 {
                 return Err(PublishError::Tampered {
                     seq: first.max(old),
-                    reason: format!("{name}: {} bytes, expected {width} hashes", object.bytes.len()),
+                    reason: format!("{name}: {} bytes, expected {width} hashes", object.len()),
                 });
             }
             let skip = old.saturating_sub(first) as usize;
-            leaves.extend(object.bytes.chunks_exact(32).skip(skip).map(|c| c.try_into().unwrap_or([0; 32])));
+            leaves.extend(object.chunks_exact(32).skip(skip).map(|c| c.try_into().unwrap_or([0; 32])));
         }
         Ok(leaves)
     }
@@ -232,11 +251,11 @@ impl Follower {
         let first = index * TILE_WIDTH;
         let width = (new - first).min(TILE_WIDTH);
         let name = bundle_name(index, width);
-        let object = self.private.get(&name).await?.ok_or_else(|| PublishError::Store {
+        let object = self.private.fetch(&name).await?.ok_or_else(|| PublishError::Store {
             object: format!("{}/{name}", self.private.url()),
             reason: "missing (the checkpoint covers it)".into(),
         })?;
-        let entries = docket_log::tiles::split_bundle(&object.bytes)
+        let entries = docket_log::tiles::split_bundle(&object)
             .map_err(|e| PublishError::Tampered { seq: first, reason: format!("{name}: {e}") })?;
         if entries.len() as u64 != width {
             return Err(PublishError::Tampered {
