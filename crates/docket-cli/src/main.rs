@@ -12,6 +12,7 @@ mod ledger;
 mod lines;
 mod progress;
 mod replay;
+mod replica;
 mod serve;
 mod sign;
 mod tour;
@@ -402,7 +403,8 @@ enum Command {
     /// the URL and example requests.
     #[command(after_help = r#"Example:
   docket serve --dir demo --addr 127.0.0.1:8080
-  RUST_LOG=info docket serve --dir ledger --log-format json"#)]
+  RUST_LOG=info docket serve --dir ledger --log-format json
+  AWS_ENDPOINT=https://s3.example docket serve --dir ledger --publish s3://ledger-public/log --publish-entries s3://ledger-private/log"#)]
     Serve {
         /// The ledger directory. Without it: ./docket-demo, where the demo is
         /// built on first run. A DIR given here must hold a ledger (docket
@@ -429,6 +431,103 @@ enum Command {
         /// RUST_LOG=docket_server=debug,tower_http=info.
         #[arg(long, value_enum, default_value_t = serve::LogFormat::Text)]
         log_format: serve::LogFormat,
+        /// Publish the log to S3 (C2SP tlog-tiles: hash tiles and the
+        /// checkpoint) under s3://BUCKET/PREFIX, as it grows. Endpoint and
+        /// credentials come from the environment (AWS_ENDPOINT,
+        /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+        /// AWS_ALLOW_HTTP=true for a plain-HTTP endpoint). Needs
+        /// --publish-entries.
+        #[arg(long, value_name = "S3_URL", requires = "publish_entries")]
+        publish: Option<String>,
+        /// Where the entry bundles go (they carry unmasked events): a bucket
+        /// or prefix the operator keeps private, s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL", requires = "publish")]
+        publish_entries: Option<String>,
+        /// How often the publisher looks for a new checkpoint, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        publish_interval_ms: u64,
+    },
+    /// Serve the read API as a read-only replica of a primary that publishes to a bucket.
+    ///
+    /// Follows the log the primary publishes (docket serve --publish): checks
+    /// each checkpoint's signature and its consistency with every one seen
+    /// before, each entry against its tile, each event's signature, and
+    /// appends the records to its own ledger in DIR through the registry's
+    /// rules, at the primary's seqs and times; folds its own projections and
+    /// serves the reads. Appends and cosignatures are refused with 409
+    /// read_only_replica naming the primary. A failed check stops it
+    /// advancing, naming the seq; it goes on serving what it verified.
+    /// Endpoint and credentials come from the environment as for --publish.
+    #[command(after_help = r#"Example:
+  docket replica --dir replica --ledger-config ledger.json --from s3://ledger-public/log \
+    --entries s3://ledger-private/log --primary https://primary.example --addr 0.0.0.0:8080
+  docket replica --dir replica --ledger-config ledger.json --from-primary --primary https://primary.example \
+    --key audit-office.key --agency audit-office"#)]
+    Replica {
+        /// The replica's own ledger directory (made on first run).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The primary's ledger.json (origin, registry root and log keys,
+        /// all public), to make DIR on first run.
+        #[arg(long, value_name = "FILE")]
+        ledger_config: Option<PathBuf>,
+        /// The public prefix the primary publishes to, s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL", requires = "entries", required_unless_present = "from_primary")]
+        from: Option<String>,
+        /// The private prefix of its entry bundles, s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL", requires = "from")]
+        entries: Option<String>,
+        /// Follow the primary's own /log/ (at --primary) instead of a
+        /// bucket; entry bundles need a reader with the oversight role
+        /// (--key and --agency, or --token).
+        #[arg(long, conflicts_with_all = ["from", "entries"])]
+        from_primary: bool,
+        /// The primary's URL, named when an append is refused here.
+        #[arg(long, value_name = "URL")]
+        primary: String,
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// How often to look for a new checkpoint in the bucket, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        interval_ms: u64,
+        /// The projection store's page cache in MiB.
+        #[arg(long, value_name = "MIB", default_value_t = 64)]
+        cache_mib: usize,
+        /// Log lines as text or JSON (RUST_LOG filters them).
+        #[arg(long, value_enum, default_value_t = serve::LogFormat::Text)]
+        log_format: serve::LogFormat,
+    },
+    /// Rebuild a primary's ledger from the bucket it published to.
+    ///
+    /// Reads the checkpoint, tiles and entry bundles (docket serve --publish),
+    /// verifies them as docket replica does (signature, root, every entry and
+    /// event signature, the registry's rules as the records are appended at
+    /// their seqs and times), adopts the checkpoint, and installs the log key
+    /// given, so that `docket serve --dir DIR` continues the log (and its
+    /// publication: the bucket's checkpoint is a prefix of it).
+    #[command(after_help = r#"Example:
+  docket restore --dir restored --ledger-config ledger.json --log-key log.key \
+    --from s3://ledger-public/log --entries s3://ledger-private/log
+  docket verify --dir restored"#)]
+    Restore {
+        /// The new ledger directory (must not hold a ledger).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The primary's ledger.json.
+        #[arg(long, value_name = "FILE")]
+        ledger_config: PathBuf,
+        /// The log's signing key file (keys/log.key of the lost primary, from its safe keeping).
+        #[arg(long, value_name = "FILE")]
+        log_key: PathBuf,
+        /// The public prefix the primary published to, s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL")]
+        from: String,
+        /// The private prefix of its entry bundles, s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL")]
+        entries: String,
     },
     /// GET from a docket server (http or https), signing the request with an agency key.
     ///
@@ -718,9 +817,50 @@ fn main() -> ExitCode {
             audit::deadline(&from, period, calendar.as_deref(), format)
         }
         Command::Rebuild { dir, format } => replay::rebuild(&dir, format),
-        Command::Serve { dir, demo, addr, demo_subjects, cache_mib, log_format } => {
+        Command::Serve {
+            dir,
+            demo,
+            addr,
+            demo_subjects,
+            cache_mib,
+            log_format,
+            publish,
+            publish_entries,
+            publish_interval_ms,
+        } => {
             serve::init_logs(log_format);
-            serve::serve(dir.as_deref(), demo, addr, demo_subjects, cache_mib)
+            let publication = publish.zip(publish_entries).map(|(public, entries)| serve::Publication {
+                public,
+                entries,
+                interval: std::time::Duration::from_millis(publish_interval_ms.max(1)),
+            });
+            serve::serve(dir.as_deref(), demo, addr, demo_subjects, cache_mib, publication)
+        }
+        Command::Replica {
+            dir,
+            ledger_config,
+            from,
+            entries,
+            from_primary,
+            primary,
+            reader,
+            addr,
+            interval_ms,
+            cache_mib,
+            log_format,
+        } => {
+            serve::init_logs(log_format);
+            let interval = std::time::Duration::from_millis(interval_ms.max(1));
+            let source = match (from, entries) {
+                (Some(from), Some(entries)) if !from_primary => Ok(replica::Source::Bucket { from, entries }),
+                _ => reader.reader().client(&primary).map(|c| replica::Source::Primary(std::sync::Arc::new(c))),
+            };
+            source.and_then(|source| {
+                replica::run(&replica::Options { dir, source, ledger_config, primary, addr, interval, cache_mib })
+            })
+        }
+        Command::Restore { dir, ledger_config, log_key, from, entries } => {
+            replica::restore(&replica::RestoreOptions { dir, ledger_config, from, entries, log_key })
         }
         Command::Get { url, reader } => serve::get(&url, &reader.reader()),
         Command::Post { url, input, reader } => serve::post(&url, input.as_deref(), &reader.reader()),

@@ -28,7 +28,49 @@ pub fn init_logs(format: LogFormat) {
 /// Where the demo lives when `docket serve` is given no directory.
 const DEMO_DIR: &str = "docket-demo";
 
-pub fn serve(dir: Option<&Path>, demo: bool, addr: SocketAddr, demo_subjects: u64, cache_mib: usize) -> Result<bool> {
+/// Where `docket serve --publish` publishes the log.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// s3:// URL of the public prefix (hash tiles, checkpoint).
+    pub public: String,
+    /// s3:// URL of the private prefix (entry bundles).
+    pub entries: String,
+    /// How often the publisher looks for a new checkpoint.
+    pub interval: std::time::Duration,
+}
+
+/// Longest wait between two publication attempts after repeated failures.
+const PUBLISH_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Opens the publisher for the server's ledger; refused (the server does
+/// not start) if the bucket holds another log or a history this ledger lacks.
+async fn publisher(
+    dir: &Path,
+    server: &Server,
+    publication: &Publication,
+) -> Result<docket_publish::publish::Publisher<docket_publish::publish::LedgerSource>> {
+    let public = docket_publish::Bucket::from_url(&publication.public).context("--publish")?;
+    let entries = docket_publish::Bucket::from_url(&publication.entries).context("--publish-entries")?;
+    let (_, _, key) = docket_log::ledger::read_config(dir)?;
+    let source = docket_publish::publish::LedgerSource::new(dir, server.shared_tree());
+    let publisher = docket_publish::publish::Publisher::open(public, entries, source, key)
+        .await
+        .with_context(|| format!("publishing to {}", publication.public))?;
+    let status = publisher.status();
+    server.add_metrics(docket_server::ExtraMetrics(std::sync::Arc::new(move || {
+        status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).metrics()
+    })));
+    Ok(publisher)
+}
+
+pub fn serve(
+    dir: Option<&Path>,
+    demo: bool,
+    addr: SocketAddr,
+    demo_subjects: u64,
+    cache_mib: usize,
+    publication: Option<Publication>,
+) -> Result<bool> {
     // Only the README's main job (no --dir) or an explicit --demo builds a
     // demo: a mistyped --dir on a real server must not become a ledger
     // whose keys anyone can derive.
@@ -87,11 +129,28 @@ pub fn serve(dir: Option<&Path>, demo: bool, addr: SocketAddr, demo_subjects: u6
         println!("  # check the served log as a witness does, from its checkpoint and tiles:");
         println!("  {me} verify --url {url}/log --log-key {}", dir.join("ledger.json").display());
         println!("\nEndpoints and error codes: crates/docket-server/API.md");
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let publishing = match &publication {
+            Some(publication) => {
+                let publisher = publisher(dir, &server, publication).await?;
+                eprintln!("publishing to {} (entry bundles to {})", publication.public, publication.entries);
+                Some(tokio::spawn(publisher.run(publication.interval, PUBLISH_BACKOFF_MAX, stopping)))
+            }
+            None => None,
+        };
         let shutdown = async {
             let name = stop_signal().await;
             eprintln!("{name}: stopping: no new connections, finishing requests and queued appends, signing a last checkpoint");
         };
         server.serve(listener, shutdown).await?;
+        let _ = stop.send(true);
+        if let Some(task) = publishing {
+            // One last round publishes the final checkpoint, signed as the server stopped.
+            let mut publisher = task.await.context("the publisher")?;
+            if let Err(error) = publisher.step().await {
+                eprintln!("warning: the last publication failed: {error}");
+            }
+        }
         eprintln!("stopped: the last checkpoint is signed and {} is released", dir.display());
         anyhow::Ok(())
     })?;
@@ -100,7 +159,7 @@ pub fn serve(dir: Option<&Path>, demo: bool, addr: SocketAddr, demo_subjects: u6
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM (what systemd and Kubernetes send);
 /// returns the signal's name.
-async fn stop_signal() -> &'static str {
+pub(crate) async fn stop_signal() -> &'static str {
     let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(terminate) => terminate,
         Err(error) => {

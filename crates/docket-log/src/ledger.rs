@@ -274,6 +274,23 @@ pub fn init(
     Ok(config)
 }
 
+/// Creates a replica's ledger directory: the primary's `ledger.json` (its
+/// origin, registry root and log verifier key, all public) and no keys: a
+/// replica never signs the log's checkpoints, it adopts the primary's.
+pub fn init_replica(dir: &Path, config: &LedgerConfig) -> Result<(), LedgerError> {
+    let paths = Paths { dir: dir.to_owned() };
+    if paths.config().exists() {
+        return Err(LedgerError::Exists(dir.display().to_string()));
+    }
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let _lock = DirLock::acquire(dir)?;
+    for sub in [paths.segments(), paths.keys(), paths.checkpoints()] {
+        std::fs::create_dir_all(&sub).map_err(io(format!("creating {}", sub.display())))?;
+    }
+    let text = serde_json::to_string_pretty(config).unwrap_or_default() + "\n";
+    write_atomic(&paths.config(), text.as_bytes())
+}
+
 /// Writes a file so that readers see the old or the new content, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {
     let temporary = path.with_extension("tmp");
@@ -347,6 +364,29 @@ impl Checkpointer {
             &|level, index| read_lock(tree).tile(level, index, size),
             signing,
         )
+    }
+
+    /// Adopts a checkpoint the primary signed (a replica's): checks its
+    /// signature and origin, that it is not smaller than the latest, and
+    /// that the tree has its root at its size; then writes the tiles it
+    /// needs and stores it as the latest, as if signed here.
+    pub fn adopt(&mut self, tree: &SharedTree, note: &str) -> Result<Checkpoint, LedgerError> {
+        let checkpoint = open_checkpoint(note, &self.key)?;
+        let size = checkpoint.size;
+        if let Some(latest) = &self.latest {
+            if latest.size > size {
+                return Err(LedgerError::Checkpoint(format!("refusing size {size} after size {}", latest.size)));
+            }
+        }
+        if read_lock(tree).root(size) != Some(checkpoint.root) {
+            return Err(LedgerError::Checkpoint(format!("the log's root at size {size} is not the checkpoint's")));
+        }
+        let tile = |level, index| read_lock(tree).tile(level, index, size);
+        write_tiles(&self.paths.tiles(), &tile, self.latest.as_ref().map_or(0, |c| c.size), size)?;
+        write_atomic(&self.paths.checkpoints().join(format!("{size:020}")), note.as_bytes())?;
+        write_atomic(&self.paths.latest_checkpoint(), note.as_bytes())?;
+        self.latest = Some(checkpoint.clone());
+        Ok(checkpoint)
     }
 
     fn sign_with(

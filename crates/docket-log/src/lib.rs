@@ -42,4 +42,4 @@ pub use log::{BatchStats, Config, Cut, Log, LogError, Opening, Receipt, Record, 
 pub use read::{Position, Reader};
 pub use sequencer::{verify_parallel, AppendError, DurableHook, Limits, Sequencer, Stats, WriterHealth};
 pub use storage::{sync_dir, FsStorage, SegmentFile, Storage};
-pub use tree::{Tree, STORED_TILE_LEVELS, TILE_WIDTH};
+pub use tree::{tile_path, Tree, STORED_TILE_LEVELS, TILE_WIDTH};

@@ -68,6 +68,9 @@ pub enum Refusal {
     NoSuchCase { list: String, subject: String, number: String },
     #[error("stale expected version: expected {expected}, the case is at version {actual}")]
     Conflict { expected: u64, actual: u64 },
+    /// A replicated record that does not fit where the primary put it.
+    #[error("replicated record: {0}")]
+    Replica(String),
 }
 
 /// Why the log itself failed.
@@ -731,6 +734,37 @@ impl<S: Storage> Log<S> {
         now: Timestamp,
         stop_on_refusal: bool,
     ) -> Result<Vec<Result<Receipt, Refusal>>, LogError> {
+        self.append_records(events.into_iter().map(|event| (event, None)).collect(), now, stop_on_refusal)
+    }
+
+    /// Appends records a replica took from its primary, each at the seq and
+    /// system time the primary gave it, so that the replica's log, tree
+    /// and checkpoints are the primary's. Every stateful check of an append
+    /// applies (the registry's rules, case versions); a record that is
+    /// refused, a duplicate, not at the next seq or not later than the one
+    /// before is refused (`Refusal::Replica` for the last three) and ends
+    /// the batch. Signatures must already be verified.
+    pub fn append_replicated(
+        &mut self,
+        records: Vec<(SignedEvent, u64, Timestamp)>,
+    ) -> Result<Vec<Result<Receipt, Refusal>>, LogError> {
+        let now = Timestamp::now();
+        self.append_records(
+            records.into_iter().map(|(event, seq, time)| (event, Some((seq, time)))).collect(),
+            now,
+            true,
+        )
+    }
+
+    /// The append path: `pinned` records carry the seq and system time they
+    /// must have (a replica's); others get the next seq and `now` (or just
+    /// after the last record's time).
+    fn append_records(
+        &mut self,
+        events: Vec<(SignedEvent, Option<(u64, Timestamp)>)>,
+        now: Timestamp,
+        stop_on_refusal: bool,
+    ) -> Result<Vec<Result<Receipt, Refusal>>, LogError> {
         if let Some(reason) = &self.poisoned {
             return Err(LogError::Poisoned(reason.clone()));
         }
@@ -745,9 +779,27 @@ impl<S: Storage> Log<S> {
         let mut pending_cases: BTreeMap<CaseRef, u64> = BTreeMap::new();
         let (mut seq, mut checksum) = (self.chain.next_seq(), self.chain.last_checksum());
         let mut time = self.chain.last_time().unwrap_or(i64::MIN);
-        for event in events {
-            let system_time = Timestamp::from_micros(now.micros().max(time.saturating_add(1))).unwrap_or(now);
+        for (event, pinned) in events {
+            let system_time = match pinned {
+                None => Timestamp::from_micros(now.micros().max(time.saturating_add(1))).unwrap_or(now),
+                Some((expected, _)) if expected != seq => {
+                    results.push(Err(Refusal::Replica(format!("it is seq {expected}, the log's next is {seq}"))));
+                    break;
+                }
+                Some((_, pinned_time)) if pinned_time.micros() <= time => {
+                    results.push(Err(Refusal::Replica(format!(
+                        "seq {seq}: its system time {pinned_time} is not after the record before it"
+                    ))));
+                    break;
+                }
+                Some((_, pinned_time)) => pinned_time,
+            };
             match self.state.check(&event, system_time, &pending_cases)? {
+                Ok(Some(receipt)) if pinned.is_some() => {
+                    let first = receipt.seq;
+                    results.push(Err(Refusal::Replica(format!("seq {seq}: a duplicate of seq {first}"))));
+                    break;
+                }
                 Ok(Some(receipt)) => results.push(Ok(receipt)),
                 Err(refusal) => {
                     results.push(Err(refusal));

@@ -85,6 +85,8 @@ pub enum AppendError {
 
 struct Request {
     event: SignedEvent,
+    /// The seq and system time a replicated record must have.
+    pinned: Option<(u64, Timestamp)>,
     reply: oneshot::Sender<Result<Receipt, AppendError>>,
 }
 
@@ -120,8 +122,11 @@ pub struct Stats {
 /// (e.g. `ledger::DurableNotifier`) how far the log is durable.
 pub type DurableHook<S> = Box<dyn FnMut(&Log<S>) + Send>;
 
+/// The answer to one append.
+type Reply = oneshot::Sender<Result<Receipt, AppendError>>;
+
 /// A verified batch on its way from the verifier stage to the writer.
-type Verified = Vec<(SignedEvent, oneshot::Sender<Result<Receipt, AppendError>>)>;
+type Verified = Vec<(SignedEvent, Option<(u64, Timestamp)>, Reply)>;
 
 impl Sequencer {
     /// Starts the pipeline: a verifier thread that batch-verifies signatures
@@ -165,7 +170,7 @@ impl Sequencer {
     /// Appends one signed event; returns when it is durable (or refused).
     pub async fn append(&self, event: SignedEvent) -> Result<Receipt, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request { event, reply }).await.map_err(|_| AppendError::Stopped)?;
+        self.requests.send(Request { event, pinned: None, reply }).await.map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
     }
 
@@ -177,14 +182,30 @@ impl Sequencer {
         event: SignedEvent,
     ) -> Result<impl std::future::Future<Output = Result<Receipt, AppendError>>, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request { event, reply }).await.map_err(|_| AppendError::Stopped)?;
+        self.requests.send(Request { event, pinned: None, reply }).await.map_err(|_| AppendError::Stopped)?;
+        Ok(async move { answer.await.map_err(|_| AppendError::Stopped)? })
+    }
+
+    /// Queues a record a replica took from its primary, to be written at
+    /// `seq` and `system_time` (`Log::append_replicated`); returns the
+    /// receipt's future. A replica's log takes only these: an ordinary
+    /// append in the same batch is refused.
+    pub async fn replicate(
+        &self,
+        event: SignedEvent,
+        seq: u64,
+        system_time: Timestamp,
+    ) -> Result<impl std::future::Future<Output = Result<Receipt, AppendError>>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request { event, pinned: Some((seq, system_time)), reply };
+        self.requests.send(request).await.map_err(|_| AppendError::Stopped)?;
         Ok(async move { answer.await.map_err(|_| AppendError::Stopped)? })
     }
 
     /// Appends from synchronous code (not from inside an async runtime).
     pub fn append_blocking(&self, event: SignedEvent) -> Result<Receipt, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.requests.blocking_send(Request { event, reply }).map_err(|_| AppendError::Stopped)?;
+        self.requests.blocking_send(Request { event, pinned: None, reply }).map_err(|_| AppendError::Stopped)?;
         answer.blocking_recv().map_err(|_| AppendError::Stopped)?
     }
 }
@@ -203,12 +224,13 @@ fn verify_stage(mut receiver: mpsc::Receiver<Request>, writer: std::sync::mpsc::
                 Err(_) => break,
             }
         }
-        let (events, replies): (Vec<SignedEvent>, Vec<_>) = batch.into_iter().map(|r| (r.event, r.reply)).unzip();
+        let (events, rest): (Vec<SignedEvent>, Vec<_>) =
+            batch.into_iter().map(|r| (r.event, (r.pinned, r.reply))).unzip();
         let (events, verdicts) = pool.verify(events);
         let mut good = Vec::with_capacity(events.len());
-        for ((event, reply), verdict) in events.into_iter().zip(replies).zip(verdicts) {
+        for ((event, (pinned, reply)), verdict) in events.into_iter().zip(rest).zip(verdicts) {
             match verdict {
-                Ok(()) => good.push((event, reply)),
+                Ok(()) => good.push((event, pinned, reply)),
                 Err(error) => {
                     let _ = reply.send(Err(AppendError::Refused(Refusal::Event(error.into()))));
                 }
@@ -250,7 +272,21 @@ fn write_stage<S: Storage>(
                 Err(_) => break,
             }
         }
-        let (events, replies): (Vec<SignedEvent>, Vec<_>) = batch.into_iter().unzip();
+        let replicated = batch.iter().any(|(_, pinned, _)| pinned.is_some());
+        let mut records = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for (event, pinned, reply) in batch {
+            match (replicated, pinned) {
+                (true, None) => {
+                    let refusal = Refusal::Replica("an ordinary append among replicated records".into());
+                    let _ = reply.send(Err(AppendError::Refused(refusal)));
+                }
+                _ => {
+                    records.push((event, pinned));
+                    replies.push(reply);
+                }
+            }
+        }
         if let Some(reason) = log.poisoned() {
             for reply in replies {
                 let _ = reply.send(Err(AppendError::Unavailable(reason.to_owned())));
@@ -258,14 +294,26 @@ fn write_stage<S: Storage>(
             continue;
         }
         stats.batches += 1;
-        stats.events += events.len() as u64;
-        match log.append_batch(events, Timestamp::now()) {
+        stats.events += records.len() as u64;
+        let appended = if replicated {
+            let pinned = records.into_iter().filter_map(|(e, p)| p.map(|(seq, time)| (e, seq, time))).collect();
+            log.append_replicated(pinned)
+        } else {
+            log.append_batch(records.into_iter().map(|(event, _)| event).collect(), Timestamp::now())
+        };
+        match appended {
             Ok(results) => {
                 if let Some(hook) = &mut hook {
                     hook(&log);
                 }
-                for (result, reply) in results.into_iter().zip(replies) {
+                let mut replies = replies.into_iter();
+                for (result, reply) in results.into_iter().zip(replies.by_ref()) {
                     let _ = reply.send(result.map_err(AppendError::Refused));
+                }
+                // Records after a refused replicated one were not written.
+                for reply in replies {
+                    let refusal = Refusal::Replica("not written: a record before it in the batch was refused".into());
+                    let _ = reply.send(Err(AppendError::Refused(refusal)));
                 }
             }
             Err(error) => {

@@ -161,6 +161,61 @@ impl TileStore {
     }
 }
 
+/// The C2SP tlog-tiles entry bundle of records `first .. end` (at most 256,
+/// within one bundle): each entry as a big-endian u16 length and the bytes
+/// the tree hashes ([`crate::entry`]). Shared by the server, which serves
+/// bundles, and the publisher, which uploads them.
+pub fn entry_bundle(reader: &crate::Reader, first: u64, end: u64) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    let mut next = first;
+    let mut failed = None;
+    reader
+        .read_from(first, None, |frame| {
+            if frame.seq >= end {
+                return std::ops::ControlFlow::Break(());
+            }
+            let entry = crate::entry(frame.seq, frame.system_time, &frame.wire);
+            let Ok(length) = u16::try_from(entry.len()) else {
+                failed = Some(format!(
+                    "seq {}: its entry is {} bytes, more than the 65,535 a C2SP entry bundle can carry",
+                    frame.seq,
+                    entry.len()
+                ));
+                return std::ops::ControlFlow::Break(());
+            };
+            body.extend_from_slice(&length.to_be_bytes());
+            body.extend_from_slice(&entry);
+            next = frame.seq + 1;
+            std::ops::ControlFlow::Continue(())
+        })
+        .map_err(|e| format!("reading records {first}..{end}: {e}"))?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    if next != end {
+        return Err(format!("records {first}..{end}: the log ended at {next}"));
+    }
+    Ok(body)
+}
+
+/// Splits an entry bundle into its entries; an error names the entry that
+/// is cut short.
+pub fn split_bundle(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut entries = vec![];
+    while !bytes.is_empty() {
+        let Some((length, rest)) = bytes.split_first_chunk::<2>() else {
+            return Err(format!("a truncated length after entry {}", entries.len()));
+        };
+        let length = u16::from_be_bytes(*length) as usize;
+        if rest.len() < length {
+            return Err(format!("entry {} is cut short ({} of {length} bytes)", entries.len(), rest.len()));
+        }
+        entries.push(&rest[..length]);
+        bytes = &rest[length..];
+    }
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 409 `read_only_replica`: this server follows `primary` and takes no writes.
+    pub fn read_only(primary: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "read_only_replica",
+            format!("this server is a read-only replica of {primary}: send appends and cosignatures there"),
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }

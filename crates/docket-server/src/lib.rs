@@ -169,6 +169,18 @@ pub enum ServerError {
     Config(String),
 }
 
+/// Whether a server writes its ledger or follows a primary's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// It appends, signs checkpoints and the inquiry register with the log's key.
+    Primary,
+    /// A read-only replica of the primary at this URL: appends are refused
+    /// naming it; records arrive through [`Server::replica`], checkpoints
+    /// are the primary's, and the inquiry register is signed with the
+    /// replica's own key (`keys/replica.key`, made on first open).
+    Replica { primary: String },
+}
+
 /// The log's side of health and metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct LogHealth {
@@ -180,6 +192,7 @@ pub(crate) struct LogHealth {
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) dir: PathBuf,
+    pub(crate) role: Role,
     /// The ledger's checkpoint origin (`/healthz` warns when it says the keys are public).
     pub(crate) origin: String,
     pub(crate) sequencer: Sequencer,
@@ -230,6 +243,20 @@ pub(crate) struct App {
     /// Issues and checks session tokens (`POST /v1/session`).
     pub(crate) sessions: auth::Sessions,
     pub(crate) limits: ServerLimits,
+    /// Metric lines from outside the server (the publisher's lag), added to `/metrics`.
+    pub(crate) extra_metrics: Mutex<Option<ExtraMetrics>>,
+}
+
+/// Gives metric lines (OpenMetrics text, without `# EOF`) that `/metrics`
+/// adds to the server's own: how a component the CLI runs beside the server
+/// (the publisher) reports.
+#[derive(Clone)]
+pub struct ExtraMetrics(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMetrics")
+    }
 }
 
 /// A server over one ledger directory, which it owns (its lock) until it stops.
@@ -240,8 +267,56 @@ pub struct Server {
     lock: DirLock,
     /// What recovery found when the ledger was opened.
     recovery: docket_log::Recovery,
-    /// Signs the inquiry register's checkpoints (the log's key).
+    /// Signs the inquiry register's checkpoints (the log's key; a replica's own).
     inquiry_key: ed25519_dalek::SigningKey,
+    /// A replica's way in for the records it follows.
+    replica: Option<ReplicaHandle>,
+}
+
+/// A replica's way in: the follower appends the records it verified, at the
+/// primary's seqs and times, and adopts the primary's checkpoints.
+#[derive(Debug, Clone)]
+pub struct ReplicaHandle {
+    app: Arc<App>,
+    checkpointer: Arc<Mutex<docket_log::ledger::Checkpointer>>,
+}
+
+impl ReplicaHandle {
+    /// Records in the replica's log.
+    pub fn size(&self) -> u64 {
+        *self.app.head.borrow()
+    }
+
+    /// The replica's Merkle tree (shared with its writer).
+    pub fn tree(&self) -> SharedTree {
+        self.app.tree.clone()
+    }
+
+    /// Appends verified records (seq, system time, event) in order, each
+    /// through the log's checks (the registry's rules). The first refused
+    /// is returned with its seq; records before it are kept.
+    pub async fn append(
+        &self,
+        records: Vec<(docket_model::SignedEvent, u64, docket_model::Timestamp)>,
+    ) -> Result<(), (u64, String)> {
+        let mut receipts = Vec::with_capacity(records.len());
+        for (event, seq, time) in records {
+            let receipt = self.app.sequencer.replicate(event, seq, time).await.map_err(|e| (seq, e.to_string()))?;
+            receipts.push((seq, receipt));
+        }
+        for (seq, receipt) in receipts {
+            let receipt = receipt.await.map_err(|e| (seq, e.to_string()))?;
+            self.app.advance_head(receipt.seq + 1);
+        }
+        Ok(())
+    }
+
+    /// Adopts the primary's checkpoint `note` (verified again against the
+    /// log's key and the replica's own tree), served from then on.
+    pub fn adopt(&self, note: &str) -> Result<u64, String> {
+        let mut checkpointer = self.checkpointer.lock().unwrap_or_else(PoisonError::into_inner);
+        checkpointer.adopt(&self.app.tree, note).map(|c| c.size).map_err(|e| e.to_string())
+    }
 }
 
 impl Server {
@@ -250,20 +325,51 @@ impl Server {
     /// rebuilding) the projections. Limits that contradict each other are
     /// refused first, naming both.
     pub fn open(dir: &Path, limits: ServerLimits) -> Result<Self, ServerError> {
+        Self::open_as(dir, limits, Role::Primary)
+    }
+
+    /// The key that signs the inquiry register's checkpoints, and the
+    /// register's verifier key: the log's for a primary; for a replica its
+    /// own (made on first open), under the origin `<origin>/replica`.
+    fn inquiry_keys(
+        ledger: &mut Ledger,
+        role: &Role,
+    ) -> Result<(ed25519_dalek::SigningKey, docket_log::note::NoteKey), ServerError> {
+        if *role == Role::Primary {
+            let log_key = ledger.read_log_key()?;
+            // A tail that no checkpoint covers yet (the last run was killed before
+            // signing) is checkpointed before any traffic; if that fails, the
+            // worker keeps retrying and health reports it.
+            if let Err(error) = ledger.checkpoint(&log_key) {
+                tracing::warn!(records = ledger.log.size(), %error, "checkpoint of the log as opened failed; the worker retries");
+            }
+            return Ok((log_key, ledger.checkpointer.key().clone()));
+        }
+        let path = ledger.paths.keys().join("replica.key");
+        let key = match docket_log::keyfile::read(&path) {
+            Ok(key) => key,
+            Err(_) => {
+                let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+                docket_log::keyfile::write(&path, &key, false).map_err(docket_log::ledger::LedgerError::from)?;
+                key
+            }
+        };
+        let public = docket_model::PublicKey(key.verifying_key().to_bytes());
+        let note = docket_log::note::NoteKey::new(&format!("{}/replica", ledger.config.origin), public)
+            .map_err(|error| ServerError::Config(error.to_string()))?;
+        Ok((key, note))
+    }
+
+    /// Opens the ledger as [`Server::open`] does, as a primary or a replica.
+    pub fn open_as(dir: &Path, limits: ServerLimits, role: Role) -> Result<Self, ServerError> {
         limits::check(&limits)?;
         let mut ledger = Ledger::open(dir, Config { segment_bytes_max: limits.segment_bytes_max })?;
-        let log_key = ledger.read_log_key()?;
-        // A tail that no checkpoint covers yet (the last run was killed before
-        // signing) is checkpointed before any traffic; if that fails, the
-        // worker keeps retrying and health reports it.
-        if let Err(error) = ledger.checkpoint(&log_key) {
-            tracing::warn!(records = ledger.log.size(), %error, "checkpoint of the log as opened failed; the worker retries");
-        }
+        let (inquiry_key, register_key) = Self::inquiry_keys(&mut ledger, &role)?;
         let recovery = ledger.recovery.clone();
         let origin = ledger.config.origin.clone();
         report_opening(&recovery, &origin);
         let inquiries = if limits.inquiry_register {
-            let register = docket_log::inquiry::Register::open(dir, ledger.checkpointer.key())
+            let register = docket_log::inquiry::Register::open(dir, &register_key)
                 .map_err(|error| ServerError::Config(error.to_string()))?;
             Some(Arc::new(register))
         } else {
@@ -274,9 +380,14 @@ impl Server {
         let tree = log.shared_tree();
         let sequencer_limits = Limits { checkpoint_interval_ms: limits.checkpoint_interval_ms, ..Limits::default() };
         let interval = Duration::from_millis(sequencer_limits.checkpoint_interval_ms);
-        let inquiry_key = log_key.clone();
-        let worker = CheckpointWorker::start(checkpointer, tree.clone(), log_key, size, interval);
-        let durable = worker.notifier();
+        let (worker, adopter) = match &role {
+            Role::Primary => {
+                let log_key = inquiry_key.clone();
+                (Some(CheckpointWorker::start(checkpointer, tree.clone(), log_key, size, interval)), None)
+            }
+            Role::Replica { .. } => (None, Some(checkpointer)),
+        };
+        let durable = worker.as_ref().map(CheckpointWorker::notifier);
         let metrics = metrics::Metrics::new();
         let (fsync_seconds, group_commit_records) =
             (metrics.fsync_seconds.clone(), metrics.group_commit_records.clone());
@@ -284,7 +395,9 @@ impl Server {
         // observed once, when the log has changed size since the last call.
         let mut seen = size;
         let hook: docket_log::DurableHook<docket_log::FsStorage> = Box::new(move |log| {
-            durable.durable(log.size());
+            if let Some(durable) = &durable {
+                durable.durable(log.size());
+            }
             let batch = log.last_batch();
             if log.size() != seen && batch.syncs > 0 {
                 seen = log.size();
@@ -305,6 +418,7 @@ impl Server {
         let registry = replay::AckedRegistry::new(store.current_registry(), projected);
         let app = App {
             dir: dir.to_owned(),
+            role,
             origin,
             sequencer,
             store,
@@ -314,7 +428,7 @@ impl Server {
             tree,
             started: std::time::Instant::now(),
             cut_on_open: recovery.cut.as_ref().map_or(0, docket_log::Cut::records),
-            checkpoints: Mutex::new(Some(worker)),
+            checkpoints: Mutex::new(worker),
             stopping: watch::Sender::new(false),
             metrics,
             rate: rate::RateLimiter::new(limits.appends_per_agency_per_s, limits.append_burst),
@@ -331,8 +445,28 @@ impl Server {
             witnesses: read_witnesses(dir)?,
             sessions: auth::Sessions::new(),
             limits,
+            extra_metrics: Mutex::new(None),
         };
-        Ok(Self { app: Arc::new(app), writer, lock, recovery, inquiry_key })
+        let app = Arc::new(app);
+        let replica = adopter
+            .map(|checkpointer| ReplicaHandle { app: app.clone(), checkpointer: Arc::new(Mutex::new(checkpointer)) });
+        Ok(Self { app, writer, lock, recovery, inquiry_key, replica })
+    }
+
+    /// For a replica: where the follower hands its verified records and
+    /// checkpoints. `None` for a primary.
+    pub fn replica(&self) -> Option<ReplicaHandle> {
+        self.replica.clone()
+    }
+
+    /// The log's Merkle tree, shared with the writer (for a publisher of its tiles).
+    pub fn shared_tree(&self) -> SharedTree {
+        self.app.tree.clone()
+    }
+
+    /// Adds `lines` to what `/metrics` answers.
+    pub fn add_metrics(&self, lines: ExtraMetrics) {
+        *self.app.extra_metrics.lock().unwrap_or_else(PoisonError::into_inner) = Some(lines);
     }
 
     /// What recovery found when the ledger was opened (a cut tail, if any).
@@ -364,7 +498,8 @@ impl Server {
         // The projector syncs the store once it sees the server stopping.
         let _ = tokio::time::timeout(Duration::from_secs(30), projector).await;
         let _ = tokio::time::timeout(Duration::from_secs(30), inquiry_checkpoints).await;
-        let Self { app, writer, lock, recovery: _, inquiry_key: _ } = self;
+        let Self { app, writer, lock, recovery: _, inquiry_key: _, replica } = self;
+        drop(replica);
         let worker = app.checkpoints.lock().unwrap_or_else(PoisonError::into_inner).take();
         drop(app);
         // The writer ends when the last sequencer handle is gone; handlers
@@ -492,6 +627,14 @@ async fn project(app: Arc<App>) {
 }
 
 impl App {
+    /// Refuses a write on a replica, naming its primary.
+    pub(crate) fn writable(&self) -> Result<(), ApiError> {
+        match &self.role {
+            Role::Primary => Ok(()),
+            Role::Replica { primary } => Err(ApiError::read_only(primary)),
+        }
+    }
+
     /// Records that the log holds at least `size` records.
     pub(crate) fn advance_head(&self, size: u64) {
         self.head.send_if_modified(|head| {

@@ -290,7 +290,7 @@ fn codes(status: u16) -> &'static str {
         403 => "forbidden, not_authorised, unknown_key, key_revoked, unknown_witness",
         404 => "not_found",
         408 => "body_timeout",
-        409 => "stale_version, stale_checkpoint",
+        409 => "stale_version, stale_checkpoint, read_only_replica",
         413 => "body_too_large, batch_too_large, event_too_large",
         422 => "invalid_event, id_mismatch, no_such_case, registry_refused, refused",
         429 => "rate_limited, too_many_streams",

@@ -3,11 +3,13 @@
 //! * [`expect_file`]: golden files under the workspace root, rewritten with `DOCKET_BLESS=1`.
 //! * [`scenario`]: builds a real ledger from a scenario data file
 //!   (`tests/scenarios/` and `tests/audit-scenarios/`).
+//! * [`seaweed`]: a real S3-compatible server (SeaweedFS) started for a test.
 
 // Test support panics on broken fixtures, as the tests themselves do.
 #![allow(clippy::unwrap_used)]
 
 pub mod scenario;
+pub mod seaweed;
 
 use std::path::PathBuf;
 

@@ -176,6 +176,7 @@ pub(super) async fn append(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Value>, ApiError> {
+    app.writable()?;
     let client = client_of(peer);
     check_replays(&app, &client)?;
     let held = body(&app, &headers, request).await?;
@@ -248,6 +249,7 @@ pub(super) async fn append_batch(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
+    app.writable()?;
     let client = client_of(peer);
     check_replays(&app, &client)?;
     let held = body(&app, &headers, request).await?;

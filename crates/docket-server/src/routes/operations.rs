@@ -74,8 +74,14 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let ready = crate::health::checks(&app).iter().all(|check| check.ok);
     app.metrics.ready.set(i64::from(ready));
     app.metrics.set_log(&app.log_health(), app.cut_on_open);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode())
-        .into_response()
+    let mut text = app.metrics.encode();
+    let extra = app.extra_metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if let Some(extra) = extra {
+        // The extra lines go before the closing `# EOF` OpenMetrics requires last.
+        let at = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(at, &(extra.0)());
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ pub(super) async fn cosignatures(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Cosignatures>, ApiError> {
+    app.writable()?;
     let held = body(&app, &headers, request).await?;
     let note = std::str::from_utf8(&held.bytes)
         .map_err(|_| ApiError::bad_request("malformed_note", "the note is not UTF-8"))?;
@@ -267,36 +268,7 @@ pub(super) async fn entries(
 
 /// The bytes of the bundle of records `first .. end`.
 fn bundle_bytes(reader: &docket_log::Reader, first: u64, end: u64) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    let mut next = first;
-    let mut failed = None;
-    reader
-        .read_from(first, None, |frame| {
-            if frame.seq >= end {
-                return ControlFlow::Break(());
-            }
-            let entry = docket_log::entry(frame.seq, frame.system_time, &frame.wire);
-            let Ok(length) = u16::try_from(entry.len()) else {
-                failed = Some(ApiError::internal(format!(
-                    "seq {}: its entry is {} bytes, more than the 65,535 a C2SP entry bundle can carry",
-                    frame.seq,
-                    entry.len()
-                )));
-                return ControlFlow::Break(());
-            };
-            body.extend_from_slice(&length.to_be_bytes());
-            body.extend_from_slice(&entry);
-            next = frame.seq + 1;
-            ControlFlow::Continue(())
-        })
-        .map_err(|e| ApiError::internal(format!("reading records {first}..{end}: {e}")))?;
-    if let Some(error) = failed {
-        return Err(error);
-    }
-    if next != end {
-        return Err(ApiError::internal(format!("records {first}..{end}: the log ended at {next}")));
-    }
-    Ok(body)
+    docket_log::tiles::entry_bundle(reader, first, end).map_err(ApiError::internal)
 }
 
 /// Parses `<N>[.p/<W>]` (N in C2SP's 3-digit groups, `x` before all but
