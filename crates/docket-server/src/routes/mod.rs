@@ -126,7 +126,7 @@ pub(crate) fn routes() -> Routes {
                 .body::<openapi::SignedEventBatch>("The signed events, in order", true)
                 .json::<openapi::BatchResults>(200, "Every event appended")
                 .json::<openapi::BatchResults>(207, "Some events refused: see each result")
-                .errors(&[400, 408, 413, 422, 429, 503])
+                .errors(&[400, 408, 409, 413, 422, 429, 503])
                 .done()
         })
         .get("/v1/events/{seq}", views::event_at, |op| {
