@@ -228,6 +228,8 @@ pub(crate) struct App {
     pub(crate) witnesses: Vec<docket_log::note::WitnessKey>,
     /// Issues and checks session tokens (`POST /v1/session`).
     pub(crate) sessions: auth::Sessions,
+    /// The pages' whole-list computations, shared per bitemporal point.
+    pub(crate) pages: pages::PageCache,
     pub(crate) limits: ServerLimits,
 }
 
@@ -327,6 +329,7 @@ impl Server {
             calendar: docket_audit::Calendar::bundled(),
             witnesses: read_witnesses(dir)?,
             sessions: auth::Sessions::new(),
+            pages: pages::PageCache::default(),
             limits,
         };
         Ok(Self { app: Arc::new(app), writer, lock, recovery, inquiry_key })
