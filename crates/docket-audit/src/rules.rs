@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use docket_fold::case::{DecisionField, NoticeField};
+use docket_fold::views::{Publication, PublicityMax};
 use docket_model::event::{AuthorityLevel, Severity};
 
 use crate::calendar::Period;
@@ -176,6 +177,18 @@ impl RuleSet {
             .iter()
             .map(|(name, text)| Self::parse(text).unwrap_or_else(|e| unreachable!("{name} is checked by tests: {e}")))
             .collect()
+    }
+
+    /// The publicity maxima of `sets`, for the public list and its delta
+    /// (`docket_fold::views::Publication`), by id and version.
+    pub fn publication(sets: &[RuleSet]) -> Publication {
+        let mut publication = Publication::none();
+        for set in sets {
+            let max = set.publicity_max_months.as_ref();
+            let max = max.map(|m| PublicityMax { minor: m.minor, general: m.general, serious: m.serious });
+            publication.insert(&set.id, set.version, max);
+        }
+        publication
     }
 
     /// SHA-256 of a rule set document's bytes: what `RuleSetPublished.digest` should carry.

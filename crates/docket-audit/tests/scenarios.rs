@@ -9,6 +9,9 @@
 //! requires the findings to be exactly those (no more, no fewer), every report
 //! to validate under `schemas/audit-report.schema.json`, and the reports to
 //! equal the golden file `NAME.expected.json` (`DOCKET_BLESS=1` rewrites it).
+//! A scenario may also state the public list at valid times (`public`: case
+//! alias -> end date) and the delta between two valid times (`delta`), which
+//! the bundled rule sets' publicity maxima shape.
 
 // Helpers outside #[test] functions panic on broken fixtures, like the tests do.
 #![allow(clippy::unwrap_used)]
@@ -64,7 +67,9 @@ fn run(path: &Path) -> (Value, Vec<String>) {
     let scenario = with_digests(&scenario, &rule_sets);
     let dir = tempfile::tempdir().unwrap();
     build(dir.path(), &scenario, &name);
-    let (store, _) = Store::open(dir.path(), StoreLimits::default()).unwrap_or_else(|e| panic!("{name}: store: {e}"));
+    let (mut store, _) =
+        Store::open(dir.path(), StoreLimits::default()).unwrap_or_else(|e| panic!("{name}: store: {e}"));
+    store.set_publication(RuleSet::publication(&rule_sets));
     // Case numbers back to the scenario's aliases.
     let aliases: BTreeMap<String, String> = scenario["cases"]
         .as_object()
@@ -119,7 +124,50 @@ fn run(path: &Path) -> (Value, Vec<String>) {
         }
         reports.push(value);
     }
+    failures.extend(check_public(&store, &scenario, &aliases));
     (json!(reports), failures)
+}
+
+/// The scenario's `public` expectations (the public list at a valid time,
+/// with every record: alias -> end date) and `delta` ones (the changes
+/// between two valid times: [op, alias]), against the store.
+fn check_public(store: &Store, scenario: &Value, aliases: &BTreeMap<String, String>) -> Vec<String> {
+    let records = store.records();
+    let alias = |number: &str| aliases.get(number).cloned().unwrap_or_else(|| number.to_owned());
+    let mut failures = vec![];
+    for (index, spec) in scenario["public"].as_array().into_iter().flatten().enumerate() {
+        let at = time(spec["valid_at"].as_str().expect("public: valid_at"));
+        let point = docket_fold::delta::Point { records, valid_at: at };
+        let listed: BTreeMap<String, Value> = docket_fold::delta::entries_at(store, point, None)
+            .unwrap()
+            .iter()
+            .map(|e| (alias(e.number.as_str()), json!(e.end_date.map(|d| d.to_string()))))
+            .collect();
+        let wanted: BTreeMap<String, Value> =
+            spec["listed"].as_object().expect("public: listed").clone().into_iter().collect();
+        if listed != wanted {
+            failures.push(format!("public {index} at {at}:\n    wanted {wanted:?}\n    found  {listed:?}"));
+        }
+    }
+    for (index, spec) in scenario["delta"].as_array().into_iter().flatten().enumerate() {
+        let point = |key: &str| docket_fold::delta::Point {
+            records,
+            valid_at: time(spec[key].as_str().unwrap_or_else(|| panic!("delta {index}: {key}"))),
+        };
+        let changes: Vec<Value> = docket_fold::delta::between(store, point("from"), point("to"), None)
+            .unwrap()
+            .iter()
+            .map(|c| json!([serde_json::to_value(c.op).unwrap(), alias(c.entry.number.as_str())]))
+            .collect();
+        if Value::Array(changes.clone()) != spec["changes"] {
+            failures.push(format!(
+                "delta {index}:\n    wanted {}\n    found  {}",
+                spec["changes"],
+                Value::Array(changes)
+            ));
+        }
+    }
+    failures
 }
 
 #[test]

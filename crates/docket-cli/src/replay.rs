@@ -71,10 +71,11 @@ pub fn resolve(store: &Store, as_of: Option<&str>, valid_at: Option<&str>) -> Re
 pub fn open_store(dir: &Path) -> Result<Projections> {
     match DirLock::acquire(dir) {
         Ok(lock) => {
-            let (store, opened) = Store::open(dir, StoreLimits::default())?;
+            let (mut store, opened) = Store::open(dir, StoreLimits::default())?;
             if let Some(reason) = &opened.rebuilt {
                 eprintln!("note: projections rebuilt from the log ({reason})");
             }
+            store.set_publication(bundled_publication());
             Ok(Projections { store, _lock: Some(lock), private: None })
         }
         Err(LedgerError::Locked { holder, .. }) => {
@@ -84,11 +85,18 @@ pub fn open_store(dir: &Path) -> Result<Projections> {
             let cleanup = || {
                 let _ = std::fs::remove_file(&private);
             };
-            let (store, _) = opened.inspect_err(|_| cleanup())?;
+            let (mut store, _) = opened.inspect_err(|_| cleanup())?;
+            store.set_publication(bundled_publication());
             Ok(Projections { store, _lock: None, private: Some(private) })
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// The publicity maxima of the bundled rule sets: the public list a command
+/// shows is the one the server publishes.
+fn bundled_publication() -> docket_fold::views::Publication {
+    docket_audit::RuleSet::publication(&docket_audit::RuleSet::bundled())
 }
 
 /// A store opened for a read-only command, and what it holds on to.

@@ -508,7 +508,7 @@ impl CaseView {
 }
 
 /// Adds `months` calendar months in China Standard Time; on overflow, none.
-fn add_months(start: Timestamp, months: u32) -> Option<Timestamp> {
+pub(crate) fn add_months(start: Timestamp, months: u32) -> Option<Timestamp> {
     let end = start.to_china().checked_add_months(chrono::Months::new(months))?;
     Timestamp::from_micros(end.timestamp_micros()).ok()
 }

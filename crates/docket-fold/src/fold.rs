@@ -8,7 +8,7 @@ use std::sync::Arc;
 use docket_model::{CaseRef, PublicKey, Registry, SignedEvent, SubjectId, Timestamp};
 
 use crate::case::{CaseState, Fact, Known, Step};
-use crate::views::Source;
+use crate::views::{Publication, Source};
 use crate::FoldError;
 
 /// What one record means to the fold. Short-lived, on the stack: boxing the
@@ -65,12 +65,25 @@ pub struct Fold {
     registry_events: Vec<(u64, Timestamp, SignedEvent)>,
     cases: BTreeMap<(SubjectId, docket_model::ListId, docket_model::CaseNumber), CaseState>,
     next_seq: u64,
+    publication: Publication,
 }
 
 impl Fold {
     /// An empty fold for a ledger with this registry root key.
     pub fn new(root: PublicKey) -> Self {
-        Self { root, registry: Registry::new(root), registry_events: vec![], cases: BTreeMap::new(), next_seq: 0 }
+        Self {
+            root,
+            registry: Registry::new(root),
+            registry_events: vec![],
+            cases: BTreeMap::new(),
+            next_seq: 0,
+            publication: Publication::none(),
+        }
+    }
+
+    /// The publicity maxima the public list applies (none by default).
+    pub fn set_publication(&mut self, publication: Publication) {
+        self.publication = publication;
     }
 
     /// The next seq expected.
@@ -146,5 +159,9 @@ impl Source for Fold {
             |c| c.facts.iter().any(|f| f.agency == *agency && matches!(f.step, Step::MeasureApplied { .. })),
             visit,
         )
+    }
+
+    fn publication(&self) -> &Publication {
+        &self.publication
     }
 }

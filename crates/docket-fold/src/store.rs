@@ -41,7 +41,7 @@ use docket_model::{AgencyId, Body, ListId, PublicKey, Registry, SignedEvent, Sig
 
 use crate::case::{CaseState, Fact, Known, Step};
 use crate::fold::apply_registry;
-use crate::views::Source;
+use crate::views::{Publication, Source};
 use crate::FoldError;
 
 /// Version of the store's layout. A store of another version is rebuilt.
@@ -113,6 +113,9 @@ pub struct Store {
     progress: Mutex<Progress>,
     /// One catch-up at a time.
     catching_up: Mutex<()>,
+    /// The publicity maxima the public list applies (none until
+    /// [`Store::set_publication`]).
+    publication: Publication,
 }
 
 /// Opens the store's file. redb checks every page's checksum on open (it
@@ -308,6 +311,7 @@ impl Store {
             limits,
             progress: Mutex::new(empty),
             catching_up: Mutex::new(()),
+            publication: Publication::none(),
         };
         let progress = store.progress_from_db().map_err(|e| e.to_string())?;
         *store.lock_progress() = progress;
@@ -833,6 +837,14 @@ fn prepare(frame: &docket_log::Frame) -> Result<Prepared, FoldError> {
     Ok(Prepared { seq: frame.seq, checksum: frame.checksum, what })
 }
 
+impl Store {
+    /// The publicity maxima the public list and its delta apply, from the
+    /// rule set documents the reader has (`docket_audit::RuleSet::publication`).
+    pub fn set_publication(&mut self, publication: Publication) {
+        self.publication = publication;
+    }
+}
+
 impl Source for Store {
     fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError> {
         let last = match known {
@@ -868,5 +880,9 @@ impl Source for Store {
 
     fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
         self.scan(Index::ByApplier, &postcard_bytes(agency), visit)
+    }
+
+    fn publication(&self) -> &Publication {
+        &self.publication
     }
 }

@@ -2,16 +2,17 @@
 //! at one bitemporal point. Every view works over a [`Source`], so the pure
 //! in-memory fold and the redb store answer with the same code.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use docket_model::event::{LegalRef, Severity};
+use docket_model::registry::ListState;
 use docket_model::registry::MouState;
 use docket_model::{AgencyId, CaseNumber, Date, EventId, ListId, MeasureCode, MouId, Registry, SubjectId, Timestamp};
 
-use crate::case::{evaluate, AsOf, CaseState, CaseView, Evidence, Known, MeasureView, Status};
+use crate::case::{add_months, evaluate, AsOf, CaseState, CaseView, Evidence, Known, MeasureView, Status};
 use crate::FoldError;
 
 /// Where views read cases and the registry from.
@@ -24,6 +25,75 @@ pub trait Source {
     fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError>;
     /// Every case on which `agency` ever applied a measure, in opening order.
     fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError>;
+    /// How long designations may stay on the public list, by rule set.
+    fn publication(&self) -> &Publication;
+}
+
+/// The publicity maximum of each rule set document the reader has, by its
+/// id and version: the longest a designation may stay on the public list,
+/// by severity, counted from the day it took effect. The rule sets
+/// themselves are data of the audit crate (which builds this with
+/// `docket_audit::RuleSet::publication`); the fold only needs these months
+/// to take an entry off the public list when they run out, so the delta
+/// says DEL.
+///
+/// The document that applies to a case is the one the audit applies: the
+/// version of the list's rule set in force when the case opened, or the
+/// newest earlier version the reader has, or the newest version if the
+/// registry published none. A case with no such document, or whose document
+/// sets no maximum, keeps its entry until its term ends (the audit's report
+/// says which rule set documents it lacks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Publication {
+    /// (rule set id, version) -> the maximum, if the document sets one.
+    documents: BTreeMap<(String, u32), Option<PublicityMax>>,
+}
+
+/// Months of publicity by severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicityMax {
+    pub minor: u32,
+    pub general: u32,
+    pub serious: u32,
+}
+
+impl PublicityMax {
+    pub fn of(&self, severity: Severity) -> u32 {
+        match severity {
+            Severity::Minor => self.minor,
+            Severity::General => self.general,
+            Severity::Serious => self.serious,
+        }
+    }
+}
+
+impl Publication {
+    /// No maxima: entries stay until their term ends.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Adds rule set document `id` version `version`, with its maximum if it sets one.
+    pub fn insert(&mut self, id: &str, version: u32, max: Option<PublicityMax>) {
+        self.documents.insert((id.to_owned(), version), max);
+    }
+
+    /// When `view`'s designation leaves the public list by the publicity
+    /// maximum of the document that applies to its case (see [`Publication`]).
+    pub fn ends(&self, registry: &Registry, list: &ListState, view: &CaseView) -> Option<Timestamp> {
+        let designation = view.designation.as_ref()?;
+        let opened = view.notice.as_ref().map_or(designation.decision.at, |n| n.evidence.at);
+        let id = list.rule_set.as_str();
+        let versions = registry.rule_set(&list.rule_set);
+        let newest_through = |version: u32| {
+            self.documents.range((id.to_owned(), 0)..=(id.to_owned(), version)).next_back().map(|(_, max)| max)
+        };
+        let max = match versions.iter().rev().find(|v| v.published_at <= opened).or(versions.first()) {
+            Some(published) => newest_through(published.version)?,
+            None => newest_through(u32::MAX)?,
+        };
+        add_months(designation.in_force_from, max.as_ref()?.of(designation.severity))
+    }
 }
 
 /// One case on a designating agency's list.
@@ -149,7 +219,9 @@ pub struct PublicEntry {
     pub recorded_date: Date,
     /// When it took effect.
     pub start_date: Date,
-    /// When it will end by its term (none: until removed).
+    /// When it leaves the public list: the end of its term, or of the
+    /// publicity maximum for its severity if that comes first (none: until
+    /// removed).
     pub end_date: Option<Date>,
     pub severity: Severity,
     /// The provisions the decision cites.
@@ -421,9 +493,10 @@ pub fn subject_view(source: &dyn Source, as_of: AsOf, subject: &SubjectId) -> Re
 }
 
 /// The public list: designations in force only (restored, revoked and
-/// expired ones leave it), minor severity left out (normally unpublished
-/// under the credit restoration measures), natural persons designated under
-/// 18 never published, identifiers masked.
+/// expired ones leave it, and so do those past the publicity maximum for
+/// their severity: [`Publication`]), minor severity left out (normally
+/// unpublished under the credit restoration measures), natural persons
+/// designated under 18 never published, identifiers masked.
 pub fn public_view(source: &dyn Source, as_of: AsOf, list: Option<&ListId>) -> Result<PublicView, FoldError> {
     let registry = source.registry(as_of.known)?;
     let mut entries = vec![];
@@ -433,7 +506,8 @@ pub fn public_view(source: &dyn Source, as_of: AsOf, list: Option<&ListId>) -> R
         }
         source.for_list(id, &mut |case| {
             let view = evaluate(&case, &registry, as_of);
-            if let Some(entry) = public_entry(&view, &state.designating_agency) {
+            let ends = source.publication().ends(&registry, state, &view);
+            if let Some(entry) = public_entry(&view, &state.designating_agency, ends, as_of) {
                 entries.push(entry);
             }
         })?;
@@ -441,7 +515,9 @@ pub fn public_view(source: &dyn Source, as_of: AsOf, list: Option<&ListId>) -> R
     Ok(PublicView { as_of, entries })
 }
 
-fn public_entry(view: &CaseView, authority: &AgencyId) -> Option<PublicEntry> {
+/// The entry `view` publishes at `as_of`, if any; `ends`: when the
+/// publicity maximum takes it off the list.
+fn public_entry(view: &CaseView, authority: &AgencyId, ends: Option<Timestamp>, as_of: AsOf) -> Option<PublicEntry> {
     let designation = view.designation.as_ref()?;
     if designation.severity == Severity::Minor || view.status? != Status::Designated {
         return None;
@@ -449,6 +525,13 @@ fn public_entry(view: &CaseView, authority: &AgencyId) -> Option<PublicEntry> {
     if minor_when_designated(&view.subject, designation.in_force_from) {
         return None;
     }
+    if ends.is_some_and(|ends| as_of.valid_at >= ends) {
+        return None;
+    }
+    let end = match (designation.until, ends) {
+        (Some(until), Some(ends)) => Some(until.min(ends)),
+        (until, ends) => until.or(ends),
+    };
     Some(PublicEntry {
         list: view.list.clone(),
         authority: authority.clone(),
@@ -459,7 +542,7 @@ fn public_entry(view: &CaseView, authority: &AgencyId) -> Option<PublicEntry> {
         listing_date: designation.decided_at.china_date(),
         recorded_date: designation.recorded_at.china_date(),
         start_date: designation.in_force_from.china_date(),
-        end_date: designation.until.map(Timestamp::china_date),
+        end_date: end.map(Timestamp::china_date),
         severity: designation.severity,
         legal_basis: designation.legal_basis.clone(),
         basis_document: designation.basis.as_ref().map(|b| b.number.clone()),

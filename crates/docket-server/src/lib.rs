@@ -296,10 +296,12 @@ impl Server {
         let (sequencer, writer) = Sequencer::start_with_hook(log, sequencer_limits, Some(hook));
         let store_limits =
             StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
-        let (store, opened) = Store::open(dir, store_limits)?;
+        let (mut store, opened) = Store::open(dir, store_limits)?;
         if let Some(reason) = &opened.rebuilt {
             tracing::warn!(%reason, "projections rebuilt from the log");
         }
+        let rule_sets = docket_audit::RuleSet::bundled();
+        store.set_publication(docket_audit::RuleSet::publication(&rule_sets));
         let projected = store.records();
         let registry = replay::AckedRegistry::new(store.current_registry(), projected);
         let app = App {
@@ -325,7 +327,7 @@ impl Server {
             tail: feed::Tail::new(limits.feed_tail_bytes_max),
             inquiries,
             health: health::Health::default(),
-            rule_sets: docket_audit::RuleSet::bundled(),
+            rule_sets,
             calendar: docket_audit::Calendar::bundled(),
             witnesses: read_witnesses(dir)?,
             sessions: auth::Sessions::new(),

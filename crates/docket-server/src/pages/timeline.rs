@@ -19,7 +19,7 @@ use docket_audit::audit::{audit_each, Scope};
 use docket_audit::{Calendar, Deadline, Finding, FindingStatus, Period, RuleSet};
 use docket_fold::case::{AsOf, CaseState, CaseView, Fact, Known, Status};
 use docket_fold::query;
-use docket_fold::views::Source;
+use docket_fold::views::{Publication, Source};
 use docket_fold::FoldError;
 use docket_model::{AgencyId, ListId, Registry, SubjectId, Timestamp};
 
@@ -59,6 +59,9 @@ impl Source for Only<'_> {
     }
     fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
         self.visit(|case| case.facts.iter().any(|fact| fact.agency == *agency), visit)
+    }
+    fn publication(&self) -> &Publication {
+        self.app.store.publication()
     }
 }
 
