@@ -6,7 +6,8 @@
 //! (for "now", the store's watermark: `query::resolve` pins it) and a valid
 //! time at or after the one it was computed at and before its **next
 //! change**: the least instant, over every case it read, at which a known
-//! fact takes effect or a term in force ends (`case::next_change`), and for
+//! fact takes effect, a term in force ends or a designation's publicity
+//! maximum runs out (`case::next_change`), and for
 //! what also reads the registry's MOU terms or the calendar's "today", the
 //! next start or end of MOU terms and the next midnight in China. Within
 //! that range the answer is the same (each case's evaluation is, and so is
@@ -22,7 +23,7 @@ use chrono::NaiveTime;
 use docket_audit::audit::{audit_each, AuditError, Scope};
 use docket_audit::{Finding, Report};
 use docket_fold::case::{next_change, AsOf, CaseState, Known};
-use docket_fold::views::{self, EnforcementView, PublicEntry, Source};
+use docket_fold::views::{self, EnforcementView, PublicEntry, Publication, Source};
 use docket_fold::FoldError;
 use docket_model::{AgencyId, ListId, Registry, SubjectId, Timestamp};
 
@@ -144,7 +145,7 @@ impl<'a> Bounded<'a> {
     }
 
     fn note(&self, case: &CaseState) {
-        if let Some(at) = next_change(case, &self.registry, self.as_of) {
+        if let Some(at) = next_change(case, &self.registry, self.app.store.publication(), self.as_of) {
             self.next.set(Some(self.next.get().map_or(at, |n| n.min(at))));
         }
     }
@@ -153,6 +154,9 @@ impl<'a> Bounded<'a> {
 impl Source for Bounded<'_> {
     fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError> {
         self.app.store.registry(known)
+    }
+    fn publication(&self) -> &Publication {
+        self.app.store.publication()
     }
     fn for_list(&self, list: &ListId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
         self.app.store.for_list(list, &mut |case| {
