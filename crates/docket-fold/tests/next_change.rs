@@ -64,7 +64,8 @@ fn the_answer_holds_until_the_next_change() {
     for case in &cases {
         // Valid times: before, between and after the case's own facts, and
         // (as the system knew it) partway through the log.
-        let mut times: Vec<i64> = case.facts.iter().flat_map(|f| [f.effective_at.micros() - 1, f.effective_at.micros()]).collect();
+        let mut times: Vec<i64> =
+            case.facts.iter().flat_map(|f| [f.effective_at.micros() - 1, f.effective_at.micros()]).collect();
         let last = times.iter().copied().max().unwrap();
         times.extend([last + 200 * day, last + 2_000 * day]);
         let knowns = [Known::All, Known::Through(case.facts[case.facts.len() / 2].seq)];

@@ -24,7 +24,8 @@ use docket_model::{Name, PublicKey, SignedEvent, Timestamp};
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
-const USAGE: &str = "usage: pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--root DIR] [--valid-at DATE]\n       \
+const USAGE: &str =
+    "usage: pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--root DIR] [--valid-at DATE]\n       \
                      pages-bench --url http://127.0.0.1:8080 [--seed 1] [--runs 20] [--valid-at DATE]\n\n\
                      examples:\n  pages-bench --subjects 200,2000 --runs 5\n  \
                      pages-bench --subjects 1000,120000 --runs 20 --root /var/tmp/pages";
@@ -93,7 +94,14 @@ fn measure(base: &str, seed: u64, runs: usize, valid_at: &str) -> Result<Table> 
     let registry = api.get("/v1/views/registry")?;
     let records: u64 = registry.header("docket-watermark").and_then(|w| w.parse().ok()).unwrap_or(0);
     let finding = first(&api, &format!("/v1/audit?valid_at={valid_at}&limit=1"), "findings")?;
-    let entry = first(&api, "/v1/views/public?limit=1", "entries")?;
+    // An entry on the list now, else (a small demo's terms have all run out) at `valid_at`.
+    let (entry, entry_at) = match first(&api, "/v1/views/public?limit=1", "entries") {
+        Ok(entry) => (entry, String::new()),
+        Err(_) => (
+            first(&api, &format!("/v1/views/public?limit=1&valid_at={valid_at}"), "entries")?,
+            format!("&valid_at={valid_at}"),
+        ),
+    };
     let field = |value: &Value, name: &str| value[name].as_str().unwrap_or_default().to_owned();
     let (subject, list, number) = (field(&finding, "subject"), field(&finding, "list"), field(&finding, "number"));
     let half = records / 2;
@@ -103,9 +111,22 @@ fn measure(base: &str, seed: u64, runs: usize, valid_at: &str) -> Result<Table> 
         ("public list, one list and contested", format!("/?list={}&status=contested", encode(&list))),
         ("public list, search by case number", format!("/?q={}", encode(&number[..number.len().min(12)]))),
         ("public list, search by code", format!("/?q={}", encode(&subject))),
-        ("public list, what changed since the last 1,000 records", format!("/?since={}", records.saturating_sub(1_000))),
-        ("public entry (`/case`)", format!("/case?list={}&number={}", encode(&field(&entry, "list")), encode(&field(&entry, "number")))),
-        ("case timeline", format!("/desk/case?subject={}&list={}&number={}", encode(&subject), encode(&list), encode(&number))),
+        (
+            "public list, what changed since the last 1,000 records",
+            format!("/?since={}", records.saturating_sub(1_000)),
+        ),
+        (
+            "public entry (`/case`)",
+            format!(
+                "/case?list={}&number={}{entry_at}",
+                encode(&field(&entry, "list")),
+                encode(&field(&entry, "number"))
+            ),
+        ),
+        (
+            "case timeline",
+            format!("/desk/case?subject={}&list={}&number={}", encode(&subject), encode(&list), encode(&number)),
+        ),
         ("audit desk (now)", "/desk/audit".into()),
         ("audit desk, valid_at", format!("/desk/audit?valid_at={valid_at}")),
         ("audit desk, as_of half the log", format!("/desk/audit?as_of={half}")),
@@ -114,7 +135,8 @@ fn measure(base: &str, seed: u64, runs: usize, valid_at: &str) -> Result<Table> 
         ("worklist, valid_at", format!("/desk/worklist?agency=china-railway&valid_at={valid_at}")),
     ];
     let floor = Client::new(base)?;
-    let mut floors: Vec<f64> = (0..runs).map(|_| timed(|| floor.get("/healthz")).map(|(_, ms)| ms)).collect::<Result<_>>()?;
+    let mut floors: Vec<f64> =
+        (0..runs).map(|_| timed(|| floor.get("/healthz")).map(|(_, ms)| ms)).collect::<Result<_>>()?;
     floors.sort_by(f64::total_cmp);
     let mut rows = vec![];
     for (page, path) in pages {
@@ -214,7 +236,13 @@ fn timed(fetch: impl FnOnce() -> Result<Response, docket_client::ClientError>) -
 /// Percent-encodes a query value.
 fn encode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -232,10 +260,19 @@ fn report(tables: &[Table]) {
             let wall = if row.server_timed { "" } else { " (wall)" };
             println!(
                 "| {} | {} | {:.1} | {:.1}{wall} | {:.1} | {} | {:.2} |",
-                row.page, table.records, row.first_ms, row.p50_ms, row.p99_ms, row.bytes, row.p50_ms / base
+                row.page,
+                table.records,
+                row.first_ms,
+                row.p50_ms,
+                row.p99_ms,
+                row.bytes,
+                row.p50_ms / base
             );
         }
-        println!("| `GET /healthz` (wall, the floor) | {} | — | {:.2} | — | — | — |", table.records, table.floor_p50_ms);
+        println!(
+            "| `GET /healthz` (wall, the floor) | {} | — | {:.2} | — | — | — |",
+            table.records, table.floor_p50_ms
+        );
     }
     for table in tables {
         for row in &table.rows {

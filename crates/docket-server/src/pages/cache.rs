@@ -86,9 +86,9 @@ impl PageCache {
             let scope = Scope { list, agency: None };
             let report = audit_each(&source, as_of, &scope, &app.rule_sets, &app.calendar, &mut |f| findings.push(f))
                 .map_err(|e| match e {
-                    AuditError::UnknownList(list) => ApiError::not_found(format!("list \"{list}\" is not defined")),
-                    other => ApiError::internal(other.to_string()),
-                })?;
+                AuditError::UnknownList(list) => ApiError::not_found(format!("list \"{list}\" is not defined")),
+                other => ApiError::internal(other.to_string()),
+            })?;
             // "Today" (pending or overdue) moves at midnight in China.
             let next = [source.next(), next_midnight(as_of.valid_at)].into_iter().flatten().min();
             Ok((Audited { report, findings }, next))
@@ -96,7 +96,12 @@ impl PageCache {
     }
 
     /// `agency`'s worklist at `as_of`.
-    pub(crate) fn worklist(&self, app: &App, as_of: AsOf, agency: &AgencyId) -> Result<Arc<EnforcementView>, PageError> {
+    pub(crate) fn worklist(
+        &self,
+        app: &App,
+        as_of: AsOf,
+        agency: &AgencyId,
+    ) -> Result<Arc<EnforcementView>, PageError> {
         self.worklists.get(Point::new(app, as_of.known, agency.clone()), as_of.valid_at, || {
             let source = Bounded::new(app, as_of)?;
             let view = views::enforcement_view(&source, as_of, agency)?;

@@ -80,8 +80,7 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
         }
         _ => &all,
     };
-    let mut entries: Vec<&PublicEntry> =
-        pool.iter().filter(|e| list.as_ref().is_none_or(|l| e.list == *l)).collect();
+    let mut entries: Vec<&PublicEntry> = pool.iter().filter(|e| list.as_ref().is_none_or(|l| e.list == *l)).collect();
     if let Some(q) = given(&params.q).filter(|q| query::parse_subject("q", q).is_err()) {
         entries = by_number(entries, q);
     }
@@ -104,7 +103,8 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
         .collect();
     let authorities: BTreeSet<&str> = registry.lists().map(|(_, s)| s.designating_agency.as_str()).collect();
     let cursor = watermark(as_of);
-    let delta = params.since.map(|since| delta_data(app, since, cursor, list.as_ref(), &all, as_of.valid_at)).transpose()?;
+    let delta =
+        params.since.map(|since| delta_data(app, since, cursor, list.as_ref(), &all, as_of.valid_at)).transpose()?;
     Ok(context! {
         entries => Value::from_serialize(&shown),
         total, offset,

@@ -229,7 +229,13 @@ fn periods(calendar: &Calendar, rules: Option<&RuleSet>, view: &CaseView) -> Vec
 /// A period on the calendar strip: its days (weekends, holidays, adjusted
 /// working days marked, and the day it was done, if it was) when it is
 /// short enough to draw.
-fn strip(calendar: &Calendar, name: &str, from: NaiveDate, deadline: Option<&Deadline>, done: Option<NaiveDate>) -> Value {
+fn strip(
+    calendar: &Calendar,
+    name: &str,
+    from: NaiveDate,
+    deadline: Option<&Deadline>,
+    done: Option<NaiveDate>,
+) -> Value {
     let due = deadline.map_or(from, |d| d.due);
     let mut days = vec![];
     if (due - from).num_days() <= STRIP_DAYS_MAX {
