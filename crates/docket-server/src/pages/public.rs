@@ -207,7 +207,7 @@ pub(super) async fn case(
         let as_of = query::resolve(&app.store, None, given(&params.valid_at))?;
         let all = app.pages.public(&app, as_of)?;
         let entry = all.iter().find(|e| e.list == list && e.number.as_str() == params.number);
-        Ok(context! { list => params.list, number => params.number, entry => Value::from_serialize(&entry) })
+        Ok(context! { list => params.list, number => params.number, entry => Value::from_serialize(entry) })
     })
     .await?;
     page.render("public_case.html", data)
