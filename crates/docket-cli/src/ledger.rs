@@ -433,7 +433,7 @@ pub fn demo(dir: &Path, subjects: u64, seed: u64, format: crate::Format) -> Resu
     eprintln!("demo: building {subjects} subjects' cases (seed {seed})");
     let built = world::build(subjects, seed);
     eprintln!(
-        "demo: {} events built in {:.1} s; signing is done, appending them to {} in batches of {}",
+        "demo: {} events built in {:.1} s; signing is done, appending them to {} one write per recording day (at most {} events a write)",
         built.events.len(),
         started.elapsed().as_secs_f64(),
         dir.display(),

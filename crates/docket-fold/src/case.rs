@@ -112,14 +112,14 @@ pub enum NoticeField {
 }
 
 /// The basis document of a decision, as the views need it: its number and date.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BasisRef {
     pub number: String,
     pub date: Date,
 }
 
 /// Outcome of an objection review, without the correction text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Upheld,
@@ -260,7 +260,7 @@ pub struct AsOf {
 }
 
 /// Where a case stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The party was notified; no decision yet.
@@ -303,7 +303,7 @@ impl Evidence {
 
 /// A change of status, with the event behind it (for an expiry, the
 /// designation or extension that set the term).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Transition {
     pub status: Status,
     /// Valid time of the change.
@@ -313,7 +313,7 @@ pub struct Transition {
 }
 
 /// The notice: the event, when it was served, and what it left empty.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NoticeView {
     #[serde(flatten)]
     pub evidence: Evidence,
@@ -323,7 +323,7 @@ pub struct NoticeView {
 }
 
 /// An objection and its decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObjectionView {
     pub received: Evidence,
     /// When the objection reached the agency: its review period runs from here.
@@ -334,7 +334,7 @@ pub struct ObjectionView {
 }
 
 /// The designation decision and its term.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DesignationView {
     pub decision: Evidence,
     /// When the decision was taken (signed in the decision).
@@ -357,7 +357,7 @@ pub struct DesignationView {
 }
 
 /// A term extension: the event and the months it added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Extension {
     #[serde(flatten)]
     pub evidence: Evidence,
@@ -365,7 +365,7 @@ pub struct Extension {
 }
 
 /// One application of a measure by one agency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MeasureView {
     pub agency: AgencyId,
     pub measure: MeasureCode,
@@ -377,7 +377,7 @@ pub struct MeasureView {
 }
 
 /// An application for credit restoration and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApplicationView {
     pub received: Evidence,
     /// When the application reached the agency: the processing deadline runs from here.
@@ -387,7 +387,7 @@ pub struct ApplicationView {
 }
 
 /// The decision on a restoration application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApplicationDecision {
     #[serde(flatten)]
     pub evidence: Evidence,
@@ -400,7 +400,7 @@ pub struct ApplicationDecision {
 }
 
 /// Why a fact does not fit the state it arrived in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MarkKind {
     /// A second notice; the first one stands.
@@ -433,7 +433,7 @@ pub enum MarkKind {
 }
 
 /// A fact that does not fit, kept for the auditor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Mark {
     pub seq: u64,
     pub id: EventId,
@@ -450,7 +450,7 @@ impl Mark {
 }
 
 /// A case evaluated at one bitemporal point.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CaseView {
     pub list: ListId,
     pub subject: SubjectId,

@@ -22,7 +22,7 @@ use crate::views::{public_view, PublicEntry, Source};
 use crate::{FoldError, Store};
 
 /// What happened to one entry of the public list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Op {
     /// The entry is new on the list.
@@ -34,7 +34,7 @@ pub enum Op {
 }
 
 /// One change to the public list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Change {
     pub op: Op,
     pub entry: PublicEntry,
@@ -51,7 +51,7 @@ pub struct Point {
 }
 
 /// The delta the API serves (`/v1/delta`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Delta {
     /// The cursor the delta starts from (records).
     pub from: u64,

@@ -97,7 +97,7 @@ impl Publication {
 }
 
 /// One case on a designating agency's list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ListEntry {
     /// Unmasked: this view is for the designating agency.
     pub subject: String,
@@ -120,7 +120,7 @@ pub struct ListEntry {
 }
 
 /// One list and its cases.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ListSection {
     pub list: ListId,
     pub name: String,
@@ -129,14 +129,14 @@ pub struct ListSection {
 }
 
 /// The designating agency's view: its lists with the status of every case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ListView {
     pub as_of: AsOf,
     pub lists: Vec<ListSection>,
 }
 
 /// A measure an agency must apply, has applied, or must lift.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Duty {
     pub list: ListId,
     pub subject: String,
@@ -150,7 +150,7 @@ pub struct Duty {
 }
 
 /// Why a measure must be lifted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LiftDue {
     CaseRestored,
@@ -163,7 +163,7 @@ pub enum LiftDue {
 }
 
 /// A measure to lift, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LiftDuty {
     #[serde(flatten)]
     pub duty: Duty,
@@ -171,7 +171,7 @@ pub struct LiftDuty {
 }
 
 /// A responsible agency's worklist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct EnforcementView {
     pub agency: AgencyId,
     pub as_of: AsOf,
@@ -184,7 +184,7 @@ pub struct EnforcementView {
 }
 
 /// Every case of one subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SubjectView {
     pub subject: String,
     pub as_of: AsOf,
@@ -195,7 +195,7 @@ pub struct SubjectView {
 /// are published: a restored, revoked or expired designation leaves the
 /// public list (seed 004 (11): stop sharing the information or delete it),
 /// so a delta says DEL for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PublicStatus {
     /// Designated and in force (see `contested` for a pending objection).
@@ -203,7 +203,7 @@ pub enum PublicStatus {
 }
 
 /// One published listing. Identifiers are masked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PublicEntry {
     pub list: ListId,
     pub authority: AgencyId,
@@ -232,14 +232,14 @@ pub struct PublicEntry {
 }
 
 /// The public list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PublicView {
     pub as_of: AsOf,
     pub entries: Vec<PublicEntry>,
 }
 
 /// One agency bound to apply the measure on a ground.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Binding {
     pub agency: AgencyId,
     /// The application in place, if it has applied it.
@@ -247,7 +247,7 @@ pub struct Binding {
 }
 
 /// Why a subject is restricted: a designation in force and an MOU binding the measure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Ground {
     pub list: ListId,
     pub number: CaseNumber,
@@ -259,7 +259,7 @@ pub struct Ground {
 }
 
 /// The point check: is the subject restricted by the measure at the valid time, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CheckView {
     pub subject: String,
     pub measure: MeasureCode,
@@ -641,7 +641,7 @@ fn grounds_in<'r>(
 
 /// The registry as of a point: agencies, roles, keys and their validity,
 /// lists, the measure catalogue, MOUs with every version of their terms, rule sets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RegistryView {
     pub as_of: AsOf,
     #[serde(flatten)]

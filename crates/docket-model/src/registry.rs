@@ -71,7 +71,7 @@ fn check_lead(effective_at: Timestamp, recorded_at: Timestamp) -> Result<(), Aut
 }
 
 /// One key of an agency and when it is valid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyState {
     /// Effective time of the event that registered the key.
     pub valid_from: Timestamp,
@@ -80,7 +80,7 @@ pub struct KeyState {
 }
 
 /// A registered agency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgencyState {
     pub name: String,
     pub roles: BTreeSet<Role>,
@@ -88,7 +88,7 @@ pub struct AgencyState {
 }
 
 /// A defined list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ListState {
     pub name: String,
     pub designating_agency: AgencyId,
@@ -97,7 +97,7 @@ pub struct ListState {
 }
 
 /// A catalogued measure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MeasureState {
     pub description: String,
     pub authority: LegalRef,
@@ -106,7 +106,7 @@ pub struct MeasureState {
 }
 
 /// One version of an MOU's terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MouTerms {
     pub parties: Vec<MouParty>,
     pub effective_from: Timestamp,
@@ -118,7 +118,7 @@ pub struct MouTerms {
 
 /// An MOU with every version of its terms, oldest first, so that "did this
 /// MOU cover agency A and measure M at valid time T" can be answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MouState {
     pub list: ListId,
     pub terms: Vec<MouTerms>,
@@ -159,7 +159,7 @@ impl MouState {
 }
 
 /// A published rule set version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RuleSetVersion {
     pub version: u32,
     pub digest: Digest,
@@ -168,7 +168,7 @@ pub struct RuleSetVersion {
 }
 
 /// The registry: agencies, keys, lists, measures, MOUs and rule sets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Registry {
     root: PublicKey,
     agencies: BTreeMap<AgencyId, AgencyState>,

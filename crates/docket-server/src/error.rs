@@ -166,6 +166,11 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("the server failed on this request (logged); it is safe to retry reads").into_response()
 }
 
+// Each route documents the refusals it can answer (`crate::openapi::Doc::errors`).
+impl aide::OperationOutput for ApiError {
+    type Inner = crate::openapi::ErrorBody;
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();

@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::Json;
-use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -119,17 +118,23 @@ impl Filter {
 }
 
 /// Feed parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeedParams {
     /// The next seq to deliver (0: from the start).
     cursor: Option<u64>,
+    /// Most records on a page (default 100; at most feed_page_max, larger asks are cut to it).
     limit: Option<usize>,
+    /// Only events of this list.
+    #[schemars(with = "Option<crate::routes::NameParam>")]
     list: Option<String>,
+    /// Only events signed by this agency (the reader's own, unless it has oversight).
+    #[schemars(with = "Option<crate::routes::NameParam>")]
     agency: Option<String>,
     /// An event kind, e.g. `designation_decision`.
+    #[schemars(with = "Option<crate::routes::EventKindParam>")]
     kind: Option<String>,
-    /// Long poll: wait up to this long for an event when caught up.
+    /// Long poll: wait up to this long for an event when caught up (cut to long_poll_ms_max; ignored by the SSE stream).
     wait_ms: Option<u64>,
 }
 
@@ -481,7 +486,7 @@ pub(crate) async fn sse(
     uri: Uri,
     headers: HeaderMap,
     Params(params): Params<FeedParams>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let (scope, key) = crate::auth::authenticate_key(&app, &method, &uri, &headers)?;
     let agency = scope.agency.clone();
     let guard = open_stream(&app, &agency)?;
@@ -501,8 +506,9 @@ pub(crate) async fn sse(
         next_read: tokio::time::Instant::now(),
         _guard: guard,
     };
-    let stream = futures_util::stream::unfold(state, next_event);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // Fused: a stream that has ended may be polled again without a panic.
+    let stream = futures_util::StreamExt::fuse(futures_util::stream::unfold(state, next_event));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
 /// The stream's next event: queued ones first, then the next page, then a

@@ -103,11 +103,12 @@ pub(crate) async fn checkpoint(app: Arc<App>, key: ed25519_dalek::SigningKey, in
 }
 
 /// `GET /v1/inquiries` parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InquiryParams {
     /// The first inquiry to return (0: the oldest).
     from: Option<u64>,
+    /// Most inquiries (default and most: 1,000).
     limit: Option<usize>,
 }
 

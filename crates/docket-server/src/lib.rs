@@ -11,6 +11,7 @@
 //!
 //! Endpoints and codes are listed in `API.md` beside this crate.
 
+mod answers;
 mod auth;
 pub mod error;
 mod feed;

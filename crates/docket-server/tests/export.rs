@@ -55,6 +55,29 @@ fn the_public_list_exports_in_every_format_as_the_public_view_shows_it() {
     assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"), "a whole Parquet file");
 }
 
+/// Compressed, an export ends like any answer: the whole body, then the
+/// end of the chunked encoding (the compression layer polls the body once
+/// more after its end, which a stream must bear without panicking).
+#[test]
+fn a_compressed_export_arrives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_ledger(dir.path(), 30);
+    let server = start(dir.path(), ServerLimits::default());
+    let plain = unchunked(&get(server.addr, &format!("/v1/export/public?format=csv&{POINT}")));
+    let gzip = support::request(
+        server.addr,
+        "GET",
+        &format!("/v1/export/public?format=csv&{POINT}"),
+        b"",
+        "accept-encoding: gzip\r\n",
+    );
+    assert_eq!(gzip.status, 200, "{}", gzip.body);
+    assert!(gzip.headers.contains("content-encoding: gzip"), "{}", gzip.headers);
+    let mut text = vec![];
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&unchunked(&gzip)[..]), &mut text).unwrap();
+    assert_eq!(text, plain, "the same CSV, whole");
+}
+
 #[test]
 fn exports_refuse_what_is_not_public_or_not_a_format_naming_it() {
     let dir = tempfile::tempdir().unwrap();

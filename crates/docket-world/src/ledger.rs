@@ -69,8 +69,9 @@ pub enum WorldError {
 
 /// Writes the demo of `subjects` subjects into a new ledger in `dir`: the
 /// demo's log key and registry root (its secret key under `keys/`), every
-/// agency's key under `keys/agencies/`, every event appended in batches of
-/// [`DEMO_BATCH_EVENTS`], and a signed checkpoint. Returns the demo (keys and
+/// agency's key under `keys/agencies/`, every event appended on its
+/// recording day (one write a day, at most [`DEMO_BATCH_EVENTS`] events a
+/// write), and a signed checkpoint. Returns the demo (keys and
 /// planted violations) and the checkpoint.
 pub fn write_ledger(dir: &Path, subjects: u64, seed: u64) -> Result<(Demo, String), WorldError> {
     let built = build(subjects, seed);

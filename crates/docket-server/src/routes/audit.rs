@@ -18,15 +18,24 @@ use crate::error::ApiError;
 use crate::App;
 
 /// Parameters of `/v1/audit`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditParams {
+    /// Only findings on this list (one the reader designates, unless it has oversight).
+    #[schemars(with = "Option<super::queries::NameParam>")]
     list: Option<String>,
+    /// Only findings where this agency had to act (the reader's own; the default for a reader without oversight).
+    #[schemars(with = "Option<super::queries::NameParam>")]
     agency: Option<String>,
+    /// What the ledger held then (default: everything it holds).
+    #[schemars(with = "Option<super::queries::AsOfParam>")]
     as_of: Option<String>,
+    /// What was in force then (default: the as_of time, or now).
+    #[schemars(with = "Option<super::queries::ValidAtParam>")]
     valid_at: Option<String>,
-    /// Findings to skip, and to return at most (default `AUDIT_PAGE_DEFAULT`; at most `AUDIT_PAGE_MAX`).
+    /// Findings to skip (default 0).
     offset: Option<usize>,
+    /// Most findings (default 1,000; larger asks are cut to 10,000).
     limit: Option<usize>,
 }
 

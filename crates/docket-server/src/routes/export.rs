@@ -35,24 +35,55 @@ pub(crate) const EXPORT_CHUNKS_IN_FLIGHT: usize = 4;
 /// The views exported over HTTP: what is public.
 pub(crate) const EXPORTS: [&str; 1] = ["public"];
 
+/// The formats of an export (`docket_export::Format`), for the OpenAPI document.
+#[derive(Debug, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ExportFormat {
+    Csv,
+    Jsonl,
+    Ftm,
+    Parquet,
+}
+
+/// The views exported over HTTP: what is public, for the OpenAPI document.
+#[derive(Debug, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ExportView {
+    Public,
+}
+
+/// The path of an export.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct ExportPath {
+    /// The view (public: the others hold unmasked identifiers; docket export writes them).
+    #[schemars(with = "ExportView")]
+    view: String,
+}
+
 /// Query parameters of an export.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportParams {
     /// csv (the default), jsonl, ftm or parquet.
+    #[schemars(with = "Option<ExportFormat>")]
     format: Option<String>,
     /// Only this list.
+    #[schemars(with = "Option<super::queries::NameParam>")]
     list: Option<String>,
     /// A seq (inclusive) or a time: what the ledger held then.
+    #[schemars(with = "Option<super::queries::AsOfParam>")]
     as_of: Option<String>,
     /// What was in force then.
+    #[schemars(with = "Option<super::queries::ValidAtParam>")]
     valid_at: Option<String>,
 }
 
 /// `/v1/export/{view}`.
 pub(super) async fn export(
     State(app): State<Arc<App>>,
-    PathParam(view): PathParam<String>,
+    PathParam(ExportPath { view }): PathParam<ExportPath>,
     Params(params): Params<ExportParams>,
 ) -> Result<Response, ApiError> {
     if !EXPORTS.contains(&view.as_str()) {
@@ -71,9 +102,10 @@ pub(super) async fn export(
     tokio::task::spawn_blocking(move || write(&worker, &params, format, ready, sender));
     let watermark =
         computed.await.map_err(|_| ApiError::internal("the export stopped before its view was computed"))??;
-    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    });
+    // A stream that may be polled again after its end: the compression layer
+    // does so once it has written its trailer (an `unfold` panics there).
+    let mut receiver = receiver;
+    let body = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();

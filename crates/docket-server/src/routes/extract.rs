@@ -24,11 +24,19 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(params)| Self(params))
-            .map_err(|e| ApiError::bad_request("bad_parameter", e.body_text()))
+        Query::<T>::from_request_parts(parts, state).await.map(|Query(params)| Self(params)).map_err(|e| {
+            let message = e.body_text();
+            ApiError { field: named_field(&message), ..ApiError::bad_request("bad_parameter", message) }
+        })
     }
+}
+
+/// The parameter a query's deserialisation error names (serde writes
+/// "unknown field `limit`", "missing field `seq`"), if it names one.
+fn named_field(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("field `")?;
+    let (name, _) = rest.split_once('`')?;
+    Some(name.to_owned())
 }
 
 /// A path parameter, refused with the API's own `bad_parameter` error (not axum's plain text).
@@ -43,6 +51,20 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromR
             .await
             .map(|Path(value)| Self(value))
             .map_err(|e| ApiError::bad_request("bad_parameter", format!("path: {}", e.body_text())))
+    }
+}
+
+// The OpenAPI document lists a handler's parameters from the types it
+// extracts, as axum's own extractors would be listed.
+impl<T: schemars::JsonSchema> aide::OperationInput for Params<T> {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        <Query<T> as aide::OperationInput>::operation_input(ctx, operation);
+    }
+}
+
+impl<T: schemars::JsonSchema> aide::OperationInput for PathParam<T> {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        <Path<T> as aide::OperationInput>::operation_input(ctx, operation);
     }
 }
 

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::App;
@@ -21,6 +20,6 @@ pub(super) async fn session(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (agency, token, expires) = crate::auth::open_session(&app, &method, &uri, &headers)?;
-    let body = json!({"agency": agency, "token": token, "expires_at": expires});
+    let body = crate::answers::Session { agency: agency.to_string(), token, expires_at: expires };
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }

@@ -5,6 +5,7 @@
 //! under `/log/` with the checkpoint at `/log/checkpoint` as the spec
 //! requires, and under the older `/tile/` and `/v1/checkpoint` as aliases.
 
+use crate::answers::{ConsistencyProof, Cosignatures, Hash, InclusionProof};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -14,7 +15,6 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::extract::{body, Params, PathParam};
 use crate::error::ApiError;
@@ -61,7 +61,7 @@ pub(super) async fn cosignatures(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Cosignatures>, ApiError> {
     let held = body(&app, &headers, request).await?;
     let note = std::str::from_utf8(&held.bytes)
         .map_err(|_| ApiError::bad_request("malformed_note", "the note is not UTF-8"))?;
@@ -98,24 +98,45 @@ pub(super) async fn cosignatures(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(json!({"accepted": accepted})))
+    Ok(Json(Cosignatures { accepted }))
+}
+
+/// The path of a hash tile (C2SP tlog-tiles).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct TilePath {
+    /// `<L>/<N>[.p/<W>]`: level, index in groups of three digits (x001/234), width of a partial tile.
+    #[schemars(regex(pattern = "^[0-9]{1,2}/(x[0-9]{3}/)*[0-9]{3}(\\.p/[0-9]{1,3})?$"))]
+    path: String,
+}
+
+/// The path of an entry bundle (C2SP tlog-tiles).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct BundlePath {
+    /// `<N>[.p/<W>]`: index in groups of three digits (x001/234), width of a partial bundle.
+    #[schemars(regex(pattern = "^(x[0-9]{3}/)*[0-9]{3}(\\.p/[0-9]{1,3})?$"))]
+    path: String,
 }
 
 /// Parameters of `/v1/proof/inclusion`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InclusionParams {
+    /// The record (its leaf index).
     seq: u64,
     /// Tree size (default: the latest checkpoint's).
+    #[schemars(range(min = 1))]
     size: Option<u64>,
 }
 
 /// Parameters of `/v1/proof/consistency`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsistencyParams {
+    /// The older tree size.
+    #[schemars(range(min = 1))]
     old: u64,
     /// New tree size (default: the latest checkpoint's).
+    #[schemars(range(min = 1))]
     new: Option<u64>,
 }
 
@@ -145,38 +166,38 @@ fn proof_error(error: impl std::fmt::Display) -> ApiError {
 pub(super) async fn inclusion(
     State(app): State<Arc<App>>,
     Params(params): Params<InclusionParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InclusionProof>, ApiError> {
     let (tree, size) = proof_tree(&app, params.size).await?;
     let proof = tree.inclusion_proof(params.seq, size).map_err(proof_error)?;
     let root = tree.root(size).ok_or_else(|| proof_error(format!("size {size}")))?;
     let leaf = tree
         .leaf(params.seq, size)
         .ok_or_else(|| proof_error(format!("seq {} is not below size {size}", params.seq)))?;
-    Ok(Json(json!({
-        "leaf_index": params.seq,
-        "tree_size": size,
-        "leaf_hash": hex::encode(leaf),
-        "root": hex::encode(root),
-        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-    })))
+    Ok(Json(InclusionProof {
+        leaf_index: params.seq,
+        tree_size: size,
+        leaf_hash: Hash(hex::encode(leaf)),
+        root: Hash(hex::encode(root)),
+        proof: proof.iter().map(|hash| Hash(hex::encode(hash))).collect(),
+    }))
 }
 
 /// An RFC 6962 consistency proof between tree sizes `old` and `new`.
 pub(super) async fn consistency(
     State(app): State<Arc<App>>,
     Params(params): Params<ConsistencyParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConsistencyProof>, ApiError> {
     let (tree, new) = proof_tree(&app, params.new).await?;
     let proof = tree.consistency_proof(params.old, new).map_err(proof_error)?;
     let old_root = tree.root(params.old).ok_or_else(|| proof_error(format!("old {}", params.old)))?;
     let new_root = tree.root(new).ok_or_else(|| proof_error(format!("new {new}")))?;
-    Ok(Json(json!({
-        "old_size": params.old,
-        "new_size": new,
-        "old_root": hex::encode(old_root),
-        "new_root": hex::encode(new_root),
-        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-    })))
+    Ok(Json(ConsistencyProof {
+        old_size: params.old,
+        new_size: new,
+        old_root: Hash(hex::encode(old_root)),
+        new_root: Hash(hex::encode(new_root)),
+        proof: proof.iter().map(|hash| Hash(hex::encode(hash))).collect(),
+    }))
 }
 
 /// How long a cache may keep a partial tile or entry bundle: the bytes at a
@@ -189,7 +210,7 @@ const PARTIAL_MAX_AGE: &str = "max-age=60";
 /// immutable; partial ones for a minute.
 pub(super) async fn tile(
     State(app): State<Arc<App>>,
-    PathParam(path): PathParam<String>,
+    PathParam(TilePath { path }): PathParam<TilePath>,
 ) -> Result<Response, ApiError> {
     let Some(file) = docket_log::ledger::Paths::new(&app.dir).tile(&path) else {
         return Err(ApiError::bad_request("bad_path", format!("tile path {path:?}: expected <L>/<N>[.p/<W>]")));
@@ -212,7 +233,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// the reader only.
 pub(super) async fn entries(
     State(app): State<Arc<App>>,
-    PathParam(bundle): PathParam<String>,
+    PathParam(BundlePath { path: bundle }): PathParam<BundlePath>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

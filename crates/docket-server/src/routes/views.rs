@@ -17,6 +17,7 @@ use docket_fold::{views, Store};
 use docket_model::Name;
 
 use super::extract::{Params, PathParam};
+use super::queries::{CheckQuery, EnforcementQuery, ListQuery, PublicQuery, RegistryQuery, SubjectQuery};
 use super::read;
 use crate::auth::authenticate;
 use crate::error::ApiError;
@@ -26,10 +27,17 @@ use crate::App;
 /// The views under `/v1/views/`, by name.
 pub(crate) const VIEWS: [&str; 6] = ["list", "enforcement", "subject", "public", "check", "registry"];
 
+/// The path of `/v1/events/{seq}`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct SeqPath {
+    /// The record's seq (below the log's size).
+    seq: u64,
+}
+
 /// One record of the log, by seq.
 pub(super) async fn event_at(
     State(app): State<Arc<App>>,
-    PathParam(seq): PathParam<u64>,
+    PathParam(SeqPath { seq }): PathParam<SeqPath>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -71,20 +79,20 @@ fn view_policy(app: &App, scope: &crate::policy::Scope, view: &str, params: &mut
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ViewParams {
-    agency: Option<String>,
-    list: Option<String>,
-    subject: Option<String>,
-    measure: Option<String>,
+    pub(super) agency: Option<String>,
+    pub(super) list: Option<String>,
+    pub(super) subject: Option<String>,
+    pub(super) measure: Option<String>,
     /// A seq (inclusive) or a time: what the ledger held then.
-    as_of: Option<String>,
+    pub(super) as_of: Option<String>,
     /// What was in force then.
-    valid_at: Option<String>,
+    pub(super) valid_at: Option<String>,
     /// Wait (up to `projection_wait_ms_max`) until the projections include this seq.
-    min_seq: Option<u64>,
+    pub(super) min_seq: Option<u64>,
     /// The most entries of a page (list-shaped views; up to `read::PAGE_MAX`).
-    limit: Option<usize>,
+    pub(super) limit: Option<usize>,
     /// The `next` of the previous page: the page after it, at the same point.
-    cursor: Option<String>,
+    pub(super) cursor: Option<String>,
 }
 
 impl ViewParams {
@@ -129,18 +137,40 @@ struct Answer {
     watermark: u64,
 }
 
+/// One handler per view, each with the query parameters it takes (so the
+/// OpenAPI document lists exactly those), all served by [`view`].
+macro_rules! view_handler {
+    ($name:ident, $view:literal, $query:ty) => {
+        #[doc = concat!("`/v1/views/", $view, "`.")]
+        pub(super) async fn $name(
+            State(app): State<Arc<App>>,
+            method: Method,
+            uri: Uri,
+            headers: HeaderMap,
+            Params(query): Params<$query>,
+        ) -> Result<Response, ApiError> {
+            view(app, $view, method, uri, headers, query.into()).await
+        }
+    };
+}
+
+view_handler!(list, "list", ListQuery);
+view_handler!(enforcement, "enforcement", EnforcementQuery);
+view_handler!(subject, "subject", SubjectQuery);
+view_handler!(public, "public", PublicQuery);
+view_handler!(check, "check", CheckQuery);
+view_handler!(registry, "registry", RegistryQuery);
+
 /// `/v1/views/{list,enforcement,subject,public,check,registry}`.
-pub(super) async fn view(
-    State(app): State<Arc<App>>,
-    PathParam(view): PathParam<String>,
+async fn view(
+    app: Arc<App>,
+    view: &'static str,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Params(mut params): Params<ViewParams>,
+    mut params: ViewParams,
 ) -> Result<Response, ApiError> {
-    if !VIEWS.contains(&view.as_str()) {
-        return Err(no_view(&view));
-    }
+    let view = view.to_owned();
     // The public list and the registry are open; every other view is for registered agencies.
     let reader = if matches!(view.as_str(), "public" | "registry") {
         None
@@ -266,14 +296,18 @@ fn compute_view(store: &Store, view: &str, params: &ViewParams, as_of: AsOf) -> 
 }
 
 /// Parameters of `/v1/delta`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeltaParams {
     /// The `cursor` of the last delta (a number of records; 0: from an empty
     /// list), or the `next` of the last page of this one.
+    #[schemars(with = "Option<super::queries::DeltaCursorParam>")]
     cursor: Option<String>,
+    /// Only this list.
+    #[schemars(with = "Option<super::queries::NameParam>")]
     list: Option<String>,
-    /// The most changes of a page (up to `read::PAGE_MAX`).
+    /// The most changes of a page (default 1,000; up to `read::PAGE_MAX`).
+    #[schemars(range(min = 1, max = 10_000))]
     limit: Option<usize>,
 }
 
