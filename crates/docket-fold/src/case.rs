@@ -786,3 +786,37 @@ pub fn evaluate(case: &CaseState, registry: &Registry, as_of: AsOf) -> CaseView 
     machine.view.version = case.facts.iter().filter(|f| as_of.known.includes(f.seq, f.recorded_at)).count() as u64;
     machine.view
 }
+
+/// The earliest valid time after `as_of.valid_at` at which [`evaluate`]
+/// could answer differently for `case` (with `known` fixed), or the case's
+/// entry could leave the public list: the next known fact to take effect,
+/// the end of the term in force, or the day the publicity maximum of
+/// `publication` runs out. None: the answers hold for every later valid time.
+///
+/// `evaluate` depends on the valid time only through which facts have taken
+/// effect and whether the term in force has run out, and the public list
+/// also through the publicity maximum, so until that instant the answers are
+/// the same; a view or audit computed once at `as_of` can be reused for a
+/// later valid time before the least such instant over its cases (the
+/// pages' cache does). `registry` is the registry as of `known`.
+pub fn next_change(
+    case: &CaseState,
+    registry: &Registry,
+    publication: &crate::views::Publication,
+    as_of: AsOf,
+) -> Option<Timestamp> {
+    let mut known = case.facts.iter().filter(|f| as_of.known.includes(f.seq, f.recorded_at));
+    let next_fact = known.clone().map(|f| f.effective_at).filter(|at| *at > as_of.valid_at).min();
+    // Only a designation in force can end by its term or leave the public
+    // list: evaluate the case only when one has taken effect.
+    let designated = known.any(|f| f.effective_at <= as_of.valid_at && matches!(f.step, Step::Designation { .. }));
+    let mut ends = vec![];
+    if designated {
+        let view = evaluate(case, registry, as_of);
+        if view.status == Some(Status::Designated) {
+            ends.extend(view.designation.as_ref().and_then(|d| d.until));
+            ends.extend(registry.list(&case.list).and_then(|list| publication.ends(registry, list, &view)));
+        }
+    }
+    ends.into_iter().filter(|end| *end > as_of.valid_at).chain(next_fact).min()
+}

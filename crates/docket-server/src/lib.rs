@@ -242,6 +242,8 @@ pub(crate) struct App {
     pub(crate) witnesses: Vec<docket_log::note::WitnessKey>,
     /// Issues and checks session tokens (`POST /v1/session`).
     pub(crate) sessions: auth::Sessions,
+    /// The pages' whole-list computations, shared per bitemporal point.
+    pub(crate) pages: pages::PageCache,
     pub(crate) limits: ServerLimits,
     /// Metric lines from outside the server (the publisher's lag), added to `/metrics`.
     pub(crate) extra_metrics: Mutex<Option<ExtraMetrics>>,
@@ -444,6 +446,7 @@ impl Server {
             calendar: docket_audit::Calendar::bundled(),
             witnesses: read_witnesses(dir)?,
             sessions: auth::Sessions::new(),
+            pages: pages::PageCache::default(),
             limits,
             extra_metrics: Mutex::new(None),
         };

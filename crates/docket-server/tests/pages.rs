@@ -71,6 +71,8 @@ impl Case {
 struct Desk {
     server: Running,
     planted: Vec<(Case, Violation)>,
+    /// Restoration applications: the case, when received and when decided (RFC 3339).
+    applications: Vec<(Case, String, String)>,
     report: docket_audit::Report,
     token: String,
 }
@@ -94,6 +96,7 @@ fn setup(dir: &Path, subjects: u64) -> Desk {
             (case, *violation)
         })
         .collect();
+    let applications = applications(&demo.events);
     let report = {
         let (store, _) = Store::open(dir, StoreLimits::default()).unwrap();
         store.catch_up().unwrap();
@@ -118,7 +121,38 @@ fn setup(dir: &Path, subjects: u64) -> Desk {
     let session = open_session(server.addr, OVERSIGHT, &oversight_key());
     assert_eq!(session.status, 200, "{}", session.body);
     let token = session.json()["token"].as_str().unwrap().to_owned();
-    Desk { server, planted, report, token }
+    Desk { server, planted, applications, report, token }
+}
+
+/// The demo's restoration applications that were decided: the case, the
+/// application's receipt and the decision's valid time.
+fn applications(events: &[docket_model::SignedEvent]) -> Vec<(Case, String, String)> {
+    use docket_model::event::CaseAction;
+    let decided = |id| {
+        events.iter().find_map(|e| match &e.event().body {
+            Body::Case(c) => match &c.action {
+                CaseAction::RestorationDecision { application, .. } if *application == id => {
+                    Some(e.event().effective_at.to_string())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    events
+        .iter()
+        .filter_map(|e| match &e.event().body {
+            Body::Case(c) => match &c.action {
+                CaseAction::RestorationApplication { received_at, .. } => {
+                    let case =
+                        Case { list: c.list.to_string(), subject: c.subject.to_string(), number: c.number.to_string() };
+                    Some((case, received_at.to_string(), decided(e.id())?))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 impl Desk {
@@ -210,7 +244,63 @@ fn pages_work_without_javascript() {
     assert!(followed.body.contains(&format!("id=\"seq-{seq}\"")));
     assert!(!followed.body.contains(&format!("data-rule=\"{rule}\"")), "spc's finding is not china-railway's to read");
     audit_desk_counts_equal_the_report(&desk);
+    restoration_and_removal_on_the_strip(&desk);
     sign_in_and_records(&desk, seq);
+}
+
+/// The period block named `name` on a timeline page (up to the next period).
+fn period<'a>(html: &'a str, name: &str) -> &'a str {
+    let marker = format!("class=\"period\" data-name=\"{name}\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no period {name} on the page"));
+    let end = html[start + 1..].find("class=\"period\"").map_or(html.len(), |e| start + 1 + e);
+    &html[start..end]
+}
+
+/// The strip draws each period as the audit counts it: a restoration
+/// application's decision deadline (against the audit's pending finding
+/// on the day of receipt) and its decision day, and the measures' removal
+/// deadline after the designation ended (against the audit's finding), with
+/// the holidays and adjusted working days that moved each.
+fn restoration_and_removal_on_the_strip(desk: &Desk) {
+    let addr = desk.server.addr;
+    let (case, received, decided) = desk.applications.first().expect("the demo has restoration applications");
+    let path = format!("/v1/audit?valid_at={}&list={}&limit=1000", encode(received), encode(&case.list));
+    let audit = get_with(addr, OVERSIGHT, oversight_key(), &path).json();
+    let pending = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["number"] == case.number.as_str() && f["rule"] == "restoration-decided-in-time")
+        .unwrap_or_else(|| panic!("on the day of receipt the audit has the application pending: {audit}"));
+    assert_eq!(pending["status"], "pending");
+    let then = desk.page(&format!("{}&valid_at={}&lang=en", case.timeline(), encode(received)));
+    assert_eq!(then.status, 200, "{}", then.body);
+    strip_matches(period(&then.body, "restoration_processing"), &pending["deadline"]);
+    let now = desk.page(&format!("{}&lang=en", case.timeline()));
+    let block = period(&now.body, "restoration_processing");
+    let done = &decided[..10];
+    assert_eq!(attribute_values(block, "data-name=", "data-done"), [done], "{block}");
+    assert!(block.contains(&format!(" done\" title=\"{done}")), "the decision's day is marked on the strip: {block}");
+
+    let removal = desk.report.findings.iter().find(|f| f.rule.id() == "removal-in-time").expect("a removal finding");
+    let case =
+        Case { list: removal.list.to_string(), subject: removal.subject.clone(), number: removal.number.to_string() };
+    let page = desk.page(&format!("{}&valid_at={VALID_AT}&lang=en", case.timeline()));
+    strip_matches(period(&page.body, "removal_due"), &serde_json::to_value(&removal.deadline).unwrap());
+}
+
+/// A period block shows the deadline's start and due date, each holiday
+/// it crossed (named) and each adjusted working day.
+fn strip_matches(block: &str, deadline: &serde_json::Value) {
+    assert_eq!(attribute_values(block, "data-name=", "data-from"), [deadline["from"].as_str().unwrap()], "{block}");
+    assert_eq!(attribute_values(block, "data-name=", "data-due"), [deadline["due"].as_str().unwrap()], "{block}");
+    for holiday in deadline["holidays_crossed"].as_array().unwrap() {
+        let (date, name) = (holiday["date"].as_str().unwrap(), holiday["name"].as_str().unwrap());
+        assert!(block.contains(&format!("{date} {name}")), "holiday {date} {name} is shown: {block}");
+    }
+    for day in deadline["working_days_crossed"].as_array().unwrap() {
+        assert!(block.contains(day.as_str().unwrap()), "adjusted working day {day} is shown: {block}");
+    }
 }
 
 /// Search by code and by case number, filters, paging, the public case page.
@@ -413,6 +503,7 @@ fn browser_acceptance() {
         "audit": {"valid_at": VALID_AT, "counts": desk.counts(), "total": desk.report.findings.len()},
         "worklist": "china-railway",
         "periods_case": format!("{}&valid_at={VALID_AT}", desk.case_with(Violation::WindowNotObserved).timeline()),
+        "restoration_case": restoration_shown(&desk, &case).timeline(),
     });
     let output = std::process::Command::new("node")
         .arg(browser_dir.join("run.mjs"))
@@ -426,6 +517,21 @@ fn browser_acceptance() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
+}
+
+/// A restoration application's case to show (not the timeline already
+/// shown): one whose decision period crossed a holiday or an adjusted
+/// working day if the demo has one.
+fn restoration_shown<'a>(desk: &'a Desk, shown: &Case) -> &'a Case {
+    let calendar = docket_audit::Calendar::bundled();
+    let moved = |received: &str| {
+        let from = docket_model::Timestamp::parse(received).unwrap().china_date().naive();
+        let due = calendar.due(from, docket_audit::Period::WorkingDays(10)).unwrap();
+        !due.holidays_crossed.is_empty() || !due.working_days_crossed.is_empty()
+    };
+    let others = || desk.applications.iter().filter(|(c, _, _)| c.number != shown.number);
+    let (case, _, _) = others().find(|(_, received, _)| moved(received)).or_else(|| others().next()).unwrap();
+    case
 }
 
 /// A probe: the API read a page is compared with.

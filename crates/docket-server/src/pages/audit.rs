@@ -12,13 +12,11 @@ use axum::response::Response;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use docket_audit::audit::{audit_each, Scope};
 use docket_audit::{Finding, FindingStatus, Period};
 use docket_fold::{query, views};
 
 use super::timeline::{finding, rule_set_of};
 use super::{blocking, reader, Page, PageError};
-use crate::error::ApiError;
 use crate::App;
 
 /// Most working days ahead the desk looks for deadlines.
@@ -107,15 +105,13 @@ fn desk_data(app: &App, params: &DeskParams) -> Result<Value, PageError> {
             && given(&params.status).is_none_or(|s| Value::from_serialize(f.status).as_str() == Some(s))
     };
     let mut tally = Tally::default();
-    let report = audit_each(store, as_of, &Scope { list, agency: None }, &app.rule_sets, &app.calendar, &mut |f| {
-        tally.add(&f, drilling && wanted(&f), horizon);
-    })
-    .map_err(|e| match e {
-        docket_audit::audit::AuditError::UnknownList(list) => {
-            ApiError::not_found(format!("list \"{list}\" is not defined"))
-        }
-        other => ApiError::internal(other.to_string()),
-    })?;
+    // The audit of the point is computed once and shared (`cache`); the
+    // tallies, the drill-down and the deadlines ahead are this request's.
+    let audited = app.pages.audit(app, as_of, list)?;
+    for f in &audited.findings {
+        tally.add(f, drilling && wanted(f), horizon);
+    }
+    let report = &audited.report;
     tally.upcoming.sort_by_key(|(due, _)| *due);
     let cells: Vec<Value> = tally
         .cells
@@ -126,7 +122,7 @@ fn desk_data(app: &App, params: &DeskParams) -> Result<Value, PageError> {
         cells, totals => tally.totals.to_vec(), total => tally.totals.iter().sum::<u64>(),
         statuses => STATUSES.iter().map(Value::from_serialize).collect::<Vec<_>>(),
         by_year => tally.by_year.iter().map(|(y, n)| context! { year => y, count => n }).collect::<Vec<_>>(),
-        cases => report.cases, calendar => report.calendar,
+        cases => report.cases, calendar => report.calendar.clone(),
         rule_sets => Value::from_serialize(&report.rule_sets),
         point => Value::from_serialize(as_of), today => today.to_string(), horizon => horizon.to_string(), days,
         upcoming => tally.upcoming.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
@@ -193,7 +189,7 @@ fn worklist_data(app: &App, params: &WorklistParams, agency: &str) -> Result<Val
     let store = &app.store;
     let as_of = query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?;
     let id = query::name("agency", agency)?;
-    let view = views::enforcement_view(store, as_of, &id)?;
+    let view = app.pages.worklist(app, as_of, &id)?;
     let today = as_of.valid_at.china_date().naive();
     let duty = |d: &views::Duty| {
         context! {

@@ -175,5 +175,8 @@ pub(crate) const STRINGS: &[(&str, &str, &str)] = &[
     ("decision", "认定决定", "Decision"),
     ("restoration", "信用修复", "Restoration"),
     ("removal_due", "移出期限", "Removal due"),
+    ("restoration_processing", "信用修复申请办理期限", "Restoration application: decision due"),
+    ("revocation", "撤销认定", "Revocation"),
+    ("done_on", "办结于", "done on"),
     ("term_end", "期限届满", "Term ends"),
 ];

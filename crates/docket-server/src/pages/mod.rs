@@ -19,6 +19,7 @@
 
 mod assets;
 mod audit;
+mod cache;
 mod desk;
 pub(crate) mod i18n;
 mod public;
@@ -36,6 +37,7 @@ use crate::error::ApiError;
 use crate::policy::Scope;
 use crate::App;
 
+pub(crate) use cache::PageCache;
 pub(crate) use render::{Page, PageError};
 
 /// The cookie that holds the session token.
@@ -53,6 +55,20 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/desk/audit", get(audit::desk))
         .route("/desk/worklist", get(audit::worklist))
         .route("/assets/{name}", get(assets::asset))
+        .layer(axum::middleware::from_fn(server_timing))
+}
+
+/// Adds `Server-Timing: page;dur=MS` to every page: the time from the
+/// request's arrival at the pages to its answer, body rendered (what
+/// `tools/pages-bench` reports as the server time).
+async fn server_timing(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Ok(value) = HeaderValue::from_str(&format!("page;dur={ms:.3}")) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
 }
 
 /// The value of cookie `name`, if the request carries it.

@@ -12,7 +12,7 @@ use axum::response::Response;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use docket_fold::case::AsOf;
+use docket_fold::case::{AsOf, Known};
 use docket_fold::query;
 use docket_fold::views::{self, PublicEntry, Source};
 use docket_model::{ListId, Timestamp};
@@ -63,17 +63,27 @@ pub(super) async fn list(
 }
 
 /// The entries matching the search and filters, one page of them, the
-/// filters' choices and, with `since`, the delta.
+/// filters' choices and, with `since`, the delta. The public list of the
+/// point is computed once and shared (`cache`); filters and the search by
+/// case number run over it.
 fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
     let store = &app.store;
     let as_of = query::resolve(store, None, given(&params.valid_at))?;
     let list = given(&params.list).map(|l| query::name("list", l)).transpose()?;
-    let mut entries: Vec<PublicEntry> = match given(&params.q) {
+    let all = app.pages.public(app, as_of)?;
+    let by_subject;
+    let pool: &[PublicEntry] = match given(&params.q) {
         // A subject's code or number: the public view of that subject's cases only.
-        Some(q) if query::parse_subject("q", q).is_ok() => subject_entries(app, as_of, list.as_ref(), q)?,
-        Some(q) => by_number(views::public_view(store, as_of, list.as_ref())?.entries, q),
-        None => views::public_view(store, as_of, list.as_ref())?.entries,
+        Some(q) if query::parse_subject("q", q).is_ok() => {
+            by_subject = subject_entries(app, as_of, list.as_ref(), q)?;
+            &by_subject
+        }
+        _ => &all,
     };
+    let mut entries: Vec<&PublicEntry> = pool.iter().filter(|e| list.as_ref().is_none_or(|l| e.list == *l)).collect();
+    if let Some(q) = given(&params.q).filter(|q| query::parse_subject("q", q).is_err()) {
+        entries = by_number(entries, q);
+    }
     if let Some(authority) = given(&params.authority) {
         entries.retain(|e| e.authority.as_str() == authority);
     }
@@ -85,14 +95,16 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
     }
     let total = entries.len();
     let offset = params.offset.unwrap_or(0).min(total);
-    let shown: Vec<PublicEntry> = entries.into_iter().skip(offset).take(LIST_PAGE).collect();
+    let shown: Vec<&PublicEntry> = entries.into_iter().skip(offset).take(LIST_PAGE).collect();
     let registry = store.current_registry();
     let lists: Vec<Value> = registry
         .lists()
         .map(|(id, state)| context! { id => id.as_str(), name => state.name, authority => state.designating_agency.as_str() })
         .collect();
     let authorities: BTreeSet<&str> = registry.lists().map(|(_, s)| s.designating_agency.as_str()).collect();
-    let delta = params.since.map(|since| delta_data(app, since, list.as_ref(), as_of.valid_at)).transpose()?;
+    let cursor = watermark(as_of);
+    let delta =
+        params.since.map(|since| delta_data(app, since, cursor, list.as_ref(), &all, as_of.valid_at)).transpose()?;
     Ok(context! {
         entries => Value::from_serialize(&shown),
         total, offset,
@@ -101,9 +113,17 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
         q => given(&params.q), list => given(&params.list), authority => given(&params.authority),
         status => given(&params.status), valid_at => given(&params.valid_at),
         lists, authorities => authorities.into_iter().collect::<Vec<_>>(),
-        cursor => store.records(),
+        cursor,
         delta,
     })
+}
+
+/// The records a point "now" covers (the store's watermark when it was resolved).
+fn watermark(as_of: AsOf) -> u64 {
+    match as_of.known {
+        Known::Through(last) => last + 1,
+        Known::All | Known::At(_) => 0,
+    }
 }
 
 /// The public list's entries of the subject `q` names: the public view
@@ -117,7 +137,7 @@ fn subject_entries(app: &App, as_of: AsOf, list: Option<&ListId>, q: &str) -> Re
 }
 
 /// The case numbered `q`, else every case whose number contains `q`.
-fn by_number(mut entries: Vec<PublicEntry>, q: &str) -> Vec<PublicEntry> {
+fn by_number<'a>(mut entries: Vec<&'a PublicEntry>, q: &str) -> Vec<&'a PublicEntry> {
     if entries.iter().any(|e| e.number.as_str() == q) {
         entries.retain(|e| e.number.as_str() == q);
         return entries;
@@ -127,15 +147,39 @@ fn by_number(mut entries: Vec<PublicEntry>, q: &str) -> Vec<PublicEntry> {
     entries
 }
 
-/// The public list's changes since cursor `since` to the list in force at
-/// `valid_at` (as `/v1/delta`, which is in force now), the first
+/// The public list's changes since cursor `since` to the list through
+/// `cursor` records in force at `valid_at` (`now`, the page's list), as
+/// `/v1/delta` computes them (`docket_fold::delta`): the old side is the
+/// list before `since`, in force when that record was made. The first
 /// `DELTA_SHOWN_MAX` of them.
-fn delta_data(app: &App, since: u64, list: Option<&ListId>, valid_at: Timestamp) -> Result<Value, PageError> {
-    let delta =
-        docket_fold::delta::of_store(&app.store, since, list, valid_at).map_err(|e| PageError::bad("since", e))?;
-    let total = delta.changes.len();
-    let changes: Vec<_> = delta.changes.into_iter().take(DELTA_SHOWN_MAX).collect();
-    Ok(context! { from => delta.from, cursor => delta.cursor, total, changes => Value::from_serialize(&changes) })
+fn delta_data(
+    app: &App,
+    since: u64,
+    cursor: u64,
+    list: Option<&ListId>,
+    now: &[PublicEntry],
+    valid_at: Timestamp,
+) -> Result<Value, PageError> {
+    if since > cursor {
+        return Err(PageError::bad("since", format!("cursor {since}: the projections hold {cursor} records")));
+    }
+    let before = match since.checked_sub(1) {
+        None => Arc::new(vec![]),
+        Some(last) => {
+            let then = app.store.time_of(last)?.unwrap_or(valid_at);
+            app.pages.public(app, AsOf { known: Known::Through(last), valid_at: then })?
+        }
+    };
+    let on_list = |entries: &[PublicEntry]| -> Vec<PublicEntry> {
+        entries.iter().filter(|e| list.is_none_or(|l| e.list == *l)).cloned().collect()
+    };
+    let changes = match list {
+        None => docket_fold::delta::diff(&before, now),
+        Some(_) => docket_fold::delta::diff(&on_list(&before), &on_list(now)),
+    };
+    let total = changes.len();
+    let changes: Vec<_> = changes.into_iter().take(DELTA_SHOWN_MAX).collect();
+    Ok(context! { from => since, cursor, total, changes => Value::from_serialize(&changes) })
 }
 
 /// Parameters of an entry's public page.
@@ -159,12 +203,11 @@ pub(super) async fn case(
     let Query(params) = params.map_err(|e| PageError::bad("query", e.body_text()))?;
     let page = Page::new(&uri, &headers, params.lang.as_deref());
     let data = blocking(move || {
-        let store = &app.store;
         let list = query::name("list", &params.list)?;
-        let as_of = query::resolve(store, None, given(&params.valid_at))?;
-        let view = views::public_view(store, as_of, Some(&list))?;
-        let entry = view.entries.into_iter().find(|e| e.number.as_str() == params.number);
-        Ok(context! { list => params.list, number => params.number, entry => Value::from_serialize(&entry) })
+        let as_of = query::resolve(&app.store, None, given(&params.valid_at))?;
+        let all = app.pages.public(&app, as_of)?;
+        let entry = all.iter().find(|e| e.list == list && e.number.as_str() == params.number);
+        Ok(context! { list => params.list, number => params.number, entry => Value::from_serialize(entry) })
     })
     .await?;
     page.render("public_case.html", data)

@@ -17,7 +17,7 @@ use minijinja::{context, Value};
 
 use docket_audit::audit::{audit_each, Scope};
 use docket_audit::{Calendar, Deadline, Finding, FindingStatus, Period, RuleSet};
-use docket_fold::case::{AsOf, CaseState, CaseView, Fact, Known};
+use docket_fold::case::{AsOf, CaseState, CaseView, Fact, Known, Status};
 use docket_fold::query;
 use docket_fold::views::{Publication, Source};
 use docket_fold::FoldError;
@@ -180,40 +180,62 @@ pub(crate) fn rule_set_of<'a>(app: &'a App, list: &ListId) -> Option<&'a RuleSet
 }
 
 /// The periods that ran on this case, each from the date the law counts
-/// from to its deadline, on the calendar.
+/// from to its deadline, on the calendar: the objection window and each
+/// answer; each restoration application to its decision deadline
+/// (`restoration_processing`), with the day it was decided; the end of the
+/// designation (restoration, revocation or expiry) to the removal deadline
+/// of the measures, counted as the audit counts it (`removal-in-time`).
 fn periods(calendar: &Calendar, rules: Option<&RuleSet>, view: &CaseView) -> Vec<Value> {
     let mut out = vec![];
-    let mut add = |name: &str, from: Timestamp, period: Option<Period>| {
+    let mut add = |name: &str, from: Timestamp, period: Option<Period>, done: Option<Timestamp>| {
         let from = from.china_date().naive();
         let deadline = period.and_then(|p| calendar.due(from, p).ok());
-        out.push(strip(calendar, name, from, deadline.as_ref()));
+        let done = done.map(|at| at.china_date().naive());
+        out.push(strip(calendar, name, from, deadline.as_ref(), done));
     };
     if let Some(notice) = &view.notice {
-        add("notice_served", notice.served_at, None);
-        add("objection_window", notice.served_at, rules.and_then(|r| r.objection_window));
+        add("notice_served", notice.served_at, None, None);
+        add("objection_window", notice.served_at, rules.and_then(|r| r.objection_window), None);
     }
     for objection in &view.objections {
-        add("answer_due", objection.received_at, rules.and_then(|r| r.objection_review));
+        let answered = objection.decided.map(|(e, _)| e.at);
+        add("answer_due", objection.received_at, rules.and_then(|r| r.objection_review), answered);
     }
     let mut term = None;
     if let Some(designation) = &view.designation {
-        add("decision", designation.decided_at, None);
+        add("decision", designation.decided_at, None, None);
         term = designation.until.map(|until| {
             context! { name => "term_end", from => designation.in_force_from.china_date().to_string(),
             due => until.china_date().to_string(), days => Vec::<Value>::new() }
         });
     }
-    if let (Some(closure), Some(rules)) = (&view.closure, rules) {
-        add("restoration", closure.at, None);
-        add("removal_due", closure.at, Some(rules.removal));
+    for application in &view.applications {
+        let decided = application.decided.map(|d| d.evidence.at);
+        add("restoration_processing", application.received_at, rules.and_then(|r| r.restoration_processing), decided);
+    }
+    if let (Some(closure), Some(status)) = (&view.closure, view.status) {
+        add(if status == Status::Revoked { "revocation" } else { "restoration" }, closure.at, None, None);
+    }
+    if let (Some(ended), Some(rules)) = (view.ended_at(), rules) {
+        let lifted = view.measures.iter().filter(|m| m.applied.at < ended).map(|m| m.lifted.map(|(e, _)| e.at));
+        // The last lifting, once every measure in place at the end is lifted.
+        let done = lifted.collect::<Option<Vec<_>>>().and_then(|all| all.into_iter().max());
+        add("removal_due", ended, Some(rules.removal), done);
     }
     out.extend(term);
     out
 }
 
 /// A period on the calendar strip: its days (weekends, holidays, adjusted
-/// working days marked) when it is short enough to draw.
-fn strip(calendar: &Calendar, name: &str, from: NaiveDate, deadline: Option<&Deadline>) -> Value {
+/// working days marked, and the day it was done, if it was) when it is
+/// short enough to draw.
+fn strip(
+    calendar: &Calendar,
+    name: &str,
+    from: NaiveDate,
+    deadline: Option<&Deadline>,
+    done: Option<NaiveDate>,
+) -> Value {
     let due = deadline.map_or(from, |d| d.due);
     let mut days = vec![];
     if (due - from).num_days() <= STRIP_DAYS_MAX {
@@ -226,7 +248,8 @@ fn strip(calendar: &Calendar, name: &str, from: NaiveDate, deadline: Option<&Dea
                 (None, true) => ("work", String::new()),
                 (None, false) => ("weekend", String::new()),
             };
-            days.push(context! { date => day.to_string(), day => day.day(), class, title });
+            let done_here = done == Some(day);
+            days.push(context! { date => day.to_string(), day => day.day(), class, title, done => done_here });
             let Some(next) = day.succ_opt() else { break };
             day = next;
         }
@@ -234,6 +257,7 @@ fn strip(calendar: &Calendar, name: &str, from: NaiveDate, deadline: Option<&Dea
     context! {
         name, from => from.to_string(), due => due.to_string(), days,
         deadline => deadline.map(self::deadline),
+        done => done.map(|d| d.to_string()), late => done.is_some_and(|d| d > due),
     }
 }
 

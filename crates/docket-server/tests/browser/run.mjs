@@ -82,6 +82,12 @@ try {
   await page.waitForSelector('#proof-summary.verified, #proof-summary.failed');
   await shot(page, 'case-periods');
 
+  // A restoration application: its decision deadline drawn day by day, the decision's day marked.
+  await page.goto(`${base}${expect.restoration_case}&lang=en`);
+  check(await page.$('.period[data-name="restoration_processing"] .strip li.done') !== null, 'the restoration application is drawn to its deadline with the decision day');
+  await page.waitForSelector('#proof-summary.verified, #proof-summary.failed');
+  await shot(page, 'case-restoration');
+
   // A served byte altered: the check says failed.
   await page.route('**/desk/record/**', async (route) => {
     const response = await route.fetch();
