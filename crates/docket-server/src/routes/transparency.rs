@@ -5,8 +5,6 @@
 //! under `/log/` with the checkpoint at `/log/checkpoint` as the spec
 //! requires, and under the older `/tile/` and `/v1/checkpoint` as aliases.
 
-use crate::answers::{ConsistencyProof, Cosignatures, Hash, InclusionProof};
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,6 +15,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::extract::{body, Params, PathParam};
+use crate::answers::{ConsistencyProof, Cosignatures, Hash, InclusionProof};
 use crate::error::ApiError;
 use crate::App;
 use docket_log::TILE_WIDTH;
