@@ -8,37 +8,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{docket, s, serve_demo, text};
-
-/// Registers an oversight agency `audit-office` with a new key (signed by the
-/// demo's registry root) through the server; returns its key file.
-fn register_oversight(dir: &Path, scratch: &Path, addr: &str) -> std::path::PathBuf {
-    let key = scratch.join("audit-office.key");
-    let out = docket(&["keygen", "--out", s(&key)]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let public = text(&out.stdout).split_whitespace().find(|w| w.len() == 64).expect("public key").to_owned();
-    let effective = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
-    let event = serde_json::json!({
-        "format": 3, "signer": "registry", "effective_at": effective,
-        "body": {"registry": {"agency_registered": {
-            "agency": "audit-office", "name": "National Audit Office", "roles": ["oversight"], "keys": [public]}}}
-    });
-    let unsigned = scratch.join("oversight.json");
-    std::fs::write(&unsigned, event.to_string()).expect("test setup");
-    let signed = docket(&["sign", "--key", s(&dir.join("keys/registry-root.key")), s(&unsigned)]);
-    assert!(signed.status.success(), "{}", text(&signed.stderr));
-    let signed_file = scratch.join("oversight.signed.jsonl");
-    std::fs::write(&signed_file, &signed.stdout).expect("test setup");
-    let posted = docket(&["post", &format!("http://{addr}/v1/events"), s(&signed_file)]);
-    assert!(posted.status.success(), "{}{}", text(&posted.stdout), text(&posted.stderr));
-    let receipt: serde_json::Value = serde_json::from_slice(&posted.stdout).expect("a receipt");
-    assert!(receipt["seq"].is_u64(), "{receipt}");
-    key
-}
+use common::{docket, register_oversight, s, serve_demo, text};
 
 /// Waits until the served checkpoint covers `size` records.
 fn wait_for_checkpoint(addr: &str, size: u64) {

@@ -98,13 +98,9 @@ impl Origin for Bucket {
     }
 }
 
-/// A record taken from the bucket, verified, for the replica's log.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub seq: u64,
-    pub system_time: Timestamp,
-    pub event: SignedEvent,
-}
+/// A record taken from the bucket, verified, for the replica's log: the
+/// log's own record type, as recovery and readers see it.
+pub use docket_log::Record;
 
 /// A replica's view of the published log: what it has verified so far.
 #[derive(Debug)]
