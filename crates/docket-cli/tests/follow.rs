@@ -54,9 +54,11 @@ fn a_served_log_verifies_from_its_tiles_and_a_changed_byte_is_named() {
     assert!(stderr.contains("HTTP 403") && stderr.contains("oversight"), "{stderr}");
 
     // The oversight role reads every entry bundle: every entry checked.
-    let oversight = register_oversight(&ledger, scratch.path(), &addr);
+    // The size is read before the append: read after it, it could already
+    // include the new record, and the wait below would be for one more.
     let client = docket_client::Client::new(&format!("http://{addr}")).unwrap();
     let size: u64 = client.get("/log/checkpoint").unwrap().text().lines().nth(1).unwrap().parse().unwrap();
+    let oversight = register_oversight(&ledger, scratch.path(), &addr);
     wait_for_checkpoint(&addr, size + 1);
     let as_oversight = ["--key", s(&oversight), "--agency", "audit-office"];
     let (ok, stdout, stderr) = verify(&[&["--url", &url, "--log-key", s(&log_key)][..], &as_oversight].concat());
