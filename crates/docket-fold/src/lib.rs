@@ -15,6 +15,7 @@ pub mod case;
 pub mod delta;
 pub mod fold;
 pub mod query;
+pub mod seal;
 pub mod store;
 pub mod views;
 

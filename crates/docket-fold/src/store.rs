@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use docket_log::ledger::{self, Paths};
 use docket_log::Reader;
@@ -41,6 +41,7 @@ use docket_model::{AgencyId, Body, ListId, PublicKey, Registry, SignedEvent, Sig
 
 use crate::case::{CaseState, Fact, Known, Step};
 use crate::fold::apply_registry;
+use crate::seal::{self, Sealed};
 use crate::views::{Publication, Source};
 use crate::FoldError;
 
@@ -103,7 +104,7 @@ pub struct Opened {
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
-    db: Database,
+    db: Sealed,
     reader: Reader,
     root: PublicKey,
     limits: StoreLimits,
@@ -118,12 +119,10 @@ pub struct Store {
     publication: Publication,
 }
 
-/// Opens the store's file. redb checks every page's checksum on open (it
-/// reads the whole file): a file altered since redb last wrote it is refused,
-/// and the store is rebuilt from the log, instead of answering from it (a
-/// plain open trusts it, and may even panic on it).
-fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
-    Database::builder().set_cache_size(cache_bytes).set_check_integrity_on_open(true).create(path)
+/// Opens the store's file: redb's full integrity check runs unless the file
+/// was sealed by a clean close and not changed since (`seal.rs`).
+fn open_db(path: &Path, cache_bytes: usize) -> Result<Sealed, redb::DatabaseError> {
+    seal::open(path, cache_bytes).map(|(db, _)| db)
 }
 
 /// How far the store has folded.
@@ -251,7 +250,13 @@ impl Store {
         let store = Self::create_file(&shadow, reader.clone(), root, limits.clone())?;
         store.catch_up()?;
         drop(store);
+        // Its seal goes with it (the same file: same inode, length, time), so
+        // opening what was just built skips the full check.
+        let _ = std::fs::remove_file(seal::seal_path(path));
         tried!(path, std::fs::rename(&shadow, path));
+        if seal::seal_path(&shadow).exists() {
+            tried!(path, std::fs::rename(seal::seal_path(&shadow), seal::seal_path(path)));
+        }
         tried!(path, docket_log::sync_dir(path.parent().unwrap_or(dir)));
         Self::open_file(path, reader, root, limits).map_err(|e| store_error(path)(&e))
     }

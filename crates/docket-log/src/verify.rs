@@ -11,6 +11,7 @@ use docket_model::{SignedEvent, Timestamp};
 
 use crate::chain::Chain;
 use crate::frame::{self, Frame};
+use crate::index::Index;
 use crate::ledger::{self, Paths};
 use crate::log::State;
 use crate::merkle::verify_consistency;
@@ -78,7 +79,10 @@ pub fn verify(
     // verifying holds the right edge of the tree, not the whole of it.
     let scratch = Scratch::new()?;
     let tree = Tree::on_disk(&scratch.0, TILE_CACHE_TILES, None);
-    let mut verifier = Verifier { state: State::new(root), tree, chain: Chain::new() };
+    // Ids and case versions likewise: in memory only since the last chunk.
+    let index_path = scratch.0.join("index.redb");
+    let index = Index::create(&index_path).map_err(failure)?;
+    let mut verifier = Verifier { state: State::indexed(root, index, None), tree, chain: Chain::new() };
     let mut bytes_done = 0u64;
     let mut tail = None;
     for (index, (first_seq, name)) in names.iter().enumerate() {
@@ -251,6 +255,10 @@ impl Verifier {
                 let decoded = handle.join().unwrap_or_else(|_| unreachable!("decoding does not panic"));
                 next = chunks.get(index + 1).map(|&chunk| scope.spawn(move || prepare(chunk, threads)));
                 self.apply(chunk, decoded, &at)?;
+                // What the chunk added goes to the scratch index, so memory
+                // holds at most one chunk of ids whatever the log's length.
+                let (through, checksum) = (self.chain.next_seq(), self.chain.last_checksum());
+                self.state.flush(through, checksum, 1).map_err(|e| failure(e.to_string()))?;
                 progress(self.chain.next_seq(), scan.committed_len);
             }
             Ok(())
