@@ -7,7 +7,14 @@
 //! the log is rebuilt from the log.
 //!
 //! Stored form (golden vectors in `tests/golden/index/`):
-//! * `ids`: key the 32-byte event id, value `seq (u64 BE) || system time (i64 BE µs)`;
+//! * `ids`: key a `u128`, the event id's first 8 bytes (read big-endian) in
+//!   the high 64 bits and the record's seq in the low 64, value empty. An
+//!   id's candidates are one key range; the caller confirms a candidate
+//!   against the record at its seq (the full id and the system time are in
+//!   the log), so a shared prefix can never make a duplicate of a new event.
+//!   16 bytes an event, where the full id with seq and time took 48 and a
+//!   variable-width entry (`INDEX_FORMAT` 1: 145 bytes an event on disk at
+//!   1M events);
 //! * `cases`: key the case reference in postcard, value the version (u64);
 //! * `meta`: `format` = [`INDEX_FORMAT`] (one byte), `through` = records
 //!   covered (u64 BE), `checksum` = the checksum of frame `through - 1`
@@ -15,11 +22,13 @@
 
 use std::path::{Path, PathBuf};
 
-use docket_model::{CaseRef, EventId, Registry};
+use docket_model::{CaseRef, EventId, Registry, SignedEvent};
+
+use crate::read::Reader;
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
 /// The stored form's version; another version is rebuilt, never read.
-pub const INDEX_FORMAT: u8 = 1;
+pub const INDEX_FORMAT: u8 = 2;
 
 /// The index's page cache: 32 MiB.
 pub const INDEX_CACHE_BYTES: usize = 32 << 20;
@@ -30,10 +39,10 @@ pub const INDEX_CACHE_BYTES: usize = 32 << 20;
 pub const INDEX_FLUSH_RECORDS: usize = 16_384;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const IDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ids");
+const IDS: TableDefinition<u128, ()> = TableDefinition::new("ids");
 const CASES: TableDefinition<&[u8], u64> = TableDefinition::new("cases");
 
-type Tables = (redb::ReadOnlyTable<&'static [u8], &'static [u8]>, redb::ReadOnlyTable<&'static [u8], u64>);
+type Tables = (redb::ReadOnlyTable<u128, ()>, redb::ReadOnlyTable<&'static [u8], u64>);
 
 /// The point of the log an index covers.
 #[derive(Debug, Clone)]
@@ -51,6 +60,8 @@ pub struct Index {
     db: Database,
     path: PathBuf,
     tables: Option<Tables>,
+    /// The log indexed: a candidate id is confirmed against its record.
+    records: Reader,
 }
 
 impl std::fmt::Debug for Index {
@@ -59,12 +70,16 @@ impl std::fmt::Debug for Index {
     }
 }
 
-/// One id's entry: `seq || system time`, both big-endian.
-pub fn id_value(seq: u64, time: i64) -> [u8; 16] {
-    let mut value = [0; 16];
-    value[..8].copy_from_slice(&seq.to_be_bytes());
-    value[8..].copy_from_slice(&time.to_be_bytes());
-    value
+/// The first 8 bytes of an id, big-endian: the high half of its keys.
+fn id_prefix(id: &EventId) -> u64 {
+    let mut prefix = [0; 8];
+    prefix.copy_from_slice(&id.0[..8]);
+    u64::from_be_bytes(prefix)
+}
+
+/// One id's key: its prefix above the seq of its record.
+pub fn id_key(id: &EventId, seq: u64) -> u128 {
+    (u128::from(id_prefix(id)) << 64) | u128::from(seq)
 }
 
 /// A case's key: its reference in postcard.
@@ -81,31 +96,33 @@ impl Index {
     /// Opens the index at `path` and the point it covers; `None` when the
     /// file is new, or was unreadable or of another format (it is then
     /// replaced by an empty one, to be rebuilt from the log).
-    pub fn open(path: &Path) -> Result<(Self, Option<Indexed>), String> {
-        if let Ok(index) = Self::open_existing(path) {
+    /// `records` reads the log it indexes.
+    pub fn open(path: &Path, records: Reader) -> Result<(Self, Option<Indexed>), String> {
+        if let Ok(index) = Self::open_existing(path, records.clone()) {
             if let Ok(Some(indexed)) = index.covered() {
                 return Ok((index, Some(indexed)));
             }
         }
-        Ok((Self::create(path)?, None))
+        Ok((Self::create(path, records)?, None))
     }
 
-    fn open_existing(path: &Path) -> Result<Self, String> {
+    fn open_existing(path: &Path, records: Reader) -> Result<Self, String> {
         let db = Database::builder().set_cache_size(INDEX_CACHE_BYTES).open(path).map_err(|e| e.to_string())?;
-        let mut index = Self { db, path: path.to_owned(), tables: None };
+        let mut index = Self { db, path: path.to_owned(), tables: None, records };
         index.refresh()?;
         Ok(index)
     }
 
     /// This index emptied: the file is replaced by a new one.
     pub fn recreate(self) -> Result<Self, String> {
-        let path = self.path.clone();
+        let (path, records) = (self.path.clone(), self.records.clone());
         drop(self);
-        Self::create(&path)
+        Self::create(&path, records)
     }
 
-    /// A new, empty index at `path`, replacing any file there.
-    pub fn create(path: &Path) -> Result<Self, String> {
+    /// A new, empty index at `path`, replacing any file there, of the log
+    /// `records` reads.
+    pub fn create(path: &Path, records: Reader) -> Result<Self, String> {
         match std::fs::remove_file(path) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(failed(path, "removing")(&error)),
             _ => {}
@@ -122,7 +139,7 @@ impl Index {
             txn.open_table(CASES).map_err(|e| failed(path, "writing")(&e))?;
         }
         txn.commit().map_err(|e| failed(path, "committing")(&e))?;
-        let mut index = Self { db, path: path.to_owned(), tables: None };
+        let mut index = Self { db, path: path.to_owned(), tables: None, records };
         index.refresh()?;
         Ok(index)
     }
@@ -157,15 +174,36 @@ impl Index {
         Ok(())
     }
 
-    /// The seq and system time of an indexed event id.
+    /// The seq and system time of the indexed record of `id`, if there is
+    /// one: each candidate sharing its prefix is read from the log and its
+    /// full id compared (an indexed record is durable, so committed).
     pub fn id(&self, id: &EventId) -> Result<Option<(u64, i64)>, String> {
-        let Some((ids, _)) = &self.tables else { return Ok(None) };
-        let value = ids.get(id.0.as_slice()).map_err(|e| failed(&self.path, "reading an id")(&e))?;
-        Ok(value.and_then(|v| {
-            let bytes: [u8; 16] = v.value().try_into().ok()?;
-            let seq = u64::from_be_bytes(bytes[..8].try_into().ok()?);
-            Some((seq, i64::from_be_bytes(bytes[8..].try_into().ok()?)))
-        }))
+        for seq in self.id_candidates(id)? {
+            let fail = |reason: &dyn std::fmt::Display| {
+                format!("index {}: the record at seq {seq}, which it names: {reason}", self.path.display())
+            };
+            let frame = self.records.frame_at(seq).map_err(|e| fail(&e))?.ok_or_else(|| fail(&"not in the log"))?;
+            let event = SignedEvent::from_wire(&frame.wire).map_err(|e| fail(&e))?;
+            if event.id() == *id {
+                return Ok(Some((seq, frame.system_time)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The seqs of indexed records whose id begins as `id` does: the
+    /// record of `id`, if it is indexed, is one of them (almost always the
+    /// only one; the caller compares the full id).
+    pub fn id_candidates(&self, id: &EventId) -> Result<Vec<u64>, String> {
+        let Some((ids, _)) = &self.tables else { return Ok(Vec::new()) };
+        let low = u128::from(id_prefix(id)) << 64;
+        let range = ids.range(low..=low | u128::from(u64::MAX)).map_err(|e| failed(&self.path, "reading an id")(&e))?;
+        let mut seqs = Vec::new();
+        for entry in range {
+            let (key, _) = entry.map_err(|e| failed(&self.path, "reading an id")(&e))?;
+            seqs.push(key.value() as u64);
+        }
+        Ok(seqs)
     }
 
     /// The indexed version of a case (0 if none).
@@ -189,8 +227,8 @@ impl Index {
         txn.set_durability(Durability::Immediate).map_err(|e| fail(&e))?;
         {
             let mut table = txn.open_table(IDS).map_err(|e| fail(&e))?;
-            for (id, (seq, time)) in ids {
-                table.insert(id.0.as_slice(), id_value(*seq, *time).as_slice()).map_err(|e| fail(&e))?;
+            for (id, (seq, _)) in ids {
+                table.insert(id_key(id, *seq), ()).map_err(|e| fail(&e))?;
             }
             let mut table = txn.open_table(CASES).map_err(|e| fail(&e))?;
             for (case, version) in cases {

@@ -500,9 +500,12 @@ fn open_log(
             source: std::io::Error::other(reason),
         })
     };
-    let (index, indexed) =
-        if resumed { Index::open(&paths.index()) } else { Index::create(&paths.index()).map(|i| (i, None)) }
-            .map_err(index_failed)?;
+    let (index, indexed) = if resumed {
+        Index::open(&paths.index(), Reader::new(paths.segments()))
+    } else {
+        Index::create(&paths.index(), Reader::new(paths.segments())).map(|i| (i, None))
+    }
+    .map_err(index_failed)?;
     let tiled = if resumed { latest.map_or(0, |c| c.size - c.size % TILE_WIDTH) } else { 0 };
     let tree = tree_on_disk(paths).resume(tiled).map_err(LedgerError::Checkpoint)?;
     let resume = Resume {

@@ -271,6 +271,16 @@ impl Reader {
         (frame.seq == first_seq + position).then_some(offset)
     }
 
+    /// The committed frame of `seq`, if there is one.
+    pub fn frame_at(&self, seq: u64) -> Result<Option<Frame>, LogError> {
+        let mut found = None;
+        self.read_from(seq, None, |frame| {
+            found = Some(frame.clone());
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+
     /// The checksum of frame `seq`, if it is committed: what a projection
     /// records beside its watermark to prove which log it was built from.
     pub fn checksum_of(&self, seq: u64) -> Result<Option<[u8; 32]>, LogError> {

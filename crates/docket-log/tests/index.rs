@@ -2,7 +2,7 @@
 //! from them and the records after them; a damaged tile or index is rebuilt
 //! from the log; their stored forms match the golden vectors.
 
-use docket_log::index::{case_key, id_value, INDEX_FORMAT};
+use docket_log::index::{case_key, id_key, INDEX_FORMAT};
 use docket_log::ledger::Ledger;
 use docket_log::merkle::{leaf_hash, Hash};
 use docket_log::{Config, Tree};
@@ -111,7 +111,8 @@ fn stored_forms_match_the_golden_vectors() {
     (0..256u32).for_each(|i| tree.push(leaf_hash(&i.to_be_bytes())));
     let tile = std::fs::read(dir.path().join("tile/0/000")).expect("a full tile");
     let demo = world::build(1, 5);
-    let case = demo.events.iter().find_map(|e| e.event().case()).expect("a case event").case_ref();
+    let demo_event = demo.events.iter().find(|e| e.event().case().is_some()).expect("a case event");
+    let case = demo_event.event().case().expect("a case event").case_ref();
     let golden = serde_json::json!({
         "about": "Stored forms of docket-log's tree tiles (src/tiles.rs) and index (src/index.rs). \
                   The tile holds leaf_hash(i as u32 big-endian) for i in 0..256.",
@@ -119,7 +120,8 @@ fn stored_forms_match_the_golden_vectors() {
         "tile_0_000_sha256": hex::encode(Sha256::digest(&tile)),
         "tile_0_000_first_hash": hex::encode(&tile[..32]),
         "index_format": INDEX_FORMAT,
-        "id_value_seq_1234567_time_-5": hex::encode(id_value(1_234_567, -5)),
+        "id_of_the_demo_case_event": hex::encode(demo_event.id().0),
+        "id_key_of_that_id_at_seq_1234567": hex::encode(id_key(&demo_event.id(), 1_234_567).to_be_bytes()),
         "case_key_of_the_demo_case": hex::encode(case_key(&case)),
     });
     docket_testkit::expect_file(
