@@ -638,3 +638,163 @@ mod tests {
         assert_eq!(next_midnight(t).unwrap(), Timestamp::parse("2025-06-02T00:00:00+08:00").unwrap());
     }
 }
+
+/// Carried computations against the views' own, over a ledger taking
+/// random appends: back-dated facts (the demo's late recordings), an MOU
+/// amended and a rule set version published in the middle of the stream,
+/// valid times that move forward across next changes and midnights, and
+/// sometimes back.
+#[cfg(test)]
+mod carried {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    use docket_audit::audit::audit_each;
+    use docket_log::ledger::{self, Ledger as LogLedger};
+    use docket_model::event::{Body, Event, MouParty, RegistryEvent, Signer, FORMAT_VERSION};
+    use docket_model::{Digest, Hash32, PublicKey, SignedEvent};
+
+    /// A small deterministic generator (splitmix64): the test's randomness, seeded.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    fn registry_event(root: &ed25519_dalek::SigningKey, at: Timestamp, body: RegistryEvent) -> SignedEvent {
+        let key = PublicKey(root.verifying_key().to_bytes());
+        let event = Event {
+            format: FORMAT_VERSION,
+            signer: Signer::Registry,
+            key,
+            effective_at: at,
+            body: Body::Registry(body),
+        };
+        SignedEvent::sign(event, root).unwrap()
+    }
+
+    /// An amendment of the first MOU that binds its first party to one more
+    /// measure, retroactively from a day after its terms began (every
+    /// designated case of its list, touched or not, gets a duty at once),
+    /// and a newer version of the first list's rule set, published, whose
+    /// document the reader lacks (the audit's header says so).
+    fn registry_changes(store: &Store, root: &ed25519_dalek::SigningKey, at: Timestamp) -> Vec<SignedEvent> {
+        let registry = store.current_registry();
+        let (mou, state) = registry.mous().next().unwrap();
+        let terms = state.terms.last().unwrap();
+        let mut catalogued = registry.mous().flat_map(|(_, m)| m.terms.iter().flat_map(|t| t.parties.iter()));
+        let extra =
+            catalogued.find_map(|p| p.measures.iter().find(|m| !terms.parties[0].measures.contains(m)).cloned());
+        assert!(extra.is_some(), "some MOU binds a measure the first party is not bound to");
+        let mut parties: Vec<MouParty> = terms.parties.clone();
+        parties[0].measures.extend(extra);
+        let effective_from = Timestamp::from_micros(terms.effective_from.micros() + 86_400_000_000).unwrap();
+        let amended = RegistryEvent::MouAmended { mou: mou.clone(), parties, effective_from, effective_until: None };
+        let (_, list) = registry.lists().next().unwrap();
+        let newest = registry.rule_set(&list.rule_set).iter().map(|v| v.version).max().unwrap_or(0);
+        let published = RegistryEvent::RuleSetPublished {
+            rule_set: list.rule_set.clone(),
+            version: newest + 1,
+            digest: Digest::Sha256(Hash32([7; 32])),
+            source: "a version the reader lacks (test)".into(),
+        };
+        vec![registry_event(root, at, amended), registry_event(root, at, published)]
+    }
+
+    /// The views' own answers at `as_of` against the carried cache's.
+    fn check(cache: &PageCache, ledger: Ledger<'_>, as_of: AsOf, agencies: &[AgencyId], step: usize) {
+        let store = ledger.store;
+        let public = cache.public_in(ledger, as_of).unwrap();
+        assert_eq!(public.entries, views::public_view(store, as_of, None).unwrap().entries, "public list, step {step}");
+        let audited = cache.audit_in(ledger, as_of, None).unwrap();
+        let mut findings = vec![];
+        let scope = Scope::default();
+        let mut report =
+            audit_each(store, as_of, &scope, ledger.rule_sets, ledger.calendar, &mut |f| findings.push(f)).unwrap();
+        assert_eq!(audited.findings, findings, "audit findings, step {step}");
+        report.as_of = audited.report.as_of;
+        assert_eq!(audited.report, report, "audit report, step {step}");
+        for agency in agencies {
+            let worklist = cache.worklist_in(ledger, as_of, agency).unwrap();
+            assert_eq!(worklist.view, views::enforcement_view(store, as_of, agency).unwrap(), "{agency}, step {step}");
+        }
+    }
+
+    #[test]
+    fn carried_computations_equal_full_ones_after_random_appends() {
+        let seed = 19;
+        let demo = docket_world::build(40, seed);
+        let times = docket_world::recording_times(&demo.events, &demo.recorded_late);
+        let order = docket_world::log_order(&demo.events, &times);
+        let dir = tempfile::tempdir().unwrap();
+        let root = PublicKey(demo.registry_root.verifying_key().to_bytes());
+        ledger::init(
+            dir.path(),
+            "docket.invalid/carried",
+            &docket_world::key(seed, "log"),
+            root,
+            Some(&demo.registry_root),
+        )
+        .unwrap();
+        let mut log = LogLedger::open(dir.path(), docket_log::Config::default()).unwrap();
+        let mut append = |events: Vec<SignedEvent>, at: Timestamp| {
+            let results = log.log.append_batch_with(events, at, true).unwrap();
+            assert!(results.iter().all(Result::is_ok), "refused: {results:?}");
+        };
+        // The registry first, then the cases in random chunks.
+        let registry_end = order.iter().position(|&i| demo.events[i].event().case().is_some()).unwrap();
+        let (first, rest) = order.split_at(registry_end);
+        append(first.iter().map(|&i| demo.events[i].clone()).collect(), times[first[first.len() - 1]]);
+        let (mut store, _) = Store::open(dir.path(), docket_fold::StoreLimits::default()).unwrap();
+        let rule_sets = RuleSet::bundled();
+        store.set_publication(RuleSet::publication(&rule_sets));
+        let calendar = Calendar::bundled();
+        let registry = store.current_registry();
+        let agencies: Vec<AgencyId> =
+            registry.mous().flat_map(|(_, m)| m.terms[0].parties.iter().map(|p| p.agency.clone())).take(3).collect();
+        let cache = PageCache::default();
+        let mut random = Random(seed);
+        let (mut done, mut changed_registry, mut step) = (0, false, 0);
+        let mut valid_at = times[rest[0]];
+        while done < rest.len() {
+            let chunk = &rest[done..(done + 1 + random.below(24) as usize).min(rest.len())];
+            let at = times[chunk[chunk.len() - 1]];
+            // One write per recording time, as the demo's writer does.
+            for group in chunk.chunk_by(|a, b| times[*a] == times[*b]) {
+                append(group.iter().map(|&i| demo.events[i].clone()).collect(), times[group[0]]);
+            }
+            done += chunk.len();
+            if !changed_registry && done > rest.len() / 2 {
+                changed_registry = true;
+                append(registry_changes(&store, &demo.registry_root, at), at);
+            }
+            store.catch_up().unwrap();
+            // "Now" moves forward by up to two days, across midnights and
+            // next changes; one step in eight goes back a day.
+            valid_at = match random.below(8) {
+                0 => Timestamp::from_micros(valid_at.micros() - 86_400_000_000).unwrap(),
+                _ => {
+                    Timestamp::from_micros(valid_at.max(at).micros() + random.below(2 * 86_400_000_000) as i64).unwrap()
+                }
+            };
+            let as_of = AsOf { known: Known::Through(store.records() - 1), valid_at };
+            let ledger = Ledger { store: &store, rule_sets: &rule_sets, calendar: &calendar };
+            check(&cache, ledger, as_of, &agencies, step);
+            step += 1;
+        }
+        assert!(changed_registry);
+        let (full, carried) = cache.computed();
+        assert!(carried > full, "most computations were carried: {full} in full, {carried} carried");
+        assert!(full > 5, "the first point, going back, and the registry change were computed in full: {full}");
+    }
+}
