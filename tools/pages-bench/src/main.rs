@@ -148,7 +148,7 @@ fn measure(base: &str, seed: u64, runs: usize, appends: usize, valid_at: &str) -
     floors.sort_by(f64::total_cmp);
     let mut rows = vec![];
     // New cases' subjects and numbers start past any a demo has.
-    let mut appended = 1_000_000_000 + records;
+    let mut appended = 200_000_000 + records;
     for (page, path) in pages {
         let mut row = time_page(&mut session, page, path, runs)?;
         for _ in 0..appends {
