@@ -331,6 +331,9 @@ fn audit_error(error: AuditError) -> PageError {
     }
 }
 
+/// A kept point's per-case results, and the ids of the cases to compute again.
+type Carry<R> = (Cases<R>, BTreeSet<u64>);
+
 /// What one case gives a computation: its result, if any, and its next change.
 type CaseResult<R> = (Option<R>, Option<Timestamp>);
 
@@ -343,7 +346,7 @@ fn carried<R>(
     store: &Store,
     base: Option<(&Cases<R>, Timestamp, (u64, u64))>,
     valid_at: Timestamp,
-) -> Result<Option<(Cases<R>, BTreeSet<u64>)>, FoldError> {
+) -> Result<Option<Carry<R>>, FoldError> {
     let Some((cases, base_valid_at, (from, to))) = base else { return Ok(None) };
     if to.saturating_sub(from) > CARRY_RECORDS_MAX || valid_at < base_valid_at {
         return Ok(None);
@@ -363,7 +366,7 @@ fn carried<R>(
 fn walk<R>(
     store: &Store,
     registry: &Registry,
-    carry: Option<(Cases<R>, BTreeSet<u64>)>,
+    carry: Option<Carry<R>>,
     evaluate: &mut dyn FnMut(&CaseState) -> Result<CaseResult<R>, PageError>,
 ) -> Result<Cases<R>, PageError> {
     let positions: BTreeMap<&ListId, u32> =
