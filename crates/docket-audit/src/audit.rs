@@ -7,6 +7,7 @@
 //! nothing done is `overdue`; an act after its deadline is `late`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{Months, NaiveDate};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
@@ -392,26 +393,10 @@ pub fn audit_each(
     calendar: &Calendar,
     sink: &mut dyn FnMut(Finding),
 ) -> Result<Report, AuditError> {
-    let registry = source.registry(as_of.known)?;
-    if let Some(list) = &scope.list {
-        if registry.list(list).is_none() {
-            return Err(AuditError::UnknownList(list.clone()));
-        }
-    }
-    let mut report = Report {
-        as_of,
-        calendar: format!("{} v{}", calendar.id, calendar.version),
-        rule_sets: vec![],
-        cases: 0,
-        findings: vec![],
-    };
-    for (list, state) in registry.lists() {
-        if scope.list.as_ref().is_some_and(|l| l != list) {
-            continue;
-        }
-        let uses = rule_sets_for(list, &state.rule_set, &registry, rule_sets);
-        report.rule_sets.extend(uses.iter().map(|(_, _, used)| used.clone()));
-        if uses.iter().all(|(_, rules, _)| rules.is_none()) {
+    let auditor = Auditor::new(source.registry(as_of.known)?, as_of, scope, rule_sets, calendar)?;
+    let mut report = auditor.report();
+    for (list, _) in auditor.registry.lists() {
+        if !auditor.covers(list) {
             continue;
         }
         let mut failed = None;
@@ -419,33 +404,13 @@ pub fn audit_each(
             if failed.is_some() {
                 return;
             }
-            let view = evaluate(&case, &registry, as_of);
-            if view.version == 0 {
-                return;
-            }
-            let Some(rules) = rules_in_force(&uses, &view) else {
-                return;
-            };
-            report.cases += 1;
-            let mut checker = Checker {
-                case: &case,
-                view: &view,
-                rules,
-                calendar,
-                registry: &registry,
-                designating: &state.designating_agency,
-                as_of,
-                today: as_of.valid_at.china_date().naive(),
-                window: None,
-                out: vec![],
-            };
-            if let Err(error) = checker.check() {
-                failed = Some(error);
-            }
-            for finding in checker.out {
-                if scope.agency.as_ref().is_none_or(|a| *a == finding.agency) {
-                    sink(finding);
+            match auditor.case(&case) {
+                Ok(None) => {}
+                Ok(Some(findings)) => {
+                    report.cases += 1;
+                    findings.into_iter().for_each(&mut *sink);
                 }
+                Err(error) => failed = Some(error),
             }
         })?;
         if let Some(error) = failed {
@@ -453,6 +418,101 @@ pub fn audit_each(
         }
     }
     Ok(report)
+}
+
+/// The audit of one point, case by case: what [`audit_each`] does for each
+/// case, for a reader that keeps each case's findings and audits again only
+/// the cases that changed (the pages do).
+#[derive(Debug)]
+pub struct Auditor<'a> {
+    registry: Arc<Registry>,
+    as_of: AsOf,
+    scope: &'a Scope,
+    calendar: &'a Calendar,
+    /// The rule set documents of each list in scope, and its designating agency.
+    lists: BTreeMap<ListId, (RuleSetUses<'a>, AgencyId)>,
+    header: Report,
+}
+
+/// A list's rule set documents: from when each applies, the document (None:
+/// not available), and what the report says of it.
+type RuleSetUses<'a> = Vec<(Option<Timestamp>, Option<&'a RuleSet>, RuleSetUse)>;
+
+impl<'a> Auditor<'a> {
+    /// The audit at `as_of` of `scope`, `registry` being the registry as of `as_of.known`.
+    pub fn new(
+        registry: Arc<Registry>,
+        as_of: AsOf,
+        scope: &'a Scope,
+        rule_sets: &'a [RuleSet],
+        calendar: &'a Calendar,
+    ) -> Result<Self, AuditError> {
+        if let Some(list) = &scope.list {
+            if registry.list(list).is_none() {
+                return Err(AuditError::UnknownList(list.clone()));
+            }
+        }
+        let mut header = Report {
+            as_of,
+            calendar: format!("{} v{}", calendar.id, calendar.version),
+            rule_sets: vec![],
+            cases: 0,
+            findings: vec![],
+        };
+        let mut lists = BTreeMap::new();
+        for (list, state) in registry.lists() {
+            if scope.list.as_ref().is_some_and(|l| l != list) {
+                continue;
+            }
+            let uses = rule_sets_for(list, &state.rule_set, &registry, rule_sets);
+            header.rule_sets.extend(uses.iter().map(|(_, _, used)| used.clone()));
+            if uses.iter().all(|(_, rules, _)| rules.is_none()) {
+                continue;
+            }
+            lists.insert(list.clone(), (uses, state.designating_agency.clone()));
+        }
+        Ok(Self { registry, as_of, scope, calendar, lists, header })
+    }
+
+    /// The report's header: the point, the calendar, the rule sets; no cases counted, no findings.
+    pub fn report(&self) -> Report {
+        self.header.clone()
+    }
+
+    /// Whether the audit reads `list`'s cases (in scope, and some rule set document applies).
+    pub fn covers(&self, list: &ListId) -> bool {
+        self.lists.contains_key(list)
+    }
+
+    /// The findings on `case` (those in scope), or None if the audit does
+    /// not count it (its list is not covered, nothing about it is known at
+    /// the point, or no rule set document applies to it).
+    pub fn case(&self, case: &CaseState) -> Result<Option<Vec<Finding>>, AuditError> {
+        let Some((uses, designating)) = self.lists.get(&case.list) else { return Ok(None) };
+        let view = evaluate(case, &self.registry, self.as_of);
+        if view.version == 0 {
+            return Ok(None);
+        }
+        let Some(rules) = rules_in_force(uses, &view) else {
+            return Ok(None);
+        };
+        let mut checker = Checker {
+            case,
+            view: &view,
+            rules,
+            calendar: self.calendar,
+            registry: &self.registry,
+            designating,
+            as_of: self.as_of,
+            today: self.as_of.valid_at.china_date().naive(),
+            window: None,
+            out: vec![],
+        };
+        checker.check()?;
+        let mut findings = checker.out;
+        findings.retain(|finding| self.scope.agency.as_ref().is_none_or(|a| *a == finding.agency));
+        Ok(Some(findings))
+    }
 }
 
 /// The rules in force when the case opened (notice, else decision): the

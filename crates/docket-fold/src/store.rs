@@ -27,7 +27,7 @@
 //! as-of query reads the cases it needs and filters their facts; only the
 //! registry is folded, from the nearest snapshot.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -371,6 +371,80 @@ impl Store {
         Ok(found)
     }
 
+    /// What the records in `[from, to)` changed: the ids of the cases they
+    /// touched, and whether any of them was a registry event. Read from the
+    /// log (the store keeps no history of its writes), so it costs a read of
+    /// those records; `to` must be at most [`Store::records`].
+    ///
+    /// A reader that computed something from the store through `from`
+    /// recomputes only these cases to have it through `to`, unless the
+    /// registry changed (then every case may read differently).
+    pub fn changes(&self, from: u64, to: u64) -> Result<Changes, FoldError> {
+        let records = self.records();
+        if from > to || to > records {
+            let reason = format!("changes in [{from}, {to}) asked of a store of {records} records");
+            return Err(FoldError::Inconsistent { seq: to, reason });
+        }
+        let mut changes = Changes::default();
+        let mut keys = BTreeSet::new();
+        let mut failed = None;
+        if from < to {
+            self.reader.read_from(from, None, |frame| {
+                if frame.seq >= to {
+                    return ControlFlow::Break(());
+                }
+                match prepare(frame) {
+                    Ok(Prepared { what: What::Case { key, .. }, .. }) => {
+                        keys.insert(key);
+                    }
+                    Ok(Prepared { what: What::Registry { .. }, .. }) => changes.registry = true,
+                    Err(error) => {
+                        failed = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            })?;
+        }
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        let path = self.path.as_path();
+        let txn = tried!(path, self.db.begin_read());
+        let ids = tried!(path, txn.open_table(CASE_IDS));
+        for key in keys {
+            match tried!(path, ids.get(key.as_slice())) {
+                Some(id) => changes.cases.insert(id.value()),
+                None => return Err(store_error(path)(&"a case the log names below the watermark is not stored")),
+            };
+        }
+        Ok(changes)
+    }
+
+    /// Visits the cases with the given ids (each with its id), in id order.
+    pub fn for_ids(&self, ids: &BTreeSet<u64>, visit: &mut dyn FnMut(u64, CaseState)) -> Result<(), FoldError> {
+        let path = self.path.as_path();
+        let txn = tried!(path, self.db.begin_read());
+        let cases = tried!(path, txn.open_table(CASES));
+        for &id in ids {
+            let Some(guard) = tried!(path, cases.get(id)) else {
+                return Err(store_error(path)(&format!("case id {id} is not stored")));
+            };
+            visit(id, tried!(path, postcard::from_bytes::<CaseState>(guard.value())));
+        }
+        Ok(())
+    }
+
+    /// As [`Source::for_list`], with each case's id (the seq of the record that opened it).
+    pub fn for_list_ids(&self, list: &ListId, visit: &mut dyn FnMut(u64, CaseState)) -> Result<(), FoldError> {
+        self.scan(Index::ByList, &postcard_bytes(list), visit)
+    }
+
+    /// As [`Source::for_applier`], with each case's id.
+    pub fn for_applier_ids(&self, agency: &AgencyId, visit: &mut dyn FnMut(u64, CaseState)) -> Result<(), FoldError> {
+        self.scan(Index::ByApplier, &postcard_bytes(agency), visit)
+    }
+
     /// Folds every record the store has not seen. Returns how many.
     ///
     /// Two threads: one reads, decodes and prepares records (case keys,
@@ -634,7 +708,7 @@ impl Store {
     }
 
     /// Visits the cases an index names under `prefix`, in case id (opening) order.
-    fn scan(&self, index: Index, prefix: &[u8], visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
+    fn scan(&self, index: Index, prefix: &[u8], visit: &mut dyn FnMut(u64, CaseState)) -> Result<(), FoldError> {
         let path = self.path.as_path();
         let txn = tried!(path, self.db.begin_read());
         let end = prefix_end(prefix);
@@ -667,7 +741,7 @@ impl Store {
             let Some(guard) = tried!(path, cases.get(id)) else {
                 return Err(store_error(path)(&format!("an index names case id {id}, which is not stored")));
             };
-            visit(tried!(path, postcard::from_bytes::<CaseState>(guard.value())));
+            visit(id, tried!(path, postcard::from_bytes::<CaseState>(guard.value())));
         }
         Ok(())
     }
@@ -712,6 +786,15 @@ impl Store {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a range of records changed ([`Store::changes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The ids of the cases the records touched (opened or added a fact to).
+    pub cases: BTreeSet<u64>,
+    /// Whether any record was a registry event.
+    pub registry: bool,
 }
 
 /// Which table a scan walks.
@@ -876,15 +959,15 @@ impl Source for Store {
     }
 
     fn for_list(&self, list: &ListId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.scan(Index::ByList, &postcard_bytes(list), visit)
+        self.scan(Index::ByList, &postcard_bytes(list), &mut |_, case| visit(case))
     }
 
     fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.scan(Index::Subject, &subject_prefix(subject), visit)
+        self.scan(Index::Subject, &subject_prefix(subject), &mut |_, case| visit(case))
     }
 
     fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.scan(Index::ByApplier, &postcard_bytes(agency), visit)
+        self.scan(Index::ByApplier, &postcard_bytes(agency), &mut |_, case| visit(case))
     }
 
     fn publication(&self) -> &Publication {

@@ -358,45 +358,88 @@ pub fn enforcement_view(source: &dyn Source, as_of: AsOf, agency: &AgencyId) -> 
     if registry.agency(agency).is_none() {
         return Err(FoldError::NotFound(format!("agency \"{agency}\"")));
     }
-    let lists: BTreeSet<&ListId> = registry
-        .mous()
-        .filter(|(_, mou)| mou.terms.iter().any(|t| t.parties.iter().any(|p| p.agency == *agency)))
-        .map(|(_, mou)| &mou.list)
-        .collect();
-    let mut view =
-        EnforcementView { agency: agency.clone(), as_of, to_apply: vec![], applied: vec![], must_lift: vec![] };
+    let mut duties = Duties::default();
     let mut seen = BTreeSet::new();
     let mut visit = |case: CaseState| {
         if !seen.insert(case_key(&case)) {
             return;
         }
-        let case_view = evaluate(&case, &registry, as_of);
-        worklist(&registry, &case_view, agency, as_of, &mut view);
+        duties.extend(case_duties(&case, &registry, agency, as_of));
     };
-    for list in lists {
-        source.for_list(list, &mut visit)?;
+    for list in worklist_lists(&registry, agency) {
+        source.for_list(&list, &mut visit)?;
     }
     source.for_applier(agency, &mut visit)?;
-    view.to_apply.sort_by(|a, b| {
-        (&a.list, &a.subject, &a.number, &a.measure).cmp(&(&b.list, &b.subject, &b.number, &b.measure))
-    });
-    view.applied.sort_by(|a, b| {
-        (&a.list, &a.subject, &a.number, &a.measure).cmp(&(&b.list, &b.subject, &b.number, &b.measure))
-    });
-    view.must_lift.sort_by(|a, b| {
-        (&a.duty.list, &a.duty.subject, &a.duty.number, &a.duty.measure).cmp(&(
-            &b.duty.list,
-            &b.duty.subject,
-            &b.duty.number,
-            &b.duty.measure,
-        ))
-    });
-    Ok(view)
+    Ok(duties.into_view(agency, as_of))
+}
+
+/// The lists whose cases [`enforcement_view`] reads for `agency` (besides
+/// those it applied a measure on): the lists of the MOUs it is a party to,
+/// in any version of their terms.
+pub fn worklist_lists(registry: &Registry, agency: &AgencyId) -> BTreeSet<ListId> {
+    registry
+        .mous()
+        .filter(|(_, mou)| mou.terms.iter().any(|t| t.parties.iter().any(|p| p.agency == *agency)))
+        .map(|(_, mou)| mou.list.clone())
+        .collect()
+}
+
+/// Whether [`enforcement_view`] reads `case` for `agency`: it is on one of
+/// `lists` ([`worklist_lists`]), or the agency applied a measure on it
+/// (any stored fact, as the store's applier index has it).
+pub fn on_worklist(case: &CaseState, lists: &BTreeSet<ListId>, agency: &AgencyId) -> bool {
+    lists.contains(&case.list)
+        || case.facts.iter().any(|f| f.agency == *agency && matches!(f.step, crate::case::Step::MeasureApplied { .. }))
+}
+
+/// One case's duties for `agency` at `as_of`, in the order found (a
+/// worklist sorts them: [`Duties::into_view`]).
+pub fn case_duties(case: &CaseState, registry: &Registry, agency: &AgencyId, as_of: AsOf) -> Duties {
+    let view = evaluate(case, registry, as_of);
+    let mut duties = Duties::default();
+    worklist(registry, &view, agency, as_of, &mut duties);
+    duties
+}
+
+/// Duties of one or more cases, before they are sorted into a worklist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Duties {
+    pub to_apply: Vec<Duty>,
+    pub applied: Vec<Duty>,
+    pub must_lift: Vec<LiftDuty>,
+}
+
+impl Duties {
+    /// No duty at all.
+    pub fn is_empty(&self) -> bool {
+        self.to_apply.is_empty() && self.applied.is_empty() && self.must_lift.is_empty()
+    }
+
+    /// Adds `other`'s duties after these.
+    pub fn extend(&mut self, other: Duties) {
+        self.to_apply.extend(other.to_apply);
+        self.applied.extend(other.applied);
+        self.must_lift.extend(other.must_lift);
+    }
+
+    /// The worklist of `agency` at `as_of`: each kind sorted by list,
+    /// subject, number and measure (a stable sort: one case's duties for
+    /// one measure keep the order found).
+    pub fn into_view(self, agency: &AgencyId, as_of: AsOf) -> EnforcementView {
+        let Self { mut to_apply, mut applied, mut must_lift } = self;
+        fn order(a: &Duty, b: &Duty) -> std::cmp::Ordering {
+            (&a.list, &a.subject, &a.number, &a.measure).cmp(&(&b.list, &b.subject, &b.number, &b.measure))
+        }
+        to_apply.sort_by(order);
+        applied.sort_by(order);
+        must_lift.sort_by(|a, b| order(&a.duty, &b.duty));
+        EnforcementView { agency: agency.clone(), as_of, to_apply, applied, must_lift }
+    }
 }
 
 /// Adds one case's duties for `agency` to its worklist: measures its MOUs
 /// bind it to apply (or that it applied), and applications to lift.
-fn worklist(registry: &Registry, case: &CaseView, agency: &AgencyId, as_of: AsOf, out: &mut EnforcementView) {
+fn worklist(registry: &Registry, case: &CaseView, agency: &AgencyId, as_of: AsOf, out: &mut Duties) {
     let in_place: Vec<&MeasureView> = case.active_measures().filter(|m| m.agency == *agency).collect();
     bound_duties(registry, case, agency, as_of, &in_place, out);
     for applied in in_place {
@@ -430,7 +473,7 @@ fn bound_duties(
     agency: &AgencyId,
     as_of: AsOf,
     in_place: &[&MeasureView],
-    out: &mut EnforcementView,
+    out: &mut Duties,
 ) {
     let (true, Some(designation)) = (case.in_force(), &case.designation) else {
         return;
@@ -505,14 +548,24 @@ pub fn public_view(source: &dyn Source, as_of: AsOf, list: Option<&ListId>) -> R
             continue;
         }
         source.for_list(id, &mut |case| {
-            let view = evaluate(&case, &registry, as_of);
-            let ends = source.publication().ends(&registry, state, &view);
-            if let Some(entry) = public_entry(&view, &state.designating_agency, ends, as_of) {
-                entries.push(entry);
-            }
+            entries.extend(public_entry_of(&case, &registry, state, source.publication(), as_of));
         })?;
     }
     Ok(PublicView { as_of, entries })
+}
+
+/// `case`'s entry on the public list at `as_of`, if it has one: what
+/// [`public_view`] lists for it. `list` is the case's list in `registry`.
+pub fn public_entry_of(
+    case: &CaseState,
+    registry: &Registry,
+    list: &ListState,
+    publication: &Publication,
+    as_of: AsOf,
+) -> Option<PublicEntry> {
+    let view = evaluate(case, registry, as_of);
+    let ends = publication.ends(registry, list, &view);
+    public_entry(&view, &list.designating_agency, ends, as_of)
 }
 
 /// The entry `view` publishes at `as_of`, if any; `ends`: when the

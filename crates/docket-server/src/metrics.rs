@@ -71,6 +71,10 @@ pub(crate) struct Metrics {
     pub(crate) log_write_failures: Gauge,
     pub(crate) log_recoveries: Gauge,
     pub(crate) log_cut_records: Gauge,
+    pub(crate) page_computations_full: Gauge,
+    pub(crate) page_computations_carried: Gauge,
+    pub(crate) page_cache_points: Gauge,
+    pub(crate) page_cache_cases: Gauge,
 }
 
 impl Metrics {
@@ -133,6 +137,10 @@ impl Metrics {
             checkpoint_age_seconds: Gauge::default(),
             checkpoint_failures: Gauge::default(),
             log_refusing_appends: Gauge::default(),
+            page_computations_full: Gauge::default(),
+            page_computations_carried: Gauge::default(),
+            page_cache_points: Gauge::default(),
+            page_cache_cases: Gauge::default(),
             log_write_failures: Gauge::default(),
             log_recoveries: Gauge::default(),
             log_cut_records: Gauge::default(),
@@ -213,6 +221,26 @@ impl Metrics {
             "log_cut_records",
             "Records recovery cut since start, on open included: written, never acknowledged",
             self.log_cut_records.clone(),
+        );
+        registry.register(
+            "page_computations_full",
+            "The pages' whole-list computations (public list, audit, worklist) done in full since start",
+            self.page_computations_full.clone(),
+        );
+        registry.register(
+            "page_computations_carried",
+            "The pages' whole-list computations carried from a kept point (only changed cases computed) since start",
+            self.page_computations_carried.clone(),
+        );
+        registry.register(
+            "page_cache_points",
+            "Points the pages' cache keeps, over its three computations",
+            self.page_cache_points.clone(),
+        );
+        registry.register(
+            "page_cache_cases",
+            "Per-case results the pages' cache keeps, over its points (shared between points counted once per point)",
+            self.page_cache_cases.clone(),
         );
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         registry.register("build", "The server's version", build);

@@ -1,8 +1,8 @@
 //! `pages-bench`: the server time of the oversight desk's pages (issue 19).
 //!
 //! ```text
-//! pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--root DIR] [--valid-at 2025-06-01]
-//! pages-bench --url http://127.0.0.1:8080 [--seed 1] [--runs 20]
+//! pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--appends 5] [--root DIR] [--valid-at 2025-06-01]
+//! pages-bench --url http://127.0.0.1:8080 [--seed 1] [--runs 20] [--appends 5]
 //! ```
 //!
 //! For each size, writes the demo ledger of that many subjects under
@@ -13,7 +13,10 @@
 //! computation), and the median and 99th percentile of the other requests,
 //! each the server time the page reports in `Server-Timing` (the client's
 //! wall time where a server sends none), with the page's size; the
-//! smallest size is the peer.
+//! smallest size is the peer. Then, `--appends` times per page, it appends
+//! one event (a notice opening a new case), waits until the server has
+//! projected it, and fetches the page once: the first request after an
+//! append, at a new point "now".
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +28,8 @@ use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
 const USAGE: &str =
-    "usage: pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--root DIR] [--valid-at DATE]\n       \
-                     pages-bench --url http://127.0.0.1:8080 [--seed 1] [--runs 20] [--valid-at DATE]\n\n\
+    "usage: pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--appends 5] [--root DIR] [--valid-at DATE]\n       \
+                     pages-bench --url http://127.0.0.1:8080 [--seed 1] [--runs 20] [--appends 5] [--valid-at DATE]\n\n\
                      examples:\n  pages-bench --subjects 200,2000 --runs 5\n  \
                      pages-bench --subjects 1000,120000 --runs 20 --root /var/tmp/pages";
 
@@ -34,15 +37,18 @@ const USAGE: &str =
 const OVERSIGHT: &str = "pages-bench-oversight";
 /// A session is renewed after this long (the server's default lifetime is 300 s).
 const SESSION_RENEW: Duration = Duration::from_secs(200);
+/// How long an append may take to reach the server's views.
+const PROJECTED_WAIT: Duration = Duration::from_secs(30);
 
 fn main() -> Result<()> {
-    benchkit::args_or_exit(USAGE, &["--subjects", "--seed", "--runs", "--root", "--url", "--valid-at"]);
+    benchkit::args_or_exit(USAGE, &["--subjects", "--seed", "--runs", "--appends", "--root", "--url", "--valid-at"]);
     let seed = benchkit::number("--seed", 1);
     let runs = benchkit::number("--runs", 20).max(2) as usize;
+    let appends = benchkit::number("--appends", 5) as usize;
     let valid_at = benchkit::arg("--valid-at").unwrap_or_else(|| "2025-06-01".into());
     let mut tables = vec![];
     if let Some(url) = benchkit::arg("--url") {
-        tables.push(measure(&url, seed, runs, &valid_at)?);
+        tables.push(measure(&url, seed, runs, appends, &valid_at)?);
     } else {
         let root = benchkit::arg("--root").map_or_else(|| std::env::temp_dir().join("docket-pages-bench"), Into::into);
         let sizes = benchkit::arg("--subjects").unwrap_or_else(|| "1000,120000".into());
@@ -57,7 +63,7 @@ fn main() -> Result<()> {
             }
             let limits = docket_server::ServerLimits { session_s: 3_600, ..Default::default() };
             let serving = benchkit::serve(&dir, limits).map_err(|e| anyhow!(e))?;
-            let table = measure(&serving.base, seed, runs, &valid_at);
+            let table = measure(&serving.base, seed, runs, appends, &valid_at);
             serving.stop().map_err(|e| anyhow!(e))?;
             tables.push(table?);
         }
@@ -76,6 +82,8 @@ struct Row {
     bytes: usize,
     /// The server reported `Server-Timing` (otherwise: wall time).
     server_timed: bool,
+    /// The first request after each of `--appends` appends, sorted.
+    after_append_ms: Vec<f64>,
 }
 
 /// The figures of every page at one size.
@@ -86,7 +94,7 @@ struct Table {
 }
 
 /// Signs in and times every page on the server at `base`.
-fn measure(base: &str, seed: u64, runs: usize, valid_at: &str) -> Result<Table> {
+fn measure(base: &str, seed: u64, runs: usize, appends: usize, valid_at: &str) -> Result<Table> {
     let key = docket_world::key(seed, OVERSIGHT);
     register_oversight(base, seed, &key)?;
     let mut session = Session::open(base, key)?;
@@ -139,8 +147,18 @@ fn measure(base: &str, seed: u64, runs: usize, valid_at: &str) -> Result<Table> 
         (0..runs).map(|_| timed(|| floor.get("/healthz")).map(|(_, ms)| ms)).collect::<Result<_>>()?;
     floors.sort_by(f64::total_cmp);
     let mut rows = vec![];
+    // New cases' subjects and numbers start past any a demo has.
+    let mut appended = 200_000_000 + records;
     for (page, path) in pages {
-        rows.push(time_page(&mut session, page, path, runs)?);
+        let mut row = time_page(&mut session, page, path, runs)?;
+        for _ in 0..appends {
+            append_one(base, &api, seed, appended)?;
+            appended += 1;
+            row.after_append_ms.push(time_once(&mut session, &row.path)?);
+        }
+        row.after_append_ms.sort_by(f64::total_cmp);
+        eprintln!("{page}: first after an append, sorted: {:?}", row.after_append_ms);
+        rows.push(row);
     }
     Ok(Table { records, floor_p50_ms: benchkit::percentile(&floors, 0.5), rows })
 }
@@ -150,18 +168,9 @@ fn time_page(session: &mut Session, page: &'static str, path: String, runs: usiz
     let mut times = vec![];
     let (mut bytes, mut server_timed) = (0, true);
     for _ in 0..runs {
-        let client = session.client()?;
-        let cookie = format!("docket_session={}", session.token);
-        let (response, wall) = timed(|| client.request("GET", &path, b"", &[("cookie", &cookie)]))?;
-        if response.status != 200 {
-            bail!("{path}: {} {}", response.status, response.text().chars().take(300).collect::<String>());
-        }
-        let server = response
-            .header("server-timing")
-            .and_then(|t| t.split("dur=").nth(1))
-            .and_then(|d| d.split([';', ',']).next()?.trim().parse::<f64>().ok());
-        server_timed &= server.is_some();
-        times.push(server.unwrap_or(wall));
+        let (response, time, server) = fetch(session, &path)?;
+        server_timed &= server;
+        times.push(time);
         bytes = response.body.len();
     }
     // The first request computes the point's views (cold); the others reuse them.
@@ -169,7 +178,51 @@ fn time_page(session: &mut Session, page: &'static str, path: String, runs: usiz
     times.sort_by(f64::total_cmp);
     let (p50_ms, p99_ms) = (benchkit::percentile(&times, 0.5), benchkit::percentile(&times, 0.99));
     eprintln!("{page}: first {first_ms:.1} ms, p50 {p50_ms:.1} ms, p99 {p99_ms:.1} ms");
-    Ok(Row { page, path, first_ms, p50_ms, p99_ms, bytes, server_timed })
+    Ok(Row { page, path, first_ms, p50_ms, p99_ms, bytes, server_timed, after_append_ms: vec![] })
+}
+
+/// One request's time (server time, else wall time).
+fn time_once(session: &mut Session, path: &str) -> Result<f64> {
+    Ok(fetch(session, path)?.1)
+}
+
+/// Fetches `path` once: the response, its time in ms, and whether that is the server's own.
+fn fetch(session: &mut Session, path: &str) -> Result<(Response, f64, bool)> {
+    let client = session.client()?;
+    let cookie = format!("docket_session={}", session.token);
+    let (response, wall) = timed(|| client.request("GET", path, b"", &[("cookie", &cookie)]))?;
+    if response.status != 200 {
+        bail!("{path}: {} {}", response.status, response.text().chars().take(300).collect::<String>());
+    }
+    let server = response
+        .header("server-timing")
+        .and_then(|t| t.split("dur=").nth(1))
+        .and_then(|d| d.split([';', ',']).next()?.trim().parse::<f64>().ok());
+    Ok((response, server.unwrap_or(wall), server.is_some()))
+}
+
+/// Appends a notice opening case `index` of the demo court, and waits
+/// (at most `PROJECTED_WAIT`) until the server's views hold it.
+fn append_one(base: &str, api: &Client, seed: u64, index: u64) -> Result<()> {
+    let watermark = |api: &Client| -> Result<u64> {
+        let response = api.get("/v1/views/registry")?;
+        Ok(response.header("docket-watermark").and_then(|w| w.parse().ok()).unwrap_or(0))
+    };
+    let before = watermark(api)?;
+    let event = benchkit::notices(index, 1, seed).pop().ok_or_else(|| anyhow!("no notice signed"))?;
+    // The signature is the event's authority: no session needed.
+    let response = Client::new(base)?.post("/v1/events", &serde_json::to_vec(&event.to_json())?)?;
+    if response.status != 200 {
+        bail!("appending notice {index}: {} {}", response.status, response.text());
+    }
+    let started = Instant::now();
+    while watermark(api)? <= before {
+        if started.elapsed() > PROJECTED_WAIT {
+            bail!("notice {index}: not projected after {PROJECTED_WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// A signed-in session, renewed before the server's lifetime ends.
@@ -250,16 +303,21 @@ fn encode(text: &str) -> String {
 fn report(tables: &[Table]) {
     let Some(peer) = tables.iter().min_by_key(|t| t.records) else { return };
     println!(
-        "| page | records | first request ms | p50 ms (the other requests) | p99 ms | bytes | p50 / p50 at {} records |",
+        "| page | records | first request ms | p50 ms (the other requests) | p99 ms | first after an append: p50 / max ms | bytes | p50 / p50 at {} records |",
         peer.records
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for table in tables {
         for row in &table.rows {
             let base = peer.rows.iter().find(|r| r.page == row.page).map_or(f64::NAN, |r| r.p50_ms);
             let wall = if row.server_timed { "" } else { " (wall)" };
+            let after = &row.after_append_ms;
+            let after = match after.last() {
+                Some(max) => format!("{:.1} / {max:.1}", benchkit::percentile(after, 0.5)),
+                None => "—".into(),
+            };
             println!(
-                "| {} | {} | {:.1} | {:.1}{wall} | {:.1} | {} | {:.2} |",
+                "| {} | {} | {:.1} | {:.1}{wall} | {:.1} | {after} | {} | {:.2} |",
                 row.page,
                 table.records,
                 row.first_ms,
@@ -270,7 +328,7 @@ fn report(tables: &[Table]) {
             );
         }
         println!(
-            "| `GET /healthz` (wall, the floor) | {} | — | {:.2} | — | — | — |",
+            "| `GET /healthz` (wall, the floor) | {} | — | {:.2} | — | — | — | — |",
             table.records, table.floor_p50_ms
         );
     }

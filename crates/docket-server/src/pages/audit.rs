@@ -189,7 +189,8 @@ fn worklist_data(app: &App, params: &WorklistParams, agency: &str) -> Result<Val
     let store = &app.store;
     let as_of = query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?;
     let id = query::name("agency", agency)?;
-    let view = app.pages.worklist(app, as_of, &id)?;
+    let worklist = app.pages.worklist(app, as_of, &id)?;
+    let view = &worklist.view;
     let today = as_of.valid_at.china_date().naive();
     let duty = |d: &views::Duty| {
         context! {

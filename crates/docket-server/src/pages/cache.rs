@@ -14,18 +14,38 @@
 //! everything computed from it), so the pages stay exact; a new record
 //! moves the watermark and with it the key. Requests for the same point
 //! while it is being computed wait for that one computation.
+//!
+//! A new point is **carried** from a kept one instead of computed in full
+//! when it can be: each computation keeps its per-case results (a case's
+//! public entry, its findings, its duties) with each case's next change,
+//! and a point that knows every record through seq `b` is computed from a
+//! kept point of the same scope through an earlier seq `a` by computing
+//! again only the cases the records `(a, b]` touched (`Store::changes`
+//! reads them from the log) and those whose next change has come by the new
+//! valid time; every other case's evaluation is the same at both points
+//! (its known facts and the registry are). It is computed in full instead
+//! when any of those records is a registry event (an MOU amended, a rule
+//! set published, a key revoked, a list defined: any case may read
+//! differently), when more than `CARRY_RECORDS_MAX` records lie between,
+//! when the new valid time is before the kept one, when the kept point's
+//! whole-point bound has passed (midnight for the audit, MOU terms for the
+//! worklists), and for points known at a system time (a catch-up beside
+//! the computation can add facts recorded before it). The property test
+//! below checks carried against full computations over random appends.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::NaiveTime;
 
-use docket_audit::audit::{audit_each, AuditError, Scope};
-use docket_audit::{Finding, Report};
+use docket_audit::audit::{AuditError, Auditor, Scope};
+use docket_audit::{Calendar, Finding, Report, RuleSet};
 use docket_fold::case::{next_change, AsOf, CaseState, Known};
-use docket_fold::views::{self, EnforcementView, PublicEntry, Publication, Source};
+use docket_fold::store::Store;
+use docket_fold::views::{self, Duties, EnforcementView, PublicEntry, Source};
 use docket_fold::FoldError;
-use docket_model::{AgencyId, ListId, Registry, SubjectId, Timestamp};
+use docket_model::{AgencyId, ListId, Registry, Timestamp};
 
 use super::PageError;
 use crate::error::ApiError;
@@ -36,12 +56,35 @@ use crate::App;
 /// recently used goes first.
 pub(crate) const POINTS_CACHED_MAX: usize = 8;
 
+/// Most records between a kept point and a new one for the new one to be
+/// carried from the kept one's per-case results; beyond it the new one is
+/// computed in full (the records are read from the log to find the cases
+/// they touched, and past this many a full pass costs about as much).
+pub(crate) const CARRY_RECORDS_MAX: u64 = 65_536;
+
 /// The memos of one server.
 #[derive(Debug, Default)]
 pub(crate) struct PageCache {
-    public: Memo<Point<()>, Vec<PublicEntry>>,
+    public: Memo<Point<()>, Public>,
     audit: Memo<Point<Option<ListId>>, Audited>,
-    worklists: Memo<Point<AgencyId>, EnforcementView>,
+    worklists: Memo<Point<AgencyId>, Worklist>,
+    /// Computations done in full, and carried from a kept point, since start.
+    full: AtomicU64,
+    carried: AtomicU64,
+}
+
+/// What the page computations read: the store, and the audit's documents.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ledger<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) rule_sets: &'a [RuleSet],
+    pub(crate) calendar: &'a Calendar,
+}
+
+impl<'a> Ledger<'a> {
+    fn of(app: &'a App) -> Self {
+        Self { store: &app.store, rule_sets: &app.rule_sets, calendar: &app.calendar }
+    }
 }
 
 /// What a computation is keyed by besides its valid time: what the ledger
@@ -55,61 +98,331 @@ struct Point<S> {
 }
 
 impl<S> Point<S> {
-    fn new(app: &App, known: Known, scope: S) -> Self {
-        let watermark = if matches!(known, Known::At(_)) { app.store.records() } else { 0 };
+    fn new(store: &Store, known: Known, scope: S) -> Self {
+        let watermark = if matches!(known, Known::At(_)) { store.records() } else { 0 };
         Self { known, watermark, scope }
     }
 }
 
-/// The audit of a point: the report's header and every finding.
+/// A memo's key: which kept computations a new one can be carried from.
+trait Key: PartialEq + Clone {
+    /// The records `[from, to)` a computation at `self` knows beyond one at
+    /// `base`, if it can be carried from it.
+    fn since(&self, base: &Self) -> Option<(u64, u64)>;
+}
+
+impl<S: PartialEq + Clone> Key for Point<S> {
+    fn since(&self, base: &Self) -> Option<(u64, u64)> {
+        match (base.known, self.known) {
+            (Known::Through(a), Known::Through(b)) if a <= b && base.scope == self.scope => Some((a + 1, b + 1)),
+            // Known::At: which facts recorded before the time a computation
+            // saw depends on the catch-ups beside it; computed in full.
+            _ => None,
+        }
+    }
+}
+
+/// A case's place in a computation's order: its list's position in the
+/// registry, and its id (the seq that opened it, the stores' order).
+type CaseKey = (u32, u64);
+
+/// One point's per-case results (only cases with a result or a next
+/// change), kept so that a later point can be carried from them.
+#[derive(Debug)]
+struct Cases<R> {
+    slots: BTreeMap<CaseKey, CaseSlot<R>>,
+    /// The cases with a next change, by it.
+    by_next: BTreeSet<(Timestamp, CaseKey)>,
+}
+
+#[derive(Debug)]
+struct CaseSlot<R> {
+    result: Option<Arc<R>>,
+    next: Option<Timestamp>,
+}
+
+impl<R> Default for Cases<R> {
+    fn default() -> Self {
+        Self { slots: BTreeMap::new(), by_next: BTreeSet::new() }
+    }
+}
+
+impl<R> Clone for Cases<R> {
+    fn clone(&self) -> Self {
+        let slots = self
+            .slots
+            .iter()
+            .map(|(key, slot)| (*key, CaseSlot { result: slot.result.clone(), next: slot.next }))
+            .collect();
+        Self { slots, by_next: self.by_next.clone() }
+    }
+}
+
+impl<R> Cases<R> {
+    /// Sets a case's result and next change, replacing what it had.
+    fn set(&mut self, key: CaseKey, (result, next): (Option<R>, Option<Timestamp>)) {
+        if let Some(old) = self.slots.remove(&key) {
+            if let Some(at) = old.next {
+                self.by_next.remove(&(at, key));
+            }
+        }
+        if let Some(at) = next {
+            self.by_next.insert((at, key));
+        }
+        if result.is_some() || next.is_some() {
+            self.slots.insert(key, CaseSlot { result: result.map(Arc::new), next });
+        }
+    }
+
+    /// The ids of the cases whose next change is at or before `valid_at`.
+    fn due(&self, valid_at: Timestamp) -> impl Iterator<Item = u64> + '_ {
+        self.by_next.range(..=(valid_at, (u32::MAX, u64::MAX))).map(|(_, (_, id))| *id)
+    }
+
+    /// The least next change of any case.
+    fn next(&self) -> Option<Timestamp> {
+        self.by_next.first().map(|(at, _)| *at)
+    }
+
+    /// The results, in the computation's order.
+    fn results(&self) -> impl Iterator<Item = &R> + '_ {
+        self.slots.values().filter_map(|slot| slot.result.as_deref())
+    }
+}
+
+/// The public list of a point: every list's entries, and per case.
+#[derive(Debug)]
+pub(crate) struct Public {
+    pub(crate) entries: Vec<PublicEntry>,
+    cases: Cases<PublicEntry>,
+}
+
+/// The audit of a point: the report's header and every finding, and per case.
 #[derive(Debug)]
 pub(crate) struct Audited {
     pub(crate) report: Report,
     pub(crate) findings: Vec<Finding>,
+    /// A case the audit counts has a result (its findings, maybe none).
+    cases: Cases<Vec<Finding>>,
+}
+
+/// An agency's worklist at a point, and its duties per case.
+#[derive(Debug)]
+pub(crate) struct Worklist {
+    pub(crate) view: EnforcementView,
+    cases: Cases<Duties>,
 }
 
 impl PageCache {
     /// The public list at `as_of`, every list (the view's own entries).
-    pub(crate) fn public(&self, app: &App, as_of: AsOf) -> Result<Arc<Vec<PublicEntry>>, PageError> {
-        self.public.get(Point::new(app, as_of.known, ()), as_of.valid_at, || {
-            let source = Bounded::new(app, as_of)?;
-            let view = views::public_view(&source, as_of, None)?;
-            Ok((view.entries, source.next()))
-        })
+    pub(crate) fn public(&self, app: &App, as_of: AsOf) -> Result<Arc<Public>, PageError> {
+        self.public_in(Ledger::of(app), as_of)
     }
 
     /// The audit at `as_of`, of `list` or of every list.
     pub(crate) fn audit(&self, app: &App, as_of: AsOf, list: Option<ListId>) -> Result<Arc<Audited>, PageError> {
-        self.audit.get(Point::new(app, as_of.known, list.clone()), as_of.valid_at, || {
-            let source = Bounded::new(app, as_of)?;
-            let mut findings = vec![];
-            let scope = Scope { list, agency: None };
-            let report = audit_each(&source, as_of, &scope, &app.rule_sets, &app.calendar, &mut |f| findings.push(f))
-                .map_err(|e| match e {
-                AuditError::UnknownList(list) => ApiError::not_found(format!("list \"{list}\" is not defined")),
-                other => ApiError::internal(other.to_string()),
-            })?;
-            // "Today" (pending or overdue) moves at midnight in China.
-            let next = [source.next(), next_midnight(as_of.valid_at)].into_iter().flatten().min();
-            Ok((Audited { report, findings }, next))
-        })
+        self.audit_in(Ledger::of(app), as_of, list)
     }
 
     /// `agency`'s worklist at `as_of`.
-    pub(crate) fn worklist(
-        &self,
-        app: &App,
-        as_of: AsOf,
-        agency: &AgencyId,
-    ) -> Result<Arc<EnforcementView>, PageError> {
-        self.worklists.get(Point::new(app, as_of.known, agency.clone()), as_of.valid_at, || {
-            let source = Bounded::new(app, as_of)?;
-            let view = views::enforcement_view(&source, as_of, agency)?;
-            // The duties also read which MOU terms are in force.
-            let next = [source.next(), next_mou_change(&source.registry, as_of.valid_at)].into_iter().flatten().min();
-            Ok((view, next))
+    pub(crate) fn worklist(&self, app: &App, as_of: AsOf, agency: &AgencyId) -> Result<Arc<Worklist>, PageError> {
+        self.worklist_in(Ledger::of(app), as_of, agency)
+    }
+
+    /// Computations done in full and carried from a kept point since the server started.
+    pub(crate) fn computed(&self) -> (u64, u64) {
+        (self.full.load(Ordering::Relaxed), self.carried.load(Ordering::Relaxed))
+    }
+
+    /// Points kept and the per-case results they hold (a result shared by
+    /// two points counts twice: an upper bound of what they take).
+    pub(crate) fn held(&self) -> (u64, u64) {
+        let (a, b, c) =
+            (self.public.held(|v| &v.cases), self.audit.held(|v| &v.cases), self.worklists.held(|v| &v.cases));
+        (a.0 + b.0 + c.0, a.1 + b.1 + c.1)
+    }
+
+    fn count(&self, carried: bool) {
+        let counter = if carried { &self.carried } else { &self.full };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn public_in(&self, ledger: Ledger<'_>, as_of: AsOf) -> Result<Arc<Public>, PageError> {
+        self.public.get(Point::new(ledger.store, as_of.known, ()), as_of.valid_at, |base| {
+            let registry = ledger.store.registry(as_of.known)?;
+            let publication = ledger.store.publication();
+            let carry = carried(ledger.store, base.map(|b| (&b.value.cases, b.valid_at, b.records)), as_of.valid_at)?;
+            self.count(carry.is_some());
+            let cases = walk(ledger.store, &registry, carry, &mut |case| {
+                let Some(list) = registry.list(&case.list) else { return Ok((None, None)) };
+                let entry = views::public_entry_of(case, &registry, list, publication, as_of);
+                Ok((entry, next_change(case, &registry, publication, as_of)))
+            })?;
+            let entries = cases.results().cloned().collect();
+            let next = cases.next();
+            Ok((Public { entries, cases }, next))
         })
     }
+
+    fn audit_in(&self, ledger: Ledger<'_>, as_of: AsOf, list: Option<ListId>) -> Result<Arc<Audited>, PageError> {
+        let scope = Scope { list: list.clone(), agency: None };
+        self.audit.get(Point::new(ledger.store, as_of.known, list), as_of.valid_at, |base| {
+            let registry = ledger.store.registry(as_of.known)?;
+            let publication = ledger.store.publication();
+            let auditor = Auditor::new(registry.clone(), as_of, &scope, ledger.rule_sets, ledger.calendar)
+                .map_err(audit_error)?;
+            // "Today" (pending or overdue) moves at midnight in China: a
+            // kept audit of another day is no base.
+            let base = base.filter(|b| next_midnight(b.valid_at).is_some_and(|midnight| as_of.valid_at < midnight));
+            let carry = carried(ledger.store, base.map(|b| (&b.value.cases, b.valid_at, b.records)), as_of.valid_at)?;
+            self.count(carry.is_some());
+            let cases = walk(ledger.store, &registry, carry, &mut |case| {
+                if !auditor.covers(&case.list) {
+                    return Ok((None, None));
+                }
+                let findings = auditor.case(case).map_err(audit_error)?;
+                Ok((findings, next_change(case, &registry, publication, as_of)))
+            })?;
+            let mut report = auditor.report();
+            report.cases = cases.results().count() as u64;
+            let findings = cases.results().flatten().cloned().collect();
+            let next = [cases.next(), next_midnight(as_of.valid_at)].into_iter().flatten().min();
+            Ok((Audited { report, findings, cases }, next))
+        })
+    }
+
+    fn worklist_in(&self, ledger: Ledger<'_>, as_of: AsOf, agency: &AgencyId) -> Result<Arc<Worklist>, PageError> {
+        self.worklists.get(Point::new(ledger.store, as_of.known, agency.clone()), as_of.valid_at, |base| {
+            let registry = ledger.store.registry(as_of.known)?;
+            if registry.agency(agency).is_none() {
+                return Err(FoldError::NotFound(format!("agency \"{agency}\"")).into());
+            }
+            let publication = ledger.store.publication();
+            // The duties also read which MOU terms are in force: a kept
+            // worklist from before a change of terms is no base.
+            let base = base.filter(|b| next_mou_change(&registry, b.valid_at).is_none_or(|at| as_of.valid_at < at));
+            let carry = carried(ledger.store, base.map(|b| (&b.value.cases, b.valid_at, b.records)), as_of.valid_at)?;
+            self.count(carry.is_some());
+            let lists = views::worklist_lists(&registry, agency);
+            let mut evaluate = |case: &CaseState| {
+                if !views::on_worklist(case, &lists, agency) {
+                    return Ok((None, None));
+                }
+                let duties = Some(views::case_duties(case, &registry, agency, as_of)).filter(|d| !d.is_empty());
+                Ok((duties, next_change(case, &registry, publication, as_of)))
+            };
+            let cases = match carry {
+                Some(carry) => walk(ledger.store, &registry, Some(carry), &mut evaluate)?,
+                None => worklist_cases(ledger.store, &registry, &lists, agency, &mut evaluate)?,
+            };
+            let mut duties = Duties::default();
+            cases.results().for_each(|d| duties.extend(d.clone()));
+            let view = duties.into_view(agency, as_of);
+            let next = [cases.next(), next_mou_change(&registry, as_of.valid_at)].into_iter().flatten().min();
+            Ok((Worklist { view, cases }, next))
+        })
+    }
+}
+
+fn audit_error(error: AuditError) -> PageError {
+    match error {
+        AuditError::UnknownList(list) => ApiError::not_found(format!("list \"{list}\" is not defined")).into(),
+        other => ApiError::internal(other.to_string()).into(),
+    }
+}
+
+/// A kept point's per-case results, and the ids of the cases to compute again.
+type Carry<R> = (Cases<R>, BTreeSet<u64>);
+
+/// What one case gives a computation: its result, if any, and its next change.
+type CaseResult<R> = (Option<R>, Option<Timestamp>);
+
+/// The kept point's per-case results and the ids of the cases to compute
+/// again, if a computation at `valid_at` can be carried from `base` (its
+/// per-case results, the valid time and the records between): the records
+/// are at most `CARRY_RECORDS_MAX`, none is a registry event, and the valid
+/// time is not before the kept one. None: compute in full.
+fn carried<R>(
+    store: &Store,
+    base: Option<(&Cases<R>, Timestamp, (u64, u64))>,
+    valid_at: Timestamp,
+) -> Result<Option<Carry<R>>, FoldError> {
+    let Some((cases, base_valid_at, (from, to))) = base else { return Ok(None) };
+    if to.saturating_sub(from) > CARRY_RECORDS_MAX || valid_at < base_valid_at {
+        return Ok(None);
+    }
+    let changes = store.changes(from, to)?;
+    if changes.registry {
+        // Any case may read differently under another registry: in full.
+        return Ok(None);
+    }
+    let mut ids = changes.cases;
+    ids.extend(cases.due(valid_at));
+    Ok(Some((cases.clone(), ids)))
+}
+
+/// A computation's per-case results: the carried ones with `ids` computed
+/// again, or (`carry` None) every case of every list of `registry`.
+fn walk<R>(
+    store: &Store,
+    registry: &Registry,
+    carry: Option<Carry<R>>,
+    evaluate: &mut dyn FnMut(&CaseState) -> Result<CaseResult<R>, PageError>,
+) -> Result<Cases<R>, PageError> {
+    let positions: BTreeMap<&ListId, u32> =
+        registry.lists().zip(0..).map(|((id, _), position)| (id, position)).collect();
+    let mut failed = None;
+    let mut visit = |cases: &mut Cases<R>, id: u64, case: CaseState| {
+        let Some(&position) = positions.get(&case.list) else { return };
+        match evaluate(&case) {
+            Ok(result) if failed.is_none() => cases.set((position, id), result),
+            Ok(_) => {}
+            Err(error) => failed = Some(error),
+        }
+    };
+    let cases = match carry {
+        Some((mut cases, ids)) => {
+            store.for_ids(&ids, &mut |id, case| visit(&mut cases, id, case))?;
+            cases
+        }
+        None => {
+            let mut cases = Cases::default();
+            for (list, _) in registry.lists() {
+                store.for_list_ids(list, &mut |id, case| visit(&mut cases, id, case))?;
+            }
+            cases
+        }
+    };
+    failed.map_or(Ok(cases), Err)
+}
+
+/// A worklist's per-case results in full: the cases of `lists` and those
+/// `agency` applied a measure on, each once.
+fn worklist_cases<R>(
+    store: &Store,
+    registry: &Registry,
+    lists: &BTreeSet<ListId>,
+    agency: &AgencyId,
+    evaluate: &mut dyn FnMut(&CaseState) -> Result<CaseResult<R>, PageError>,
+) -> Result<Cases<R>, PageError> {
+    let positions: BTreeMap<&ListId, u32> =
+        registry.lists().zip(0..).map(|((id, _), position)| (id, position)).collect();
+    let (mut cases, mut seen, mut failed) = (Cases::default(), BTreeSet::new(), None);
+    let mut visit = |id: u64, case: CaseState| {
+        let Some(&position) = positions.get(&case.list) else { return };
+        if failed.is_some() || !seen.insert(id) {
+            return;
+        }
+        match evaluate(&case) {
+            Ok(result) => cases.set((position, id), result),
+            Err(error) => failed = Some(error),
+        }
+    };
+    for list in lists {
+        store.for_list_ids(list, &mut visit)?;
+    }
+    store.for_applier_ids(agency, &mut visit)?;
+    failed.map_or(Ok(cases), Err)
 }
 
 /// The first instant after `at` that is midnight in China Standard Time.
@@ -128,59 +441,6 @@ fn next_mou_change(registry: &Registry, at: Timestamp) -> Option<Timestamp> {
         .flatten()
         .filter(|t| *t > at)
         .min()
-}
-
-/// The store, as a source that notes the next change of every case it hands out.
-struct Bounded<'a> {
-    app: &'a App,
-    as_of: AsOf,
-    registry: Arc<Registry>,
-    next: std::cell::Cell<Option<Timestamp>>,
-}
-
-impl<'a> Bounded<'a> {
-    fn new(app: &'a App, as_of: AsOf) -> Result<Self, FoldError> {
-        let registry = app.store.registry(as_of.known)?;
-        Ok(Self { app, as_of, registry, next: std::cell::Cell::new(None) })
-    }
-
-    /// The least next change of the cases read so far.
-    fn next(&self) -> Option<Timestamp> {
-        self.next.get()
-    }
-
-    fn note(&self, case: &CaseState) {
-        if let Some(at) = next_change(case, &self.registry, self.app.store.publication(), self.as_of) {
-            self.next.set(Some(self.next.get().map_or(at, |n| n.min(at))));
-        }
-    }
-}
-
-impl Source for Bounded<'_> {
-    fn registry(&self, known: Known) -> Result<Arc<Registry>, FoldError> {
-        self.app.store.registry(known)
-    }
-    fn publication(&self) -> &Publication {
-        self.app.store.publication()
-    }
-    fn for_list(&self, list: &ListId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.app.store.for_list(list, &mut |case| {
-            self.note(&case);
-            visit(case);
-        })
-    }
-    fn for_subject(&self, subject: &SubjectId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.app.store.for_subject(subject, &mut |case| {
-            self.note(&case);
-            visit(case);
-        })
-    }
-    fn for_applier(&self, agency: &AgencyId, visit: &mut dyn FnMut(CaseState)) -> Result<(), FoldError> {
-        self.app.store.for_applier(agency, &mut |case| {
-            self.note(&case);
-            visit(case);
-        })
-    }
 }
 
 /// A computation and the valid time before which it holds (None: always).
@@ -220,19 +480,29 @@ impl<K, V> Default for Memo<K, V> {
     }
 }
 
-impl<K: PartialEq + Clone, V> Memo<K, V> {
+/// A kept computation a new one can be carried from: its value, the valid
+/// time it was computed at, and the records `[from, to)` the new point
+/// knows beyond it.
+struct Base<V> {
+    value: Arc<V>,
+    valid_at: Timestamp,
+    records: (u64, u64),
+}
+
+impl<K: Key, V> Memo<K, V> {
     /// The value for `key` at `valid_at`: a computation that holds then, or
-    /// `compute`'s (its value, and the valid time before which it holds).
+    /// `compute`'s (its value, and the valid time before which it holds),
+    /// given the nearest kept computation it may be carried from.
     fn get(
         &self,
         key: K,
         valid_at: Timestamp,
-        compute: impl FnOnce() -> Result<(V, Option<Timestamp>), PageError>,
+        compute: impl FnOnce(Option<&Base<V>>) -> Result<(V, Option<Timestamp>), PageError>,
     ) -> Result<Arc<V>, PageError> {
-        let cell = self.slot(key, valid_at);
+        let (cell, base) = self.slot(key, valid_at);
         let mut compute = Some(compute);
         let (mut failed, mut computed_here) = (None, false);
-        let done = cell.get_or_init(|| match compute.take().map(|c| c()) {
+        let done = cell.get_or_init(|| match compute.take().map(|c| c(base.as_ref())) {
             Some(Ok((value, until))) => {
                 computed_here = true;
                 Some(Computed { value: Arc::new(value), until })
@@ -251,14 +521,15 @@ impl<K: PartialEq + Clone, V> Memo<K, V> {
             (Some(computed), _) if computed_here || computed.holds_at(valid_at) => Ok(computed.value.clone()),
             // The computation this request waited for failed, or was for an
             // earlier valid time and ends before this one: compute its own.
-            (_, Some(compute)) => compute().map(|(value, _)| Arc::new(value)),
+            (_, Some(compute)) => compute(base.as_ref()).map(|(value, _)| Arc::new(value)),
             (_, None) => Err(ApiError::internal("a page computation failed").into()),
         }
     }
 
     /// The slot that holds (or may hold, being computed) `key` at `valid_at`,
-    /// most recently used; else a new one, evicting the least recently used.
-    fn slot(&self, key: K, valid_at: Timestamp) -> Cell<V> {
+    /// most recently used; else a new one, evicting the least recently
+    /// used, and the nearest kept computation it may be carried from.
+    fn slot(&self, key: K, valid_at: Timestamp) -> (Cell<V>, Option<Base<V>>) {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         let fits = |slot: &Slot<K, V>| {
             slot.key == key
@@ -269,14 +540,30 @@ impl<K: PartialEq + Clone, V> Memo<K, V> {
             let slot = slots.remove(index).unwrap_or_else(|| unreachable!("the index was just found"));
             let cell = slot.cell.clone();
             slots.push_back(slot);
-            return cell;
+            return (cell, None);
         }
+        let base = slots
+            .iter()
+            .filter(|slot| slot.from <= valid_at)
+            .filter_map(|slot| {
+                let records = key.since(&slot.key)?;
+                let computed = slot.cell.get()?.as_ref()?;
+                Some(Base { value: computed.value.clone(), valid_at: slot.from, records })
+            })
+            .min_by_key(|base| base.records.1 - base.records.0);
         let cell = Cell::default();
         slots.push_back(Slot { key, from: valid_at, cell: cell.clone() });
         while slots.len() > POINTS_CACHED_MAX {
             slots.pop_front();
         }
-        cell
+        (cell, base)
+    }
+
+    /// Points kept, and the per-case results in them.
+    fn held<R>(&self, cases: impl Fn(&V) -> &Cases<R>) -> (u64, u64) {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = slots.iter().filter_map(|slot| slot.cell.get()?.as_ref()).map(|c| cases(&c.value).slots.len());
+        (slots.len() as u64, held.sum::<usize>() as u64)
     }
 
     /// Drops a failed computation's slot.
@@ -300,13 +587,25 @@ mod tests {
         Timestamp::from_micros(micros).unwrap()
     }
 
+    impl Key for u32 {
+        fn since(&self, _: &Self) -> Option<(u64, u64)> {
+            None
+        }
+    }
+
+    impl Key for usize {
+        fn since(&self, _: &Self) -> Option<(u64, u64)> {
+            None
+        }
+    }
+
     #[test]
     fn a_computation_serves_later_valid_times_until_its_next_change_and_no_earlier_ones() {
         let memo: Memo<u32, i64> = Memo::default();
         let mut runs = 0;
         let mut get = |key, t: i64| {
             *memo
-                .get(key, at(t), || {
+                .get(key, at(t), |_| {
                     runs += 1;
                     Ok((t, Some(at(1_000))))
                 })
@@ -323,15 +622,15 @@ mod tests {
     #[test]
     fn failures_are_not_kept_and_the_memo_is_bounded() {
         let memo: Memo<usize, usize> = Memo::default();
-        let failed = memo.get(0, at(1), || Err(PageError::bad("list", "no such list")));
+        let failed = memo.get(0, at(1), |_| Err(PageError::bad("list", "no such list")));
         assert!(failed.is_err());
         assert_eq!(memo.len(), 0);
-        assert_eq!(*memo.get(0, at(1), || Ok((7, None))).unwrap(), 7);
+        assert_eq!(*memo.get(0, at(1), |_| Ok((7, None))).unwrap(), 7);
         for key in 1..=POINTS_CACHED_MAX * 2 {
-            memo.get(key, at(1), || Ok((key, None))).unwrap();
+            memo.get(key, at(1), |_| Ok((key, None))).unwrap();
         }
         assert_eq!(memo.len(), POINTS_CACHED_MAX);
-        assert_eq!(*memo.get(0, at(1), || Ok((8, None))).unwrap(), 8, "the oldest point was evicted");
+        assert_eq!(*memo.get(0, at(1), |_| Ok((8, None))).unwrap(), 8, "the oldest point was evicted");
     }
 
     #[test]
@@ -340,5 +639,165 @@ mod tests {
         assert_eq!(next_midnight(t).unwrap(), Timestamp::parse("2025-06-02T00:00:00+08:00").unwrap());
         let t = Timestamp::parse("2025-06-01T00:00:00+08:00").unwrap();
         assert_eq!(next_midnight(t).unwrap(), Timestamp::parse("2025-06-02T00:00:00+08:00").unwrap());
+    }
+}
+
+/// Carried computations against the views' own, over a ledger taking
+/// random appends: back-dated facts (the demo's late recordings), an MOU
+/// amended and a rule set version published in the middle of the stream,
+/// valid times that move forward across next changes and midnights, and
+/// sometimes back.
+#[cfg(test)]
+mod carried {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    use docket_audit::audit::audit_each;
+    use docket_log::ledger::{self, Ledger as LogLedger};
+    use docket_model::event::{Body, Event, MouParty, RegistryEvent, Signer, FORMAT_VERSION};
+    use docket_model::{Digest, Hash32, PublicKey, SignedEvent};
+
+    /// A small deterministic generator (splitmix64): the test's randomness, seeded.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    fn registry_event(root: &ed25519_dalek::SigningKey, at: Timestamp, body: RegistryEvent) -> SignedEvent {
+        let key = PublicKey(root.verifying_key().to_bytes());
+        let event = Event {
+            format: FORMAT_VERSION,
+            signer: Signer::Registry,
+            key,
+            effective_at: at,
+            body: Body::Registry(body),
+        };
+        SignedEvent::sign(event, root).unwrap()
+    }
+
+    /// An amendment of the first MOU that binds its first party to one more
+    /// measure, retroactively from a day after its terms began (every
+    /// designated case of its list, touched or not, gets a duty at once),
+    /// and a newer version of the first list's rule set, published, whose
+    /// document the reader lacks (the audit's header says so).
+    fn registry_changes(store: &Store, root: &ed25519_dalek::SigningKey, at: Timestamp) -> Vec<SignedEvent> {
+        let registry = store.current_registry();
+        let (mou, state) = registry.mous().next().unwrap();
+        let terms = state.terms.last().unwrap();
+        let mut catalogued = registry.mous().flat_map(|(_, m)| m.terms.iter().flat_map(|t| t.parties.iter()));
+        let extra =
+            catalogued.find_map(|p| p.measures.iter().find(|m| !terms.parties[0].measures.contains(m)).cloned());
+        assert!(extra.is_some(), "some MOU binds a measure the first party is not bound to");
+        let mut parties: Vec<MouParty> = terms.parties.clone();
+        parties[0].measures.extend(extra);
+        let effective_from = Timestamp::from_micros(terms.effective_from.micros() + 86_400_000_000).unwrap();
+        let amended = RegistryEvent::MouAmended { mou: mou.clone(), parties, effective_from, effective_until: None };
+        let (_, list) = registry.lists().next().unwrap();
+        let newest = registry.rule_set(&list.rule_set).iter().map(|v| v.version).max().unwrap_or(0);
+        let published = RegistryEvent::RuleSetPublished {
+            rule_set: list.rule_set.clone(),
+            version: newest + 1,
+            digest: Digest::Sha256(Hash32([7; 32])),
+            source: "a version the reader lacks (test)".into(),
+        };
+        vec![registry_event(root, at, amended), registry_event(root, at, published)]
+    }
+
+    /// The views' own answers at `as_of` against the carried cache's.
+    fn check(cache: &PageCache, ledger: Ledger<'_>, as_of: AsOf, agencies: &[AgencyId], step: usize) {
+        let store = ledger.store;
+        let public = cache.public_in(ledger, as_of).unwrap();
+        assert_eq!(public.entries, views::public_view(store, as_of, None).unwrap().entries, "public list, step {step}");
+        let audited = cache.audit_in(ledger, as_of, None).unwrap();
+        let mut findings = vec![];
+        let scope = Scope::default();
+        let mut report =
+            audit_each(store, as_of, &scope, ledger.rule_sets, ledger.calendar, &mut |f| findings.push(f)).unwrap();
+        assert_eq!(audited.findings, findings, "audit findings, step {step}");
+        report.as_of = audited.report.as_of;
+        assert_eq!(audited.report, report, "audit report, step {step}");
+        for agency in agencies {
+            let worklist = cache.worklist_in(ledger, as_of, agency).unwrap();
+            assert_eq!(worklist.view, views::enforcement_view(store, as_of, agency).unwrap(), "{agency}, step {step}");
+        }
+    }
+
+    #[test]
+    fn carried_computations_equal_full_ones_after_random_appends() {
+        let seed = 19;
+        let demo = docket_world::build(40, seed);
+        let times = docket_world::recording_times(&demo.events, &demo.recorded_late);
+        let order = docket_world::log_order(&demo.events, &times);
+        let dir = tempfile::tempdir().unwrap();
+        let root = PublicKey(demo.registry_root.verifying_key().to_bytes());
+        ledger::init(
+            dir.path(),
+            "docket.invalid/carried",
+            &docket_world::key(seed, "log"),
+            root,
+            Some(&demo.registry_root),
+        )
+        .unwrap();
+        let mut log = LogLedger::open(dir.path(), docket_log::Config::default()).unwrap();
+        let mut append = |events: Vec<SignedEvent>, at: Timestamp| {
+            let results = log.log.append_batch_with(events, at, true).unwrap();
+            assert!(results.iter().all(Result::is_ok), "refused: {results:?}");
+        };
+        // The registry first, then the cases in random chunks.
+        let registry_end = order.iter().position(|&i| demo.events[i].event().case().is_some()).unwrap();
+        let (first, rest) = order.split_at(registry_end);
+        append(first.iter().map(|&i| demo.events[i].clone()).collect(), times[first[first.len() - 1]]);
+        let (mut store, _) = Store::open(dir.path(), docket_fold::StoreLimits::default()).unwrap();
+        let rule_sets = RuleSet::bundled();
+        store.set_publication(RuleSet::publication(&rule_sets));
+        let calendar = Calendar::bundled();
+        let registry = store.current_registry();
+        let agencies: Vec<AgencyId> =
+            registry.mous().flat_map(|(_, m)| m.terms[0].parties.iter().map(|p| p.agency.clone())).take(3).collect();
+        let cache = PageCache::default();
+        let mut random = Random(seed);
+        let (mut done, mut changed_registry, mut step) = (0, false, 0);
+        let mut valid_at = times[rest[0]];
+        while done < rest.len() {
+            let chunk = &rest[done..(done + 1 + random.below(24) as usize).min(rest.len())];
+            let at = times[chunk[chunk.len() - 1]];
+            // One write per recording time, as the demo's writer does.
+            for group in chunk.chunk_by(|a, b| times[*a] == times[*b]) {
+                append(group.iter().map(|&i| demo.events[i].clone()).collect(), times[group[0]]);
+            }
+            done += chunk.len();
+            if !changed_registry && done > rest.len() / 2 {
+                changed_registry = true;
+                append(registry_changes(&store, &demo.registry_root, at), at);
+            }
+            store.catch_up().unwrap();
+            // "Now" moves forward by up to two days, across midnights and
+            // next changes; one step in eight goes back a day.
+            valid_at = match random.below(8) {
+                0 => Timestamp::from_micros(valid_at.micros() - 86_400_000_000).unwrap(),
+                _ => {
+                    Timestamp::from_micros(valid_at.max(at).micros() + random.below(2 * 86_400_000_000) as i64).unwrap()
+                }
+            };
+            let as_of = AsOf { known: Known::Through(store.records() - 1), valid_at };
+            let ledger = Ledger { store: &store, rule_sets: &rule_sets, calendar: &calendar };
+            check(&cache, ledger, as_of, &agencies, step);
+            step += 1;
+        }
+        assert!(changed_registry);
+        let (full, carried) = cache.computed();
+        assert!(carried > full, "most computations were carried: {full} in full, {carried} carried");
+        assert!(full > 5, "the first point, going back, and the registry change were computed in full: {full}");
     }
 }

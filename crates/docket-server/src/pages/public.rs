@@ -70,7 +70,8 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
     let store = &app.store;
     let as_of = query::resolve(store, None, given(&params.valid_at))?;
     let list = given(&params.list).map(|l| query::name("list", l)).transpose()?;
-    let all = app.pages.public(app, as_of)?;
+    let public = app.pages.public(app, as_of)?;
+    let all = &public.entries;
     let by_subject;
     let pool: &[PublicEntry] = match given(&params.q) {
         // A subject's code or number: the public view of that subject's cases only.
@@ -78,7 +79,7 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
             by_subject = subject_entries(app, as_of, list.as_ref(), q)?;
             &by_subject
         }
-        _ => &all,
+        _ => all,
     };
     let mut entries: Vec<&PublicEntry> = pool.iter().filter(|e| list.as_ref().is_none_or(|l| e.list == *l)).collect();
     if let Some(q) = given(&params.q).filter(|q| query::parse_subject("q", q).is_err()) {
@@ -104,7 +105,7 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
     let authorities: BTreeSet<&str> = registry.lists().map(|(_, s)| s.designating_agency.as_str()).collect();
     let cursor = watermark(as_of);
     let delta =
-        params.since.map(|since| delta_data(app, since, cursor, list.as_ref(), &all, as_of.valid_at)).transpose()?;
+        params.since.map(|since| delta_data(app, since, cursor, list.as_ref(), all, as_of.valid_at)).transpose()?;
     Ok(context! {
         entries => Value::from_serialize(&shown),
         total, offset,
@@ -163,19 +164,21 @@ fn delta_data(
     if since > cursor {
         return Err(PageError::bad("since", format!("cursor {since}: the projections hold {cursor} records")));
     }
-    let before = match since.checked_sub(1) {
-        None => Arc::new(vec![]),
+    let kept;
+    let before: &[PublicEntry] = match since.checked_sub(1) {
+        None => &[],
         Some(last) => {
             let then = app.store.time_of(last)?.unwrap_or(valid_at);
-            app.pages.public(app, AsOf { known: Known::Through(last), valid_at: then })?
+            kept = app.pages.public(app, AsOf { known: Known::Through(last), valid_at: then })?;
+            &kept.entries
         }
     };
     let on_list = |entries: &[PublicEntry]| -> Vec<PublicEntry> {
         entries.iter().filter(|e| list.is_none_or(|l| e.list == *l)).cloned().collect()
     };
     let changes = match list {
-        None => docket_fold::delta::diff(&before, now),
-        Some(_) => docket_fold::delta::diff(&on_list(&before), &on_list(now)),
+        None => docket_fold::delta::diff(before, now),
+        Some(_) => docket_fold::delta::diff(&on_list(before), &on_list(now)),
     };
     let total = changes.len();
     let changes: Vec<_> = changes.into_iter().take(DELTA_SHOWN_MAX).collect();
@@ -205,8 +208,8 @@ pub(super) async fn case(
     let data = blocking(move || {
         let list = query::name("list", &params.list)?;
         let as_of = query::resolve(&app.store, None, given(&params.valid_at))?;
-        let all = app.pages.public(&app, as_of)?;
-        let entry = all.iter().find(|e| e.list == list && e.number.as_str() == params.number);
+        let public = app.pages.public(&app, as_of)?;
+        let entry = public.entries.iter().find(|e| e.list == list && e.number.as_str() == params.number);
         Ok(context! { list => params.list, number => params.number, entry => Value::from_serialize(entry) })
     })
     .await?;
