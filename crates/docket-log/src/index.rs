@@ -62,7 +62,15 @@ pub struct Index {
     tables: Option<Tables>,
     /// The log indexed: a candidate id is confirmed against its record.
     records: Reader,
+    /// A scratch index (`verify`'s) syncs only every
+    /// [`SCRATCH_SYNC_FLUSHES`] writes: nothing is lost if it is, and the
+    /// syncs in between only let redb reuse the pages earlier writes freed.
+    scratch: bool,
+    writes: u64,
 }
+
+/// Writes between syncs of a scratch index.
+pub const SCRATCH_SYNC_FLUSHES: u64 = 8;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,7 +116,7 @@ impl Index {
 
     fn open_existing(path: &Path, records: Reader) -> Result<Self, String> {
         let db = Database::builder().set_cache_size(INDEX_CACHE_BYTES).open(path).map_err(|e| e.to_string())?;
-        let mut index = Self { db, path: path.to_owned(), tables: None, records };
+        let mut index = Self { db, path: path.to_owned(), tables: None, records, scratch: false, writes: 0 };
         index.refresh()?;
         Ok(index)
     }
@@ -139,8 +147,16 @@ impl Index {
             txn.open_table(CASES).map_err(|e| failed(path, "writing")(&e))?;
         }
         txn.commit().map_err(|e| failed(path, "committing")(&e))?;
-        let mut index = Self { db, path: path.to_owned(), tables: None, records };
+        let mut index = Self { db, path: path.to_owned(), tables: None, records, scratch: false, writes: 0 };
         index.refresh()?;
+        Ok(index)
+    }
+
+    /// A new scratch index at `path` (see `scratch`), for a check that
+    /// builds the state from the first record and throws it away after.
+    pub fn scratch(path: &Path, records: Reader) -> Result<Self, String> {
+        let mut index = Self::create(path, records)?;
+        index.scratch = true;
         Ok(index)
     }
 
@@ -224,7 +240,13 @@ impl Index {
         let fail = failed(&self.path, "writing");
         self.tables = None;
         let mut txn = self.db.begin_write().map_err(|e| fail(&e))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| fail(&e))?;
+        self.writes += 1;
+        let durability = if self.scratch && self.writes % SCRATCH_SYNC_FLUSHES != 0 {
+            Durability::None
+        } else {
+            Durability::Immediate
+        };
+        txn.set_durability(durability).map_err(|e| fail(&e))?;
         {
             let mut table = txn.open_table(IDS).map_err(|e| fail(&e))?;
             for (id, (seq, _)) in ids {

@@ -81,7 +81,7 @@ pub fn verify(
     let tree = Tree::on_disk(&scratch.0, TILE_CACHE_TILES, None);
     // Ids and case versions likewise: in memory only since the last chunk.
     let index_path = scratch.0.join("index.redb");
-    let index = Index::create(&index_path, crate::read::Reader::new(paths.segments())).map_err(failure)?;
+    let index = Index::scratch(&index_path, crate::read::Reader::new(paths.segments())).map_err(failure)?;
     let mut verifier = Verifier { state: State::indexed(root, index, None), tree, chain: Chain::new() };
     let mut bytes_done = 0u64;
     let mut tail = None;

@@ -56,6 +56,38 @@ use crate::App;
 /// recently used goes first.
 pub(crate) const POINTS_CACHED_MAX: usize = 8;
 
+/// Most rows kept per computation (public list, audit, worklists) across
+/// its points: per-case results plus the rows of each point's own output,
+/// the least recently used point dropped first (the newest is always kept).
+/// At 1.06M records a public-list point weighs about 140,000 rows (about 45
+/// MB), so this keeps every point there; at ten times the cases it keeps one
+/// or two, whatever `POINTS_CACHED_MAX` allows.
+pub(crate) const ROWS_CACHED_MAX: usize = 2_000_000;
+
+/// What a kept computation weighs against [`ROWS_CACHED_MAX`].
+trait Weigh {
+    fn rows(&self) -> usize;
+}
+
+impl Weigh for Public {
+    fn rows(&self) -> usize {
+        self.cases.slots.len() + self.entries.len()
+    }
+}
+
+impl Weigh for Audited {
+    fn rows(&self) -> usize {
+        self.cases.slots.len() + self.findings.len()
+    }
+}
+
+impl Weigh for Worklist {
+    fn rows(&self) -> usize {
+        let view = &self.view;
+        self.cases.slots.len() + view.to_apply.len() + view.applied.len() + view.must_lift.len()
+    }
+}
+
 /// Most records between a kept point and a new one for the new one to be
 /// carried from the kept one's per-case results; beyond it the new one is
 /// computed in full (the records are read from the log to find the cases
@@ -489,7 +521,7 @@ struct Base<V> {
     records: (u64, u64),
 }
 
-impl<K: Key, V> Memo<K, V> {
+impl<K: Key, V: Weigh> Memo<K, V> {
     /// The value for `key` at `valid_at`: a computation that holds then, or
     /// `compute`'s (its value, and the valid time before which it holds),
     /// given the nearest kept computation it may be carried from.
@@ -553,7 +585,10 @@ impl<K: Key, V> Memo<K, V> {
             .min_by_key(|base| base.records.1 - base.records.0);
         let cell = Cell::default();
         slots.push_back(Slot { key, from: valid_at, cell: cell.clone() });
-        while slots.len() > POINTS_CACHED_MAX {
+        let rows = |slots: &VecDeque<Slot<K, V>>| -> usize {
+            slots.iter().filter_map(|slot| slot.cell.get()?.as_ref()).map(|c| c.value.rows()).sum()
+        };
+        while slots.len() > POINTS_CACHED_MAX || (slots.len() > 1 && rows(&slots) > ROWS_CACHED_MAX) {
             slots.pop_front();
         }
         (cell, base)
@@ -597,6 +632,44 @@ mod tests {
         fn since(&self, _: &Self) -> Option<(u64, u64)> {
             None
         }
+    }
+
+    impl Weigh for i64 {
+        fn rows(&self) -> usize {
+            1
+        }
+    }
+
+    /// A test value weighs what it says.
+    impl Weigh for usize {
+        fn rows(&self) -> usize {
+            *self
+        }
+    }
+
+    #[test]
+    fn the_memo_keeps_its_rows_under_the_limit_and_always_the_newest_point() {
+        let memo: Memo<usize, usize> = Memo::default();
+        let half = ROWS_CACHED_MAX / 2;
+        for key in 1..=4 {
+            memo.get(key, at(1), |_| Ok((half, None))).unwrap();
+        }
+        // Points 1 and 2 filled the limit; the fourth point's slot dropped
+        // the first (over the limit with three), keeping 2, 3 and the new one.
+        assert_eq!(memo.len(), 3);
+        let mut recomputed = false;
+        memo.get(1, at(1), |_| {
+            recomputed = true;
+            Ok((half, None))
+        })
+        .unwrap();
+        assert!(recomputed, "the least recently used point was dropped");
+        // One point over the limit on its own is still kept.
+        let memo: Memo<usize, usize> = Memo::default();
+        memo.get(1, at(1), |_| Ok((ROWS_CACHED_MAX * 2, None))).unwrap();
+        memo.get(2, at(1), |_| Ok((1, None))).unwrap();
+        assert_eq!(memo.len(), 1, "the heavy point went when the next came");
+        assert_eq!(*memo.get(2, at(1), |_| Ok((5, None))).unwrap(), 1, "the newest point is kept");
     }
 
     #[test]
