@@ -52,6 +52,16 @@ impl Expanded {
         Self(hashes)
     }
 
+    /// A full tile from nodes already computed: `levels[k]` the 256 >> k
+    /// nodes at height k (0..8) inside the tile, and its root.
+    pub(crate) fn from_levels(levels: &[Vec<Hash>], root: Hash) -> Self {
+        debug_assert!(levels.len() == 8 && levels.iter().enumerate().all(|(k, l)| l.len() == 256 >> k));
+        let mut hashes = Vec::with_capacity(EXPANDED);
+        levels.iter().for_each(|level| hashes.extend_from_slice(level));
+        hashes.push(root);
+        Self(hashes)
+    }
+
     /// The node at height `k` (0..=8) and index `j` within the tile.
     pub(crate) fn node(&self, k: u32, j: u64) -> Hash {
         let offset = (EXPANDED + 1) - ((EXPANDED + 1) >> k);

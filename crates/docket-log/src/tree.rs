@@ -126,7 +126,14 @@ impl Tree {
                 continue;
             }
             let index = self.bases[row_level] / TILE_WIDTH;
-            let tile = Arc::new(Expanded::from_row(&self.levels[row_level]));
+            // The tree already holds every node inside the tile (levels
+            // row_level .. row_level + 8, and its root just pushed above):
+            // no hash is computed again on the writer's path.
+            let root_level = &self.levels[row_level + 8];
+            let root = root_level[root_level.len() - 1];
+            let tile = Arc::new(Expanded::from_levels(&self.levels[row_level..row_level + 8], root));
+            debug_assert_eq!(tile.row(), self.levels[row_level].as_slice());
+            debug_assert_eq!(tile.root(), Expanded::from_row(&self.levels[row_level]).root());
             // A failed write is a missing tile: rebuilt from the log when needed.
             let _ = store.write(tile_level, index, tile.row());
             store.remember(tile_level, index, tile);
