@@ -72,8 +72,18 @@ pub struct ExportArgs {
     #[arg(long, value_name = "TIME")]
     pub valid_at: Option<String>,
     /// Where to write: a file, or "-" (the default) for standard output.
-    #[arg(long, value_name = "FILE|-")]
+    #[arg(long, value_name = "FILE|-", conflicts_with = "partitioned")]
     pub out: Option<PathBuf>,
+    /// Parquet partitioned by list and year (Hive layout: list=L/year=Y/part-0.parquet, then
+    /// _manifest.json) into a new or empty directory, or an empty s3://BUCKET/PREFIX (endpoint and
+    /// credentials from AWS_* as for --publish). The public view by the year of its listing date,
+    /// the events by the year they took effect.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub partitioned: Option<String>,
+    /// Confirms that the --partitioned destination is private: needed for every view but the
+    /// public one, which alone is masked.
+    #[arg(long, requires = "partitioned")]
+    pub destination_is_private: bool,
 }
 
 fn table(view: ExportView) -> Table {
@@ -112,6 +122,9 @@ fn filter(args: &ExportArgs) -> Result<Filter> {
 /// `docket export`. The file is written beside its destination and renamed
 /// over it only once complete, so a failed export leaves no partial file.
 pub fn export(args: &ExportArgs) -> Result<bool> {
+    if let Some(destination) = &args.partitioned {
+        return partitioned(args, destination);
+    }
     let filter = filter(args)?;
     let projections = open_store(&args.dir)?;
     let store = &projections.store;
@@ -156,4 +169,75 @@ fn to_file(
         let _ = std::fs::remove_file(&partial);
     }
     done
+}
+
+/// `docket export --partitioned`: a directory, or a bucket prefix through
+/// a staging directory uploaded file by file, the manifest last.
+fn partitioned(args: &ExportArgs, destination: &str) -> Result<bool> {
+    anyhow::ensure!(args.format == ExportFormat::Parquet, "--partitioned writes Parquet: give --format parquet");
+    let table = table(args.view);
+    anyhow::ensure!(
+        table == Table::Public || args.destination_is_private,
+        "the {} view carries unmasked identifiers and only the public view may go to a public destination: pass \
+         --destination-is-private to confirm that {destination} is private",
+        table.name()
+    );
+    let filter = filter(args)?;
+    let projections = open_store(&args.dir)?;
+    let store = &projections.store;
+    let as_of = resolve(store, args.as_of.as_deref(), args.valid_at.as_deref())?;
+    let started = std::time::Instant::now();
+    let write = |dir: &Path| docket_export::partition::write(store, &args.dir, table, as_of, &filter, dir);
+    let manifest = if destination.starts_with("s3://") {
+        to_bucket(destination, write)?
+    } else {
+        write(Path::new(destination)).with_context(|| format!("--partitioned {destination}"))?
+    };
+    eprintln!(
+        "exported {} rows of the {} view as Parquet in {} partitions (list, and year of {}) to {destination} in \
+         {:.2} s; {}",
+        manifest.rows,
+        table.name(),
+        manifest.partitions.len(),
+        manifest.year_of,
+        started.elapsed().as_secs_f64(),
+        crate::replay::header(&as_of).trim_end()
+    );
+    Ok(true)
+}
+
+/// A staging directory, removed when dropped.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes the partitions into a staging directory, then uploads them to
+/// the bucket prefix `url` (which must hold no object), the manifest last.
+fn to_bucket(
+    url: &str,
+    write: impl FnOnce(&Path) -> Result<docket_export::partition::Manifest, docket_export::ExportError>,
+) -> Result<docket_export::partition::Manifest> {
+    let bucket = docket_publish::Bucket::from_url(url).context("--partitioned")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let empty = runtime.block_on(bucket.is_empty()).context("--partitioned")?;
+    anyhow::ensure!(
+        empty,
+        "--partitioned {url} holds objects already: a partitioned export goes to an empty prefix, so that no \
+         partition of another export is read as part of it"
+    );
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let staging = Staging(std::env::temp_dir().join(format!("docket-export-{}-{nanos}", std::process::id())));
+    let manifest = write(&staging.0)?;
+    runtime.block_on(async {
+        let names = manifest.partitions.iter().map(|p| p.path.as_str()).chain([docket_export::partition::MANIFEST]);
+        for name in names {
+            bucket.upload(name, &staging.0.join(name)).await.with_context(|| format!("uploading to {url}"))?;
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(manifest)
 }

@@ -493,6 +493,11 @@ enum Command {
         /// How often to look for a new checkpoint in the bucket, in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         interval_ms: u64,
+        /// /readyz fails (503, check replica_follower) when the replica has not held every record of the
+        /// newest checkpoint it read for longer than this (ready_lag_ms_max): behind, or unable to reach
+        /// the bucket. More than --interval-ms.
+        #[arg(long, value_name = "MS", default_value_t = 30_000)]
+        ready_lag_ms: u64,
         /// The projection store's page cache in MiB.
         #[arg(long, value_name = "MIB", default_value_t = 64)]
         cache_mib: usize,
@@ -846,17 +851,29 @@ fn main() -> ExitCode {
             reader,
             addr,
             interval_ms,
+            ready_lag_ms,
             cache_mib,
             log_format,
         } => {
             serve::init_logs(log_format);
             let interval = std::time::Duration::from_millis(interval_ms.max(1));
+            let ready_lag = std::time::Duration::from_millis(ready_lag_ms);
             let source = match (from, entries) {
                 (Some(from), Some(entries)) if !from_primary => Ok(replica::Source::Bucket { from, entries }),
                 _ => reader.reader().client(&primary).map(|c| replica::Source::Primary(std::sync::Arc::new(c))),
             };
             source.and_then(|source| {
-                replica::run(&replica::Options { dir, source, ledger_config, primary, addr, interval, cache_mib })
+                let (config, primary) = (ledger_config, primary);
+                replica::run(&replica::Options {
+                    dir,
+                    source,
+                    ledger_config: config,
+                    primary,
+                    addr,
+                    interval,
+                    ready_lag,
+                    cache_mib,
+                })
             })
         }
         Command::Restore { dir, ledger_config, log_key, from, entries } => {

@@ -8,12 +8,14 @@
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use docket_publish::follow::{Follower, Frontier, Origin};
 use docket_publish::{Bucket, PublishError};
+use docket_server::health::Check;
 use docket_server::{ReplicaHandle, Role, Server, ServerLimits};
 
 /// What `docket replica` was asked to do.
@@ -28,6 +30,9 @@ pub struct Options {
     pub primary: String,
     pub addr: SocketAddr,
     pub interval: Duration,
+    /// `ready_lag_ms_max`: `/readyz` fails when the replica has not been
+    /// caught up for longer.
+    pub ready_lag: Duration,
     pub cache_mib: usize,
 }
 
@@ -72,31 +77,111 @@ impl Origin for PrimaryLog {
     }
 }
 
-/// Where the replica stands, for `/metrics` and its log lines.
-#[derive(Debug, Default)]
+/// Where the replica stands, for `/metrics`, `/readyz` and its log lines.
+#[derive(Debug)]
 struct Status {
+    /// Records verified and held.
     size: u64,
-    published: u64,
+    /// The newest checkpoint size read whose signature held (the follower's, live).
+    published: Arc<AtomicU64>,
+    started: Instant,
+    /// The last round that read the bucket without error.
     last_round: Option<Instant>,
+    /// The last time the replica held every record of the newest checkpoint it had read.
+    caught_up_at: Option<Instant>,
+    /// Why the last round failed, if it did and was retried.
+    retrying: Option<String>,
+    /// Why the follower stopped advancing, if it did.
     stopped: Option<String>,
+    /// `ready_lag_ms_max`: `/readyz` fails when `caught_up_at` is older.
+    ready_lag: Duration,
 }
 
 impl Status {
+    fn new(published: Arc<AtomicU64>, ready_lag: Duration) -> Self {
+        let started = Instant::now();
+        Self {
+            size: 0,
+            published,
+            started,
+            last_round: None,
+            caught_up_at: None,
+            retrying: None,
+            stopped: None,
+            ready_lag,
+        }
+    }
+
+    fn behind(&self) -> u64 {
+        self.published.load(Ordering::Relaxed).saturating_sub(self.size)
+    }
+
+    /// Notes the replica's size; caught up if it holds the newest
+    /// checkpoint read and that checkpoint was just read (`fresh`: not
+    /// after a round that could not read the bucket).
+    fn observe(&mut self, size: u64, fresh: bool) {
+        self.size = size;
+        if fresh && self.last_round.is_some() && self.behind() == 0 {
+            self.caught_up_at = Some(Instant::now());
+        }
+    }
+
+    /// Seconds since the replica last held every record of the newest
+    /// checkpoint it had read (since it started, if never): while it keeps
+    /// up, under one interval and one round.
+    fn lag(&self) -> Duration {
+        self.caught_up_at.unwrap_or(self.started).elapsed()
+    }
+
     fn metrics(&self) -> String {
         let since = self.last_round.map_or(-1.0, |at| at.elapsed().as_secs_f64());
         format!(
             "# HELP docket_replica_records Records this replica verified and holds.\n\
              # TYPE docket_replica_records gauge\ndocket_replica_records {}\n\
+             # HELP docket_replica_published_records Records in the newest published checkpoint read.\n\
+             # TYPE docket_replica_published_records gauge\ndocket_replica_published_records {}\n\
              # HELP docket_replica_behind_records Records in the newest published checkpoint not yet taken.\n\
              # TYPE docket_replica_behind_records gauge\ndocket_replica_behind_records {}\n\
+             # HELP docket_replica_lag_seconds Time since the replica last held every record of the newest checkpoint it read.\n\
+             # TYPE docket_replica_lag_seconds gauge\ndocket_replica_lag_seconds {:.3}\n\
              # HELP docket_replica_round_age_seconds Time since the last successful look at the bucket (-1: none yet).\n\
              # TYPE docket_replica_round_age_seconds gauge\ndocket_replica_round_age_seconds {since:.3}\n\
              # HELP docket_replica_stopped 1 if the replica stopped advancing (a check failed).\n\
              # TYPE docket_replica_stopped gauge\ndocket_replica_stopped {}\n",
             self.size,
-            self.published.saturating_sub(self.size),
+            self.published.load(Ordering::Relaxed),
+            self.behind(),
+            self.lag().as_secs_f64(),
             u8::from(self.stopped.is_some()),
         )
+    }
+
+    /// The `replica_follower` readiness check: not stopped, and caught up
+    /// with the newest checkpoint read within `ready_lag_ms_max`.
+    fn check(&self) -> Check {
+        let (behind, lag, max) = (self.behind(), self.lag().as_secs_f64(), self.ready_lag.as_millis());
+        let published = self.published.load(Ordering::Relaxed);
+        let retrying = self.retrying.as_ref().map_or(String::new(), |why| format!("; the last round failed: {why}"));
+        let (ok, detail) = match (&self.stopped, self.caught_up_at) {
+            (Some(why), _) => (false, format!("stopped advancing at {} records: {why}", self.size)),
+            (None, None) => (
+                false,
+                format!(
+                    "not caught up yet: {} of {published} published records verified, {lag:.1} s since start \
+                     (ready_lag_ms_max = {max}){retrying}",
+                    self.size
+                ),
+            ),
+            (None, Some(_)) => (
+                self.lag() <= self.ready_lag,
+                format!(
+                    "{behind} records behind the published checkpoint of {published}; last caught up {lag:.1} s ago \
+                     (ready_lag_ms_max = {max}); last read the bucket {:.1} s ago{retrying}",
+                    self.last_round.map_or(0.0, |at| at.elapsed().as_secs_f64())
+                ),
+            ),
+        };
+        Check { name: "replica_follower", ok, detail }
     }
 }
 
@@ -134,6 +219,13 @@ fn frontier(dir: &Path, size: u64) -> Result<Frontier> {
     Ok(frontier)
 }
 
+/// Why a round took nothing: a failure tried again, or a check that stops the replica.
+enum Halt {
+    Retry(String),
+    Stop(String),
+}
+use Halt::{Retry, Stop};
+
 /// Follows the bucket until `stop`: each round's records go through the
 /// replica's log, then its checkpoint is adopted. A failed check stops the
 /// replica advancing (it keeps serving what it verified), naming the seq.
@@ -147,30 +239,39 @@ async fn follow<O: Origin>(
     loop {
         let taken = follower
             .round(async |records| {
-                handle.append(records.into_iter().map(|r| (r.event, r.seq, r.system_time)).collect()).await
+                handle.append(records.into_iter().map(|r| (r.event, r.seq, r.system_time)).collect()).await?;
+                status.lock().unwrap_or_else(PoisonError::into_inner).observe(handle.size(), true);
+                Ok(())
             })
             .await;
         let adopted = match taken {
-            Ok(Some(round)) => handle.adopt(&round.note).map(Some).map_err(|e| format!("adopting the checkpoint: {e}")),
+            Ok(Some(round)) => {
+                handle.adopt(&round.note).map(Some).map_err(|e| Stop(format!("adopting the checkpoint: {e}")))
+            }
             Ok(None) => Ok(None),
             Err(error) if error.is_transient() => {
                 tracing::warn!(%error, "the bucket could not be read; trying again");
-                Ok(None)
+                Err(Retry(error.to_string()))
             }
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(Stop(error.to_string())),
         };
         {
             let mut shared = status.lock().unwrap_or_else(PoisonError::into_inner);
-            shared.size = handle.size();
-            shared.published = follower.published;
             match adopted {
+                Err(Retry(why)) => {
+                    shared.retrying = Some(why);
+                    shared.observe(handle.size(), false);
+                }
                 Ok(size) => {
                     shared.last_round = Some(Instant::now());
+                    shared.retrying = None;
+                    shared.observe(handle.size(), true);
                     if let Some(size) = size {
                         tracing::info!(size, "replica: checkpoint verified and adopted");
                     }
                 }
-                Err(reason) => {
+                Err(Stop(reason)) => {
+                    shared.observe(handle.size(), false);
                     eprintln!("replica: stopped advancing at {} records: {reason}", handle.size());
                     tracing::error!(%reason, "replica stopped advancing");
                     shared.stopped = Some(reason);
@@ -190,6 +291,13 @@ async fn follow<O: Origin>(
 
 /// `docket replica`.
 pub fn run(options: &Options) -> Result<bool> {
+    anyhow::ensure!(
+        options.ready_lag > options.interval,
+        "--ready-lag-ms {} is not more than --interval-ms {}: the replica would be unready between any two looks \
+         at the bucket",
+        options.ready_lag.as_millis(),
+        options.interval.as_millis()
+    );
     prepare(options)?;
     let dir = options.dir.as_path();
     let limits =
@@ -220,10 +328,16 @@ fn serve_following<O: Origin>(
     follower: Follower<O>,
 ) -> Result<bool> {
     let dir = options.dir.as_path();
-    let status = Arc::new(Mutex::new(Status::default()));
+    let mut initial = Status::new(follower.published_gauge(), options.ready_lag);
+    initial.size = handle.size();
+    let status = Arc::new(Mutex::new(initial));
     let shown = status.clone();
     server.add_metrics(docket_server::ExtraMetrics(Arc::new(move || {
         shown.lock().unwrap_or_else(PoisonError::into_inner).metrics()
+    })));
+    let checked = status.clone();
+    server.add_checks(docket_server::ExtraChecks(Arc::new(move || {
+        vec![checked.lock().unwrap_or_else(PoisonError::into_inner).check()]
     })));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {

@@ -290,6 +290,79 @@ fn a_replica_stops_at_a_changed_entry_names_its_seq_and_serves_on() {
     let replica_lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with("docket_replica")).collect();
     assert!(said.contains("seq 263"), "stderr: {said:?}; {replica_lines:?}; {}", log.display());
     assert_eq!(call(&replica, "GET", "/healthz", b"").0, 200, "it serves on");
+    let (status, ready) = call(&replica, "GET", "/readyz", b"");
+    assert_eq!(status, 503, "a stopped replica is not ready: {ready}");
+    assert!(ready.contains("replica_follower: stopped advancing at 0 records: seq 263"), "{ready}");
+}
+
+/// `/readyz` of the replica at `addr` once it answers `status` (within 60 s): the body.
+fn readiness(addr: &str, status: u16) -> String {
+    let started = Instant::now();
+    loop {
+        let (now, body) = call(addr, "GET", "/readyz", b"");
+        if now == status {
+            return body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "/readyz did not answer {status}: {now} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The value of the metric line `name VALUE` at `addr`.
+fn metric(addr: &str, name: &str) -> f64 {
+    let metrics = call(addr, "GET", "/metrics", b"").1;
+    let line = metrics.lines().find(|l| l.split(' ').next() == Some(name));
+    line.and_then(|l| l.split(' ').nth(1)).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name}: {metrics}"))
+}
+
+#[test]
+#[ignore = "needs SeaweedFS (DOCKET_WEED); .ci/run installs it and runs this"]
+fn a_replica_is_ready_once_caught_up_and_unready_when_it_cannot_keep_up() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let weed = Weed::start(&scratch.path().join("weed"));
+    weed.create_bucket("public");
+    weed.create_bucket("private");
+    let dir = scratch.path().join("primary");
+    let (_primary, addr) = started(publishing(&weed, &dir));
+    let size: u64 = published(&weed, &dir).lines().nth(1).expect("size").parse().expect("size");
+    let replica = |name: &str, entries: &str| {
+        let mut command = with_s3(&weed);
+        command.args(["replica", "--dir", s(&scratch.path().join(name))]);
+        command.args(["--ledger-config", s(&dir.join("ledger.json")), "--primary", &format!("http://{addr}")]);
+        command.args(["--from", "s3://public/log", "--entries", entries, "--addr", "127.0.0.1:0"]);
+        command.args(["--interval-ms", "100", "--ready-lag-ms", "1500"]).env("RUST_LOG", "off");
+        started(command)
+    };
+    // Entry bundles it cannot find: it reads the checkpoint, takes nothing,
+    // and is never ready, saying how far behind it is.
+    let (_stuck, stuck) = replica("stuck", "s3://private/elsewhere");
+    let ready = readiness(&stuck, 503);
+    assert!(ready.contains("replica_follower: not caught up yet: 0 of"), "{ready}");
+    let started_at = Instant::now();
+    while metric(&stuck, "docket_replica_published_records") < size as f64 {
+        assert!(started_at.elapsed() < Duration::from_secs(60), "the stuck replica did not read the checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(metric(&stuck, "docket_replica_behind_records"), size as f64);
+    assert!(readiness(&stuck, 503).contains("missing (the checkpoint covers it)"), "it says why it is behind");
+
+    // A replica that follows is ready once it has caught up, and its lag is under the bound.
+    let (_good, good) = replica("good", "s3://private/log");
+    converged(&addr, &[&good]);
+    let ready = readiness(&good, 200);
+    assert!(ready.contains("\"name\":\"replica_follower\",\"ok\":true"), "{ready}");
+    assert_eq!(metric(&good, "docket_replica_behind_records"), 0.0);
+    assert!(metric(&good, "docket_replica_lag_seconds") < 1.5);
+    assert_eq!(metric(&good, "docket_ready"), 1.0);
+
+    // The bucket goes away: it can no longer know it is caught up, and after
+    // the bound it is not ready, naming the failure.
+    drop(weed);
+    let ready = readiness(&good, 503);
+    assert!(ready.contains("replica_follower: 0 records behind"), "{ready}");
+    assert!(ready.contains("last read the bucket"), "{ready}");
+    assert!(metric(&good, "docket_replica_lag_seconds") > 1.5);
+    assert_eq!(call(&good, "GET", "/healthz", b"").0, 200, "it serves on");
 }
 
 /// The body of an object, as bytes.

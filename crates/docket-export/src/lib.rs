@@ -12,6 +12,8 @@
 //!   its decoded fields, streamed.
 //! * [`ftm`]: the public list as FollowTheMoney entities.
 //! * [`write`](mod@write) and [`parquet`](mod@parquet): the sinks.
+//! * [`partition`]: the public list or the events as Parquet partitioned
+//!   by list and year in the Hive layout (for Spark, Trino, DuckDB, Polars).
 //!
 //! **Memory.** A view is built in memory by docket-fold, as its JSON answer
 //! is; its rows are then written as they are produced. The event history is
@@ -21,6 +23,7 @@
 pub mod events;
 pub mod ftm;
 pub mod parquet;
+pub mod partition;
 pub mod table;
 pub mod views;
 pub mod write;
@@ -165,6 +168,8 @@ pub enum ExportError {
     Io(#[from] std::io::Error),
     #[error("parquet: {0}")]
     Parquet(String),
+    #[error("partitioned export: {0}")]
+    Partitions(String),
     #[error("export row: {0}")]
     Row(String),
 }

@@ -42,7 +42,8 @@ struct ColumnBuffer {
 
 /// A Parquet file being written.
 pub(crate) struct ParquetSink<'w> {
-    columns: &'static [Column],
+    columns: Vec<Column>,
+    row_group_rows: usize,
     writer: SerializedFileWriter<Box<dyn Write + Send + 'w>>,
     buffers: Vec<ColumnBuffer>,
     buffered: usize,
@@ -81,9 +82,17 @@ fn empty(kind: Kind) -> ColumnBuffer {
 }
 
 impl<'w> ParquetSink<'w> {
-    pub(crate) fn new(
+    /// A file of `columns` whose row groups hold [`ROW_GROUP_ROWS`] rows.
+    pub(crate) fn new(name: &str, columns: &[Column], out: Box<dyn Write + Send + 'w>) -> Result<Self, ExportError> {
+        Self::with_row_groups(name, columns, ROW_GROUP_ROWS, out)
+    }
+
+    /// A file of `columns` whose row groups hold `row_group_rows` rows
+    /// (a partitioned export keeps many files open: smaller groups).
+    pub(crate) fn with_row_groups(
         name: &str,
-        columns: &'static [Column],
+        columns: &[Column],
+        row_group_rows: usize,
         out: Box<dyn Write + Send + 'w>,
     ) -> Result<Self, ExportError> {
         let schema = parse_message_type(&schema_text(name, columns)).map_err(parquet_error)?;
@@ -93,7 +102,8 @@ impl<'w> ParquetSink<'w> {
             .build();
         let writer = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(properties)).map_err(parquet_error)?;
         let buffers = columns.iter().map(|c| empty(c.kind)).collect();
-        Ok(Self { columns, writer, buffers, buffered: 0, rows: 0 })
+        let row_group_rows = row_group_rows.max(1);
+        Ok(Self { columns: columns.to_vec(), row_group_rows, writer, buffers, buffered: 0, rows: 0 })
     }
 
     /// Writes the buffered rows as one row group.
@@ -118,7 +128,7 @@ impl<'w> ParquetSink<'w> {
             index += 1;
         }
         group.close().map_err(parquet_error)?;
-        for (buffer, column) in self.buffers.iter_mut().zip(self.columns) {
+        for (buffer, column) in self.buffers.iter_mut().zip(&self.columns) {
             *buffer = empty(column.kind);
         }
         self.buffered = 0;
@@ -128,7 +138,7 @@ impl<'w> ParquetSink<'w> {
 
 impl Sink for ParquetSink<'_> {
     fn row(&mut self, row: &[Value]) -> Result<(), ExportError> {
-        check_row(self.columns, row)?;
+        check_row(&self.columns, row)?;
         for (buffer, value) in self.buffers.iter_mut().zip(row) {
             let present = !matches!(value, Value::Null);
             buffer.defs.push(i16::from(present));
@@ -144,7 +154,7 @@ impl Sink for ParquetSink<'_> {
         }
         self.buffered += 1;
         self.rows += 1;
-        if self.buffered >= ROW_GROUP_ROWS {
+        if self.buffered >= self.row_group_rows {
             self.flush_group()?;
         }
         Ok(())

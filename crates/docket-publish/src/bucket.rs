@@ -7,9 +7,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart};
 
 use crate::PublishError;
+
+/// The part size of an upload (S3's minimum part is 5 MiB).
+pub const UPLOAD_PART_BYTES: usize = 8 << 20;
+
+/// Parts of one upload in flight at once: its memory is about this many parts.
+pub const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
 
 /// Where objects go: a store and a prefix in it (`s3://bucket/prefix`).
 #[derive(Debug, Clone)]
@@ -137,6 +143,47 @@ impl Bucket {
             }
             Err(error) => Err(self.failed(name, error)),
         }
+    }
+
+    /// Whether the prefix holds no object at all.
+    pub async fn is_empty(&self) -> Result<bool, PublishError> {
+        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        let listed = self.store.list_with_delimiter(prefix.as_ref()).await.map_err(|e| self.failed("", e))?;
+        Ok(listed.objects.is_empty() && listed.common_prefixes.is_empty())
+    }
+
+    /// Uploads the local file `file` as `name` (a multipart upload of
+    /// [`UPLOAD_PART_BYTES`] parts, at most [`UPLOAD_PARTS_IN_FLIGHT`] at
+    /// once), replacing any object of that name. `name` is taken as
+    /// written: its segments are not percent-encoded again (a partition's
+    /// `list=a%20b` stays so).
+    pub async fn upload(&self, name: &str, file: &std::path::Path) -> Result<u64, PublishError> {
+        use std::io::Read;
+        let full = if self.prefix.is_empty() { name.to_owned() } else { format!("{}/{name}", self.prefix) };
+        let path = Path::parse(&full).map_err(|e| self.failed(name, e))?;
+        let local = |e: std::io::Error| self.failed(name, format!("reading {}: {e}", file.display()));
+        let mut source = std::fs::File::open(file).map_err(local)?;
+        let upload = self.store.put_multipart(&path).await.map_err(|e| self.failed(name, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_BYTES);
+        let mut buffer = vec![0; UPLOAD_PART_BYTES];
+        let mut sent = 0u64;
+        loop {
+            let read = match source.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) => {
+                    let _ = writer.abort().await;
+                    return Err(local(error));
+                }
+            };
+            if let Err(error) = writer.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
+                return Err(self.failed(name, error));
+            }
+            writer.write(&buffer[..read]);
+            sent += read as u64;
+        }
+        writer.finish().await.map_err(|e| self.failed(name, e))?;
+        Ok(sent)
     }
 
     fn failed(&self, name: &str, error: impl std::fmt::Display) -> PublishError {

@@ -24,6 +24,8 @@ use crate::bucket::Bucket;
 use crate::publish::verified_checkpoint;
 use crate::{bundle_name, tile_name, Hash, PublishError, CHECKPOINT, TILE_WIDTH};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Most new leaves one round holds in memory (32 bytes each): 2 GiB.
 pub const FOLLOW_ROUND_LEAVES_MAX: u64 = 1 << 26;
@@ -112,8 +114,9 @@ pub struct Follower<O = Bucket> {
     /// The last checkpoint verified (its note, as published).
     seen: Option<(Checkpoint, String)>,
     /// The size of the newest checkpoint read whose signature held (the
-    /// replica's lag is this less [`Follower::size`]).
-    pub published: u64,
+    /// replica's lag is this less [`Follower::size`]); shared, so that a
+    /// status page reads it while a round runs.
+    published: Arc<AtomicU64>,
 }
 
 /// What one round took.
@@ -130,7 +133,17 @@ impl<O: Origin> Follower<O> {
     /// A follower whose replica already holds the records with these leaves
     /// (its own log, checked when it was opened).
     pub fn new(public: O, private: O, key: NoteKey, frontier: Frontier) -> Self {
-        Self { public, private, key, frontier, seen: None, published: 0 }
+        Self { public, private, key, frontier, seen: None, published: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// The size of the newest checkpoint read whose signature held.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    /// [`Follower::published`], readable from elsewhere while rounds run.
+    pub fn published_gauge(&self) -> Arc<AtomicU64> {
+        self.published.clone()
     }
 
     /// Records verified so far.
@@ -179,7 +192,7 @@ impl<O: Origin> Follower<O> {
         let tampered = |reason: String| PublishError::Tampered { seq: old, reason };
         let note = String::from_utf8(object).map_err(|_| tampered("the checkpoint is not UTF-8".into()))?;
         let checkpoint = verified_checkpoint(&note, &self.key).map_err(|e| tampered(format!("the checkpoint: {e}")))?;
-        self.published = self.published.max(checkpoint.size);
+        self.published.fetch_max(checkpoint.size, Ordering::Relaxed);
         if checkpoint.size < old {
             return Err(tampered(format!(
                 "the checkpoint's size {} is smaller than the {old} records already verified: the log was rolled back",

@@ -4,7 +4,8 @@
 //! cannot take them and an operator sees why.
 //!
 //! Each check is a function from the server's state to a [`Check`]; adding
-//! one is a line in `checks`.
+//! one is a line in `checks`. Components run beside the server (a replica's
+//! follower) add theirs with `Server::add_checks`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -47,7 +48,13 @@ impl Health {
 /// Every readiness check, in a stable order.
 pub(crate) fn checks(app: &App) -> Vec<Check> {
     let log = app.log_health();
-    vec![log_writable(&log), checkpoints(app, &log), projections(app), projection_lag(app), inquiries(app)]
+    let mut checks =
+        vec![log_writable(&log), checkpoints(app, &log), projections(app), projection_lag(app), inquiries(app)];
+    let extra = lock(&app.extra_checks).clone();
+    if let Some(extra) = extra {
+        checks.extend((extra.0)());
+    }
+    checks
 }
 
 /// The log takes appends: the writer is not refusing them after a write

@@ -247,6 +247,8 @@ pub(crate) struct App {
     pub(crate) limits: ServerLimits,
     /// Metric lines from outside the server (the publisher's lag), added to `/metrics`.
     pub(crate) extra_metrics: Mutex<Option<ExtraMetrics>>,
+    /// Readiness checks from outside the server (a replica's follower), added to `/readyz`.
+    pub(crate) extra_checks: Mutex<Option<ExtraChecks>>,
 }
 
 /// Gives metric lines (OpenMetrics text, without `# EOF`) that `/metrics`
@@ -254,6 +256,18 @@ pub(crate) struct App {
 /// (the publisher) reports.
 #[derive(Clone)]
 pub struct ExtraMetrics(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+/// Gives readiness checks that `/readyz` (and the `ready` metric) runs
+/// after the server's own: how a component the CLI runs beside the server
+/// (a replica's follower) makes the node unready.
+#[derive(Clone)]
+pub struct ExtraChecks(pub Arc<dyn Fn() -> Vec<health::Check> + Send + Sync>);
+
+impl std::fmt::Debug for ExtraChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraChecks")
+    }
+}
 
 impl std::fmt::Debug for ExtraMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -449,6 +463,7 @@ impl Server {
             pages: pages::PageCache::default(),
             limits,
             extra_metrics: Mutex::new(None),
+            extra_checks: Mutex::new(None),
         };
         let app = Arc::new(app);
         let replica = adopter
@@ -470,6 +485,11 @@ impl Server {
     /// Adds `lines` to what `/metrics` answers.
     pub fn add_metrics(&self, lines: ExtraMetrics) {
         *self.app.extra_metrics.lock().unwrap_or_else(PoisonError::into_inner) = Some(lines);
+    }
+
+    /// Adds `checks` to what `/readyz` runs.
+    pub fn add_checks(&self, checks: ExtraChecks) {
+        *self.app.extra_checks.lock().unwrap_or_else(PoisonError::into_inner) = Some(checks);
     }
 
     /// What recovery found when the ledger was opened (a cut tail, if any).
