@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docket_log::note::{Checkpoint, NoteKey};
 use docket_log::{Reader, SharedTree};
@@ -24,6 +24,9 @@ pub trait Source: Send + Sync {
     fn bundle(&self, first: u64, end: u64) -> Result<Vec<u8>, String>;
     /// The tree's root at `size`, if the tree holds that many leaves.
     fn root(&self, size: u64) -> Option<Hash>;
+    /// The system time (µs) record `seq` was recorded at, if the log holds
+    /// it: how long the oldest unpublished record has waited.
+    fn recorded_at(&self, seq: u64) -> Result<Option<i64>, String>;
 }
 
 /// A ledger directory served by this process: its checkpoints on disk,
@@ -67,6 +70,10 @@ impl Source for LedgerSource {
     fn root(&self, size: u64) -> Option<Hash> {
         self.tree.read().unwrap_or_else(PoisonError::into_inner).root(size)
     }
+
+    fn recorded_at(&self, seq: u64) -> Result<Option<i64>, String> {
+        Ok(self.reader.frame_at(seq).map_err(|e| format!("reading record {seq}: {e}"))?.map(|f| f.system_time))
+    }
 }
 
 /// The checkpoint in a note (signature not checked: the caller's own, or
@@ -93,8 +100,10 @@ pub struct Status {
     pub published: u64,
     /// The size of the newest local checkpoint seen.
     pub local: u64,
-    /// Since when a local checkpoint has waited to be published.
-    pub waiting_since: Option<Instant>,
+    /// The system time (µs) of the first record the bucket does not hold
+    /// (checkpointed locally or not yet), as of the last round: publication
+    /// lag counts from it.
+    pub oldest_unpublished: Option<i64>,
     /// The last failure, until a round succeeds.
     pub last_error: Option<String>,
     /// Why publishing stopped for good (another writer, another log).
@@ -104,15 +113,21 @@ pub struct Status {
 }
 
 impl Status {
-    /// How long the oldest unpublished checkpoint has waited (0 when none waits).
+    /// How long ago the oldest record signed locally and not yet in the
+    /// bucket was recorded (0 when none waits). It counts the checkpoint
+    /// interval as well as the upload: what a replica or a reader of the
+    /// bucket sees of an append.
     pub fn lag(&self) -> Duration {
-        self.waiting_since.map_or(Duration::ZERO, |since| since.elapsed())
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.oldest_unpublished.map_or(Duration::ZERO, |micros| {
+            now.saturating_sub(Duration::from_micros(u64::try_from(micros).unwrap_or(0)))
+        })
     }
 
     /// Prometheus text lines for the publisher.
     pub fn metrics(&self) -> String {
         format!(
-            "# HELP docket_publish_lag_seconds How long the oldest signed checkpoint not yet in the bucket has waited.\n\
+            "# HELP docket_publish_lag_seconds How long ago the oldest record signed locally and not yet in the bucket was recorded.\n\
              # TYPE docket_publish_lag_seconds gauge\ndocket_publish_lag_seconds {:.3}\n\
              # HELP docket_publish_lag_records Records signed locally and not yet published.\n\
              # TYPE docket_publish_lag_records gauge\ndocket_publish_lag_records {}\n\
@@ -205,12 +220,12 @@ impl<S: Source> Publisher<S> {
         let Some(note) = self.source.checkpoint().map_err(PublishError::Source)? else { return Ok(None) };
         let checkpoint = verified_checkpoint(&note, &self.key).map_err(PublishError::Source)?;
         let old = self.published.as_ref().map_or(0, |(_, size)| *size);
+        // The first record the bucket lacks, checkpointed or not yet.
+        let waiting = self.source.recorded_at(old).map_err(PublishError::Source)?;
         {
             let mut shared = status(&self.status);
             shared.local = checkpoint.size;
-            if checkpoint.size > old && shared.waiting_since.is_none() {
-                shared.waiting_since = Some(Instant::now());
-            }
+            shared.oldest_unpublished = waiting;
         }
         let unchanged = self.published.as_ref().is_some_and(|(object, _)| object.bytes == note.as_bytes());
         if checkpoint.size < old || unchanged {
@@ -223,7 +238,8 @@ impl<S: Source> Publisher<S> {
         let mut shared = status(&self.status);
         shared.published = checkpoint.size;
         shared.objects += written + 1;
-        shared.waiting_since = None;
+        // Records appended since this checkpoint wait for the next round.
+        shared.oldest_unpublished = self.source.recorded_at(checkpoint.size).ok().flatten();
         shared.last_error = None;
         Ok(Some(checkpoint.size))
     }
@@ -309,5 +325,27 @@ impl<S: Source> Publisher<S> {
                 _ = stop.changed() => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_counts_from_the_first_unpublished_records_system_time() {
+        assert_eq!(Status::default().lag(), Duration::ZERO, "nothing waits");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        let recorded = i64::try_from((now - Duration::from_secs(3)).as_micros()).expect("micros");
+        let status = Status { oldest_unpublished: Some(recorded), ..Status::default() };
+        let lag = status.lag();
+        assert!(lag >= Duration::from_secs(3) && lag < Duration::from_secs(60), "{lag:?}");
+        let text = status.metrics();
+        let shown: f64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("docket_publish_lag_seconds "))
+            .and_then(|value| value.parse().ok())
+            .expect("the lag line");
+        assert!(shown >= 3.0, "{text}");
     }
 }
