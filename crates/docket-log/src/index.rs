@@ -241,7 +241,7 @@ impl Index {
         self.tables = None;
         let mut txn = self.db.begin_write().map_err(|e| fail(&e))?;
         self.writes += 1;
-        let durability = if self.scratch && self.writes % SCRATCH_SYNC_FLUSHES != 0 {
+        let durability = if self.scratch && !self.writes.is_multiple_of(SCRATCH_SYNC_FLUSHES) {
             Durability::None
         } else {
             Durability::Immediate
