@@ -57,8 +57,9 @@ async fn publisher(
         .await
         .with_context(|| format!("publishing to {}", publication.public))?;
     let status = publisher.status();
+    let records = docket_log::Reader::new(docket_log::ledger::Paths::new(dir).segments());
     server.add_metrics(docket_server::ExtraMetrics(std::sync::Arc::new(move || {
-        status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).metrics()
+        status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).metrics_now(&records)
     })));
     Ok(publisher)
 }

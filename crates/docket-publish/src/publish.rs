@@ -24,9 +24,6 @@ pub trait Source: Send + Sync {
     fn bundle(&self, first: u64, end: u64) -> Result<Vec<u8>, String>;
     /// The tree's root at `size`, if the tree holds that many leaves.
     fn root(&self, size: u64) -> Option<Hash>;
-    /// The system time (µs) record `seq` was recorded at, if the log holds
-    /// it: how long the oldest unpublished record has waited.
-    fn recorded_at(&self, seq: u64) -> Result<Option<i64>, String>;
 }
 
 /// A ledger directory served by this process: its checkpoints on disk,
@@ -70,10 +67,6 @@ impl Source for LedgerSource {
     fn root(&self, size: u64) -> Option<Hash> {
         self.tree.read().unwrap_or_else(PoisonError::into_inner).root(size)
     }
-
-    fn recorded_at(&self, seq: u64) -> Result<Option<i64>, String> {
-        Ok(self.reader.frame_at(seq).map_err(|e| format!("reading record {seq}: {e}"))?.map(|f| f.system_time))
-    }
 }
 
 /// The checkpoint in a note (signature not checked: the caller's own, or
@@ -101,8 +94,8 @@ pub struct Status {
     /// The size of the newest local checkpoint seen.
     pub local: u64,
     /// The system time (µs) of the first record the bucket does not hold
-    /// (checkpointed locally or not yet), as of the last round: publication
-    /// lag counts from it.
+    /// (checkpointed locally or not yet): publication lag counts from it.
+    /// Set when metrics are read ([`Status::metrics_now`]).
     pub oldest_unpublished: Option<i64>,
     /// The last failure, until a round succeeds.
     pub last_error: Option<String>,
@@ -113,8 +106,8 @@ pub struct Status {
 }
 
 impl Status {
-    /// How long ago the oldest record signed locally and not yet in the
-    /// bucket was recorded (0 when none waits). It counts the checkpoint
+    /// How long ago the first record not yet in the bucket was recorded
+    /// (0 when none waits). It counts the checkpoint
     /// interval as well as the upload: what a replica or a reader of the
     /// bucket sees of an append.
     pub fn lag(&self) -> Duration {
@@ -124,10 +117,19 @@ impl Status {
         })
     }
 
+    /// [`Status::metrics`] with the lag read from the log now: from the
+    /// first record the bucket lacks, if `records` (the published log)
+    /// holds it. Read at each scrape, so the lag grows between rounds.
+    pub fn metrics_now(&self, records: &Reader) -> String {
+        let mut now = self.clone();
+        now.oldest_unpublished = records.frame_at(self.published).ok().flatten().map(|frame| frame.system_time);
+        now.metrics()
+    }
+
     /// Prometheus text lines for the publisher.
     pub fn metrics(&self) -> String {
         format!(
-            "# HELP docket_publish_lag_seconds How long ago the oldest record signed locally and not yet in the bucket was recorded.\n\
+            "# HELP docket_publish_lag_seconds How long ago the first record not yet in the bucket was recorded.\n\
              # TYPE docket_publish_lag_seconds gauge\ndocket_publish_lag_seconds {:.3}\n\
              # HELP docket_publish_lag_records Records signed locally and not yet published.\n\
              # TYPE docket_publish_lag_records gauge\ndocket_publish_lag_records {}\n\
@@ -220,13 +222,7 @@ impl<S: Source> Publisher<S> {
         let Some(note) = self.source.checkpoint().map_err(PublishError::Source)? else { return Ok(None) };
         let checkpoint = verified_checkpoint(&note, &self.key).map_err(PublishError::Source)?;
         let old = self.published.as_ref().map_or(0, |(_, size)| *size);
-        // The first record the bucket lacks, checkpointed or not yet.
-        let waiting = self.source.recorded_at(old).map_err(PublishError::Source)?;
-        {
-            let mut shared = status(&self.status);
-            shared.local = checkpoint.size;
-            shared.oldest_unpublished = waiting;
-        }
+        status(&self.status).local = checkpoint.size;
         let unchanged = self.published.as_ref().is_some_and(|(object, _)| object.bytes == note.as_bytes());
         if checkpoint.size < old || unchanged {
             return Ok(None);
@@ -238,8 +234,6 @@ impl<S: Source> Publisher<S> {
         let mut shared = status(&self.status);
         shared.published = checkpoint.size;
         shared.objects += written + 1;
-        // Records appended since this checkpoint wait for the next round.
-        shared.oldest_unpublished = self.source.recorded_at(checkpoint.size).ok().flatten();
         shared.last_error = None;
         Ok(Some(checkpoint.size))
     }

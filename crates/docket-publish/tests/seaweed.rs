@@ -53,9 +53,6 @@ impl Source for AtSize {
     fn root(&self, size: u64) -> Option<Hash> {
         self.inner.root(size)
     }
-    fn recorded_at(&self, seq: u64) -> Result<Option<i64>, String> {
-        self.inner.recorded_at(seq)
-    }
 }
 
 /// A demo ledger, opened: its tree, its log key and its checkpoint signer.
