@@ -158,6 +158,20 @@ pub struct SessionToken {
     pub expires_at: String,
 }
 
+/// Percent-encodes `text` as one query-string value (RFC 3986: everything
+/// but unreserved characters), for building request paths.
+pub fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Splits a full URL into its base (`scheme://host[:port]`) and its path
 /// and query (`/` if none).
 pub fn split_url(url: &str) -> Result<(&str, &str), ClientError> {

@@ -284,11 +284,6 @@ impl Reader {
     /// The checksum of frame `seq`, if it is committed: what a projection
     /// records beside its watermark to prove which log it was built from.
     pub fn checksum_of(&self, seq: u64) -> Result<Option<[u8; 32]>, LogError> {
-        let mut found = None;
-        self.read_from(seq, None, |frame| {
-            found = Some(frame.checksum);
-            ControlFlow::Break(())
-        })?;
-        Ok(found)
+        Ok(self.frame_at(seq)?.map(|frame| frame.checksum))
     }
 }

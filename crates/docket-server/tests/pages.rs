@@ -13,6 +13,7 @@
 
 mod support;
 
+use docket_client::query_value as encode;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -31,19 +32,6 @@ const VALID_AT: &str = "2025-06-01";
 
 fn oversight_key() -> SigningKey {
     SigningKey::from_bytes(&[0x41; 32])
-}
-
-/// Percent-encodes a query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// A case of the demo: its list, subject and number.

@@ -18,6 +18,7 @@
 //! projected it, and fetches the page once: the first request after an
 //! append, at a new point "now".
 
+use docket_client::query_value as encode;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -284,19 +285,6 @@ fn timed(fetch: impl FnOnce() -> Result<Response, docket_client::ClientError>) -
     let started = Instant::now();
     let response = fetch()?;
     Ok((response, started.elapsed().as_secs_f64() * 1e3))
-}
-
-/// Percent-encodes a query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Prints one table: each page at each size, the largest against the smallest.
