@@ -8,7 +8,8 @@
 //! DIR/checkpoints/latest     the newest signed checkpoint (C2SP signed note)
 //! DIR/checkpoints/<size>     every checkpoint issued
 //! DIR/tiles/tile/<L>/<N>     C2SP tlog-tiles of the Merkle tree (hashes only)
-//! DIR/index.redb             ids, case versions and registry as of a point of the log (derived)
+//! DIR/index.redb             the point of the log the index covers, the registry, the runs' manifest (derived)
+//! DIR/index.runs/*.run       sorted runs of event ids and case versions as of that point (derived)
 //! DIR/lock                   held (flock) by the one process that writes; names its pid
 //! ```
 
@@ -80,6 +81,7 @@ pub enum LedgerError {
 /// DIR/checkpoints/cosigned/<size>     witness cosignature lines of checkpoint <size>
 /// DIR/tiles/tile/<L>/<N>[.p/<W>]      C2SP tlog-tiles hash tiles
 /// DIR/index.redb                      the append path's index (derived, rebuilt from the log)
+/// DIR/index.runs/<kind>-<N>.run       its sorted runs of ids and case versions
 /// DIR/inquiries/segments/seg-*.log    the inquiry register (non-public reads)
 /// DIR/inquiries/checkpoint            its latest signed checkpoint
 /// ```

@@ -30,6 +30,7 @@ pub mod merkle;
 pub mod note;
 pub mod pool;
 mod read;
+pub mod runs;
 mod segment;
 mod sequencer;
 mod storage;

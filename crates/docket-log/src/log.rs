@@ -145,6 +145,16 @@ pub struct Record {
     pub event: SignedEvent,
 }
 
+/// What [`State::check`] found of an event that passed it.
+#[derive(Debug)]
+pub enum Checked {
+    /// A duplicate of an earlier record.
+    Duplicate(Receipt),
+    /// A new event, with its case and the case's version before it (`None`
+    /// for an event without a case), for [`State::apply_checked`].
+    New(Option<(CaseRef, u64)>),
+}
+
 /// What the stateful checks need: the registry, case versions, and the ids
 /// already in the log. Shared by the append path and `verify`, so that both
 /// apply the same rules. In memory it holds every id and case; with an
@@ -177,43 +187,41 @@ impl State {
 
     /// The stateful checks: duplicate, authorisation, case existence, expected
     /// version. `pending` holds case versions of a batch not yet applied.
-    /// `Ok(Ok(Some(receipt)))` means a duplicate of an earlier record; the
-    /// outer error is a failure to read the index.
+    /// The outer error is a failure to read the index.
     pub fn check(
         &self,
         event: &SignedEvent,
         system_time: Timestamp,
         pending: &BTreeMap<CaseRef, u64>,
-    ) -> Result<Result<Option<Receipt>, Refusal>, LogError> {
+    ) -> Result<Result<Checked, Refusal>, LogError> {
         if let Some((seq, time)) = self.id(&event.id())? {
             let system_time =
                 Timestamp::from_micros(time).map_err(|e| index_error(format!("a stored system time: {e}")))?;
-            return Ok(Ok(Some(Receipt { seq, id: event.id(), leaf_index: seq, system_time })));
+            return Ok(Ok(Checked::Duplicate(Receipt { seq, id: event.id(), leaf_index: seq, system_time })));
         }
         if let Err(refusal) = self.registry.authorize(event.event(), system_time) {
             return Ok(Err(refusal.into()));
         }
-        if let Some(case) = event.event().case() {
-            let key = case.case_ref();
-            let version = match pending.get(&key) {
-                Some(version) => *version,
-                None => self.case_version(&key)?,
-            };
-            let opens = matches!(event.event().kind(), EventKind::Notice | EventKind::DesignationDecision);
-            if version == 0 && !opens {
-                return Ok(Err(Refusal::NoSuchCase {
-                    list: key.list.to_string(),
-                    subject: key.subject.display_masked(),
-                    number: key.number.to_string(),
-                }));
-            }
-            if let Some(expected) = case.expected_version {
-                if expected != version {
-                    return Ok(Err(Refusal::Conflict { expected, actual: version }));
-                }
+        let Some(case) = event.event().case() else { return Ok(Ok(Checked::New(None))) };
+        let key = case.case_ref();
+        let version = match pending.get(&key) {
+            Some(version) => *version,
+            None => self.case_version(&key)?,
+        };
+        let opens = matches!(event.event().kind(), EventKind::Notice | EventKind::DesignationDecision);
+        if version == 0 && !opens {
+            return Ok(Err(Refusal::NoSuchCase {
+                list: key.list.to_string(),
+                subject: key.subject.display_masked(),
+                number: key.number.to_string(),
+            }));
+        }
+        if let Some(expected) = case.expected_version {
+            if expected != version {
+                return Ok(Err(Refusal::Conflict { expected, actual: version }));
             }
         }
-        Ok(Ok(None))
+        Ok(Ok(Checked::New(Some((key, version)))))
     }
 
     fn id(&self, id: &EventId) -> Result<Option<(u64, i64)>, LogError> {
@@ -232,6 +240,18 @@ impl State {
             Some(case) => Some((case.case_ref(), self.case_version(&case.case_ref()).map_err(|e| e.to_string())?)),
             None => None,
         };
+        self.apply_checked(event, seq, system_time, version)
+    }
+
+    /// [`State::apply`] with the case's version `check` found (in
+    /// [`Checked::New`]), so that the index is not read again.
+    pub fn apply_checked(
+        &mut self,
+        event: &SignedEvent,
+        seq: u64,
+        system_time: Timestamp,
+        version: Option<(CaseRef, u64)>,
+    ) -> Result<(), String> {
         self.registry.apply(event.event(), system_time).map_err(|e: AuthError| format!("not authorised: {e}"))?;
         if let Some((key, version)) = version {
             self.cases.insert(key, version + 1);
@@ -795,30 +815,25 @@ impl<S: Storage> Log<S> {
                 Some((_, pinned_time)) => pinned_time,
             };
             match self.state.check(&event, system_time, &pending_cases)? {
-                Ok(Some(receipt)) if pinned.is_some() => {
+                Ok(Checked::Duplicate(receipt)) if pinned.is_some() => {
                     let first = receipt.seq;
                     results.push(Err(Refusal::Replica(format!("seq {seq}: a duplicate of seq {first}"))));
                     break;
                 }
-                Ok(Some(receipt)) => results.push(Ok(receipt)),
+                Ok(Checked::Duplicate(receipt)) => results.push(Ok(receipt)),
                 Err(refusal) => {
                     results.push(Err(refusal));
                     if stop_on_refusal {
                         break;
                     }
                 }
-                Ok(None) => {
-                    if let Some(case) = event.event().case() {
-                        let key = case.case_ref();
-                        let version = match pending_cases.get(&key) {
-                            Some(version) => *version,
-                            None => self.state.case_version(&key)?,
-                        };
-                        pending_cases.insert(key, version + 1);
+                Ok(Checked::New(case)) => {
+                    if let Some((key, version)) = &case {
+                        pending_cases.insert(key.clone(), version + 1);
                     }
                     // check() passed, so apply() cannot fail. Applying now lets
                     // later events of the batch see this one (and its duplicates).
-                    if let Err(reason) = self.state.apply(&event, seq, system_time) {
+                    if let Err(reason) = self.state.apply_checked(&event, seq, system_time, case) {
                         self.poisoned = Some(reason.clone());
                         return Err(index_error(reason));
                     }

@@ -13,7 +13,7 @@ use crate::chain::Chain;
 use crate::frame::{self, Frame};
 use crate::index::Index;
 use crate::ledger::{self, Paths};
-use crate::log::State;
+use crate::log::{Checked, State};
 use crate::merkle::verify_consistency;
 use crate::note::{Checkpoint, NoteKey};
 use crate::segment::{self, Tail};
@@ -297,12 +297,13 @@ impl Verifier {
             chain.link(frame).map_err(|fault| fail(fault.to_string()))?;
             signature.map_err(|e| fail(format!("signature: {e}")))?;
             let system_time = Timestamp::from_micros(frame.system_time).map_err(|e| fail(e.to_string()))?;
-            match self.state.check(event, system_time, &BTreeMap::new()).map_err(|e| failure(e.to_string()))? {
-                Ok(None) => {}
-                Ok(Some(original)) => return Err(fail(format!("duplicate of seq {}", original.seq))),
-                Err(refusal) => return Err(fail(format!("would have been refused at its position: {refusal}"))),
-            }
-            self.state.apply(event, frame.seq, system_time).map_err(|e| fail(e.to_string()))?;
+            let case =
+                match self.state.check(event, system_time, &BTreeMap::new()).map_err(|e| failure(e.to_string()))? {
+                    Ok(Checked::New(case)) => case,
+                    Ok(Checked::Duplicate(original)) => return Err(fail(format!("duplicate of seq {}", original.seq))),
+                    Err(refusal) => return Err(fail(format!("would have been refused at its position: {refusal}"))),
+                };
+            self.state.apply_checked(event, frame.seq, system_time, case).map_err(|e| fail(e.to_string()))?;
             self.tree.push(frame::leaf(frame.seq, frame.system_time, &frame.wire));
             self.chain = chain;
         }

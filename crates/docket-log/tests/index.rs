@@ -5,6 +5,7 @@
 use docket_log::index::{case_key, id_key, INDEX_FORMAT};
 use docket_log::ledger::Ledger;
 use docket_log::merkle::{leaf_hash, Hash};
+use docket_log::runs::{run_name, Run, RUN_FORMAT};
 use docket_log::{Config, Tree};
 use docket_model::{SignedEvent, Timestamp};
 use docket_world as world;
@@ -113,19 +114,61 @@ fn stored_forms_match_the_golden_vectors() {
     let demo = world::build(1, 5);
     let demo_event = demo.events.iter().find(|e| e.event().case().is_some()).expect("a case event");
     let case = demo_event.event().case().expect("a case event").case_ref();
+    // A run of 400 entries (three blocks, the last partial): key i * 2^100 + i, value i * 3.
+    let entries: Vec<(u128, u64)> = (0..400u64).map(|i| ((u128::from(i) << 100) + u128::from(i), i * 3)).collect();
+    Run::write(dir.path(), "ids", 9, &entries, false).expect("writes a run");
+    let run = std::fs::read(dir.path().join(run_name("ids", 9))).expect("the run");
     let golden = serde_json::json!({
-        "about": "Stored forms of docket-log's tree tiles (src/tiles.rs) and index (src/index.rs). \
-                  The tile holds leaf_hash(i as u32 big-endian) for i in 0..256.",
+        "about": "Stored forms of docket-log's tree tiles (src/tiles.rs), index (src/index.rs) and \
+                  index runs (src/runs.rs). The tile holds leaf_hash(i as u32 big-endian) for i in 0..256.",
         "tile_0_000_bytes": tile.len(),
         "tile_0_000_sha256": hex::encode(Sha256::digest(&tile)),
         "tile_0_000_first_hash": hex::encode(&tile[..32]),
         "index_format": INDEX_FORMAT,
         "id_of_the_demo_case_event": hex::encode(demo_event.id().0),
-        "id_key_of_that_id_at_seq_1234567": hex::encode(id_key(&demo_event.id(), 1_234_567).to_be_bytes()),
-        "case_key_of_the_demo_case": hex::encode(case_key(&case)),
+        "id_key_of_that_id": hex::encode(id_key(&demo_event.id()).to_be_bytes()),
+        "case_key_of_the_demo_case": hex::encode(case_key(&case).to_be_bytes()),
+        "run_format": RUN_FORMAT,
+        "run_of_400_entries_bytes": run.len(),
+        "run_of_400_entries_sha256": hex::encode(Sha256::digest(&run)),
+        "run_of_400_entries_header": hex::encode(&run[..64]),
+        "run_of_400_entries_first_block_start": hex::encode(&run[64..64 + 48]),
+        "run_of_400_entries_first_block_checksum": hex::encode(&run[64 + 4080..64 + 4096]),
     });
     docket_testkit::expect_file(
         "tests/golden/log-stored-forms.json",
         &(serde_json::to_string_pretty(&golden).expect("json") + "\n"),
     );
+}
+
+/// A run of the index whose block is damaged: the append that reads it
+/// fails with the file and block named (nothing is written), and the next
+/// open rebuilds the index from the log.
+#[test]
+fn a_damaged_index_run_is_named_and_rebuilt_from_the_log() {
+    let (_dir, path, events) = ledger(1000);
+    let total = events.len() as u64;
+    drop(Ledger::open(&path, Config::default()).expect("opens"));
+    let runs: Vec<std::path::PathBuf> = std::fs::read_dir(path.join("index.runs"))
+        .expect("the index's runs")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ids-")))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let mut bytes = std::fs::read(&runs[0]).expect("reads the run");
+    let block = 64 + 3 * 4096;
+    let first_key: [u8; 16] = bytes[block..block + 16].try_into().expect("16 bytes");
+    let victim = events.iter().position(|e| id_key(&e.id()).to_be_bytes() == first_key).expect("that key's event");
+    bytes[block + 100] ^= 1;
+    std::fs::write(&runs[0], &bytes).expect("damages the run");
+    let mut ledger = Ledger::open(&path, Config::default()).expect("opens: the run's filter and keys are intact");
+    let error = ledger.log.append_batch(vec![events[victim].clone()], Timestamp::now()).expect_err("refused");
+    assert!(error.to_string().contains("block 3 does not match its checksum"), "{error}");
+    assert!(error.to_string().contains("ids-"), "names the run: {error}");
+    assert_eq!(ledger.log.size(), total, "nothing was written");
+    drop(ledger);
+    let mut ledger = Ledger::open(&path, Config::default()).expect("reopens");
+    assert_eq!(ledger.recovery.replayed, total, "the index was rebuilt from the log");
+    assert_duplicate_found(&mut ledger, &events, victim);
 }

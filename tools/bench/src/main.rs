@@ -25,7 +25,7 @@
 //! ```text
 //! docket-bench [--sizes 1000000,10000000] [--dir target/docket-bench] [--out BENCH.md]
 //!              [--appenders 256] [--wide-appenders 1024] [--http-events 1000000] [--pg-tail 200000] [--queries 20000]
-//!              [--no-postgres] [--seed 1]
+//!              [--no-postgres] [--seed 1] [--phases wide,http,verify,fold,queries,disk,postgres]
 //! ```
 
 mod children;
@@ -57,6 +57,19 @@ pub struct Settings {
     pub queries: u64,
     pub postgres: bool,
     pub seed: u64,
+    /// The phases to run after the ingest (which always runs: the others
+    /// read its ledger); `None` runs them all.
+    pub phases: Option<Vec<String>>,
+}
+
+/// The phases `--phases` may name (the in-process ingest always runs).
+pub const PHASES: [&str; 7] = ["wide", "http", "verify", "fold", "queries", "disk", "postgres"];
+
+impl Settings {
+    /// Whether the phase `name` runs.
+    pub fn runs(&self, name: &str) -> bool {
+        self.phases.as_ref().is_none_or(|phases| phases.iter().any(|p| p == name))
+    }
 }
 
 fn settings() -> Result<Settings> {
@@ -80,6 +93,19 @@ fn settings() -> Result<Settings> {
         queries: benchkit::number("--queries", 20_000),
         postgres: !std::env::args().any(|a| a == "--no-postgres"),
         seed: benchkit::number("--seed", 1),
+        phases: match benchkit::arg("--phases") {
+            None => None,
+            Some(list) => {
+                let phases: Vec<String> = list.split(',').map(|p| p.trim().to_owned()).collect();
+                if let Some(unknown) = phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
+                    bail!(
+                        "--phases: {unknown:?} is not a phase (phases: {}; the ingest always runs)",
+                        PHASES.join(", ")
+                    );
+                }
+                Some(phases)
+            }
+        },
     })
 }
 
@@ -148,13 +174,25 @@ fn run_size(settings: &Settings, size: u64) -> Result<Figures> {
         http_events: settings.http_events.min(events),
     };
     run.ingest(&mut f)?;
-    run.wide_ingest(&mut f)?;
-    run.http_ingest(&mut f)?;
-    run.verify(&mut f)?;
-    run.fold_and_audit(&mut f)?;
-    run.queries(&mut f)?;
-    run.disk_and_hashes(&mut f)?;
-    if settings.postgres {
+    if settings.runs("wide") {
+        run.wide_ingest(&mut f)?;
+    }
+    if settings.runs("http") {
+        run.http_ingest(&mut f)?;
+    }
+    if settings.runs("verify") {
+        run.verify(&mut f)?;
+    }
+    if settings.runs("fold") {
+        run.fold_and_audit(&mut f)?;
+    }
+    if settings.runs("queries") {
+        run.queries(&mut f)?;
+    }
+    if settings.runs("disk") {
+        run.disk_and_hashes(&mut f)?;
+    }
+    if settings.postgres && settings.runs("postgres") {
         eprintln!("[{size}] PostgreSQL peer…");
         let peer = pg::run(&run.work.join("pg"), &run.data, events, run.tail, settings.appenders, &run.queries_file)?;
         for (key, value) in peer {
@@ -387,16 +425,19 @@ const USAGE: &str = "docket-bench: the benchmark suite; results into BENCH.md be
 usage: docket-bench [--sizes 1000000,10000000] [--dir target/docket-bench] [--out BENCH.md]
                     [--appenders 256] [--wide-appenders 1024] [--http-events 1000000] [--http-batch 64]
                     [--pg-tail 200000] [--queries 20000] [--no-postgres] [--seed 1]
+                    [--phases wide,http,verify,fold,queries,disk,postgres]
 
 Per size: generates the national data set once (kept in --dir), measures the limit probes,
 runs each docket phase in a child process (ingest, HTTP ingest, verify, fold, audit,
 queries, proofs) and the PostgreSQL peer (installed with apt when missing).
-The default sizes take about 18 minutes on two cores.
+The default sizes take about 18 minutes on two cores. --phases runs only the phases named
+after the in-process ingest (which always runs: the other phases read its ledger).
 
 examples:
   docket-bench --sizes 1000000 --no-postgres              # one size, docket only
   docket-bench --sizes 1000000,10000000 --out BENCH.md    # the suite, into BENCH.md
-  docket-bench --sizes 100000 --queries 2000 --http-events 20000 --no-postgres   # a quick smoke run";
+  docket-bench --sizes 100000 --queries 2000 --http-events 20000 --no-postgres   # a quick smoke run
+  docket-bench --sizes 10000000 --phases verify --no-postgres   # ingest and verify at 10M only";
 
 fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("--child") {
@@ -416,6 +457,7 @@ fn main() -> Result<()> {
             "--pg-tail",
             "--queries",
             "--seed",
+            "--phases",
         ],
         &["--no-postgres"],
     )
@@ -427,7 +469,7 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&settings.dir)?;
     // Absolute: PostgreSQL resolves paths from its data directory.
     settings.dir = settings.dir.canonicalize().with_context(|| format!("--dir {}", settings.dir.display()))?;
-    if settings.postgres {
+    if settings.postgres && settings.runs("postgres") {
         pg::ensure_installed()?;
     }
     let started = std::time::Instant::now();
