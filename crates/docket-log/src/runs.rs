@@ -350,7 +350,7 @@ impl Run {
 
     /// Appends to `values` the value of every entry with `key`.
     pub fn find(&self, key: u128, values: &mut Vec<u64>) -> Result<(), String> {
-        if self.entries == 0 || !self.filter.may_contain(key) {
+        if self.fences.first().is_none_or(|first| key < *first) || !self.filter.may_contain(key) {
             return Ok(());
         }
         // Equal keys may run across a block boundary: from the last block
