@@ -34,8 +34,8 @@
 //! below checks carried against full computations over random appends.
 //!
 //! A carried point **shares** what did not change with the point it was
-//! carried from: the per-case results, the next changes and the worklists'
-//! sorted rows are kept in chunked maps (`chunked::Chunked`) whose clone
+//! carried from: the per-case results, the next changes, the audit's
+//! findings and the worklists' sorted rows are kept in chunked maps (`chunked::Chunked`) whose clone
 //! copies a pointer per chunk, and only the changed cases' chunks are
 //! copied. The public list and the audit's findings are read in the
 //! per-case order straight from those maps (no assembled vector), and a
