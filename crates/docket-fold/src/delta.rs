@@ -109,10 +109,13 @@ pub fn of_store(store: &Store, cursor: u64, list: Option<&ListId>, now: Timestam
 
 /// The changes from `before` to `after`, entries keyed by (list, case
 /// number): ADD and MOD in key order, then DEL in key order.
-pub fn diff(before: &[PublicEntry], after: &[PublicEntry]) -> Vec<Change> {
+pub fn diff<'a>(
+    before: impl IntoIterator<Item = &'a PublicEntry>,
+    after: impl IntoIterator<Item = &'a PublicEntry>,
+) -> Vec<Change> {
     let key = |e: &PublicEntry| (e.list.to_string(), e.number.to_string());
-    let before: BTreeMap<_, _> = before.iter().map(|e| (key(e), e)).collect();
-    let after: BTreeMap<_, _> = after.iter().map(|e| (key(e), e)).collect();
+    let before: BTreeMap<_, _> = before.into_iter().map(|e| (key(e), e)).collect();
+    let after: BTreeMap<_, _> = after.into_iter().map(|e| (key(e), e)).collect();
     let mut changes = vec![];
     for (k, entry) in &after {
         match before.get(k) {

@@ -75,6 +75,7 @@ pub(crate) struct Metrics {
     pub(crate) page_computations_carried: Gauge,
     pub(crate) page_cache_points: Gauge,
     pub(crate) page_cache_cases: Gauge,
+    pub(crate) page_cache_rows: Gauge,
 }
 
 impl Metrics {
@@ -141,6 +142,7 @@ impl Metrics {
             page_computations_carried: Gauge::default(),
             page_cache_points: Gauge::default(),
             page_cache_cases: Gauge::default(),
+            page_cache_rows: Gauge::default(),
             log_write_failures: Gauge::default(),
             log_recoveries: Gauge::default(),
             log_cut_records: Gauge::default(),
@@ -241,6 +243,11 @@ impl Metrics {
             "page_cache_cases",
             "Per-case results the pages' cache keeps, over its points (shared between points counted once per point)",
             self.page_cache_cases.clone(),
+        );
+        registry.register(
+            "page_cache_rows",
+            "Rows the pages' cache keeps: entries of the distinct chunks of its points' maps (a chunk shared by points counted once), what ROWS_CACHED_MAX bounds per computation",
+            self.page_cache_rows.clone(),
         );
         let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
         registry.register("build", "The server's version", build);

@@ -1,7 +1,7 @@
 //! `pages-bench`: the server time of the oversight desk's pages (issue 19).
 //!
 //! ```text
-//! pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--appends 5] [--root DIR] [--valid-at 2025-06-01]
+//! pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--appends 5] [--root DIR] [--valid-at 2025-06-01] [--pages worklist,audit]
 //! pages-bench --url http://127.0.0.1:8080 [--seed 1] [--runs 20] [--appends 5]
 //! ```
 //!
@@ -16,7 +16,8 @@
 //! smallest size is the peer. Then, `--appends` times per page, it appends
 //! one event (a notice opening a new case), waits until the server has
 //! projected it, and fetches the page once: the first request after an
-//! append, at a new point "now".
+//! append, at a new point "now". `--pages` times only the pages whose
+//! name contains one of its comma-separated words.
 
 use docket_client::query_value as encode;
 use std::time::{Duration, Instant};
@@ -29,8 +30,8 @@ use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
 const USAGE: &str =
-    "usage: pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--appends 5] [--root DIR] [--valid-at DATE]\n       \
-                     pages-bench --url http://127.0.0.1:8080 [--seed 1] [--runs 20] [--appends 5] [--valid-at DATE]\n\n\
+    "usage: pages-bench [--subjects 1000,120000] [--seed 1] [--runs 20] [--appends 5] [--root DIR] [--valid-at DATE] [--pages WORDS]\n       \
+                     pages-bench --url http://127.0.0.1:8080 [--seed 1] [--runs 20] [--appends 5] [--valid-at DATE] [--pages WORDS]\n\n\
                      examples:\n  pages-bench --subjects 200,2000 --runs 5\n  \
                      pages-bench --subjects 1000,120000 --runs 20 --root /var/tmp/pages";
 
@@ -42,7 +43,10 @@ const SESSION_RENEW: Duration = Duration::from_secs(200);
 const PROJECTED_WAIT: Duration = Duration::from_secs(30);
 
 fn main() -> Result<()> {
-    benchkit::args_or_exit(USAGE, &["--subjects", "--seed", "--runs", "--appends", "--root", "--url", "--valid-at"]);
+    benchkit::args_or_exit(
+        USAGE,
+        &["--subjects", "--seed", "--runs", "--appends", "--root", "--url", "--valid-at", "--pages"],
+    );
     let seed = benchkit::number("--seed", 1);
     let runs = benchkit::number("--runs", 20).max(2) as usize;
     let appends = benchkit::number("--appends", 5) as usize;
@@ -143,6 +147,9 @@ fn measure(base: &str, seed: u64, runs: usize, appends: usize, valid_at: &str) -
         ("worklist (china-railway)", "/desk/worklist?agency=china-railway".into()),
         ("worklist, valid_at", format!("/desk/worklist?agency=china-railway&valid_at={valid_at}")),
     ];
+    let wanted = benchkit::arg("--pages");
+    let wanted: Vec<&str> = wanted.as_deref().map_or_else(Vec::new, |w| w.split(',').map(str::trim).collect());
+    let pages = pages.into_iter().filter(|(page, _)| wanted.is_empty() || wanted.iter().any(|w| page.contains(w)));
     let floor = Client::new(base)?;
     let mut floors: Vec<f64> =
         (0..runs).map(|_| timed(|| floor.get("/healthz")).map(|(_, ms)| ms)).collect::<Result<_>>()?;
@@ -160,6 +167,15 @@ fn measure(base: &str, seed: u64, runs: usize, appends: usize, valid_at: &str) -
         row.after_append_ms.sort_by(f64::total_cmp);
         eprintln!("{page}: first after an append, sorted: {:?}", row.after_append_ms);
         rows.push(row);
+    }
+    // What the server's page cache holds after the run, and (in process) this process's memory.
+    let metrics = floor.get("/metrics")?.text();
+    for line in metrics.lines().filter(|l| l.starts_with("docket_page_c")) {
+        eprintln!("{records} records: {line}");
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    for line in status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")) {
+        eprintln!("{records} records: this process (the in-process server and the client): {line}");
     }
     Ok(Table { records, floor_p50_ms: benchkit::percentile(&floors, 0.5), rows })
 }

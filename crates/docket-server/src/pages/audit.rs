@@ -108,7 +108,7 @@ fn desk_data(app: &App, params: &DeskParams) -> Result<Value, PageError> {
     // The audit of the point is computed once and shared (`cache`); the
     // tallies, the drill-down and the deadlines ahead are this request's.
     let audited = app.pages.audit(app, as_of, list)?;
-    for f in &audited.findings {
+    for f in audited.findings() {
         tally.add(f, drilling && wanted(f), horizon);
     }
     let report = &audited.report;
@@ -190,7 +190,7 @@ fn worklist_data(app: &App, params: &WorklistParams, agency: &str) -> Result<Val
     let as_of = query::resolve(store, params.as_of.as_deref(), params.valid_at.as_deref())?;
     let id = query::name("agency", agency)?;
     let worklist = app.pages.worklist(app, as_of, &id)?;
-    let view = &worklist.view;
+    let totals = worklist.totals();
     let today = as_of.valid_at.china_date().naive();
     let duty = |d: &views::Duty| {
         context! {
@@ -198,9 +198,8 @@ fn worklist_data(app: &App, params: &WorklistParams, agency: &str) -> Result<Val
             mou => d.mou.as_str(), since => d.since.to_string(), seq => d.evidence.seq,
         }
     };
-    let must_lift: Vec<Value> = view
-        .must_lift
-        .iter()
+    let must_lift: Vec<Value> = worklist
+        .must_lift()
         .take(FINDINGS_SHOWN_MAX)
         .map(|l| {
             let due = rule_set_of(app, &l.duty.list)
@@ -214,9 +213,9 @@ fn worklist_data(app: &App, params: &WorklistParams, agency: &str) -> Result<Val
         .collect();
     Ok(context! {
         worklist_agency => agency, point => Value::from_serialize(as_of), today => today.to_string(),
-        to_apply => view.to_apply.iter().take(FINDINGS_SHOWN_MAX).map(duty).collect::<Vec<_>>(),
-        applied => view.applied.iter().take(FINDINGS_SHOWN_MAX).map(duty).collect::<Vec<_>>(),
-        totals => context! { to_apply => view.to_apply.len(), applied => view.applied.len(), must_lift => view.must_lift.len() },
+        to_apply => worklist.to_apply().take(FINDINGS_SHOWN_MAX).map(duty).collect::<Vec<_>>(),
+        applied => worklist.applied().take(FINDINGS_SHOWN_MAX).map(duty).collect::<Vec<_>>(),
+        totals => context! { to_apply => totals[0], applied => totals[1], must_lift => totals[2] },
         must_lift, as_of => given(&params.as_of), valid_at => given(&params.valid_at),
     })
 }

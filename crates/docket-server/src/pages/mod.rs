@@ -20,6 +20,7 @@
 mod assets;
 mod audit;
 mod cache;
+mod chunked;
 mod desk;
 pub(crate) mod i18n;
 mod public;

@@ -17,6 +17,7 @@ use docket_fold::query;
 use docket_fold::views::{self, PublicEntry, Source};
 use docket_model::{ListId, Timestamp};
 
+use super::cache::Public;
 use super::timeline::Only;
 use super::{blocking, Page, PageError};
 use crate::App;
@@ -71,17 +72,16 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
     let as_of = query::resolve(store, None, given(&params.valid_at))?;
     let list = given(&params.list).map(|l| query::name("list", l)).transpose()?;
     let public = app.pages.public(app, as_of)?;
-    let all = &public.entries;
     let by_subject;
-    let pool: &[PublicEntry] = match given(&params.q) {
+    let on_list = |e: &&PublicEntry| list.as_ref().is_none_or(|l| e.list == *l);
+    let mut entries: Vec<&PublicEntry> = match given(&params.q) {
         // A subject's code or number: the public view of that subject's cases only.
         Some(q) if query::parse_subject("q", q).is_ok() => {
             by_subject = subject_entries(app, as_of, list.as_ref(), q)?;
-            &by_subject
+            by_subject.iter().filter(on_list).collect()
         }
-        _ => all,
+        _ => public.entries().filter(on_list).collect(),
     };
-    let mut entries: Vec<&PublicEntry> = pool.iter().filter(|e| list.as_ref().is_none_or(|l| e.list == *l)).collect();
     if let Some(q) = given(&params.q).filter(|q| query::parse_subject("q", q).is_err()) {
         entries = by_number(entries, q);
     }
@@ -105,7 +105,7 @@ fn list_data(app: &App, params: &ListParams) -> Result<Value, PageError> {
     let authorities: BTreeSet<&str> = registry.lists().map(|(_, s)| s.designating_agency.as_str()).collect();
     let cursor = watermark(as_of);
     let delta =
-        params.since.map(|since| delta_data(app, since, cursor, list.as_ref(), all, as_of.valid_at)).transpose()?;
+        params.since.map(|since| delta_data(app, since, cursor, list.as_ref(), &public, as_of.valid_at)).transpose()?;
     Ok(context! {
         entries => Value::from_serialize(&shown),
         total, offset,
@@ -158,28 +158,24 @@ fn delta_data(
     since: u64,
     cursor: u64,
     list: Option<&ListId>,
-    now: &[PublicEntry],
+    now: &Public,
     valid_at: Timestamp,
 ) -> Result<Value, PageError> {
     if since > cursor {
         return Err(PageError::bad("since", format!("cursor {since}: the projections hold {cursor} records")));
     }
-    let kept;
-    let before: &[PublicEntry] = match since.checked_sub(1) {
-        None => &[],
+    let before = match since.checked_sub(1) {
+        None => None,
         Some(last) => {
             let then = app.store.time_of(last)?.unwrap_or(valid_at);
-            kept = app.pages.public(app, AsOf { known: Known::Through(last), valid_at: then })?;
-            &kept.entries
+            Some(app.pages.public(app, AsOf { known: Known::Through(last), valid_at: then })?)
         }
     };
-    let on_list = |entries: &[PublicEntry]| -> Vec<PublicEntry> {
-        entries.iter().filter(|e| list.is_none_or(|l| e.list == *l)).cloned().collect()
-    };
-    let changes = match list {
-        None => docket_fold::delta::diff(before, now),
-        Some(_) => docket_fold::delta::diff(&on_list(before), &on_list(now)),
-    };
+    let on_list = |e: &&PublicEntry| list.is_none_or(|l| e.list == *l);
+    let changes = docket_fold::delta::diff(
+        before.iter().flat_map(|before| before.entries()).filter(on_list),
+        now.entries().filter(on_list),
+    );
     let total = changes.len();
     let changes: Vec<_> = changes.into_iter().take(DELTA_SHOWN_MAX).collect();
     Ok(context! { from => since, cursor, total, changes => Value::from_serialize(&changes) })
@@ -209,7 +205,7 @@ pub(super) async fn case(
         let list = query::name("list", &params.list)?;
         let as_of = query::resolve(&app.store, None, given(&params.valid_at))?;
         let public = app.pages.public(&app, as_of)?;
-        let entry = public.entries.iter().find(|e| e.list == list && e.number.as_str() == params.number);
+        let entry = public.entries().find(|e| e.list == list && e.number.as_str() == params.number);
         Ok(context! { list => params.list, number => params.number, entry => Value::from_serialize(entry) })
     })
     .await?;

@@ -75,11 +75,12 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     app.metrics.ready.set(i64::from(ready));
     app.metrics.set_log(&app.log_health(), app.cut_on_open);
     let (full, carried) = app.pages.computed();
-    let (points, cases) = app.pages.held();
+    let held = app.pages.held();
     app.metrics.page_computations_full.set(gauge(full));
     app.metrics.page_computations_carried.set(gauge(carried));
-    app.metrics.page_cache_points.set(gauge(points));
-    app.metrics.page_cache_cases.set(gauge(cases));
+    app.metrics.page_cache_points.set(gauge(held.points));
+    app.metrics.page_cache_cases.set(gauge(held.cases));
+    app.metrics.page_cache_rows.set(gauge(held.rows));
     let mut text = app.metrics.encode();
     let extra = app.extra_metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     if let Some(extra) = extra {
