@@ -485,7 +485,7 @@ pub fn tree_on_disk(paths: &Paths) -> Tree {
 /// Scans the log into a tree on disk and an indexed state and checks it
 /// against the latest checkpoint. `resumed`: from the tiles up to the
 /// checkpoint and the index's point; otherwise from the first record, with
-/// the index emptied.
+/// the index emptied. Each step's time goes to `opened`.
 fn open_log(
     paths: &Paths,
     config: &Config,
@@ -493,6 +493,7 @@ fn open_log(
     latest: Option<&Checkpoint>,
     cut_damaged_write: bool,
     resumed: bool,
+    opened: &mut Opened,
 ) -> Result<(Log<FsStorage>, Recovery), LedgerError> {
     let index_failed = |reason: String| {
         LedgerError::Log(LogError::Io {
@@ -500,14 +501,17 @@ fn open_log(
             source: std::io::Error::other(reason),
         })
     };
+    let mut step = Instant::now();
     let (index, indexed) = if resumed {
         Index::open(&paths.index(), Reader::new(paths.segments()))
     } else {
         Index::create(&paths.index(), Reader::new(paths.segments())).map(|i| (i, None))
     }
     .map_err(index_failed)?;
+    opened.lap("index", &mut step);
     let tiled = if resumed { latest.map_or(0, |c| c.size - c.size % TILE_WIDTH) } else { 0 };
     let tree = tree_on_disk(paths).resume(tiled).map_err(LedgerError::Checkpoint)?;
+    opened.lap("tree", &mut step);
     let resume = Resume {
         tree,
         state: State::indexed(root, index, indexed.as_ref()),
@@ -516,8 +520,12 @@ fn open_log(
     };
     let storage = FsStorage::new(paths.segments());
     let opening = Log::scan_resumed(storage, config.clone(), root, |_| {}, cut_damaged_write, resume)?;
+    opened.lap("scan", &mut step);
     check_covered(opening.tree(), opening.size(), latest)?;
-    Ok(opening.finish()?)
+    opened.lap("check", &mut step);
+    let finished = opening.finish()?;
+    opened.lap("finish", &mut step);
+    Ok(finished)
 }
 
 /// Reads the latest signed checkpoint, if there is one.
@@ -541,6 +549,30 @@ fn check_covered(tree: &Tree, size: u64, checkpoint: Option<&Checkpoint>) -> Res
     Ok(())
 }
 
+/// How a ledger or a snapshot was opened: the time of each step, in order,
+/// for the operator's log (a start that grows with history shows where).
+#[derive(Debug, Clone, Default)]
+pub struct Opened {
+    /// Each step's name and time.
+    pub steps: Vec<(&'static str, Duration)>,
+}
+
+impl Opened {
+    /// Ends step `name`, begun at `started`, and begins the next one.
+    fn lap(&mut self, name: &'static str, started: &mut Instant) {
+        let now = Instant::now();
+        self.steps.push((name, now - *started));
+        *started = now;
+    }
+
+    /// The steps as `name 1.2 ms, ...`.
+    pub fn summary(&self) -> String {
+        let steps: Vec<String> =
+            self.steps.iter().map(|(name, time)| format!("{name} {:.1} ms", time.as_secs_f64() * 1e3)).collect();
+        steps.join(", ")
+    }
+}
+
 /// An open ledger, owned by this process until it is dropped.
 #[derive(Debug)]
 pub struct Ledger {
@@ -549,6 +581,8 @@ pub struct Ledger {
     pub log: Log<FsStorage>,
     pub recovery: Recovery,
     pub checkpointer: Checkpointer,
+    /// How the open went, step by step.
+    pub opened: Opened,
     lock: DirLock,
 }
 
@@ -567,19 +601,26 @@ impl Ledger {
     /// explicit recovery after a power loss (`Log::scan_with`): damage in
     /// the last write is cut with it, unless a signed checkpoint covers it.
     pub fn open_with(dir: &Path, config: Config, cut_damaged_write: bool) -> Result<Self, LedgerError> {
+        let mut opened = Opened::default();
+        let mut step = Instant::now();
         let lock = DirLock::acquire(dir)?;
         let (ledger_config, root, log_key) = read_config(dir)?;
         let paths = Paths { dir: dir.to_owned() };
         let latest = read_latest(&paths, &log_key)?;
+        opened.lap("lock and checkpoint", &mut step);
         // From the on-disk tiles and index and the records after them; if
         // that fails (a damaged tile or index), from the whole log.
         let resumed = !cut_damaged_write;
-        let (log, recovery) = match open_log(&paths, &config, root, latest.as_ref(), cut_damaged_write, resumed) {
-            Err(_) if resumed => open_log(&paths, &config, root, latest.as_ref(), false, false)?,
-            opened => opened?,
-        };
+        let (log, recovery) =
+            match open_log(&paths, &config, root, latest.as_ref(), cut_damaged_write, resumed, &mut opened) {
+                Err(_) if resumed => {
+                    opened.lap("resumed open failed", &mut step);
+                    open_log(&paths, &config, root, latest.as_ref(), false, false, &mut opened)?
+                }
+                result => result?,
+            };
         let checkpointer = Checkpointer { paths: paths.clone(), key: log_key, latest };
-        Ok(Self { paths, config: ledger_config, log, recovery, checkpointer, lock })
+        Ok(Self { paths, config: ledger_config, log, recovery, checkpointer, opened, lock })
     }
 
     /// The newest checkpoint, if any.
@@ -614,6 +655,8 @@ pub struct Snapshot {
     /// The tree of the committed log as read.
     pub tree: Tree,
     pub latest: Option<Checkpoint>,
+    /// How the open went, step by step.
+    pub opened: Opened,
 }
 
 impl Snapshot {
@@ -624,24 +667,32 @@ impl Snapshot {
     /// only the records after them; if that does not give the checkpoint's
     /// root (a damaged tile), it is built from the whole log.
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        let mut opened = Opened::default();
+        let mut step = Instant::now();
         let (config, _, log_key) = read_config(dir)?;
         let paths = Paths { dir: dir.to_owned() };
         let latest = read_latest(&paths, &log_key)?;
+        opened.lap("checkpoint", &mut step);
         let tiled = latest.as_ref().map_or(0, |c| c.size - c.size % TILE_WIDTH);
         let resumed = tree_on_disk(&paths).resume(tiled).map_err(LedgerError::Checkpoint).and_then(|tree| {
+            opened.lap("tree", &mut step);
             let tree = read_tree(&paths, tree)?;
+            opened.lap("tail", &mut step);
             check_covered(&tree, tree.size(), latest.as_ref())?;
+            opened.lap("check", &mut step);
             Ok(tree)
         });
         let tree = match resumed {
             Ok(tree) => tree,
             Err(_) => {
+                opened.lap("resumed open failed", &mut step);
                 let tree = read_tree(&paths, tree_on_disk(&paths))?;
                 check_covered(&tree, tree.size(), latest.as_ref())?;
+                opened.lap("whole log", &mut step);
                 tree
             }
         };
-        Ok(Self { paths, config, tree, latest })
+        Ok(Self { paths, config, tree, latest, opened })
     }
 
     /// Records in the committed log as read.
