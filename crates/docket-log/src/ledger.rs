@@ -509,8 +509,7 @@ fn open_log(
     }
     .map_err(index_failed)?;
     opened.lap("index", &mut step);
-    let tiled = if resumed { latest.map_or(0, |c| c.size - c.size % TILE_WIDTH) } else { 0 };
-    let tree = tree_on_disk(paths).resume(tiled).map_err(LedgerError::Checkpoint)?;
+    let tree = if resumed { resume_tree(paths, latest, opened)? } else { tree_on_disk(paths) };
     opened.lap("tree", &mut step);
     let resume = Resume {
         tree,
@@ -526,6 +525,22 @@ fn open_log(
     let finished = opening.finish()?;
     opened.lap("finish", &mut step);
     Ok(finished)
+}
+
+/// The ledger's tree at the latest checkpoint's last whole tile: from the
+/// tiles that checkpoint wrote (a few files, checked against its root), or
+/// if they do not give it, from every level-1 tile (`size / 65,536` of them,
+/// 255 hashes each; checked against the checkpoint after the scan).
+fn resume_tree(paths: &Paths, latest: Option<&Checkpoint>, opened: &mut Opened) -> Result<Tree, LedgerError> {
+    let Some(checkpoint) = latest else { return Ok(tree_on_disk(paths)) };
+    match tree_on_disk(paths).resume_at_checkpoint(checkpoint.size, &checkpoint.root) {
+        Ok(tree) => Ok(tree),
+        Err(reason) => {
+            opened.fallbacks.push(reason);
+            let tiled = checkpoint.size - checkpoint.size % TILE_WIDTH;
+            tree_on_disk(paths).resume(tiled).map_err(LedgerError::Checkpoint)
+        }
+    }
 }
 
 /// Reads the latest signed checkpoint, if there is one.
@@ -555,6 +570,9 @@ fn check_covered(tree: &Tree, size: u64, checkpoint: Option<&Checkpoint>) -> Res
 pub struct Opened {
     /// Each step's name and time.
     pub steps: Vec<(&'static str, Duration)>,
+    /// Why a faster way was not taken, each time one was not (a damaged
+    /// file the open went around).
+    pub fallbacks: Vec<String>,
 }
 
 impl Opened {
@@ -569,7 +587,11 @@ impl Opened {
     pub fn summary(&self) -> String {
         let steps: Vec<String> =
             self.steps.iter().map(|(name, time)| format!("{name} {:.1} ms", time.as_secs_f64() * 1e3)).collect();
-        steps.join(", ")
+        let mut summary = steps.join(", ");
+        for reason in &self.fallbacks {
+            summary.push_str(&format!("; not resumed the fast way: {reason}"));
+        }
+        summary
     }
 }
 
@@ -613,7 +635,8 @@ impl Ledger {
         let resumed = !cut_damaged_write;
         let (log, recovery) =
             match open_log(&paths, &config, root, latest.as_ref(), cut_damaged_write, resumed, &mut opened) {
-                Err(_) if resumed => {
+                Err(error) if resumed => {
+                    opened.fallbacks.push(error.to_string());
                     opened.lap("resumed open failed", &mut step);
                     open_log(&paths, &config, root, latest.as_ref(), false, false, &mut opened)?
                 }
@@ -673,8 +696,7 @@ impl Snapshot {
         let paths = Paths { dir: dir.to_owned() };
         let latest = read_latest(&paths, &log_key)?;
         opened.lap("checkpoint", &mut step);
-        let tiled = latest.as_ref().map_or(0, |c| c.size - c.size % TILE_WIDTH);
-        let resumed = tree_on_disk(&paths).resume(tiled).map_err(LedgerError::Checkpoint).and_then(|tree| {
+        let resumed = resume_tree(&paths, latest.as_ref(), &mut opened).and_then(|tree| {
             opened.lap("tree", &mut step);
             let tree = read_tree(&paths, tree)?;
             opened.lap("tail", &mut step);
@@ -684,7 +706,8 @@ impl Snapshot {
         });
         let tree = match resumed {
             Ok(tree) => tree,
-            Err(_) => {
+            Err(error) => {
+                opened.fallbacks.push(error.to_string());
                 opened.lap("resumed open failed", &mut step);
                 let tree = read_tree(&paths, tree_on_disk(&paths))?;
                 check_covered(&tree, tree.size(), latest.as_ref())?;

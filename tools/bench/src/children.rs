@@ -366,7 +366,12 @@ fn open_phase(dir: &Path, seed: u64) -> Result<serde_json::Value> {
     let store_limits = StoreLimits { durable_catch_up: false, ..StoreLimits::default() };
     let (store, opened) = Store::open(dir, store_limits)?;
     results.insert("store_open_s", started.elapsed().as_secs_f64());
-    eprintln!("projections: {} records, {} folded on open, rebuilt: {:?}", store.records(), opened.folded, opened.rebuilt);
+    eprintln!(
+        "projections: {} records, {} folded on open, rebuilt: {:?}",
+        store.records(),
+        opened.folded,
+        opened.rebuilt
+    );
     drop(store);
     let started = Instant::now();
     let serving = benchkit::serve(dir, ServerLimits::default()).map_err(|e| anyhow!("server: {e}"))?;
