@@ -8,6 +8,7 @@
 //! DIR/checkpoints/latest     the newest signed checkpoint (C2SP signed note)
 //! DIR/checkpoints/<size>     every checkpoint issued
 //! DIR/tiles/tile/<L>/<N>     C2SP tlog-tiles of the Merkle tree (hashes only)
+//! DIR/tiles/inner/<L>        each full tile's nodes at height 4 (derived, see `tiles`)
 //! DIR/index.redb             ids, case versions and registry as of a point of the log (derived)
 //! DIR/lock                   held (flock) by the one process that writes; names its pid
 //! ```
@@ -79,6 +80,7 @@ pub enum LedgerError {
 /// DIR/checkpoints/latest              the latest signed checkpoint
 /// DIR/checkpoints/cosigned/<size>     witness cosignature lines of checkpoint <size>
 /// DIR/tiles/tile/<L>/<N>[.p/<W>]      C2SP tlog-tiles hash tiles
+/// DIR/tiles/inner/<L>                 inner nodes of tile level L's full tiles (derived, `tiles::inner_path`)
 /// DIR/index.redb                      the append path's index (derived, rebuilt from the log)
 /// DIR/inquiries/segments/seg-*.log    the inquiry register (non-public reads)
 /// DIR/inquiries/checkpoint            its latest signed checkpoint
@@ -156,7 +158,9 @@ impl Paths {
     pub fn latest_checkpoint(&self) -> PathBuf {
         self.checkpoints().join("latest")
     }
-    /// Root of the C2SP tiles: `tiles/tile/<L>/<N>[.p/<W>]`.
+    /// Root of the C2SP tiles, `tiles/tile/<L>/<N>[.p/<W>]`, and of the
+    /// tiles' inner nodes, `tiles/inner/<L>` (never served: [`Paths::tile`]
+    /// names only files under `tiles/tile/`).
     pub fn tiles(&self) -> PathBuf {
         self.dir.join("tiles")
     }
