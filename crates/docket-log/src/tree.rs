@@ -697,6 +697,28 @@ mod tests {
         }
     }
 
+    /// Past 2^24 leaves level 16 fills whole level-2 tiles: a checkpoint at
+    /// 257 · 65,536 leaves wrote `tile/2/000` and `tile/2/001.p/1`. Built by
+    /// hand from level-16 nodes (pushing 16.8M leaves is too slow for a unit
+    /// test): the root of whole 65,536-leaf subtrees is the tree over their roots.
+    #[test]
+    fn a_tree_resumes_from_whole_level_two_tiles() {
+        let nodes: Vec<Hash> = (0..257u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let size = 257 * 65_536;
+        let root = merkle::root(&nodes);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TileStore::new(dir.path(), 1, None);
+        store.write(2, 0, &nodes[..256]).expect("writes tile 2/000");
+        let partial = dir.path().join(tile_path(2, 1, 1));
+        std::fs::create_dir_all(partial.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&partial, nodes[256]).expect("writes tile 2/001.p/1");
+        let resumed = Tree::on_disk(dir.path(), 1, None).resume_at_checkpoint(size, &root).expect("resumes");
+        assert_eq!(resumed.levels[16], nodes);
+        assert_eq!(resumed.root(size), Some(root));
+        std::fs::remove_file(dir.path().join("tile/2/000")).expect("removes tile 2/000");
+        assert!(Tree::on_disk(dir.path(), 1, None).resume_at_checkpoint(size, &root).is_err());
+    }
+
     #[test]
     fn tile_paths_follow_c2sp() {
         assert_eq!(tile_path(0, 0, 256), "tile/0/000");
