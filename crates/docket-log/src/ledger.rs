@@ -8,6 +8,7 @@
 //! DIR/checkpoints/latest     the newest signed checkpoint (C2SP signed note)
 //! DIR/checkpoints/<size>     every checkpoint issued
 //! DIR/tiles/tile/<L>/<N>     C2SP tlog-tiles of the Merkle tree (hashes only)
+//! DIR/tiles/inner/<L>        each full tile's nodes at height 4 (derived, see `tiles`)
 //! DIR/index.redb             the point of the log the index covers, the registry, the runs' manifest (derived)
 //! DIR/index.runs/*.run       sorted runs of event ids and case versions as of that point (derived)
 //! DIR/lock                   held (flock) by the one process that writes; names its pid
@@ -80,6 +81,7 @@ pub enum LedgerError {
 /// DIR/checkpoints/latest              the latest signed checkpoint
 /// DIR/checkpoints/cosigned/<size>     witness cosignature lines of checkpoint <size>
 /// DIR/tiles/tile/<L>/<N>[.p/<W>]      C2SP tlog-tiles hash tiles
+/// DIR/tiles/inner/<L>                 inner nodes of tile level L's full tiles (derived, `tiles::inner_path`)
 /// DIR/index.redb                      the append path's index (derived, rebuilt from the log)
 /// DIR/index.runs/<kind>-<N>.run       its sorted runs of ids and case versions
 /// DIR/inquiries/segments/seg-*.log    the inquiry register (non-public reads)
@@ -158,7 +160,9 @@ impl Paths {
     pub fn latest_checkpoint(&self) -> PathBuf {
         self.checkpoints().join("latest")
     }
-    /// Root of the C2SP tiles: `tiles/tile/<L>/<N>[.p/<W>]`.
+    /// Root of the C2SP tiles, `tiles/tile/<L>/<N>[.p/<W>]`, and of the
+    /// tiles' inner nodes, `tiles/inner/<L>` (never served: [`Paths::tile`]
+    /// names only files under `tiles/tile/`).
     pub fn tiles(&self) -> PathBuf {
         self.dir.join("tiles")
     }
@@ -487,7 +491,7 @@ pub fn tree_on_disk(paths: &Paths) -> Tree {
 /// Scans the log into a tree on disk and an indexed state and checks it
 /// against the latest checkpoint. `resumed`: from the tiles up to the
 /// checkpoint and the index's point; otherwise from the first record, with
-/// the index emptied.
+/// the index emptied. Each step's time goes to `opened`.
 fn open_log(
     paths: &Paths,
     config: &Config,
@@ -495,6 +499,7 @@ fn open_log(
     latest: Option<&Checkpoint>,
     cut_damaged_write: bool,
     resumed: bool,
+    opened: &mut Opened,
 ) -> Result<(Log<FsStorage>, Recovery), LedgerError> {
     let index_failed = |reason: String| {
         LedgerError::Log(LogError::Io {
@@ -502,14 +507,16 @@ fn open_log(
             source: std::io::Error::other(reason),
         })
     };
+    let mut step = Instant::now();
     let (index, indexed) = if resumed {
         Index::open(&paths.index(), Reader::new(paths.segments()))
     } else {
         Index::create(&paths.index(), Reader::new(paths.segments())).map(|i| (i, None))
     }
     .map_err(index_failed)?;
-    let tiled = if resumed { latest.map_or(0, |c| c.size - c.size % TILE_WIDTH) } else { 0 };
-    let tree = tree_on_disk(paths).resume(tiled).map_err(LedgerError::Checkpoint)?;
+    opened.lap("index", &mut step);
+    let tree = if resumed { resume_tree(paths, latest, opened)? } else { tree_on_disk(paths) };
+    opened.lap("tree", &mut step);
     let resume = Resume {
         tree,
         state: State::indexed(root, index, indexed.as_ref()),
@@ -518,8 +525,28 @@ fn open_log(
     };
     let storage = FsStorage::new(paths.segments());
     let opening = Log::scan_resumed(storage, config.clone(), root, |_| {}, cut_damaged_write, resume)?;
+    opened.lap("scan", &mut step);
     check_covered(opening.tree(), opening.size(), latest)?;
-    Ok(opening.finish()?)
+    opened.lap("check", &mut step);
+    let finished = opening.finish()?;
+    opened.lap("finish", &mut step);
+    Ok(finished)
+}
+
+/// The ledger's tree at the latest checkpoint's last whole tile: from the
+/// tiles that checkpoint wrote (a few files, checked against its root), or
+/// if they do not give it, from every level-1 tile (`size / 65,536` of them,
+/// 255 hashes each; checked against the checkpoint after the scan).
+fn resume_tree(paths: &Paths, latest: Option<&Checkpoint>, opened: &mut Opened) -> Result<Tree, LedgerError> {
+    let Some(checkpoint) = latest else { return Ok(tree_on_disk(paths)) };
+    match tree_on_disk(paths).resume_at_checkpoint(checkpoint.size, &checkpoint.root) {
+        Ok(tree) => Ok(tree),
+        Err(reason) => {
+            opened.fallbacks.push(reason);
+            let tiled = checkpoint.size - checkpoint.size % TILE_WIDTH;
+            tree_on_disk(paths).resume(tiled).map_err(LedgerError::Checkpoint)
+        }
+    }
 }
 
 /// Reads the latest signed checkpoint, if there is one.
@@ -543,6 +570,37 @@ fn check_covered(tree: &Tree, size: u64, checkpoint: Option<&Checkpoint>) -> Res
     Ok(())
 }
 
+/// How a ledger or a snapshot was opened: the time of each step, in order,
+/// for the operator's log (a start that grows with history shows where).
+#[derive(Debug, Clone, Default)]
+pub struct Opened {
+    /// Each step's name and time.
+    pub steps: Vec<(&'static str, Duration)>,
+    /// Why a faster way was not taken, each time one was not (a damaged
+    /// file the open went around).
+    pub fallbacks: Vec<String>,
+}
+
+impl Opened {
+    /// Ends step `name`, begun at `started`, and begins the next one.
+    fn lap(&mut self, name: &'static str, started: &mut Instant) {
+        let now = Instant::now();
+        self.steps.push((name, now - *started));
+        *started = now;
+    }
+
+    /// The steps as `name 1.2 ms, ...`.
+    pub fn summary(&self) -> String {
+        let steps: Vec<String> =
+            self.steps.iter().map(|(name, time)| format!("{name} {:.1} ms", time.as_secs_f64() * 1e3)).collect();
+        let mut summary = steps.join(", ");
+        for reason in &self.fallbacks {
+            summary.push_str(&format!("; not resumed the fast way: {reason}"));
+        }
+        summary
+    }
+}
+
 /// An open ledger, owned by this process until it is dropped.
 #[derive(Debug)]
 pub struct Ledger {
@@ -551,6 +609,8 @@ pub struct Ledger {
     pub log: Log<FsStorage>,
     pub recovery: Recovery,
     pub checkpointer: Checkpointer,
+    /// How the open went, step by step.
+    pub opened: Opened,
     lock: DirLock,
 }
 
@@ -569,19 +629,27 @@ impl Ledger {
     /// explicit recovery after a power loss (`Log::scan_with`): damage in
     /// the last write is cut with it, unless a signed checkpoint covers it.
     pub fn open_with(dir: &Path, config: Config, cut_damaged_write: bool) -> Result<Self, LedgerError> {
+        let mut opened = Opened::default();
+        let mut step = Instant::now();
         let lock = DirLock::acquire(dir)?;
         let (ledger_config, root, log_key) = read_config(dir)?;
         let paths = Paths { dir: dir.to_owned() };
         let latest = read_latest(&paths, &log_key)?;
+        opened.lap("lock and checkpoint", &mut step);
         // From the on-disk tiles and index and the records after them; if
         // that fails (a damaged tile or index), from the whole log.
         let resumed = !cut_damaged_write;
-        let (log, recovery) = match open_log(&paths, &config, root, latest.as_ref(), cut_damaged_write, resumed) {
-            Err(_) if resumed => open_log(&paths, &config, root, latest.as_ref(), false, false)?,
-            opened => opened?,
-        };
+        let (log, recovery) =
+            match open_log(&paths, &config, root, latest.as_ref(), cut_damaged_write, resumed, &mut opened) {
+                Err(error) if resumed => {
+                    opened.fallbacks.push(error.to_string());
+                    opened.lap("resumed open failed", &mut step);
+                    open_log(&paths, &config, root, latest.as_ref(), false, false, &mut opened)?
+                }
+                result => result?,
+            };
         let checkpointer = Checkpointer { paths: paths.clone(), key: log_key, latest };
-        Ok(Self { paths, config: ledger_config, log, recovery, checkpointer, lock })
+        Ok(Self { paths, config: ledger_config, log, recovery, checkpointer, opened, lock })
     }
 
     /// The newest checkpoint, if any.
@@ -616,6 +684,8 @@ pub struct Snapshot {
     /// The tree of the committed log as read.
     pub tree: Tree,
     pub latest: Option<Checkpoint>,
+    /// How the open went, step by step.
+    pub opened: Opened,
 }
 
 impl Snapshot {
@@ -626,24 +696,32 @@ impl Snapshot {
     /// only the records after them; if that does not give the checkpoint's
     /// root (a damaged tile), it is built from the whole log.
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        let mut opened = Opened::default();
+        let mut step = Instant::now();
         let (config, _, log_key) = read_config(dir)?;
         let paths = Paths { dir: dir.to_owned() };
         let latest = read_latest(&paths, &log_key)?;
-        let tiled = latest.as_ref().map_or(0, |c| c.size - c.size % TILE_WIDTH);
-        let resumed = tree_on_disk(&paths).resume(tiled).map_err(LedgerError::Checkpoint).and_then(|tree| {
+        opened.lap("checkpoint", &mut step);
+        let resumed = resume_tree(&paths, latest.as_ref(), &mut opened).and_then(|tree| {
+            opened.lap("tree", &mut step);
             let tree = read_tree(&paths, tree)?;
+            opened.lap("tail", &mut step);
             check_covered(&tree, tree.size(), latest.as_ref())?;
+            opened.lap("check", &mut step);
             Ok(tree)
         });
         let tree = match resumed {
             Ok(tree) => tree,
-            Err(_) => {
+            Err(error) => {
+                opened.fallbacks.push(error.to_string());
+                opened.lap("resumed open failed", &mut step);
                 let tree = read_tree(&paths, tree_on_disk(&paths))?;
                 check_covered(&tree, tree.size(), latest.as_ref())?;
+                opened.lap("whole log", &mut step);
                 tree
             }
         };
-        Ok(Self { paths, config, tree, latest })
+        Ok(Self { paths, config, tree, latest, opened })
     }
 
     /// Records in the committed log as read.

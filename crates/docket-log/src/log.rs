@@ -638,19 +638,23 @@ impl<S: Storage> Log<S> {
                 return Err(corrupted(0, opening.chain.next_seq(), reason));
             }
             let mut file = opening.storage.open(&name).map_err(io(format!("opening {name}")))?;
-            let bytes = file.read_all().map_err(io(format!("reading {name}")))?;
             let is_last = position + 1 == count;
             // The first segment read starts at the frame before the resume
-            // point, found through the segment's index, when it has one.
+            // point, found through the segment's index, when it has one; the
+            // bytes before it are not read (up to `segment_bytes_max`).
             let seek = (position == skip && before > first_seq && !cut_damaged_write)
                 .then(|| indexed_offset(&opening.storage, &name, first_seq, before))
                 .flatten();
             let scan = match seek {
                 Some(offset) => {
                     opening.chain = Chain::resume(before, None);
-                    segment::scan_from(&bytes, before, offset)
+                    let rest = file.read_from(offset).map_err(io(format!("reading {name}")))?;
+                    segment::scan_from(&rest, before, offset)
                 }
-                None => segment::scan(&bytes, first_seq, cut_damaged_write && is_last),
+                None => {
+                    let bytes = file.read_all().map_err(io(format!("reading {name}")))?;
+                    segment::scan(&bytes, first_seq, cut_damaged_write && is_last)
+                }
             }
             .map_err(|damage| corrupted(damage.offset, damage.seq, damage.reason))?;
             for (offset, frame) in &scan.frames {
@@ -975,6 +979,16 @@ impl<S: Storage> Log<S> {
     /// The validation state as of the end of the log.
     pub fn state(&self) -> &State {
         &self.state
+    }
+    /// Writes everything applied since the last flush to the index, as on
+    /// a clean stop, so that the next open replays no record for it (a
+    /// crash leaves at most `INDEX_FLUSH_RECORDS` to replay). Every record
+    /// applied is durable once its batch returned; a poisoned log is refused.
+    pub fn flush_index(&mut self) -> Result<(), LogError> {
+        if let Some(reason) = &self.poisoned {
+            return Err(LogError::Poisoned(reason.clone()));
+        }
+        self.state.flush(self.chain.next_seq(), self.chain.last_checksum(), 1)
     }
     /// Whether a write failure has poisoned the log.
     pub fn is_poisoned(&self) -> bool {

@@ -117,17 +117,17 @@ pub struct Scan {
 }
 
 /// As [`scan`], from the frame of seq `seq` at byte `offset` of the
-/// segment (found through the segment's index) instead of its first frame;
-/// offsets in the result are the segment's. A wrong offset shows as damage,
-/// or as a frame the chain refuses.
-pub fn scan_from(bytes: &[u8], seq: u64, offset: u64) -> Result<Scan, Damage> {
-    let start = usize::try_from(offset).ok().filter(|o| (HEADER_BYTES..bytes.len()).contains(o));
-    let Some(start) = start else {
+/// segment (found through the segment's index) instead of its first frame:
+/// `rest` is the segment's bytes from `offset` on (the bytes before it are
+/// never read); offsets in the result are the segment's. A wrong offset
+/// shows as damage, or as a frame the chain refuses.
+pub fn scan_from(rest: &[u8], seq: u64, offset: u64) -> Result<Scan, Damage> {
+    if offset < HEADER_BYTES as u64 || rest.is_empty() {
         return Err(Damage { offset, seq, reason: format!("the segment's index puts seq {seq} outside it") });
-    };
+    }
     let shift = offset - HEADER_BYTES as u64;
     let mut resumed = header(seq).to_vec();
-    resumed.extend_from_slice(&bytes[start..]);
+    resumed.extend_from_slice(rest);
     let mut scan = scan(&resumed, seq, false).map_err(|damage| Damage { offset: damage.offset + shift, ..damage })?;
     scan.frames.iter_mut().for_each(|(at, _)| *at += shift);
     scan.committed_len += shift;

@@ -332,6 +332,11 @@ fn write_stage<S: Storage>(
     if let Some(hook) = &mut hook {
         hook(&log);
     }
+    // A clean stop leaves the index covering the whole log: the next open
+    // replays nothing. A failure only costs that open its replay.
+    if !log.is_poisoned() {
+        let _ = log.flush_index();
+    }
     (log, stats)
 }
 

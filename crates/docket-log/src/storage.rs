@@ -38,6 +38,12 @@ pub trait Storage: Clone + Send + 'static {
 pub trait SegmentFile: Send {
     /// The whole file.
     fn read_all(&mut self) -> io::Result<Vec<u8>>;
+    /// The file from byte `offset` on (empty past its end): an open that
+    /// resumes in the middle of a segment reads only its end.
+    fn read_from(&mut self, offset: u64) -> io::Result<Vec<u8>> {
+        let bytes = self.read_all()?;
+        Ok(usize::try_from(offset).ok().and_then(|start| bytes.get(start..)).unwrap_or_default().to_vec())
+    }
     /// Appends bytes (not yet durable).
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// Makes every appended byte durable (`fdatasync`).
@@ -121,8 +127,12 @@ pub struct FsFile {
 
 impl SegmentFile for FsFile {
     fn read_all(&mut self) -> io::Result<Vec<u8>> {
+        self.read_from(0)
+    }
+
+    fn read_from(&mut self, offset: u64) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        self.file.seek(SeekFrom::Start(0))?;
+        self.file.seek(SeekFrom::Start(offset))?;
         self.file.read_to_end(&mut bytes)?;
         self.file.seek(SeekFrom::End(0))?;
         Ok(bytes)

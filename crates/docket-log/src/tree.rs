@@ -13,7 +13,13 @@
 use std::sync::Arc;
 
 use crate::merkle::{self, node_hash, split, Hash, ProofError};
-use crate::tiles::{Expanded, LeafSource, TileStore};
+use crate::tiles::{Expanded, LeafSource, TileStore, GROUP_WIDTH};
+
+/// Height inside a tile of the nodes an inner-node entry holds.
+const INNER_HEIGHT: u32 = 4;
+
+/// Nodes at [`INNER_HEIGHT`] in a tile.
+const GROUPS: u64 = TILE_WIDTH / GROUP_WIDTH;
 
 /// Hashes per full C2SP tile.
 pub const TILE_WIDTH: u64 = 256;
@@ -78,6 +84,54 @@ impl Tree {
         Ok(self)
     }
 
+    /// This (empty) tree on disk at `size - size % 256` leaves from the
+    /// tiles that the checkpoint of `size` leaves with root `root` wrote
+    /// before it was signed: its level-2 tiles give level 16 (and the levels
+    /// above are hashed from it), its partial level-1 tile the right edge of
+    /// level 8, and its partial level-0 tile the leaves after the last whole
+    /// tile, which are not kept but hashed with the rest into the root at
+    /// `size`, compared with `root`. Reads `size / 2^24 + 3` files at most,
+    /// whatever the history; an error (a tile missing, torn or not giving
+    /// `root`) leaves the caller to [`Tree::resume`].
+    pub fn resume_at_checkpoint(mut self, size: u64, root: &Hash) -> Result<Self, String> {
+        assert_eq!(self.size, 0, "resume an empty tree");
+        let store = self.store.clone().ok_or("a tree in memory has no stored tiles")?;
+        let tiled = size - size % TILE_WIDTH;
+        let (level0, level1) = (tiled / TILE_WIDTH, tiled / (TILE_WIDTH * TILE_WIDTH));
+        let read = |level: u8, index: u64, width: u64| {
+            store.read_at(level, index, width).ok_or_else(|| {
+                format!("tile {} of the checkpoint at {size} is missing or torn", tile_path(level, index, width))
+            })
+        };
+        self.levels = vec![Vec::new(); 16];
+        self.bases =
+            (0..16).map(|l| if l < 8 { tiled >> l } else { (level1 * TILE_WIDTH * TILE_WIDTH) >> l }).collect();
+        for tile in 0..level1.div_ceil(TILE_WIDTH) {
+            let width = (level1 - tile * TILE_WIDTH).min(TILE_WIDTH);
+            for (offset, hash) in read(2, tile, width)?.iter().enumerate() {
+                self.push_node(16, tile * TILE_WIDTH + offset as u64, *hash);
+            }
+        }
+        let edge = level0 - level1 * TILE_WIDTH;
+        if edge > 0 {
+            for (offset, hash) in read(1, level1, edge)?.iter().enumerate() {
+                self.push_node(8, level1 * TILE_WIDTH + offset as u64, *hash);
+            }
+        }
+        self.size = tiled;
+        assert!(self.levels.iter().enumerate().all(|(l, nodes)| self.bases[l] + nodes.len() as u64 == tiled >> l));
+        // The check: the leaves after the last whole tile, pushed into a
+        // copy (fewer than 256: no tile completes, nothing is written).
+        let mut whole = self.clone();
+        if size > tiled {
+            read(0, level0, size - tiled)?.iter().for_each(|leaf| whole.push(*leaf));
+        }
+        if whole.root(size).as_ref() != Some(root) {
+            return Err(format!("the tiles of the checkpoint at {size} do not give its root"));
+        }
+        Ok(self)
+    }
+
     /// Appends node `(level, index)` (the next at its level) and every node it completes above it.
     fn push_node(&mut self, mut level: usize, mut index: u64, mut hash: Hash) {
         loop {
@@ -136,6 +190,7 @@ impl Tree {
             debug_assert_eq!(tile.root(), Expanded::from_row(&self.levels[row_level]).root());
             // A failed write is a missing tile: rebuilt from the log when needed.
             let _ = store.write(tile_level, index, tile.row());
+            store.write_inner(tile_level, index, &self.levels[row_level + INNER_HEIGHT as usize]);
             store.remember(tile_level, index, tile);
             for level in row_level..row_level + 8 {
                 self.bases[level] += self.levels[level].len() as u64;
@@ -150,11 +205,79 @@ impl Tree {
         if index >= base {
             return Ok(self.levels[level][(index - base) as usize]);
         }
+        let store = self.store.as_ref().ok_or("a tree in memory has no stored tiles")?;
         let tile_level = (level / 8) as u8;
         let height = (level % 8) as u32;
         let tile_index = index >> (8 - height);
-        let tile = self.full_tile(tile_level, tile_index)?;
-        Ok(tile.node(height, index - (tile_index << (8 - height))))
+        let within = index - (tile_index << (8 - height));
+        if let Some(tile) = store.cached(tile_level, tile_index) {
+            return Ok(tile.node(height, within));
+        }
+        // A node of a tile not in memory costs about 30 hashes, not 255:
+        // the tile's nodes at height 4 (its inner entry), then, below
+        // height 4, the 16 row hashes under the node's height-4 ancestor.
+        let inner = self.inner(store, tile_level, tile_index)?;
+        if height >= INNER_HEIGHT {
+            return Ok(inner.node(height - INNER_HEIGHT, within));
+        }
+        let group = within >> (INNER_HEIGHT - height);
+        let hashes = self.group(store, tile_level, tile_index, group, &inner.node(0, group))?;
+        Ok(hashes.node(height, within - (group << (INNER_HEIGHT - height))))
+    }
+
+    /// The nodes at heights 4-8 of a full stored tile (an expanded row of
+    /// 16), checked against the tile's parent: from the inner-node file
+    /// (15 hashes), else from the whole tile (whose entry is then written).
+    fn inner(&self, store: &TileStore, level: u8, index: u64) -> Result<Arc<Expanded>, String> {
+        if let Some(inner) = store.cached_inner(level, index) {
+            return Ok(inner);
+        }
+        let parent = self.node(8 * (level as usize + 1), index)?;
+        let stored = store.read_inner(level, index).map(|nodes| Expanded::from_row(&nodes));
+        let inner = match stored {
+            Some(inner) if inner.root() == parent => inner,
+            _ => {
+                let tile = self.full_tile(level, index)?;
+                let nodes = inner_nodes(&tile);
+                store.write_inner(level, index, &nodes);
+                Expanded::from_row(&nodes)
+            }
+        };
+        let inner = Arc::new(inner);
+        store.remember_inner(level, index, inner.clone());
+        Ok(inner)
+    }
+
+    /// Group `group` of a full stored tile (16 row hashes and the nodes
+    /// above them), checked against `expected`, its node at height 4: read
+    /// alone from the tile file (15 hashes), else from the whole tile.
+    fn group(
+        &self,
+        store: &TileStore,
+        level: u8,
+        index: u64,
+        group: u64,
+        expected: &Hash,
+    ) -> Result<Arc<Expanded>, String> {
+        if let Some(hashes) = store.cached_group(level, index, group) {
+            return Ok(hashes);
+        }
+        let stored = store.read_group(level, index, group).map(|row| Expanded::from_row(&row));
+        let hashes = match stored {
+            Some(hashes) if hashes.root() == *expected => hashes,
+            _ => {
+                let tile = self.full_tile(level, index)?;
+                let start = (group * GROUP_WIDTH) as usize;
+                let hashes = Expanded::from_row(&tile.row()[start..start + GROUP_WIDTH as usize]);
+                if hashes.root() != *expected {
+                    return Err(format!("tile {level}/{index}: its inner node {group} does not match its row"));
+                }
+                hashes
+            }
+        };
+        let hashes = Arc::new(hashes);
+        store.remember_group(level, index, group, hashes.clone());
+        Ok(hashes)
     }
 
     /// A full stored tile, checked against its parent node; rebuilt from
@@ -165,7 +288,7 @@ impl Tree {
             return Ok(tile);
         }
         let parent = self.node(8 * (level as usize + 1), index)?;
-        let stored = store.read(level, index).map(|row| Expanded::from_row(&row));
+        let stored = store.read_whole(level, index).map(|row| Expanded::from_row(&row));
         let tile = match stored {
             Some(tile) if tile.root() == parent => tile,
             _ => self.rebuild(store, level, index, &parent)?,
@@ -186,6 +309,7 @@ impl Tree {
             let first = index * TILE_WIDTH.pow(u32::from(level - below));
             for (offset, tile) in tiles.iter().enumerate() {
                 store.write(below, first + offset as u64, tile.row())?;
+                store.write_inner(below, first + offset as u64, &inner_nodes(tile));
             }
             row = tiles.iter().map(Expanded::root).collect();
         }
@@ -194,6 +318,7 @@ impl Tree {
             return Err(format!("tile {level}/{index} rebuilt from the log does not match the tree"));
         }
         store.write(level, index, tile.row())?;
+        store.write_inner(level, index, &inner_nodes(&tile));
         Ok(tile)
     }
 
@@ -295,6 +420,11 @@ impl Tree {
         let tile = self.full_tile(level, index).ok()?;
         Some(tile.row()[..(end - start) as usize].to_vec())
     }
+}
+
+/// A full tile's nodes at height 4: its inner-node entry.
+fn inner_nodes(tile: &Expanded) -> Vec<Hash> {
+    (0..GROUPS).map(|j| tile.node(INNER_HEIGHT, j)).collect()
 }
 
 /// The C2SP `tlog-tiles` path of a tile: `tile/<L>/<N>[.p/<W>]`, with N
@@ -438,6 +568,155 @@ mod tests {
         assert!(tree.root(600).is_some(), "the root of 600 does not: levels 9 up are in memory");
         assert!(matches!(tree.inclusion_proof(3, 600), Err(ProofError::Unavailable(_))));
         assert_eq!(tree.leaf(599, 600), Some(leaf_hash(&599u32.to_le_bytes())), "the right edge is in memory");
+    }
+
+    /// A tree on `dir`'s tiles with empty caches, as a process opening the
+    /// ledger has: resumed at `size` (a multiple of 256) from the tiles.
+    fn reopened(dir: &std::path::Path, leaves: &[Hash], size: u64) -> Tree {
+        let source: Vec<Hash> = leaves.to_vec();
+        let source = move |start: u64, count: u64| -> Result<Vec<Hash>, String> {
+            Ok(source.iter().skip(start as usize).take(count as usize).copied().collect())
+        };
+        Tree::on_disk(dir, 1, Some(Box::new(source))).resume(size).expect("resumes")
+    }
+
+    fn whole_reads(tree: &Tree) -> u64 {
+        tree.store.as_ref().map_or(0, |store| store.whole_reads())
+    }
+
+    #[test]
+    fn a_node_of_a_stored_tile_is_found_without_expanding_the_tile() {
+        let leaves: Vec<Hash> = (0..66_048u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(on_disk_with(dir.path(), &leaves, 1));
+        let inner = |level: u8| std::fs::metadata(dir.path().join(crate::tiles::inner_path(level))).map(|m| m.len());
+        assert_eq!(inner(0).ok(), Some(16 + 258 * 512), "an entry per full level-0 tile");
+        assert_eq!(inner(1).ok(), Some(16 + 512), "an entry per full level-1 tile");
+        let tree = reopened(dir.path(), &leaves, 66_048);
+        for size in [66_048u64, 65_536, 1000, 3] {
+            let root = merkle::root(&leaves[..size as usize]);
+            assert_eq!(tree.root(size), Some(root), "root at {size}");
+            for index in [0, 1, size / 3, size / 2 + 17, size - 1].map(|index| index.min(size - 1)) {
+                let proof = tree.inclusion_proof(index, size).expect("proof");
+                assert_eq!(proof, merkle::inclusion_proof(&leaves, index, size).expect("reference"));
+                assert_eq!(tree.leaf(index, size), Some(leaves[index as usize]));
+            }
+            let old = size / 2 + 1;
+            assert_eq!(
+                tree.consistency_proof(old, size),
+                Ok(merkle::consistency_proof(&leaves, old, size).expect("reference"))
+            );
+        }
+        assert_eq!(whole_reads(&tree), 0, "every node came from an inner entry and a group");
+    }
+
+    #[test]
+    fn a_wrong_inner_entry_or_group_is_found_and_never_served() {
+        let leaves: Vec<Hash> = (0..66_048u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(on_disk_with(dir.path(), &leaves, 1));
+        let inner_file = dir.path().join(crate::tiles::inner_path(0));
+        let good = std::fs::read(&inner_file).expect("inner entries");
+        // Tile 7's entry altered, tile 9's zeros (a hole), tile 11's entry
+        // right but its row altered in one group, and the entries past 200
+        // cut off (missing).
+        let mut bad = good.clone();
+        bad[16 + 7 * 512 + 40] ^= 1;
+        bad[16 + 9 * 512..16 + 10 * 512].fill(0);
+        std::fs::write(&inner_file, &bad[..16 + 200 * 512]).expect("alters the inner entries");
+        let mut row = std::fs::read(dir.path().join("tile/0/011")).expect("tile 11");
+        row[3 * 512 + 5] ^= 1;
+        std::fs::write(dir.path().join("tile/0/011"), &row).expect("alters a group of tile 11");
+        let tree = reopened(dir.path(), &leaves, 66_048);
+        let size = 66_048;
+        for index in [7 * 256 + 3, 9 * 256 + 200, 11 * 256 + 3 * 16 + 2, 11 * 256 + 100, 250 * 256 + 9] {
+            let proof = tree.inclusion_proof(index, size).expect("proof");
+            assert_eq!(proof, merkle::inclusion_proof(&leaves, index, size).expect("reference"), "leaf {index}");
+            assert_eq!(tree.leaf(index, size), Some(leaves[index as usize]));
+        }
+        assert_eq!(whole_reads(&tree), 4, "tiles 7, 9, 11 and 250 were read whole, and only they");
+        let repaired = std::fs::read(&inner_file).expect("inner entries");
+        assert_eq!(&repaired[16 + 7 * 512..16 + 8 * 512], &good[16 + 7 * 512..16 + 8 * 512], "entry 7 written again");
+        assert_eq!(&repaired[16 + 9 * 512..16 + 10 * 512], &good[16 + 9 * 512..16 + 10 * 512], "entry 9 written again");
+        assert_eq!(&repaired[16 + 250 * 512..16 + 251 * 512], &good[16 + 250 * 512..16 + 251 * 512], "entry 250 too");
+        let rebuilt = std::fs::read(dir.path().join("tile/0/011")).expect("tile 11");
+        assert_eq!(rebuilt, leaves[11 * 256..12 * 256].concat(), "tile 11 was rebuilt from the log");
+        // An inner file of another format is emptied and refilled; nothing wrong is read from it.
+        let mut other = good.clone();
+        other[11] = 2;
+        std::fs::write(&inner_file, &other).expect("another format");
+        let tree = reopened(dir.path(), &leaves, 66_048);
+        let proof = tree.inclusion_proof(5 * 256 + 1, size).expect("proof");
+        assert_eq!(proof, merkle::inclusion_proof(&leaves, 5 * 256 + 1, size).expect("reference"));
+        assert_eq!(whole_reads(&tree), 1, "tile 5 was read whole");
+        let refilled = std::fs::read(&inner_file).expect("inner entries");
+        assert_eq!(refilled[..16], good[..16], "the header of this format");
+        assert_eq!(refilled.len(), 16 + 6 * 512, "only entry 5 so far");
+        assert_eq!(&refilled[16 + 5 * 512..], &good[16 + 5 * 512..16 + 6 * 512]);
+    }
+
+    /// Writes the tiles a checkpoint of `size` needs, as the checkpointer does.
+    fn checkpoint_tiles(dir: &std::path::Path, tree: &Tree, size: u64) {
+        crate::ledger::write_tiles(dir, &|level, index| tree.tile(level, index, size), 0, size).expect("tiles");
+    }
+
+    #[test]
+    fn a_tree_resumes_at_a_checkpoint_from_the_tiles_it_wrote() {
+        let leaves: Vec<Hash> = (0..140_000u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tree = on_disk_with(dir.path(), &leaves, 4);
+        for size in [0u64, 100, 256, 65_536, 65_536 + 300, 131_072 + 2560, 139_999] {
+            checkpoint_tiles(dir.path(), &tree, size);
+            let root = merkle::root(&leaves[..size as usize]);
+            let mut resumed = Tree::on_disk(dir.path(), 4, None).resume_at_checkpoint(size, &root).expect("resumes");
+            assert_eq!(resumed.size(), size - size % 256);
+            let by_level_one = Tree::on_disk(dir.path(), 4, None).resume(size - size % 256).expect("resumes");
+            assert_eq!(resumed.levels, by_level_one.levels, "the same memory as from every level-1 tile, at {size}");
+            leaves[resumed.size() as usize..].iter().for_each(|leaf| resumed.push(*leaf));
+            assert_eq!(resumed.root(size), Some(root), "at {size}");
+            assert_eq!(resumed.root(140_000), Some(merkle::root(&leaves)), "from {size}");
+        }
+        let size = 131_072 + 2560 + 7;
+        checkpoint_tiles(dir.path(), &tree, size);
+        let root = merkle::root(&leaves[..size as usize]);
+        let resume = || Tree::on_disk(dir.path(), 4, None).resume_at_checkpoint(size, &root);
+        assert!(resume().is_ok());
+        assert!(Tree::on_disk(dir.path(), 4, None).resume_at_checkpoint(size, &[7; 32]).is_err(), "another root");
+        for (path, width) in [("tile/2/000.p/2", 64), ("tile/1/002.p/10", 320), ("tile/0/522.p/7", 224)] {
+            let file = dir.path().join(path);
+            let stored = std::fs::read(&file).expect("a tile of the checkpoint");
+            assert_eq!(stored.len(), width, "{path}");
+            let mut altered = stored.clone();
+            altered[width - 1] ^= 1;
+            std::fs::write(&file, &altered).expect("alters it");
+            assert!(resume().is_err_and(|e| e.contains("do not give its root")), "{path} altered");
+            std::fs::write(&file, &stored[..width - 32]).expect("tears it");
+            assert!(resume().is_err_and(|e| e.contains("missing or torn")), "{path} torn");
+            std::fs::write(&file, &stored).expect("restores it");
+            assert!(resume().is_ok());
+        }
+    }
+
+    /// Past 2^24 leaves level 16 fills whole level-2 tiles: a checkpoint at
+    /// 257 · 65,536 leaves wrote `tile/2/000` and `tile/2/001.p/1`. Built by
+    /// hand from level-16 nodes (pushing 16.8M leaves is too slow for a unit
+    /// test): the root of whole 65,536-leaf subtrees is the tree over their roots.
+    #[test]
+    fn a_tree_resumes_from_whole_level_two_tiles() {
+        let nodes: Vec<Hash> = (0..257u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let size = 257 * 65_536;
+        let root = merkle::root(&nodes);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TileStore::new(dir.path(), 1, None);
+        store.write(2, 0, &nodes[..256]).expect("writes tile 2/000");
+        let partial = dir.path().join(tile_path(2, 1, 1));
+        std::fs::create_dir_all(partial.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&partial, nodes[256]).expect("writes tile 2/001.p/1");
+        let resumed = Tree::on_disk(dir.path(), 1, None).resume_at_checkpoint(size, &root).expect("resumes");
+        assert_eq!(resumed.levels[16], nodes);
+        assert_eq!(resumed.root(size), Some(root));
+        std::fs::remove_file(dir.path().join("tile/2/000")).expect("removes tile 2/000");
+        assert!(Tree::on_disk(dir.path(), 1, None).resume_at_checkpoint(size, &root).is_err());
     }
 
     #[test]

@@ -379,8 +379,13 @@ impl Server {
     /// Opens the ledger as [`Server::open`] does, as a primary or a replica.
     pub fn open_as(dir: &Path, limits: ServerLimits, role: Role) -> Result<Self, ServerError> {
         limits::check(&limits)?;
+        let started = std::time::Instant::now();
+        let mut opened = docket_log::ledger::Opened::default();
         let mut ledger = Ledger::open(dir, Config { segment_bytes_max: limits.segment_bytes_max })?;
+        let mut step = std::time::Instant::now();
         let (inquiry_key, register_key) = Self::inquiry_keys(&mut ledger, &role)?;
+        opened.steps.push(("checkpoint", step.elapsed()));
+        step = std::time::Instant::now();
         let recovery = ledger.recovery.clone();
         let origin = ledger.config.origin.clone();
         report_opening(&recovery, &origin);
@@ -391,6 +396,8 @@ impl Server {
         } else {
             None
         };
+        opened.steps.push(("inquiry register", step.elapsed()));
+        let ledger_steps = ledger.opened.summary();
         let (log, checkpointer, lock) = ledger.into_parts();
         let size = log.size();
         let tree = log.shared_tree();
@@ -421,13 +428,17 @@ impl Server {
                 group_commit_records.observe(batch.records as f64);
             }
         });
+        step = std::time::Instant::now();
         let (sequencer, writer) = Sequencer::start_with_hook(log, sequencer_limits, Some(hook));
+        opened.steps.push(("sequencer", step.elapsed()));
+        step = std::time::Instant::now();
         let store_limits =
             StoreLimits { durable_catch_up: false, cache_bytes: limits.store_cache_bytes, ..StoreLimits::default() };
-        let (mut store, opened) = Store::open(dir, store_limits)?;
-        if let Some(reason) = &opened.rebuilt {
+        let (mut store, store_opened) = Store::open(dir, store_limits)?;
+        if let Some(reason) = &store_opened.rebuilt {
             tracing::warn!(%reason, "projections rebuilt from the log");
         }
+        opened.steps.push(("projections", step.elapsed()));
         let rule_sets = docket_audit::RuleSet::bundled();
         store.set_publication(docket_audit::RuleSet::publication(&rule_sets));
         let projected = store.records();
@@ -466,6 +477,13 @@ impl Server {
             extra_checks: Mutex::new(None),
         };
         let app = Arc::new(app);
+        tracing::info!(
+            records = size,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            ledger = %ledger_steps,
+            then = %opened.summary(),
+            "opened"
+        );
         let replica = adopter
             .map(|checkpointer| ReplicaHandle { app: app.clone(), checkpointer: Arc::new(Mutex::new(checkpointer)) });
         Ok(Self { app, writer, lock, recovery, inquiry_key, replica })

@@ -29,6 +29,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "fold" => fold(Path::new(&arg(1)?))?,
         "audit" => audit(Path::new(&arg(1)?), Path::new(&arg(2)?))?,
         "queries" => queries(Path::new(&arg(1)?), Path::new(&arg(2)?), n(3)?, n(4)? as usize)?,
+        "open" => open_phase(Path::new(&arg(1)?), n(2)?)?,
         other => bail!("no child phase {other:?}"),
     };
     println!("{value}");
@@ -323,6 +324,62 @@ fn sorted(mut values: Vec<f64>) -> Vec<f64> {
 /// Inclusion proofs timed in the queries phase.
 const PROOF_SAMPLES: usize = 200_000;
 
+/// Inclusion proofs of random records against the whole tree just opened
+/// (a cold cache): p50 and p99 in µs.
+fn proofs(snapshot: &docket_log::ledger::Snapshot, seed: u64) -> Result<(f64, f64)> {
+    let tree = &snapshot.tree;
+    let size = snapshot.size();
+    let mut rng = benchkit::Rng(seed);
+    let mut latencies = Vec::new();
+    // A proof takes microseconds: many samples, so that the p99 is not one preemption.
+    for _ in 0..PROOF_SAMPLES {
+        let index = rng.below(size);
+        let started = Instant::now();
+        let proof = tree.inclusion_proof(index, size)?;
+        latencies.push(started.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(proof);
+    }
+    let latencies = sorted(latencies);
+    Ok((benchkit::percentile(&latencies, 0.5), benchkit::percentile(&latencies, 0.99)))
+}
+
+/// The opens alone, each step on stderr (`docket-bench --child open DIR
+/// SEED`, run by hand on a ledger the suite left, not by the suite): what
+/// `docket proof` opens and proofs on it, what `docket serve` opens (the
+/// ledger with its lock, then the projections), and the whole server.
+fn open_phase(dir: &Path, seed: u64) -> Result<serde_json::Value> {
+    let mut results = BTreeMap::new();
+    let started = Instant::now();
+    let snapshot = docket_log::ledger::Snapshot::open(dir)?;
+    results.insert("snapshot_open_s", started.elapsed().as_secs_f64());
+    eprintln!("snapshot ({} records): {}", snapshot.size(), snapshot.opened.summary());
+    let (p50, p99) = proofs(&snapshot, seed ^ 1)?;
+    results.insert("proof_p50_us", p50);
+    results.insert("proof_p99_us", p99);
+    drop(snapshot);
+    let started = Instant::now();
+    let ledger = Ledger::open(dir, Config::default())?;
+    results.insert("ledger_open_s", started.elapsed().as_secs_f64());
+    eprintln!("ledger ({} replayed): {}", ledger.recovery.replayed, ledger.opened.summary());
+    drop(ledger);
+    let started = Instant::now();
+    let store_limits = StoreLimits { durable_catch_up: false, ..StoreLimits::default() };
+    let (store, opened) = Store::open(dir, store_limits)?;
+    results.insert("store_open_s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "projections: {} records, {} folded on open, rebuilt: {:?}",
+        store.records(),
+        opened.folded,
+        opened.rebuilt
+    );
+    drop(store);
+    let started = Instant::now();
+    let serving = benchkit::serve(dir, ServerLimits::default()).map_err(|e| anyhow!("server: {e}"))?;
+    results.insert("serve_open_s", started.elapsed().as_secs_f64());
+    serving.stop().map_err(|e| anyhow!("server: {e}"))?;
+    Ok(serde_json::to_value(results)?)
+}
+
 /// Point checks (now, as of a random seq, over HTTP) and inclusion proofs.
 /// With `cache_mib` > 0 the store's page cache is that large and every
 /// query is run once, untimed, before the timed pass (a warm store).
@@ -383,21 +440,9 @@ fn queries(dir: &Path, queries_file: &Path, seed: u64, cache_mib: usize) -> Resu
         let started = Instant::now();
         let snapshot = docket_log::ledger::Snapshot::open(dir)?;
         results.insert("snapshot_open_s", started.elapsed().as_secs_f64());
-        let tree = &snapshot.tree;
-        let size = snapshot.size();
-        let mut rng = benchkit::Rng(seed ^ 1);
-        let mut latencies = Vec::new();
-        // A proof takes about 2 µs: many samples, so that the p99 is not one preemption.
-        for _ in 0..PROOF_SAMPLES {
-            let index = rng.below(size);
-            let started = Instant::now();
-            let proof = tree.inclusion_proof(index, size)?;
-            latencies.push(started.elapsed().as_secs_f64() * 1e6);
-            std::hint::black_box(proof);
-        }
-        let latencies = sorted(latencies);
-        results.insert("proof_p50_us", benchkit::percentile(&latencies, 0.5));
-        results.insert("proof_p99_us", benchkit::percentile(&latencies, 0.99));
+        let (p50, p99) = proofs(&snapshot, seed ^ 1)?;
+        results.insert("proof_p50_us", p50);
+        results.insert("proof_p99_us", p99);
     }
     // Over HTTP: one connection, one request after another (as the PostgreSQL peer's query).
     let limits = ServerLimits { store_cache_bytes: store_limits.cache_bytes, ..ServerLimits::default() };

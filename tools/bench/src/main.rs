@@ -437,7 +437,10 @@ examples:
   docket-bench --sizes 1000000 --no-postgres              # one size, docket only
   docket-bench --sizes 1000000,10000000 --out BENCH.md    # the suite, into BENCH.md
   docket-bench --sizes 100000 --queries 2000 --http-events 20000 --no-postgres   # a quick smoke run
-  docket-bench --sizes 10000000 --phases verify --no-postgres   # ingest and verify at 10M only";
+  docket-bench --sizes 10000000 --phases verify --no-postgres   # ingest and verify at 10M only
+
+A ledger's opens alone, each step on stderr (by hand, on a ledger with its projections built):
+  docket-bench --child open DIR 1     # docket proof's open and proofs, docket serve's ledger, projections, server";
 
 fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("--child") {
