@@ -47,10 +47,8 @@ pub const ENTRY_BYTES: usize = 24;
 pub const BLOCK_ENTRIES: usize = 170;
 /// Bits of filter an entry: about 1% false positives.
 pub const FILTER_BITS_PER_ENTRY: u64 = 10;
-/// Runs of one size class merged into one.
+/// Fewest runs a merge takes (see `merge_window`).
 pub const MERGE_FANIN: usize = 4;
-/// Entries of the smallest size class; each class is [`MERGE_FANIN`] times the one below.
-pub const LEVEL_BASE_ENTRIES: u64 = 16_384;
 /// Runs of one kind before a flush waits for the merge under way: bounds
 /// the filters a lookup consults when merges fall behind.
 pub const RUNS_MAX: usize = 40;
@@ -460,29 +458,26 @@ fn merge(
     writer.finish(number, sync)
 }
 
-/// The size class of a run of `entries`.
-fn level(entries: u64) -> u32 {
-    let mut level = 0;
-    let mut cap = LEVEL_BASE_ENTRIES;
-    while entries > cap {
-        cap = cap.saturating_mul(MERGE_FANIN as u64);
-        level += 1;
-    }
-    level
-}
-
-/// The oldest [`MERGE_FANIN`] adjacent runs of one size class, of the
-/// smallest class that has them: where a merge starts.
-fn merge_candidates(runs: &[Arc<Run>]) -> Option<usize> {
-    let levels: Vec<u32> = runs.iter().map(|r| level(r.entries)).collect();
-    let mut best: Option<(u32, usize)> = None;
-    for start in 0..runs.len().saturating_sub(MERGE_FANIN - 1) {
-        let class = levels[start];
-        if levels[start..start + MERGE_FANIN].iter().all(|l| *l == class) && best.is_none_or(|(b, _)| class < b) {
-            best = Some((class, start));
+/// Where the next merge starts and how many runs it takes: the newest
+/// run, and each older one in turn while it holds no more entries than the
+/// newer ones taken (size ratio 1), when that makes at least
+/// [`MERGE_FANIN`] runs. Sizes then fall geometrically from the oldest run
+/// to the newest, so there are about log2(entries / flush) runs, an entry
+/// is rewritten about as many times, and no run of an odd size is ever
+/// left out (a policy by size class starved the larger classes while
+/// flushes kept the smallest one full: 57 runs at 10M).
+fn merge_window(runs: &[Arc<Run>]) -> Option<(usize, usize)> {
+    let mut taken = 0u64;
+    let mut first = runs.len();
+    for (i, run) in runs.iter().enumerate().rev() {
+        if first < runs.len() && run.entries > taken {
+            break;
         }
+        taken += run.entries;
+        first = i;
     }
-    best.map(|(_, start)| start)
+    let count = runs.len() - first;
+    (count >= MERGE_FANIN).then_some((first, count))
 }
 
 struct Merging {
@@ -590,14 +585,14 @@ impl Runs {
     }
 
     /// Starts a merge in the background, numbered `number`, if none is
-    /// under way and [`MERGE_FANIN`] runs of one size class are adjacent.
+    /// under way and the newest runs make a window (`merge_window`).
     /// Returns whether it started (and so used `number`).
     pub fn start_merge(&mut self, number: u64) -> bool {
         if self.merging.is_some() {
             return false;
         }
-        let Some(first) = merge_candidates(&self.live) else { return false };
-        let runs: Vec<Arc<Run>> = self.live[first..first + MERGE_FANIN].to_vec();
+        let Some((first, count)) = merge_window(&self.live) else { return false };
+        let runs: Vec<Arc<Run>> = self.live[first..first + count].to_vec();
         let cancel = Arc::new(AtomicBool::new(false));
         let (dir, kind, keep, sync, flag) = (self.dir.clone(), self.kind, self.keep, self.sync, Arc::clone(&cancel));
         let spawned = std::thread::Builder::new()
@@ -605,7 +600,7 @@ impl Runs {
             .spawn(move || merge(&dir, kind, number, &runs, keep, sync, &flag));
         match spawned {
             Ok(handle) => {
-                self.merging = Some(Merging { first, count: MERGE_FANIN, number, cancel, handle });
+                self.merging = Some(Merging { first, count, number, cancel, handle });
                 true
             }
             // No thread: the runs stay as they are, and a later flush tries again.
@@ -737,10 +732,34 @@ mod tests {
     }
 
     #[test]
-    fn size_classes_choose_the_smallest_adjacent_four() {
-        assert_eq!(level(1), 0);
-        assert_eq!(level(LEVEL_BASE_ENTRIES), 0);
-        assert_eq!(level(LEVEL_BASE_ENTRIES + 1), 1);
-        assert_eq!(level(LEVEL_BASE_ENTRIES * 4 + 1), 2);
+    fn merges_take_the_newest_runs_while_the_older_is_no_larger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runs = Runs::open(dir.path(), "ids", Keep::All, &[], false).expect("opens");
+        let sizes = |runs: &Runs| runs.live.iter().map(|r| r.entries).collect::<Vec<_>>();
+        let mut number = 0;
+        let mut key = 0u128;
+        // Flushes of 10 entries, merging as the index does after each.
+        for _ in 0..64 {
+            runs.add((0..10).map(|i| (key + i, 0)).collect(), number).expect("adds");
+            key += 10;
+            number += 1;
+            if runs.start_merge(number) {
+                number += 1;
+                runs.collect(true).expect("collects");
+            }
+            let live = sizes(&runs);
+            assert!(live.len() <= 2 * 7, "about log2(64) runs at most: {live:?}");
+        }
+        let live = sizes(&runs);
+        assert_eq!(live.iter().sum::<u64>(), 640);
+        assert!(live.windows(2).all(|w| w[0] >= w[1]), "sizes fall from oldest to newest: {live:?}");
+        // A run of an odd size between larger ones is taken in, not left out.
+        let odd = vec![(1_000_000, 0)];
+        runs.add(odd, number).expect("adds");
+        for i in 0..4 {
+            runs.add((0..1000).map(|k| (2_000_000 + i * 1000 + k, 0)).collect(), number + 1 + i as u64).expect("adds");
+        }
+        // The four newest hold 4,000 entries: the odd run and every older one (640 in all) join them.
+        assert_eq!(merge_window(&runs.live), Some((0, runs.live.len())), "{:?}", sizes(&runs));
     }
 }
