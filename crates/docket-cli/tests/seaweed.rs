@@ -344,7 +344,17 @@ fn a_replica_is_ready_once_caught_up_and_unready_when_it_cannot_keep_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(metric(&stuck, "docket_replica_behind_records"), size as f64);
-    assert!(readiness(&stuck, 503).contains("missing (the checkpoint covers it)"), "it says why it is behind");
+    // It reads the checkpoint before it fails to find the bundles: the reason
+    // comes with the next round, so wait for it rather than race it.
+    let started_at = Instant::now();
+    loop {
+        let ready = readiness(&stuck, 503);
+        if ready.contains("missing (the checkpoint covers it)") {
+            break;
+        }
+        assert!(started_at.elapsed() < Duration::from_secs(60), "it says why it is behind: {ready}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // A replica that follows is ready once it has caught up, and its lag is under the bound.
     let (_good, good) = replica("good", "s3://private/log");
