@@ -157,14 +157,16 @@ impl Index {
     pub fn recreate(self) -> Result<Self, String> {
         let (path, records, scratch) = (self.path.clone(), self.records.clone(), self.scratch);
         drop(self);
-        let mut index = Self::create(&path, records)?;
-        index.scratch = scratch;
-        Ok(index)
+        Self::create_as(&path, records, scratch)
     }
 
     /// A new, empty index at `path`, replacing any there, of the log
     /// `records` reads.
     pub fn create(path: &Path, records: Reader) -> Result<Self, String> {
+        Self::create_as(path, records, false)
+    }
+
+    fn create_as(path: &Path, records: Reader, scratch: bool) -> Result<Self, String> {
         match std::fs::remove_file(path) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(failed(path, "removing")(&error)),
             _ => {}
@@ -186,20 +188,15 @@ impl Index {
         }
         txn.commit().map_err(|e| failed(path, "committing")(&e))?;
         crate::storage::sync_dir(&dir).map_err(|e| failed(&dir, "syncing")(&e))?;
-        let ids = Runs::open(&dir, "ids", Keep::All, &[], true)?;
-        let cases = Runs::open(&dir, "cases", Keep::Max, &[], true)?;
-        Ok(Self { db, path: path.to_owned(), ids, cases, next_run: 0, records, scratch: false, writes: 0 })
+        let ids = Runs::open(&dir, "ids", Keep::All, &[], !scratch)?;
+        let cases = Runs::open(&dir, "cases", Keep::Max, &[], !scratch)?;
+        Ok(Self { db, path: path.to_owned(), ids, cases, next_run: 0, records, scratch, writes: 0 })
     }
 
     /// A new scratch index at `path` (see `scratch`), for a check that
     /// builds the state from the first record and throws it away after.
     pub fn scratch(path: &Path, records: Reader) -> Result<Self, String> {
-        let dir = runs_dir(path);
-        let mut index = Self::create(path, records)?;
-        index.scratch = true;
-        index.ids = Runs::open(&dir, "ids", Keep::All, &[], false)?;
-        index.cases = Runs::open(&dir, "cases", Keep::Max, &[], false)?;
-        Ok(index)
+        Self::create_as(path, records, true)
     }
 
     /// The point covered, if the index holds one of its format.
@@ -234,11 +231,6 @@ impl Index {
     /// The indexed version of a case (0 if none).
     pub fn case_version(&self, case: &CaseRef) -> Result<u64, String> {
         Ok(self.cases.newest(case_key(case))?.unwrap_or(0))
-    }
-
-    /// Entries in the index's runs: (ids, case versions).
-    pub fn entries(&self) -> (u64, u64) {
-        (self.ids.entries(), self.cases.entries())
     }
 
     /// Writes what records up to `indexed.through` added as a run of each

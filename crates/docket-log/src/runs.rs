@@ -355,7 +355,7 @@ impl Run {
         // starting below `key` through the blocks starting at it.
         let first = self.fences.partition_point(|fence| *fence < key).saturating_sub(1);
         let end = self.fences.partition_point(|fence| *fence <= key).max(first + 1);
-        let mut block = vec![0; BLOCK_BYTES];
+        let mut block = [0; BLOCK_BYTES];
         for number in first..end {
             self.read_blocks(number as u64, &mut block)?;
             let count = self.entries_in(number as u64);
@@ -515,11 +515,6 @@ impl Runs {
     /// The runs' numbers, oldest first: what a manifest records.
     pub fn numbers(&self) -> Vec<u64> {
         self.live.iter().map(|r| r.number).collect()
-    }
-
-    /// The number of the merge under way, if any (its file is not yet in a manifest).
-    pub fn merging(&self) -> Option<u64> {
-        self.merging.as_ref().map(|m| m.number)
     }
 
     /// Entries in all runs.
